@@ -1,0 +1,22 @@
+/** Exit codes are an interface: CI pipelines branch on them. Documented in README. */
+export const EXIT = {
+  /** Everything converged (or, for plan, computed). */
+  ok: 0,
+  /** A task failed on some host, or the input was bad. */
+  failed: 1,
+  /** plan/apply --detailed-exitcode: changes are pending (plan) or were made (apply). */
+  changes: 2,
+  /** Some host was unreachable, and nothing failed. */
+  unreachable: 4,
+} as const;
+
+import type { HostResult } from '../executor/results.js';
+import { summarize } from '../executor/results.js';
+
+export function exitCodeFor(results: HostResult[], detailed: boolean): number {
+  const s = summarize(results);
+  if (s.failed > 0) return EXIT.failed;
+  if (s.unreachable > 0) return EXIT.unreachable;
+  if (detailed && s.changed > 0) return EXIT.changes;
+  return EXIT.ok;
+}

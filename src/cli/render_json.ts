@@ -1,0 +1,37 @@
+/** `--format json`: one document on stdout; its shape is part of the interface (README). */
+import type { HostResult } from '../executor/results.js';
+import { countTasks, summarize } from '../executor/results.js';
+
+export function renderJson(results: HostResult[], mode: 'apply' | 'plan'): string {
+  const hosts = Object.fromEntries(
+    results.map((r) => {
+      const c = countTasks(r);
+      return [
+        r.host,
+        {
+          address: r.address,
+          ok: c.ok,
+          changed: c.changed,
+          failed: c.failed,
+          skipped: c.skipped,
+          unreachable: r.unreachable,
+          ...(r.error ? { error: r.error } : {}),
+          tasks: r.tasks.map((t) => ({
+            play: t.play,
+            task: t.task,
+            resource: t.resource,
+            handler: t.handler,
+            status: t.status,
+            diff: t.diff,
+            message: [...t.messages, ...(t.error ? [t.error] : [])].join('\n'),
+            messages: t.messages,
+            warnings: t.warnings,
+            commands: t.commands,
+            ...(t.error ? { error: t.error } : {}),
+          })),
+        },
+      ];
+    }),
+  );
+  return JSON.stringify({ mode, hosts, summary: summarize(results) }, null, 2) + '\n';
+}

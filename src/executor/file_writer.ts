@@ -1,0 +1,65 @@
+/**
+ * Atomic file replacement on the host, for every file a task changes, in one
+ * script: each new content goes to a temp file in the target's directory,
+ * gets the old file's owner and mode, is fsynced, and only when every temp
+ * file is ready are they renamed over their targets (then the directories are
+ * fsynced). Each target must still hold what the plan saw (sha256), so a file
+ * edited by someone else between plan and apply is never overwritten.
+ */
+import { shellQuote } from '../transport/shell.js';
+import type { FileChange } from '../plan/types.js';
+
+export const EXIT_CHANGED_SINCE_PLAN = 65;
+
+function heredoc(content: string, marker: string): string {
+  const encoded = Buffer.from(content, 'utf8')
+    .toString('base64')
+    .replace(/.{1,76}/g, '$&\n');
+  return `base64 -d <<'${marker}'\n${encoded}${marker}\n`;
+}
+
+/** The script that writes `changes` (all or none, short of a crash between renames). */
+export function buildWriteScript(changes: FileChange[]): string {
+  const lines: string[] = [
+    'set -u',
+    'umask 077',
+    'sshfix_temps=""',
+    'cleanup() { for t in $sshfix_temps; do rm -f "$t"; done; }',
+  ];
+  changes.forEach((change, i) => {
+    const target = shellQuote(change.path);
+    const temp = `"$t${i}"`;
+    lines.push(`t${i}=$(dirname -- ${target})/.sshfix.$$.${i}.tmp`);
+    lines.push(`sshfix_temps="$sshfix_temps $t${i}"`);
+    if (change.beforeSha256 === null) {
+      lines.push(
+        `if [ -e ${target} ]; then echo ${shellQuote(`${change.path} appeared since the plan was made`)} >&2; cleanup; exit ${EXIT_CHANGED_SINCE_PLAN}; fi`,
+      );
+    } else {
+      lines.push(
+        `if [ "$(sha256sum < ${target} 2>/dev/null | cut -d' ' -f1)" != ${shellQuote(change.beforeSha256)} ]; then echo ${shellQuote(`${change.path} changed since the plan was made`)} >&2; cleanup; exit ${EXIT_CHANGED_SINCE_PLAN}; fi`,
+      );
+    }
+    lines.push(`{ ${heredoc(change.after, `SSHFIX_EOF_${i}`)}} > ${temp} || { cleanup; exit 1; }`);
+    if (change.beforeSha256 !== null) {
+      lines.push(
+        `chown --reference=${target} ${temp} && chmod --reference=${target} ${temp} || { cleanup; exit 1; }`,
+      );
+    } else {
+      const mode = change.mode ?? '0644';
+      const owner = `${change.owner ?? 'root'}:${change.group ?? 'root'}`;
+      lines.push(
+        `chmod ${shellQuote(mode)} ${temp} && chown ${shellQuote(owner)} ${temp} || { cleanup; exit 1; }`,
+      );
+    }
+    lines.push(`sync ${temp} 2>/dev/null || sync`);
+  });
+  changes.forEach((change, i) => {
+    const target = shellQuote(change.path);
+    lines.push(`mv -f "$t${i}" ${target} || { cleanup; exit 1; }`);
+    lines.push(`command -v restorecon >/dev/null 2>&1 && restorecon ${target} 2>/dev/null`);
+    lines.push(`sync "$(dirname -- ${target})" 2>/dev/null || sync`);
+  });
+  lines.push('exit 0', '');
+  return lines.join('\n');
+}

@@ -1,0 +1,67 @@
+import type { TaskStatus } from '../plan/types.js';
+
+/** What happened to one task on one host: Ansible's changed/diff/msg contract. */
+export interface TaskResult {
+  play: string;
+  task: string;
+  resource: string;
+  status: TaskStatus;
+  handler: boolean;
+  /** One line per decision ("MaxStartups 10:30:100 from …:3 → 30:30:100"). */
+  messages: string[];
+  warnings: string[];
+  /** Unified diff of every file the task changes (or would change). */
+  diff: string;
+  /** Commands run (or that would run), as the operator would type them. */
+  commands: string[];
+  /** Why it failed or was skipped. */
+  error?: string;
+}
+
+export interface HostResult {
+  host: string;
+  address: string;
+  unreachable: boolean;
+  /** Why the host could not be reached. */
+  error?: string;
+  tasks: TaskResult[];
+}
+
+export interface HostCounts {
+  ok: number;
+  changed: number;
+  failed: number;
+  skipped: number;
+  unreachable: boolean;
+}
+
+export function countTasks(result: HostResult): HostCounts {
+  const count = (s: TaskStatus) => result.tasks.filter((t) => t.status === s).length;
+  return {
+    ok: count('ok'),
+    changed: count('changed'),
+    failed: count('failed'),
+    skipped: count('skipped'),
+    unreachable: result.unreachable,
+  };
+}
+
+export interface RunSummary {
+  ok: number;
+  changed: number;
+  failed: number;
+  unreachable: number;
+  hosts: number;
+}
+
+export function summarize(results: HostResult[]): RunSummary {
+  const summary: RunSummary = { ok: 0, changed: 0, failed: 0, unreachable: 0, hosts: results.length };
+  for (const r of results) {
+    const c = countTasks(r);
+    summary.ok += c.ok;
+    summary.changed += c.changed;
+    summary.failed += c.failed;
+    if (c.unreachable) summary.unreachable++;
+  }
+  return summary;
+}

@@ -1,0 +1,196 @@
+/**
+ * Runs a playbook across the selected hosts of an inventory: every host's
+ * arguments are rendered and checked before any host is contacted (bad input
+ * changes nothing), then hosts run in parallel (at most `forks` at once), each
+ * over one connection reused for all of its plays. A failure on one host never
+ * stops the others.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import PQueue from 'p-queue';
+import type { Inventory } from '../config/inventory.js';
+import { connectionVars, selectHosts } from '../config/inventory.js';
+import type { Playbook, TaskSpec } from '../config/playbook.js';
+import { positionAt } from '../config/schema.js';
+import { renderTaskArgs } from '../config/playbook.js';
+import { ConfigError, type Diagnostic } from '../config/diagnostics.js';
+import type { ResourceKind } from '../resources/types.js';
+import type { Connection, ConnectionSpec } from '../transport/types.js';
+import { UnreachableError } from '../transport/types.js';
+import { openConnection } from '../transport/connect.js';
+import { runPlayOnHost, type BoundPlay, type BoundTask } from './host_run.js';
+import type { HostResult } from './results.js';
+
+export interface RunOptions {
+  check: boolean;
+  /** Extra host pattern intersected with every play's `hosts:`. */
+  limit?: string;
+  forks: number;
+  /** Overrides for every host (from CLI flags). */
+  connection?: 'ssh' | 'local';
+  user?: string;
+  privateKeyFile?: string;
+  knownHostsFile?: string;
+  acceptNewHostKeys: boolean;
+  connectTimeoutMs: number;
+  commandTimeoutMs: number;
+  /** Called as each host finishes, for streaming output. */
+  onHostDone?: (result: HostResult) => void;
+  /** Opens connections; tests may substitute. */
+  connect?: (spec: ConnectionSpec) => Promise<Connection>;
+}
+
+export const DEFAULT_FORKS = 25;
+
+interface HostJob {
+  host: string;
+  spec: ConnectionSpec;
+  plays: BoundPlay[];
+}
+
+export function defaultKnownHostsFile(): string {
+  return path.join(os.homedir(), '.ssh', 'known_hosts');
+}
+
+/** Selects hosts for every play and renders every task for every host; throws ConfigError with all problems. */
+export function bindPlaybook(
+  playbook: Playbook,
+  inventory: Inventory,
+  resources: ReadonlyMap<string, ResourceKind>,
+  options: RunOptions,
+): HostJob[] {
+  const schemas = Object.fromEntries([...resources].map(([name, r]) => [name, r.argsSchema]));
+  const limited = options.limit ? new Set(selectHosts(inventory, options.limit)) : undefined;
+  const jobs = new Map<string, HostJob>();
+  const diagnostics: Diagnostic[] = [];
+  for (const play of playbook.plays) {
+    const hosts = selectHosts(inventory, play.hosts).filter((h) => !limited || limited.has(h));
+    for (const hostName of hosts) {
+      const host = inventory.hosts.get(hostName)!;
+      const vars = { ...host.vars, ...play.vars, inventory_hostname: hostName };
+      const bind = (t: TaskSpec): BoundTask | undefined => {
+        const resource = resources.get(t.resource)!;
+        try {
+          const args = renderTaskArgs(t, vars, schemas);
+          const problems = resource.checkArgs?.(args) ?? [];
+          if (problems.length > 0) {
+            throw new ConfigError(
+              problems.map((p) => ({
+                severity: 'error',
+                summary: p.message,
+                position: positionAt(t.argPositions, p.pointer, 'key') ?? t.position,
+              })),
+            );
+          }
+          return { play: play.name, name: t.name, resource, args, notify: t.notify };
+        } catch (error) {
+          if (!(error instanceof ConfigError)) throw error;
+          // The same mistake shows once, not once per host.
+          for (const d of error.diagnostics) {
+            if (!diagnostics.some((x) => sameDiagnostic(x, d)))
+              diagnostics.push({ ...d, detail: d.detail ?? `for host ${hostName}` });
+          }
+          return undefined;
+        }
+      };
+      const tasks = play.tasks.map(bind).filter((t): t is BoundTask => t !== undefined);
+      const handlers = play.handlers.map(bind).filter((t): t is BoundTask => t !== undefined);
+      let job = jobs.get(hostName);
+      if (!job) {
+        job = { host: hostName, spec: connectionSpec(hostName, host.vars, play.become, options), plays: [] };
+        jobs.set(hostName, job);
+      } else if (play.become) job.spec.become = true;
+      job.plays.push({ name: play.name, vars, tasks, handlers });
+    }
+  }
+  if (diagnostics.length > 0) throw new ConfigError(diagnostics);
+  return [...jobs.values()];
+}
+
+function sameDiagnostic(a: Diagnostic, b: Diagnostic): boolean {
+  return (
+    a.summary === b.summary &&
+    a.position?.file === b.position?.file &&
+    a.position?.line === b.position?.line &&
+    a.position?.column === b.position?.column
+  );
+}
+
+function connectionSpec(
+  hostName: string,
+  vars: Record<string, unknown>,
+  playBecome: boolean | undefined,
+  options: RunOptions,
+): ConnectionSpec {
+  const c = connectionVars({ name: hostName, vars, groups: [] });
+  return {
+    hostName,
+    connection: options.connection ?? c.connection,
+    address: c.address,
+    port: c.port,
+    user: options.user ?? c.user ?? os.userInfo().username,
+    privateKeyFile: options.privateKeyFile ?? c.privateKeyFile,
+    password: c.password,
+    agent: process.env.SSH_AUTH_SOCK,
+    become: playBecome ?? c.become,
+    becomePassword: c.becomePassword,
+    knownHostsFile: options.knownHostsFile ?? defaultKnownHostsFile(),
+    acceptNewHostKeys: options.acceptNewHostKeys,
+    connectTimeoutMs: options.connectTimeoutMs,
+    commandTimeoutMs: options.commandTimeoutMs,
+    keepaliveIntervalMs: 5000,
+  };
+}
+
+async function runHost(job: HostJob, options: RunOptions): Promise<HostResult> {
+  const result: HostResult = { host: job.host, address: job.spec.address, unreachable: false, tasks: [] };
+  let conn: Connection | undefined;
+  try {
+    const opened = await (options.connect ?? openConnection)(job.spec);
+    conn = opened;
+    for (const play of job.plays) {
+      const tasks = await runPlayOnHost(opened, play, { check: options.check });
+      result.tasks.push(...tasks);
+      if (tasks.some((t) => t.status === 'failed')) break;
+    }
+  } catch (error) {
+    if (!(error instanceof UnreachableError)) throw error;
+    result.unreachable = true;
+    result.error = error.message;
+  } finally {
+    await conn?.close().catch(() => undefined);
+  }
+  return result;
+}
+
+/** Runs the jobs; results come back in inventory order. */
+export async function runJobs(jobs: HostJob[], options: RunOptions): Promise<HostResult[]> {
+  const queue = new PQueue({ concurrency: Math.max(1, options.forks) });
+  return Promise.all(
+    jobs.map((job) =>
+      queue.add(async () => {
+        const result = await runHost(job, options).catch((error: unknown): HostResult => ({
+          host: job.host,
+          address: job.spec.address,
+          unreachable: false,
+          tasks: [
+            {
+              play: '',
+              task: '(internal)',
+              resource: '',
+              status: 'failed',
+              handler: false,
+              messages: [],
+              warnings: [],
+              diff: '',
+              commands: [],
+              error: error instanceof Error ? error.message : String(error),
+            },
+          ],
+        }));
+        options.onHostDone?.(result);
+        return result;
+      }),
+    ),
+  ) as Promise<HostResult[]>;
+}

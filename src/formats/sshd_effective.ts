@@ -1,0 +1,722 @@
+/**
+ * The sshd_config *tree* (main file plus everything it Includes), read in
+ * sshd's order; which occurrence of a keyword actually wins; a planner that
+ * edits that occurrence in place; staging of the whole tree for `sshd -t`;
+ * and comparison with `sshd -T` output. No I/O except through the reader
+ * passed in.
+ */
+import type { Diagnostic } from '../config/diagnostics.js';
+import type { FileState } from '../plan/types.js';
+import {
+  assertNoControlCharacters,
+  dominantLineEnding,
+  parseSshdConfig,
+  quoteArgument,
+  renderSshdConfig,
+  rewriteDirectiveValue,
+  tokenizeArguments,
+  type DirectiveLine,
+  type SshdConfigFile,
+} from './sshd_config.js';
+import {
+  canonicalKeyword,
+  keywordInfo,
+  normalizeArgument,
+  suggestKeyword,
+  valuesEqual,
+  type KeywordInfo,
+} from './sshd_keywords.js';
+
+/** Directory relative Include paths are resolved against (sshd's SSHDIR on every major distribution). */
+export const SSH_DIR = '/etc/ssh';
+/** servconf.c SERVCONF_MAX_DEPTH. */
+export const MAX_INCLUDE_DEPTH = 16;
+
+export interface SshdTreeReader {
+  readFiles(paths: string[]): Promise<Map<string, FileState>>;
+  /** Sorted lexically, as sshd's glob(3) returns them. */
+  glob(pattern: string): Promise<string[]>;
+}
+
+export interface FilePosition {
+  file: string;
+  line: number;
+}
+
+/** One directive as sshd reads it, in reading order. */
+export interface DirectiveOccurrence extends FilePosition {
+  keyword: string;
+  key: string;
+  args: string[];
+  /** True when the line applies only to connections matching a Match block. */
+  inMatch: boolean;
+  /** The Match line whose block this line belongs to. */
+  matchAt?: FilePosition;
+}
+
+export interface LoadedFile {
+  path: string;
+  state: FileState;
+  parsed: SshdConfigFile;
+}
+
+export interface SshdTree {
+  mainPath: string;
+  /** Every file read, in first-read order. */
+  files: Map<string, LoadedFile>;
+  occurrences: DirectiveOccurrence[];
+  /** Unknown keywords and similar problems sshd would reject. */
+  diagnostics: Diagnostic[];
+}
+
+interface MatchContext {
+  inMatch: boolean;
+  matchAt?: FilePosition;
+}
+
+/** Reads `mainPath` and, recursively, every file it Includes, exactly in the order and context sshd does. */
+export async function loadSshdTree(mainPath: string, reader: SshdTreeReader): Promise<SshdTree> {
+  const tree: SshdTree = { mainPath, files: new Map(), occurrences: [], diagnostics: [] };
+  const states = await reader.readFiles([mainPath]);
+  const main = states.get(mainPath);
+  if (main === undefined || !main.exists) throw new Error(`${mainPath}: sshd_config not found`);
+  await readFileInto(tree, main, reader, { inMatch: false }, 0);
+  return tree;
+}
+
+async function readFileInto(
+  tree: SshdTree,
+  state: FileState,
+  reader: SshdTreeReader,
+  inherited: MatchContext,
+  depth: number,
+): Promise<void> {
+  // servconf.c parse_server_config_depth(): fatal("Too many recursive configuration includes").
+  if (depth > MAX_INCLUDE_DEPTH) {
+    throw new Error(
+      `${state.path}: too many recursive configuration includes (more than ${MAX_INCLUDE_DEPTH})`,
+    );
+  }
+  const parsed = tree.files.get(state.path)?.parsed ?? parseSshdConfig(state.content);
+  if (!tree.files.has(state.path)) tree.files.set(state.path, { path: state.path, state, parsed });
+
+  // A Match block runs to the next Match line or to the end of the file that
+  // holds it: servconf.c (sInclude) saves `oactive = *activep` before parsing
+  // an included file and restores `*activep = oactive` afterwards ("Don't let
+  // included files clobber the containing file's Match state"). The included
+  // file starts in the includer's state, so an Include inside a Match block
+  // makes every included line conditional.
+  let context: MatchContext = { ...inherited };
+  for (const line of parsed.lines) {
+    if (line.kind !== 'directive') continue;
+    const position = { file: state.path, line: line.line };
+    if (line.key === 'match') context = matchContextAfter(line, position);
+    recordOccurrence(tree, line, position, context);
+    if (line.error !== undefined) {
+      tree.diagnostics.push(diagnostic(position, `${line.keyword}: ${line.error}`));
+    }
+    if (line.key === 'include') {
+      for (const pattern of line.args) {
+        for (const included of await readIncludedFiles(pattern, reader, position)) {
+          await readFileInto(tree, included, reader, context, depth + 1);
+        }
+      }
+    }
+  }
+}
+
+/** `Match all` returns to unconditional context; any other Match starts a conditional block. */
+function matchContextAfter(line: DirectiveLine, position: FilePosition): MatchContext {
+  const matchesAll = line.args.length === 1 && line.args[0]?.toLowerCase() === 'all';
+  return matchesAll ? { inMatch: false } : { inMatch: true, matchAt: position };
+}
+
+function recordOccurrence(
+  tree: SshdTree,
+  line: DirectiveLine,
+  position: FilePosition,
+  context: MatchContext,
+): void {
+  const occurrence: DirectiveOccurrence = {
+    ...position,
+    keyword: line.keyword,
+    key: line.key,
+    args: line.args,
+    inMatch: context.inMatch,
+  };
+  if (context.matchAt !== undefined) occurrence.matchAt = context.matchAt;
+  tree.occurrences.push(occurrence);
+  const info = keywordInfo(line.key);
+  if (info === undefined) {
+    const suggestion = suggestKeyword(line.keyword);
+    const hint = suggestion === undefined ? '' : ` (did you mean ${suggestion}?)`;
+    tree.diagnostics.push(diagnostic(position, `unknown sshd_config keyword "${line.keyword}"${hint}`));
+  } else if (context.inMatch && line.key !== 'match' && !info.allowedInMatch) {
+    tree.diagnostics.push(
+      diagnostic(position, `Directive '${info.name}' is not allowed within a Match block`, context.matchAt),
+    );
+  }
+}
+
+function diagnostic(position: FilePosition, summary: string, matchAt?: FilePosition): Diagnostic {
+  const d: Diagnostic = { severity: 'error', summary, position: { ...position, column: 1 } };
+  if (matchAt !== undefined) d.detail = `the Match block starts at ${formatAt(matchAt)}`;
+  return d;
+}
+
+/** Relative Include paths are relative to /etc/ssh (servconf.c: `xasprintf(&arg, "%s/%s", SSHDIR, arg2)`). */
+export function resolveIncludePattern(pattern: string): string {
+  return pattern.startsWith('/') || pattern.startsWith('~') ? pattern : `${SSH_DIR}/${pattern}`;
+}
+
+async function readIncludedFiles(
+  pattern: string,
+  reader: SshdTreeReader,
+  includedFrom: FilePosition,
+): Promise<FileState[]> {
+  // A glob that matches nothing is fine (GLOB_NOMATCH is not an error).
+  const paths = [...(await reader.glob(resolveIncludePattern(pattern)))].sort(compareBytes);
+  if (paths.length === 0) return [];
+  const states = await reader.readFiles(paths);
+  return paths.map((path) => {
+    const state = states.get(path);
+    if (state === undefined || !state.exists) {
+      throw new Error(`${formatAt(includedFrom)}: included file ${path} cannot be read`);
+    }
+    return state;
+  });
+}
+
+function compareBytes(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+export function formatAt(position: FilePosition): string {
+  return `${position.file}:${position.line}`;
+}
+
+// ---------------------------------------------------------------------------
+// Effective values
+
+export interface EffectiveSetting {
+  /** Canonical keyword. */
+  keyword: string;
+  /** Values sshd uses for connections that match no Match block; empty when unset (sshd default). */
+  values: string[];
+  /** The occurrence that wins (`single`/`list`), or the first of the contributing ones (`accumulate`). */
+  winner?: DirectiveOccurrence;
+  /** Global occurrences that contribute: just the winner, or every line for `accumulate` keywords. */
+  contributing: DirectiveOccurrence[];
+  /** Later global occurrences sshd ignores because the first value wins. */
+  ignored: DirectiveOccurrence[];
+  /** Occurrences inside Match blocks: they apply only to matching connections. */
+  inMatch: DirectiveOccurrence[];
+  /**
+   * True for keywords OpenSSH 9.2 lets the *last* occurrence win (MaxStartups,
+   * IPQoS...) when the global occurrences disagree: the value then depends on
+   * the sshd version.
+   */
+  versionDependent: boolean;
+}
+
+/** Occurrences of `keyword` or one of its aliases. */
+function occurrencesOf(tree: SshdTree, info: KeywordInfo): DirectiveOccurrence[] {
+  return tree.occurrences.filter((o) => canonicalKeyword(o.key) === info.name);
+}
+
+function requireKeyword(keyword: string): KeywordInfo {
+  const info = keywordInfo(keyword);
+  if (info === undefined) {
+    const suggestion = suggestKeyword(keyword);
+    throw new Error(
+      `unknown sshd_config keyword "${keyword}"${suggestion === undefined ? '' : ` (did you mean ${suggestion}?)`}`,
+    );
+  }
+  return info;
+}
+
+/** What sshd uses for `keyword` outside Match blocks, and where it comes from. */
+export function effectiveSetting(tree: SshdTree, keyword: string): EffectiveSetting {
+  const info = requireKeyword(keyword);
+  const all = occurrencesOf(tree, info);
+  const global = all.filter((o) => !o.inMatch);
+  const inMatch = all.filter((o) => o.inMatch);
+  const winner = global[0];
+  if (info.multiplicity === 'accumulate') {
+    const values = global.flatMap((o) => (info.itemPerLine === 'line' ? [o.args.join(' ')] : o.args));
+    const result: EffectiveSetting = {
+      keyword: info.name,
+      values,
+      contributing: global,
+      ignored: [],
+      inMatch,
+      versionDependent: false,
+    };
+    if (winner !== undefined) result.winner = winner;
+    return result;
+  }
+  const ignored = global.slice(1);
+  const versionDependent =
+    info.lastWinsOnOlderSshd === true &&
+    winner !== undefined &&
+    ignored.some((o) => !valuesEqual(info.name, o.args, winner.args));
+  const result: EffectiveSetting = {
+    keyword: info.name,
+    values: winner?.args ?? [],
+    contributing: winner === undefined ? [] : [winner],
+    ignored,
+    inMatch,
+    versionDependent,
+  };
+  if (winner !== undefined) result.winner = winner;
+  return result;
+}
+
+// ---------------------------------------------------------------------------
+// Planning
+
+export type SettingValue = string | number | boolean | Array<string | number>;
+
+export interface SettingDecision {
+  keyword: string;
+  /** One entry per line for `accumulate` keywords, else the single value text. */
+  desired: string[];
+  current?: { values: string[]; file: string; line: number };
+  action: 'keep' | 'replace' | 'insert';
+  message: string;
+  warnings: string[];
+}
+
+export interface SshdSettingsPlan {
+  /** New content of every file that changes. */
+  files: Map<string, string>;
+  decisions: SettingDecision[];
+}
+
+const DUPLICATE_MARKER = '# sshfix: ignored duplicate (first value wins): ';
+const SUPERSEDED_MARKER = '# sshfix: superseded';
+
+/**
+ * Plans the edits that make sshd use `settings` for connections outside Match
+ * blocks: edits the occurrence that wins, in whichever file holds it;
+ * comments out later duplicates; inserts missing keywords into the main file
+ * where they win and outside any Match block.
+ */
+export function planSshdSettings(tree: SshdTree, settings: Record<string, SettingValue>): SshdSettingsPlan {
+  const editor = new TreeEditor(tree);
+  const seen = new Map<string, string>();
+  const decisions: SettingDecision[] = [];
+  for (const [name, value] of Object.entries(settings)) {
+    const info = requireKeyword(name);
+    if (info.name === 'Match' || info.name === 'Include') {
+      throw new Error(`${info.name} cannot be set as a setting; edit the file's structure instead`);
+    }
+    if (info.deprecated === true) throw new Error(`${info.name} is deprecated and ignored by OpenSSH`);
+    const earlier = seen.get(info.name);
+    if (earlier !== undefined) throw new Error(`"${name}" and "${earlier}" both set ${info.name}`);
+    seen.set(info.name, name);
+    const desired = desiredLines(info, name, value);
+    decisions.push(
+      info.multiplicity === 'accumulate'
+        ? planAccumulating(tree, editor, info, desired)
+        : planSingle(tree, editor, info, desired),
+    );
+  }
+  return { files: editor.changedFiles(), decisions };
+}
+
+/** Desired value text, one entry per directive line. */
+function desiredLines(info: KeywordInfo, name: string, value: SettingValue): string[] {
+  if (Array.isArray(value)) {
+    if (info.multiplicity === 'single') {
+      throw new Error(`${info.name} takes a single value, got a list (${name})`);
+    }
+    if (value.length === 0) throw new Error(`${info.name}: empty list`);
+    const items = value.map((v) => scalarText(info, v));
+    // `list` keywords take every item as one argument of a single line.
+    return info.multiplicity === 'list' ? [items.map(quoteArgument).join(' ')] : items.map(checkedValueText);
+  }
+  return [checkedValueText(scalarText(info, value))];
+}
+
+function scalarText(info: KeywordInfo, value: string | number | boolean): string {
+  if (typeof value === 'boolean') return value ? 'yes' : 'no';
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new Error(`${info.name}: ${value} is not a number sshd accepts`);
+    return String(value);
+  }
+  return value;
+}
+
+/** A value written verbatim must be one line and parse as sshd would read it back. */
+function checkedValueText(text: string): string {
+  assertNoControlCharacters(text);
+  const { tokens, error } = tokenizeArguments(text);
+  if (error !== undefined) throw new Error(`sshd_config value ${JSON.stringify(text)}: ${error}`);
+  const reconstructed =
+    tokens.length === 0 ? '' : text.slice(tokens[0]?.start, tokens[tokens.length - 1]?.end);
+  if (tokens.length === 0 || reconstructed !== text) {
+    throw new Error(`sshd_config value ${JSON.stringify(text)} would not be read back as written`);
+  }
+  return text;
+}
+
+function argsOf(text: string): string[] {
+  return tokenizeArguments(text).tokens.map((t) => t.value);
+}
+
+function planSingle(
+  tree: SshdTree,
+  editor: TreeEditor,
+  info: KeywordInfo,
+  desired: string[],
+): SettingDecision {
+  const desiredText = desired[0] ?? '';
+  const desiredArgs = argsOf(desiredText);
+  const effective = effectiveSetting(tree, info.name);
+  const warnings = effective.inMatch.map(matchWarning);
+  const winner = effective.winner;
+  if (winner === undefined) {
+    editor.insert(info.name, [desiredText]);
+    return {
+      keyword: info.name,
+      desired,
+      action: 'insert',
+      message: `${info.name} (unset, default) → ${desiredText}`,
+      warnings,
+    };
+  }
+  const current = { values: [winner.args.join(' ')], file: winner.file, line: winner.line };
+  const winnerMatches = valuesEqual(info.name, winner.args, desiredArgs);
+  const differingDuplicates = effective.ignored.filter((o) => !valuesEqual(info.name, o.args, desiredArgs));
+  // On OpenSSH 9.2 a later MaxStartups (IPQoS...) wins: only a tree where every global occurrence agrees is safe.
+  const mustRemoveDuplicates = info.lastWinsOnOlderSshd === true && differingDuplicates.length > 0;
+  if (winnerMatches && !mustRemoveDuplicates) {
+    for (const o of differingDuplicates) {
+      warnings.push(
+        `ignored duplicate at ${formatAt(o)}: ${o.keyword} ${o.args.join(' ')} (first value wins)`,
+      );
+    }
+    return {
+      keyword: info.name,
+      desired,
+      current,
+      action: 'keep',
+      message: `${info.name} ${current.values[0]} at ${formatAt(winner)}`,
+      warnings,
+    };
+  }
+  if (!winnerMatches) editor.replaceValue(winner, desiredText);
+  for (const o of effective.ignored) editor.commentOut(o, DUPLICATE_MARKER);
+  if (effective.ignored.length > 0) {
+    warnings.push(
+      `commented out ${effective.ignored.length} later duplicate(s) at ${effective.ignored.map(formatAt).join(', ')}`,
+    );
+  }
+  return {
+    keyword: info.name,
+    desired,
+    current,
+    action: 'replace',
+    message: `${info.name} ${current.values[0]} from ${formatAt(winner)} → ${desiredText}`,
+    warnings,
+  };
+}
+
+function planAccumulating(
+  tree: SshdTree,
+  editor: TreeEditor,
+  info: KeywordInfo,
+  desired: string[],
+): SettingDecision {
+  const effective = effectiveSetting(tree, info.name);
+  const warnings = effective.inMatch.map(matchWarning);
+  const desiredItems = desired.flatMap((text) => (info.itemPerLine === 'line' ? [text] : argsOf(text)));
+  const currentItems = effective.values;
+  const shown = desired.join(', ');
+  const first = effective.winner;
+  if (first === undefined) {
+    editor.insert(info.name, desired);
+    return {
+      keyword: info.name,
+      desired,
+      action: 'insert',
+      message: `${info.name} (unset, default) → ${shown}`,
+      warnings,
+    };
+  }
+  const current = { values: currentItems, file: first.file, line: first.line };
+  if (sameItems(info, currentItems, desiredItems)) {
+    return {
+      keyword: info.name,
+      desired,
+      current,
+      action: 'keep',
+      message: `${info.name} ${currentItems.join(', ')} at ${formatAt(first)}`,
+      warnings,
+    };
+  }
+  editor.replaceWithLines(first, desired);
+  const marker = `${SUPERSEDED_MARKER} (${info.name} is now set at ${formatAt(first)}): `;
+  for (const o of effective.contributing.slice(1)) editor.commentOut(o, marker);
+  return {
+    keyword: info.name,
+    desired,
+    current,
+    action: 'replace',
+    message: `${info.name} ${currentItems.join(', ')} from ${formatAt(first)} → ${shown}`,
+    warnings,
+  };
+}
+
+/** Order-insensitive comparison of two value multisets. */
+function sameItems(info: KeywordInfo, a: readonly string[], b: readonly string[]): boolean {
+  const normalize = (items: readonly string[]) =>
+    items
+      .map((item) =>
+        argsOf(item)
+          .map((arg) => normalizeArgument(info, arg))
+          .join(' '),
+      )
+      .sort();
+  return JSON.stringify(normalize(a)) === JSON.stringify(normalize(b));
+}
+
+function matchWarning(o: DirectiveOccurrence): string {
+  const block = o.matchAt === undefined ? '' : ` (Match at ${formatAt(o.matchAt)})`;
+  return `also set at ${formatAt(o)} inside Match block${block} (applies only to matching connections)`;
+}
+
+/**
+ * Collects line edits per file and renders them once, so several settings can
+ * touch one file and every untouched line stays byte-identical.
+ */
+class TreeEditor {
+  /** file → line number → replacement lines (text without line ending). */
+  private readonly replacements = new Map<string, Map<number, string[]>>();
+  /** Main-file insertions: anchor line number (0 = before line 1) → lines inserted after it. */
+  private readonly insertions = new Map<number, string[]>();
+  private appendAtEnd: string[] = [];
+
+  constructor(private readonly tree: SshdTree) {}
+
+  replaceValue(occurrence: FilePosition, valueText: string): void {
+    const directive = this.directiveAt(occurrence);
+    this.setReplacement(occurrence, [rewriteDirectiveValue(directive, valueText)]);
+  }
+
+  /** The occurrence's line becomes one line per value, the first keeping the original layout. */
+  replaceWithLines(occurrence: FilePosition, values: string[]): void {
+    const directive = this.directiveAt(occurrence);
+    const [firstValue = '', ...others] = values;
+    const separator = directive.separator === '' ? ' ' : directive.separator;
+    this.setReplacement(occurrence, [
+      rewriteDirectiveValue(directive, firstValue),
+      ...others.map((v) => directive.indent + directive.keyword + separator + v),
+    ]);
+  }
+
+  commentOut(occurrence: FilePosition, marker: string): void {
+    const directive = this.directiveAt(occurrence);
+    this.setReplacement(occurrence, [
+      directive.indent + marker + directive.raw.slice(directive.indent.length).trimEnd(),
+    ]);
+  }
+
+  /**
+   * Inserts into the main file where the line wins and is outside any Match
+   * block: after a commented-out default (`#MaxSessions 10`) that precedes the
+   * first Match line, else just before the first Match line, else at the end.
+   */
+  insert(keyword: string, values: string[]): void {
+    const lines = values.map((v) => `${keyword} ${v}`);
+    const main = this.mainFile();
+    const firstMatch = main.parsed.lines.find((l) => l.kind === 'directive' && l.key === 'match');
+    const limit = firstMatch?.line ?? Infinity;
+    const commentedDefault = main.parsed.lines.find(
+      (l) => l.kind === 'comment' && l.line < limit && isCommentedDirective(l.raw, keyword),
+    );
+    if (commentedDefault !== undefined) this.addInsertion(commentedDefault.line, lines);
+    else if (firstMatch !== undefined) this.addInsertion(firstMatch.line - 1, lines);
+    else this.appendAtEnd.push(...lines);
+  }
+
+  changedFiles(): Map<string, string> {
+    const result = new Map<string, string>();
+    for (const [path, loaded] of this.tree.files) {
+      const isMain = path === this.tree.mainPath;
+      const replacements = this.replacements.get(path);
+      if (replacements === undefined && !(isMain && this.hasInsertions())) continue;
+      const content = this.render(loaded, replacements ?? new Map(), isMain);
+      if (content !== loaded.state.content) result.set(path, content);
+    }
+    return result;
+  }
+
+  private hasInsertions(): boolean {
+    return this.insertions.size > 0 || this.appendAtEnd.length > 0;
+  }
+
+  private render(loaded: LoadedFile, replacements: Map<number, string[]>, isMain: boolean): string {
+    const eol = dominantLineEnding(loaded.parsed);
+    const out: string[] = [];
+    const inserted = (anchor: number) => (isMain ? (this.insertions.get(anchor) ?? []) : []);
+    for (const text of inserted(0)) out.push(text + eol);
+    for (const line of loaded.parsed.lines) {
+      const replacement = replacements.get(line.line);
+      const texts = replacement ?? [line.raw];
+      const after = inserted(line.line);
+      // A last line without newline gets one when something follows it.
+      const lineEol = line.eol === '' && after.length > 0 ? eol : line.eol;
+      texts.forEach((text, i) => out.push(text + (i === texts.length - 1 ? lineEol : eol)));
+      for (const text of after) out.push(text + eol);
+    }
+    if (isMain && this.appendAtEnd.length > 0) {
+      const last = out.length - 1;
+      const lastLine = out[last];
+      if (lastLine !== undefined && !lastLine.endsWith('\n')) out[last] = lastLine + eol;
+      for (const text of this.appendAtEnd) out.push(text + eol);
+    }
+    return out.join('');
+  }
+
+  private addInsertion(anchor: number, lines: string[]): void {
+    this.insertions.set(anchor, [...(this.insertions.get(anchor) ?? []), ...lines]);
+  }
+
+  private setReplacement(occurrence: FilePosition, lines: string[]): void {
+    const perFile = this.replacements.get(occurrence.file) ?? new Map<number, string[]>();
+    perFile.set(occurrence.line, lines);
+    this.replacements.set(occurrence.file, perFile);
+  }
+
+  private mainFile(): LoadedFile {
+    const main = this.tree.files.get(this.tree.mainPath);
+    if (main === undefined) throw new Error(`${this.tree.mainPath}: not loaded`);
+    return main;
+  }
+
+  private directiveAt(position: FilePosition): DirectiveLine {
+    const line = this.tree.files.get(position.file)?.parsed.lines[position.line - 1];
+    if (line?.kind !== 'directive') throw new Error(`${formatAt(position)}: no directive on that line`);
+    return line;
+  }
+}
+
+/** `#MaxSessions 10`, `# MaxSessions 10` or `#MaxSessions=10` for keyword MaxSessions (any case). */
+function isCommentedDirective(raw: string, keyword: string): boolean {
+  const body = raw.trimStart().replace(/^#+[ \t]*/, '');
+  const word = /^[^\s=#]+/.exec(body)?.[0];
+  return word !== undefined && word.toLowerCase() === keyword.toLowerCase() && !body.startsWith('sshfix:');
+}
+
+// ---------------------------------------------------------------------------
+// Staging for `sshd -t`
+
+/**
+ * The complete post-change tree relocated under `stageRoot`, with only the
+ * Include arguments rewritten to point into the staged copy, so
+ * `sshd -t -f <mainPath>` validates exactly what the host would read.
+ */
+export function stageTreeForValidation(
+  tree: SshdTree,
+  newFiles: ReadonlyMap<string, string>,
+  stageRoot: string,
+): { mainPath: string; files: Map<string, string> } {
+  const root = stageRoot.replace(/\/+$/, '');
+  const files = new Map<string, string>();
+  const paths = new Set([...tree.files.keys(), ...newFiles.keys()]);
+  for (const path of paths) {
+    const content = newFiles.get(path) ?? tree.files.get(path)?.state.content ?? '';
+    files.set(stagedPath(root, path), relocateIncludes(content, root));
+  }
+  return { mainPath: stagedPath(root, tree.mainPath), files };
+}
+
+function stagedPath(root: string, path: string): string {
+  return root + (path.startsWith('/') ? path : `/${path}`);
+}
+
+function relocateIncludes(content: string, root: string): string {
+  const parsed = parseSshdConfig(content);
+  for (const line of parsed.lines) {
+    if (line.kind !== 'directive' || line.key !== 'include' || line.args.length === 0) continue;
+    const relocated = line.args.map((arg) => {
+      const absolute = resolveIncludePattern(arg);
+      // The server does not expand `~` (no GLOB_TILDE): leave such a pattern alone.
+      return quoteArgument(absolute.startsWith('~') ? absolute : stagedPath(root, absolute));
+    });
+    line.raw = rewriteDirectiveValue(line, relocated.join(' '));
+  }
+  return renderSshdConfig(parsed);
+}
+
+// ---------------------------------------------------------------------------
+// `sshd -T`
+
+/** `sshd -T` output → lowercase key → values (one per output line; repeated keys accumulate). */
+export function parseSshdT(stdout: string): Map<string, string[]> {
+  const result = new Map<string, string[]>();
+  for (const rawLine of stdout.split('\n')) {
+    const line = rawLine.replace(/\r$/, '').trim();
+    if (line === '') continue;
+    const space = line.search(/\s/);
+    const key = (space === -1 ? line : line.slice(0, space)).toLowerCase();
+    const value = space === -1 ? '' : line.slice(space).trim();
+    result.set(key, [...(result.get(key) ?? []), value]);
+  }
+  return result;
+}
+
+/**
+ * Whether the effective configuration printed by `sshd -T` shows `desired`
+ * for `keyword`, knowing sshd -T's canonical forms: lowercase keys, times in
+ * seconds, `maxstartups 10:30:100`, `permitrootlogin without-password`,
+ * `listenaddress 0.0.0.0:22`, algorithm lists expanded from `+`/`-`/`^`.
+ */
+export function effectiveMatches(
+  keyword: string,
+  desired: SettingValue,
+  sshdT: ReadonlyMap<string, readonly string[]>,
+): boolean {
+  const info = requireKeyword(keyword);
+  const printed = sshdT.get(info.name.toLowerCase());
+  if (printed === undefined) return false;
+  const desiredLinesText = desiredLines(info, keyword, desired);
+  if (info.multiplicity === 'accumulate') {
+    const desiredItems = desiredLinesText.flatMap((t) => (info.itemPerLine === 'line' ? [t] : argsOf(t)));
+    const comparable = (item: string) => sshdTForm(info, argsOf(item));
+    const want = desiredItems.map(comparable).sort();
+    const have = printed.map((p) => sshdTForm(info, p.split(/\s+/))).sort();
+    if (info.name === 'ListenAddress') return want.every((w) => have.some((h) => listenAddressMatches(w, h)));
+    return JSON.stringify(want) === JSON.stringify(have);
+  }
+  // `list` keywords may print one line per item (`setenv A=1`, `setenv B=2`).
+  const printedArgs = printed.flatMap((p) => p.split(/\s+/)).filter((a) => a !== '');
+  const desiredArgs = argsOf(desiredLinesText[0] ?? '');
+  if (info.valueType === 'algorithms') return algorithmsMatch(desiredArgs[0] ?? '', printedArgs[0] ?? '');
+  // `IPQoS af21` sets both classes and prints as `ipqos af21 af21`.
+  if (info.name === 'IPQoS' && desiredArgs.length === 1) desiredArgs.push(desiredArgs[0] ?? '');
+  return sshdTForm(info, desiredArgs) === sshdTForm(info, printedArgs);
+}
+
+function sshdTForm(info: KeywordInfo, args: readonly string[]): string {
+  return args.map((arg) => normalizeArgument(info, arg)).join(' ');
+}
+
+/** `ListenAddress 0.0.0.0` shows as `0.0.0.0:22`, `::` as `[::]:22`. */
+function listenAddressMatches(desired: string, printed: string): boolean {
+  if (desired === printed) return true;
+  const host = printed.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+  return desired.replace(/^\[(.*)\]$/, '$1') === host;
+}
+
+/** `+alg` appends, `-alg` removes, `^alg` prepends (sshd_config(5), Ciphers). */
+function algorithmsMatch(desired: string, printed: string): boolean {
+  const have = printed.split(',');
+  const names = desired.slice(1).split(',');
+  if (desired.startsWith('+')) return names.every((n) => have.includes(n));
+  if (desired.startsWith('-')) return names.every((n) => !have.includes(n));
+  if (desired.startsWith('^')) return names.every((n, i) => have[i] === n);
+  return desired === printed;
+}

@@ -1,0 +1,317 @@
+/**
+ * What sshd knows about each sshd_config keyword: canonical spelling, how
+ * repeated occurrences combine, whether it may appear inside a Match block and
+ * what kind of value it takes. Sources: sshd_config(5) of OpenSSH 9.x (keyword
+ * list and the "Match" subset) and servconf.c (how each keyword is stored).
+ */
+
+/**
+ * How several global occurrences of one keyword combine (servconf.c):
+ * - `single`: the first value read wins (`if (*activep && *intptr == -1)`).
+ * - `accumulate`: every line adds to a list (`opt_array_append` on each line):
+ *   Port, ListenAddress, HostKey, AllowUsers...
+ * - `list`: the first line wins, and its arguments form a list (`uvalue == 0`
+ *   guard): SetEnv, PermitOpen, AuthorizedKeysFile, LogVerbose...
+ */
+export type Multiplicity = 'single' | 'accumulate' | 'list';
+
+/** How values compare: `flag` yes/no, `enum` a case-insensitive word, `time` seconds with s/m/h/d/w units. */
+export type ValueType = 'flag' | 'enum' | 'time' | 'int' | 'octal' | 'maxstartups' | 'string' | 'algorithms';
+
+export interface KeywordInfo {
+  /** Spelling used by sshd_config(5). */
+  readonly name: string;
+  readonly multiplicity: Multiplicity;
+  readonly valueType: ValueType;
+  /** Allowed inside a Match block (sshd_config(5), "Match"). */
+  readonly allowedInMatch: boolean;
+  /**
+   * For `accumulate` keywords: whether one line is one value (`line`: Port,
+   * Subsystem, HostKey) or each argument is one value (`token`: AllowUsers).
+   */
+  readonly itemPerLine?: 'line' | 'token';
+  /**
+   * OpenSSH 9.2's servconf.c stores these without the "first value wins"
+   * guard (`MaxStartups` unconditionally, the others under `if (*activep)`),
+   * so there the *last* occurrence wins; current upstream made them
+   * first-match-wins. Duplicates must be removed for a version-proof result.
+   */
+  readonly lastWinsOnOlderSshd?: boolean;
+  /** Accepted but ignored by OpenSSH 9.x ("Deprecated option"). */
+  readonly deprecated?: boolean;
+  /** Another spelling sshd maps to the same option (e.g. ChallengeResponseAuthentication). */
+  readonly aliasOf?: string;
+  /** For `enum` keywords: spellings sshd treats as the same value (first is canonical for sshd -T). */
+  readonly synonyms?: readonly (readonly string[])[];
+}
+
+type Spec = Omit<KeywordInfo, 'name'>;
+
+const flag = (allowedInMatch: boolean): Spec => ({
+  multiplicity: 'single',
+  valueType: 'flag',
+  allowedInMatch,
+});
+const single = (valueType: ValueType, allowedInMatch: boolean, extra: Partial<Spec> = {}): Spec => ({
+  multiplicity: 'single',
+  valueType,
+  allowedInMatch,
+  ...extra,
+});
+const accumulate = (itemPerLine: 'line' | 'token', allowedInMatch: boolean): Spec => ({
+  multiplicity: 'accumulate',
+  valueType: 'string',
+  allowedInMatch,
+  itemPerLine,
+});
+const list = (allowedInMatch: boolean, valueType: ValueType = 'string'): Spec => ({
+  multiplicity: 'list',
+  valueType,
+  allowedInMatch,
+});
+const deprecated = (): Spec => ({
+  multiplicity: 'single',
+  valueType: 'string',
+  allowedInMatch: true,
+  deprecated: true,
+});
+
+const FORWARDING_SYNONYMS = [['yes', 'all'], ['no'], ['local'], ['remote']] as const;
+
+const KEYWORD_SPECS: Record<string, Spec> = {
+  AcceptEnv: accumulate('token', true),
+  AddressFamily: single('enum', false),
+  AllowAgentForwarding: flag(true),
+  AllowGroups: accumulate('token', true),
+  AllowStreamLocalForwarding: single('enum', true, { synonyms: FORWARDING_SYNONYMS }),
+  AllowTcpForwarding: single('enum', true, { synonyms: FORWARDING_SYNONYMS }),
+  AllowUsers: accumulate('token', true),
+  AuthenticationMethods: list(true),
+  AuthorizedKeysCommand: single('string', true),
+  AuthorizedKeysCommandUser: single('string', true),
+  AuthorizedKeysFile: list(true),
+  AuthorizedPrincipalsCommand: single('string', true),
+  AuthorizedPrincipalsCommandUser: single('string', true),
+  AuthorizedPrincipalsFile: single('string', true),
+  Banner: single('string', true),
+  CASignatureAlgorithms: single('algorithms', true),
+  ChallengeResponseAuthentication: { ...flag(true), aliasOf: 'KbdInteractiveAuthentication' },
+  ChannelTimeout: list(true),
+  ChrootDirectory: single('string', true),
+  Ciphers: single('algorithms', false),
+  ClientAliveCountMax: single('int', true),
+  ClientAliveInterval: single('time', true),
+  Compression: single('enum', false, { synonyms: [['yes', 'delayed'], ['no']] }),
+  DebianBanner: flag(false),
+  DenyGroups: accumulate('token', true),
+  DenyUsers: accumulate('token', true),
+  DisableForwarding: flag(true),
+  ExposeAuthInfo: flag(true),
+  FingerprintHash: single('enum', false, { lastWinsOnOlderSshd: true }),
+  ForceCommand: single('string', true),
+  GatewayPorts: single('enum', true),
+  GSSAPIAuthentication: flag(true),
+  GSSAPICleanupCredentials: flag(false),
+  GSSAPIKeyExchange: flag(false),
+  GSSAPIKexAlgorithms: single('algorithms', false),
+  GSSAPIStoreCredentialsOnRekey: flag(false),
+  GSSAPIStrictAcceptorCheck: flag(false),
+  HostbasedAcceptedAlgorithms: single('algorithms', true),
+  HostbasedAcceptedKeyTypes: { ...single('algorithms', true), aliasOf: 'HostbasedAcceptedAlgorithms' },
+  HostbasedAuthentication: flag(true),
+  HostbasedUsesNameFromPacketOnly: flag(true),
+  HostCertificate: accumulate('line', false),
+  HostKey: accumulate('line', false),
+  HostKeyAgent: single('string', false),
+  HostKeyAlgorithms: single('algorithms', false),
+  IgnoreRhosts: single('enum', true),
+  IgnoreUserKnownHosts: flag(false),
+  Include: { multiplicity: 'accumulate', valueType: 'string', allowedInMatch: true, itemPerLine: 'token' },
+  IPQoS: single('enum', true, { lastWinsOnOlderSshd: true }),
+  KbdInteractiveAuthentication: flag(true),
+  KerberosAuthentication: flag(true),
+  KerberosGetAFSToken: flag(false),
+  KerberosOrLocalPasswd: flag(false),
+  KerberosTicketCleanup: flag(false),
+  KexAlgorithms: single('algorithms', false),
+  ListenAddress: accumulate('line', false),
+  LoginGraceTime: single('time', false),
+  LogLevel: single('enum', true),
+  LogVerbose: list(true),
+  MACs: single('algorithms', false),
+  Match: { multiplicity: 'accumulate', valueType: 'string', allowedInMatch: true, itemPerLine: 'line' },
+  MaxAuthTries: single('int', true),
+  MaxSessions: single('int', true),
+  MaxStartups: single('maxstartups', false, { lastWinsOnOlderSshd: true }),
+  ModuliFile: single('string', false),
+  PasswordAuthentication: flag(true),
+  PermitEmptyPasswords: flag(true),
+  PermitListen: list(true),
+  PermitOpen: list(true),
+  PermitRootLogin: single('enum', true, {
+    synonyms: [['prohibit-password', 'without-password'], ['yes'], ['no'], ['forced-commands-only']],
+  }),
+  PermitTTY: flag(true),
+  PermitTunnel: single('enum', true),
+  PermitUserEnvironment: single('string', false),
+  PermitUserRC: flag(true),
+  PerSourceMaxStartups: single('string', false, { lastWinsOnOlderSshd: true }),
+  PerSourceNetBlockSize: single('string', false, { lastWinsOnOlderSshd: true }),
+  PerSourcePenalties: list(false),
+  PerSourcePenaltyExemptList: single('string', false),
+  PidFile: single('string', false),
+  Port: accumulate('line', false),
+  PrintLastLog: flag(false),
+  PrintMotd: flag(false),
+  PubkeyAcceptedAlgorithms: single('algorithms', true),
+  PubkeyAcceptedKeyTypes: { ...single('algorithms', true), aliasOf: 'PubkeyAcceptedAlgorithms' },
+  PubkeyAuthentication: flag(true),
+  PubkeyAuthOptions: list(true, 'enum'),
+  RefuseConnection: flag(true),
+  RekeyLimit: single('string', true),
+  RequiredRSASize: single('int', false),
+  RevokedKeys: single('string', true),
+  SecurityKeyProvider: single('string', false),
+  SetEnv: list(true),
+  SshdAuthPath: single('string', false),
+  SshdSessionPath: single('string', false),
+  StreamLocalBindMask: single('octal', true, { lastWinsOnOlderSshd: true }),
+  StreamLocalBindUnlink: flag(true),
+  StrictModes: flag(false),
+  Subsystem: accumulate('line', false),
+  SyslogFacility: single('enum', false),
+  TCPKeepAlive: flag(false),
+  TrustedUserCAKeys: single('string', true),
+  UnusedConnectionTimeout: single('time', true),
+  UseDNS: flag(false),
+  UsePAM: flag(false),
+  VersionAddendum: single('string', false),
+  X11DisplayOffset: single('int', true),
+  X11Forwarding: flag(true),
+  X11UseLocalhost: flag(true),
+  XAuthLocation: single('string', false),
+  // Still parsed by OpenSSH 9.x, with "Deprecated option" in the log.
+  AFSTokenPassing: deprecated(),
+  DSAAuthentication: deprecated(),
+  KeyRegenerationInterval: deprecated(),
+  Protocol: deprecated(),
+  RhostsRSAAuthentication: deprecated(),
+  RSAAuthentication: deprecated(),
+  ServerKeyBits: deprecated(),
+  UseLogin: deprecated(),
+  UsePrivilegeSeparation: deprecated(),
+};
+
+const KEYWORDS_BY_KEY: ReadonlyMap<string, KeywordInfo> = new Map(
+  Object.entries(KEYWORD_SPECS).map(([name, spec]) => [name.toLowerCase(), { name, ...spec }]),
+);
+
+/** Every keyword sshfix knows, in canonical spelling. */
+export const SSHD_KEYWORDS: readonly string[] = Object.keys(KEYWORD_SPECS);
+
+/** Keyword knowledge for `name` (any case), following aliases; undefined when sshd does not know it. */
+export function keywordInfo(name: string): KeywordInfo | undefined {
+  const info = KEYWORDS_BY_KEY.get(name.toLowerCase());
+  if (info?.aliasOf !== undefined) return KEYWORDS_BY_KEY.get(info.aliasOf.toLowerCase());
+  return info;
+}
+
+/**
+ * The canonical spelling of a keyword (sshd matches keywords
+ * case-insensitively), following aliases such as
+ * ChallengeResponseAuthentication → KbdInteractiveAuthentication.
+ */
+export function canonicalKeyword(name: string): string | undefined {
+  return keywordInfo(name)?.name;
+}
+
+/** The known keyword nearest to `name` by edit distance, for "did you mean ...?"; undefined when nothing is close. */
+export function suggestKeyword(name: string): string | undefined {
+  const wanted = name.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const keyword of SSHD_KEYWORDS) {
+    const distance = editDistance(wanted, keyword.toLowerCase());
+    if (distance < bestDistance) {
+      best = keyword;
+      bestDistance = distance;
+    }
+  }
+  const tolerance = Math.max(2, Math.floor(wanted.length / 3));
+  return bestDistance <= tolerance ? best : undefined;
+}
+
+/** Levenshtein distance. */
+export function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+const TIME_UNIT_SECONDS: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+
+/**
+ * sshd's convtime(): `90`, `5m`, `1h30m`, `1W` (units are case-insensitive) →
+ * seconds; undefined when not a time value.
+ */
+export function parseTimeValue(text: string): number | undefined {
+  if (!/^(\d+[smhdwSMHDW]?)+$/.test(text)) return undefined;
+  let total = 0;
+  for (const part of text.matchAll(/(\d+)([smhdwSMHDW]?)/g)) {
+    total += Number(part[1]) * (TIME_UNIT_SECONDS[(part[2] ?? '').toLowerCase()] ?? 1);
+  }
+  return total;
+}
+
+/** One argument in the form sshd compares it with, given the keyword's value type. */
+export function normalizeArgument(info: KeywordInfo | undefined, arg: string): string {
+  if (info === undefined) return arg;
+  switch (info.valueType) {
+    case 'flag':
+      return arg.toLowerCase();
+    case 'enum': {
+      const lower = arg.toLowerCase();
+      const group = info.synonyms?.find((names) => names.includes(lower));
+      return group?.[0] ?? lower;
+    }
+    case 'time': {
+      if (arg.toLowerCase() === 'none') return '0';
+      const seconds = parseTimeValue(arg);
+      return seconds === undefined ? arg : String(seconds);
+    }
+    case 'int':
+      return /^\d+$/.test(arg) ? String(Number(arg)) : arg;
+    case 'octal':
+      return /^[0-7]+$/.test(arg) ? parseInt(arg, 8).toString(8) : arg;
+    case 'maxstartups':
+      return normalizeMaxStartups(arg);
+    default:
+      return arg;
+  }
+}
+
+/** `10` means begin=full=10 with the default 30% rate (servconf.c), so `10` == `10:30:10`. */
+function normalizeMaxStartups(arg: string): string {
+  const parts = arg.split(':');
+  if (parts.length === 1 && /^\d+$/.test(arg)) return `${Number(arg)}:30:${Number(arg)}`;
+  if (parts.length === 3 && parts.every((p) => /^\d+$/.test(p))) return parts.map(Number).join(':');
+  return arg;
+}
+
+/**
+ * Whether two argument lists mean the same to sshd for `keyword`: enum and
+ * yes/no values compare case-insensitively, times by seconds (`5m` == `300`),
+ * `prohibit-password` == `without-password`, `MaxStartups 10` == `10:30:10`.
+ */
+export function valuesEqual(keyword: string, a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  const info = keywordInfo(keyword);
+  return a.every((arg, i) => normalizeArgument(info, arg) === normalizeArgument(info, b[i] ?? ''));
+}

@@ -1,0 +1,72 @@
+/**
+ * A plan is a value. `sshfix plan` renders it; `sshfix apply` executes exactly
+ * it. Nothing in here does I/O.
+ */
+
+/** Contents of one file as the host has it. */
+export interface FileState {
+  path: string;
+  exists: boolean;
+  content: string;
+  /** Octal mode, e.g. "0644"; undefined when the file does not exist. */
+  mode?: string;
+  owner?: string;
+  group?: string;
+  /** sha256 of content, hex; lets apply refuse to overwrite a file that changed after planning. */
+  sha256?: string;
+}
+
+/** Replace (or create) one file. Apply writes it atomically and keeps owner and mode. */
+export interface FileChange {
+  path: string;
+  /** null when the file does not exist yet. */
+  before: string | null;
+  beforeSha256: string | null;
+  after: string;
+  /** Mode/owner/group for a new file; an existing file keeps its own. */
+  mode?: string;
+  owner?: string;
+  group?: string;
+}
+
+/** A shell step run as part of applying a task (firewall rule, unban, reload...). */
+export interface CommandStep {
+  /** What an operator reads in the plan, e.g. "iptables -I INPUT 1 -s 10.0.0.0/8 -p tcp --dport 22 -j ACCEPT". */
+  description: string;
+  /** POSIX sh; every value in it is already quoted. */
+  script: string;
+}
+
+export type TaskStatus = 'ok' | 'changed' | 'failed' | 'skipped' | 'unreachable';
+
+/** What one resource would do on one host. */
+export interface ResourcePlan {
+  /** 'change' when applying would modify the host. */
+  action: 'none' | 'change' | 'skip';
+  /** One line per decision, e.g. "MaxStartups 10:30:100 from /etc/ssh/sshd_config:3 → 30:30:100". */
+  messages: string[];
+  /** Warnings that do not stop the task. */
+  warnings: string[];
+  fileChanges: FileChange[];
+  commands: CommandStep[];
+  /**
+   * Resource-specific data that the resource's own validate/verify hooks need
+   * (e.g. the complete staged sshd_config tree). Must be JSON-serialisable.
+   */
+  data?: unknown;
+}
+
+export interface TaskPlan {
+  task: string;
+  resource: string;
+  plan: ResourcePlan;
+  /** Handlers this task notifies if it changes something. */
+  notify: string[];
+}
+
+export interface HostPlan {
+  host: string;
+  tasks: TaskPlan[];
+  /** Handler names that would run at the end of the play, in definition order. */
+  handlers: TaskPlan[];
+}

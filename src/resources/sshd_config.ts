@@ -1,0 +1,202 @@
+/**
+ * `sshd_config: {settings: {...}, path?}` — converge global sshd directives
+ * across the whole configuration tree (main file, Include drop-ins), editing
+ * the occurrence that actually wins. Before anything goes live the complete
+ * staged tree is checked with `sshd -t`; after handlers ran, `sshd -T` must
+ * show every desired value.
+ */
+import { createHash } from 'node:crypto';
+import { shellQuote } from '../transport/shell.js';
+import type { FileChange, ResourcePlan } from '../plan/types.js';
+import {
+  loadSshdTree,
+  planSshdSettings,
+  stageTreeForValidation,
+  parseSshdT,
+  effectiveMatches,
+  type SettingValue,
+} from '../formats/sshd_effective.js';
+import { canonicalKeyword, suggestKeyword } from '../formats/sshd_keywords.js';
+import { assertNoControlChars } from '../formats/control_chars.js';
+import type { ApplyContext, ArgumentProblem, HostView, ResourceKind } from './types.js';
+
+export interface SshdConfigArgs {
+  settings: Record<string, SettingValue>;
+  /** Main configuration file; /etc/ssh/sshd_config unless given. */
+  path?: string;
+}
+
+/** What validate() and verify() need, carried inside the plan. */
+interface SshdPlanData {
+  sshd: string;
+  mainPath: string;
+  stageRoot: string;
+  stagedMain: string;
+  staged: Record<string, string>;
+  /** The settings as the playbook gave them (effectiveMatches knows their sshd -T forms). */
+  desired: Record<string, SettingValue>;
+}
+
+const SSHD_LOCATIONS = ['/usr/sbin/sshd', '/usr/local/sbin/sshd', '/sbin/sshd', '/usr/bin/sshd'];
+
+/** Absolute path of sshd: the remote PATH of a non-login shell often lacks /usr/sbin. */
+const FIND_SSHD = `for p in ${SSHD_LOCATIONS.join(' ')} "$(command -v sshd 2>/dev/null)"; do [ -n "$p" ] && [ -x "$p" ] && { echo "$p"; exit 0; }; done; exit 1`;
+
+export function renderSettingValue(value: SettingValue): string[] {
+  const one = (v: string | number | boolean): string =>
+    typeof v === 'boolean' ? (v ? 'yes' : 'no') : String(v);
+  return Array.isArray(value) ? value.map(one) : [one(value)];
+}
+
+async function planSshdConfig(args: SshdConfigArgs, host: HostView): Promise<ResourcePlan> {
+  const mainPath = args.path ?? '/etc/ssh/sshd_config';
+  const found = await host.probe(FIND_SSHD);
+  const tree = await loadSshdTree(mainPath, host);
+  const { files, decisions } = planSshdSettings(tree, args.settings);
+  const fileChanges: FileChange[] = [];
+  for (const [path, after] of files) {
+    const before = tree.files.get(path)?.state;
+    fileChanges.push({
+      path,
+      before: before?.exists ? before.content : null,
+      beforeSha256: before?.exists ? (before.sha256 ?? null) : null,
+      after,
+      mode: '0644',
+      owner: 'root',
+      group: 'root',
+    });
+  }
+  const changed = decisions.filter((d) => d.action !== 'keep');
+  const warnings = decisions.flatMap((d) => d.warnings);
+  if (found.exitCode !== 0) {
+    return {
+      action: 'skip',
+      messages: ['sshd is not installed on this host'],
+      warnings,
+      fileChanges: [],
+      commands: [],
+    };
+  }
+  // The stage directory name depends only on the staged contents, so a plan is reproducible.
+  const digest = createHash('sha256')
+    .update(JSON.stringify([...files]))
+    .digest('hex')
+    .slice(0, 12);
+  const stageRoot = `/run/sshfix/stage-${digest}`;
+  const staged = stageTreeForValidation(tree, files, stageRoot);
+  const data: SshdPlanData = {
+    sshd: found.stdout.trim(),
+    mainPath,
+    stageRoot,
+    stagedMain: staged.mainPath,
+    staged: Object.fromEntries(staged.files),
+    desired: args.settings,
+  };
+  return {
+    action: fileChanges.length > 0 ? 'change' : 'none',
+    messages: changed.map((d) => d.message),
+    warnings,
+    fileChanges,
+    commands: [],
+    data,
+  };
+}
+
+function heredocWrite(path: string, content: string, i: number): string {
+  const encoded = Buffer.from(content, 'utf8')
+    .toString('base64')
+    .replace(/.{1,76}/g, '$&\n');
+  return `mkdir -p "$(dirname -- ${shellQuote(path)})" && base64 -d > ${shellQuote(path)} <<'SSHFIX_STAGE_${i}'\n${encoded}SSHFIX_STAGE_${i}\n`;
+}
+
+/** `sshd -t` on the complete staged tree: catches an error in any file, not just the edited one. */
+async function validateStagedTree(plan: ResourcePlan, { conn }: ApplyContext): Promise<void> {
+  const data = plan.data as SshdPlanData;
+  const root = shellQuote(data.stageRoot);
+  const script = [
+    'umask 077',
+    // sshd -t refuses to run without its privilege separation directory.
+    'mkdir -p /run/sshd',
+    `rm -rf ${root} && mkdir -p ${root} || exit 1`,
+    ...Object.entries(data.staged).map(([path, content], i) => heredocWrite(path, content, i)),
+    `${shellQuote(data.sshd)} -t -f ${shellQuote(data.stagedMain)}; rc=$?`,
+    `rm -rf ${root}`,
+    'exit $rc',
+  ].join('\n');
+  const result = await conn.runScript(script);
+  if (result.exitCode !== 0) {
+    const message = result.stderr.split(data.stageRoot).join('').trim() || `exit code ${result.exitCode}`;
+    throw new Error(`sshd -t rejected the new configuration: ${message}`);
+  }
+}
+
+/** After reload: the effective configuration (`sshd -T`) must show every desired value. */
+async function verifyEffective(plan: ResourcePlan, { conn }: ApplyContext): Promise<void> {
+  const data = plan.data as SshdPlanData;
+  const result = await conn.runScript(
+    `mkdir -p /run/sshd; ${shellQuote(data.sshd)} -T -f ${shellQuote(data.mainPath)}`,
+  );
+  if (result.exitCode !== 0) throw new Error(`sshd -T failed: ${result.stderr.trim()}`);
+  const effective = parseSshdT(result.stdout);
+  const wrong = Object.entries(data.desired).filter(([k, v]) => !effectiveMatches(k, v, effective));
+  if (wrong.length > 0) {
+    const detail = wrong
+      .map(
+        ([k, v]) =>
+          `${k}: wanted ${renderSettingValue(v).join(' ')}, sshd -T shows ${(effective.get(k.toLowerCase()) ?? ['(nothing)']).join(' ')}`,
+      )
+      .join('; ');
+    throw new Error(`effective configuration differs: ${detail}`);
+  }
+}
+
+/** Unknown keywords and multi-line values are input errors, reported with their position before any host is touched. */
+function checkSettings(args: SshdConfigArgs): ArgumentProblem[] {
+  const problems: ArgumentProblem[] = [];
+  for (const [keyword, value] of Object.entries(args.settings)) {
+    const pointer = `/settings/${keyword.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+    if (!canonicalKeyword(keyword)) {
+      const suggestion = suggestKeyword(keyword);
+      problems.push({
+        pointer,
+        message: `unknown sshd_config keyword '${keyword}'${suggestion ? ` (did you mean '${suggestion}'?)` : ''}`,
+      });
+    }
+    for (const text of renderSettingValue(value)) {
+      try {
+        assertNoControlChars(text, `value of ${keyword}`);
+      } catch {
+        problems.push({ pointer, message: `value of ${keyword} contains a newline or control character` });
+      }
+    }
+  }
+  return problems;
+}
+
+export const sshdConfigResource: ResourceKind<SshdConfigArgs> = {
+  name: 'sshd_config',
+  argsSchema: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['settings'],
+    properties: {
+      path: { type: 'string', pattern: '^/' },
+      settings: {
+        type: 'object',
+        minProperties: 1,
+        additionalProperties: {
+          anyOf: [
+            { type: 'string' },
+            { type: 'number' },
+            { type: 'boolean' },
+            { type: 'array', minItems: 1, items: { type: ['string', 'number'] } },
+          ],
+        },
+      },
+    },
+  },
+  checkArgs: checkSettings,
+  plan: planSshdConfig,
+  validate: validateStagedTree,
+  verify: verifyEffective,
+};

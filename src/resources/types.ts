@@ -1,0 +1,54 @@
+import type { ExecResult, Connection } from '../transport/types.js';
+import type { FileState, ResourcePlan } from '../plan/types.js';
+
+/**
+ * What a resource sees of a host while planning: reads only. Reads are cached
+ * for the run, and files written by earlier tasks of the same plan are seen
+ * with their planned contents, so a plan is exact for the whole task list.
+ */
+export interface HostView {
+  readonly hostName: string;
+  readFiles(paths: string[]): Promise<Map<string, FileState>>;
+  /** Expands a shell glob on the host; sorted lexically, as sshd's Include does. */
+  glob(pattern: string): Promise<string[]>;
+  /** Runs a read-only probe (e.g. `sshd -T`, `ldd`), cached by script text. */
+  probe(script: string): Promise<ExecResult>;
+}
+
+export interface PlanContext {
+  /** Host and play variables (already merged). */
+  vars: Record<string, unknown>;
+}
+
+export interface ApplyContext {
+  conn: Connection;
+}
+
+/** One kind of thing sshfix can converge (sshd_config, service, tcp_wrappers...). */
+export interface ResourceKind<Args = unknown> {
+  /** The task key, e.g. "sshd_config". */
+  readonly name: string;
+  /** JSON Schema of the task's arguments (after variable rendering). */
+  readonly argsSchema: Record<string, unknown>;
+  /**
+   * Checks rendered arguments beyond what the schema can say (e.g. that every
+   * sshd_config keyword exists). Runs before any host is contacted; each
+   * problem names the JSON pointer of the offending argument.
+   */
+  checkArgs?(args: Args): ArgumentProblem[];
+  /** Computes what would change. Pure apart from reads through `host`. */
+  plan(args: Args, host: HostView, ctx: PlanContext): Promise<ResourcePlan>;
+  /**
+   * Checks the staged result before anything goes live (e.g. `sshd -t` on the
+   * whole staged tree). Throws with the tool's own message to fail the task.
+   */
+  validate?(plan: ResourcePlan, ctx: ApplyContext): Promise<void>;
+  /** Checks the effect after handlers ran (e.g. `sshd -T` shows every value). Throws to fail. */
+  verify?(plan: ResourcePlan, ctx: ApplyContext): Promise<void>;
+}
+
+/** A problem with one argument, located by its JSON pointer (e.g. "/settings/MaxStartup"). */
+export interface ArgumentProblem {
+  pointer: string;
+  message: string;
+}

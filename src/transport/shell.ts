@@ -1,0 +1,71 @@
+/**
+ * Quoting for POSIX sh. Every value that comes from a playbook, an inventory or
+ * a remote fact and ends up in a script goes through shellQuote: scripts are
+ * parsed by the remote `sh`, and `printf %q` style quoting is bash-only.
+ */
+
+/**
+ * Quotes a value as one POSIX sh word: the whole value in single quotes, each
+ * embedded `'` written as `'\''` (close, escaped quote, reopen). Inside single
+ * quotes sh interprets nothing, so `$`, backticks, `\` and newlines are literal.
+ * Always quotes, even "safe" values, so generated scripts look the same for
+ * every input and nothing depends on a list of safe characters.
+ *
+ * Throws on NUL: a C string (argv, a file name, a variable) cannot hold one,
+ * and sh would silently truncate or drop it.
+ */
+export function shellQuote(value: string): string {
+  const nul = value.indexOf('\0');
+  if (nul !== -1) {
+    throw new TypeError(`cannot quote a value containing a NUL character (at offset ${nul}) for sh`);
+  }
+  return `'${value.replaceAll("'", `'\\''`)}'`;
+}
+
+export { assertNoControlChars } from '../formats/control_chars.js';
+
+/**
+ * How to start the shell that reads a script from stdin, and what to write to
+ * stdin before the script. `stdinPrefix` may carry the sudo password: a
+ * secret, to be written to the process and never logged or put in argv.
+ */
+export interface ScriptShell {
+  command: string;
+  stdinPrefix: string;
+}
+
+/**
+ * Marks the end of the sudo password on stdin. `sudo -S` reads the password
+ * only when it needs one: with a NOPASSWD rule or cached credentials it does
+ * not, and a plain `sudo -S -- sh -s` would then run the password as the
+ * script's first command (and print it back in "command not found"). So the
+ * root shell first discards lines up to this marker — the password if sudo
+ * left it, nothing else otherwise — and only then execs `sh -s` on the rest.
+ * `read` consumes stdin one byte at a time on pipes, so nothing past the marker
+ * is lost.
+ */
+const PASSWORD_END_MARKER = 'sshfix-sudo-password-end';
+
+const DISCARD_UNTIL_MARKER_THEN_RUN = `while IFS= read -r line && [ "$line" != ${PASSWORD_END_MARKER} ]; do :; done; exec sh -s`;
+
+/**
+ * The command that runs a script from stdin: `sh -s` as the login user;
+ * with become, through `sudo -n` (fail instead of prompting) or, given a sudo
+ * password, `sudo -S -p ''` with the password on stdin. A login that is
+ * already root needs no sudo (and minimal hosts may not have it).
+ */
+export function scriptShell(options: {
+  become: boolean;
+  becomePassword?: string;
+  loginIsRoot: boolean;
+}): ScriptShell {
+  if (!options.become || options.loginIsRoot) return { command: 'sh -s', stdinPrefix: '' };
+  if (options.becomePassword === undefined) return { command: 'sudo -n -- sh -s', stdinPrefix: '' };
+  if (/[\r\n\0]/.test(options.becomePassword)) {
+    throw new TypeError('the sudo password contains a line break or NUL, which sudo -S cannot read');
+  }
+  return {
+    command: `sudo -S -p '' -- sh -c ${shellQuote(DISCARD_UNTIL_MARKER_THEN_RUN)}`,
+    stdinPrefix: `${options.becomePassword}\n${PASSWORD_END_MARKER}\n`,
+  };
+}

@@ -1,0 +1,548 @@
+/**
+ * Connection over SSH (ssh2): one client per host for the whole run, host keys
+ * checked against known_hosts before authentication, scripts on the stdin of
+ * `sh -s`, at most MaxSessions channels at a time.
+ */
+
+import { readFile } from 'node:fs/promises';
+import ssh2 from 'ssh2';
+import type {
+  AnyAuthMethod,
+  AuthHandlerMiddleware,
+  AuthenticationType,
+  ClientChannel,
+  ClientErrorExtensions,
+  ConnectConfig,
+  ServerHostKeyAlgorithm,
+} from 'ssh2';
+import {
+  appendKnownHost,
+  checkHostKey,
+  fingerprintSha256,
+  formatKnownHostsLine,
+  keyTypeOfBlob,
+  knownHostEntriesFor,
+  knownKeyTypes,
+  readKnownHostsFile,
+} from './known_hosts.js';
+import type { KnownHostEntry } from './known_hosts.js';
+import { scriptShell } from './shell.js';
+import type { ScriptShell } from './shell.js';
+import { CommandTimeoutError, HostKeyError, UnreachableError } from './types.js';
+import type { Connection, ConnectionSpec, ExecResult, RunOptions } from './types.js';
+import { errorMessage } from '../errors.js';
+
+const { Client, utils } = ssh2;
+type SshClient = InstanceType<typeof Client>;
+type SshError = Error & Partial<ClientErrorExtensions> & { code?: string };
+
+/** OpenSSH's default MaxSessions: the 11th concurrent channel on one connection is refused. */
+export const MAX_SESSIONS_PER_CONNECTION = 10;
+
+/** Unanswered keepalives before the connection counts as dead (OpenSSH's ServerAliveCountMax default). */
+const KEEPALIVE_COUNT_MAX = 3;
+
+/** Retries of a refused channel open when none of our channels is open (a real refusal, then). */
+const OPEN_RETRIES_WHEN_IDLE = 5;
+
+/** 20, 40, 80, 160, then 250 ms between retries of a refused channel open. */
+function openRetryDelayMs(attempt: number): number {
+  return Math.min(20 * 2 ** attempt, 250);
+}
+
+/** How long close() waits for the server to acknowledge the disconnect before dropping the socket. */
+const CLOSE_GRACE_MS = 2000;
+
+/** ssh2's default host key algorithm order, strongest first. */
+const DEFAULT_HOST_KEY_ALGORITHMS: readonly ServerHostKeyAlgorithm[] = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'rsa-sha2-512',
+  'rsa-sha2-256',
+  'ssh-rsa',
+];
+
+/** Host key algorithms that prove possession of a key of each known_hosts key type. */
+const ALGORITHMS_FOR_KEY_TYPE: Readonly<Record<string, readonly ServerHostKeyAlgorithm[]>> = {
+  'ssh-ed25519': ['ssh-ed25519'],
+  'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
+  'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
+  'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
+  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'],
+  'ssh-dss': ['ssh-dss'],
+};
+
+/**
+ * Host key algorithms in the order to offer them: those matching key types
+ * already in known_hosts first (as OpenSSH does), so a server with several
+ * host keys presents the one we know instead of tripping the mismatch check.
+ */
+export function hostKeyAlgorithmOrder(knownTypes: readonly string[]): ServerHostKeyAlgorithm[] {
+  const preferred = knownTypes.flatMap((type) => ALGORITHMS_FOR_KEY_TYPE[type] ?? []);
+  return [...new Set([...preferred, ...DEFAULT_HOST_KEY_ALGORITHMS])];
+}
+
+/** Opens and authenticates an SSH connection; rejects with UnreachableError (or HostKeyError). */
+export async function connectSsh(spec: ConnectionSpec): Promise<Connection> {
+  const shell = scriptShell({
+    become: spec.become,
+    becomePassword: spec.becomePassword,
+    loginIsRoot: spec.user === 'root',
+  });
+  const knownHosts = await loadKnownHosts(spec);
+  const authMethods = await buildAuthMethods(spec);
+  const verifier = new HostKeyVerifier(spec, knownHosts);
+  const client = new Client();
+  const connection = new SshConnection(client, spec, shell);
+  await handshake(client, spec, verifier, authMethods);
+  const newHostLine = verifier.lineToRecord();
+  if (newHostLine !== null) {
+    try {
+      await appendKnownHost(spec.knownHostsFile, newHostLine);
+    } catch (error) {
+      await connection.close();
+      throw new HostKeyError(
+        spec.hostName,
+        `cannot record the new host key for ${where(spec)} in ${spec.knownHostsFile}: ${errorMessage(error)}`,
+      );
+    }
+  }
+  return connection;
+}
+
+function where(spec: ConnectionSpec): string {
+  return `${spec.hostName} (${spec.address}:${spec.port})`;
+}
+
+async function loadKnownHosts(spec: ConnectionSpec): Promise<KnownHostEntry[]> {
+  try {
+    return await readKnownHostsFile(spec.knownHostsFile);
+  } catch (error) {
+    // Fail closed: without the file we cannot tell a known host from an attacker.
+    throw new HostKeyError(spec.hostName, `refusing to connect to ${where(spec)}: ${errorMessage(error)}`);
+  }
+}
+
+/** Checks the server's host key during key exchange, before any credential is sent. */
+class HostKeyVerifier {
+  /** Why the key was refused; reported instead of ssh2's generic handshake error. */
+  failure: HostKeyError | null = null;
+  private acceptedNewKey: { keyType: string; keyBase64: string } | null = null;
+
+  constructor(
+    private readonly spec: ConnectionSpec,
+    private readonly entries: readonly KnownHostEntry[],
+  ) {}
+
+  get algorithms(): ServerHostKeyAlgorithm[] {
+    return hostKeyAlgorithmOrder(knownKeyTypes(this.entries, this.spec.address, this.spec.port));
+  }
+
+  /** ssh2 hostVerifier: true lets the handshake go on. */
+  verify(keyBlob: Buffer): boolean {
+    const { spec } = this;
+    const keyType = keyTypeOfBlob(keyBlob) ?? 'unknown-key-type';
+    const keyBase64 = keyBlob.toString('base64');
+    const shown = `${keyType} ${fingerprintSha256(keyBase64)}`;
+    const status = checkHostKey(this.entries, spec.address, spec.port, keyType, keyBase64);
+    switch (status) {
+      case 'match':
+        return true;
+      case 'unknown':
+        if (spec.acceptNewHostKeys) {
+          this.acceptedNewKey = { keyType, keyBase64 };
+          return true;
+        }
+        return this.refuse(
+          `host key for ${where(spec)} is not in known_hosts ${spec.knownHostsFile} (${shown}); ` +
+            'add it after checking the fingerprint, or allow accept-new',
+        );
+      case 'mismatch': {
+        const lines = knownHostEntriesFor(this.entries, spec.address, spec.port).map((entry) => entry.line);
+        return this.refuse(
+          `host key for ${where(spec)} does not match known_hosts (${shown}); ` +
+            `known keys: ${spec.knownHostsFile} line ${lines.join(', ')}`,
+        );
+      }
+      case 'revoked':
+        return this.refuse(
+          `host key for ${where(spec)} is marked @revoked in known_hosts ${spec.knownHostsFile} (${shown})`,
+        );
+    }
+  }
+
+  /** The known_hosts line for a key accepted as new; recorded only once authentication succeeded. */
+  lineToRecord(): string | null {
+    if (this.acceptedNewKey === null) return null;
+    const { keyType, keyBase64 } = this.acceptedNewKey;
+    return formatKnownHostsLine(this.spec.address, this.spec.port, keyType, keyBase64);
+  }
+
+  private refuse(message: string): false {
+    this.failure = new HostKeyError(this.spec.hostName, message);
+    return false;
+  }
+}
+
+interface AuthCandidate {
+  method: AnyAuthMethod;
+  /** The SSH method name the server lists in "methods that can continue". */
+  protocolMethod: AuthenticationType;
+  /** For messages: what was tried. */
+  label: string;
+}
+
+/**
+ * Credentials in OpenSSH's order: the configured key file, then the agent's
+ * keys, then the password. Each is offered only while the server still lists
+ * its method, so a server that allows publickey only never sees the password
+ * (and fail2ban does not count an attempt that was bound to fail).
+ */
+async function buildAuthMethods(spec: ConnectionSpec): Promise<AuthCandidate[]> {
+  const username = spec.user;
+  const candidates: AuthCandidate[] = [];
+  if (spec.privateKeyFile !== undefined) {
+    const key = await readPrivateKey(spec, spec.privateKeyFile);
+    candidates.push({
+      method: { type: 'publickey', username, key },
+      protocolMethod: 'publickey',
+      label: `key ${spec.privateKeyFile}`,
+    });
+  }
+  if (spec.agent !== undefined && spec.agent !== '') {
+    candidates.push({
+      method: { type: 'agent', username, agent: spec.agent },
+      protocolMethod: 'publickey',
+      label: 'ssh-agent',
+    });
+  }
+  if (spec.password !== undefined) {
+    candidates.push({
+      method: { type: 'password', username, password: spec.password },
+      protocolMethod: 'password',
+      label: 'password',
+    });
+  }
+  if (candidates.length === 0) {
+    throw new UnreachableError(
+      spec.hostName,
+      `cannot log in to ${where(spec)}: no private key file, ssh-agent or password configured`,
+    );
+  }
+  return candidates;
+}
+
+async function readPrivateKey(spec: ConnectionSpec, file: string): Promise<Buffer> {
+  let key: Buffer;
+  try {
+    key = await readFile(file);
+  } catch (error) {
+    throw new UnreachableError(spec.hostName, `cannot read private key ${file}: ${errorMessage(error)}`);
+  }
+  const parsed = utils.parseKey(key);
+  // Checked by shape: ssh2's Error may come from another realm than ours.
+  if (!('type' in parsed) && 'message' in parsed) {
+    if (/passphrase/i.test(parsed.message)) {
+      throw new UnreachableError(
+        spec.hostName,
+        `private key ${file} is protected by a passphrase, which sshfix does not support yet; ` +
+          'load it into ssh-agent (ssh-add) and use the agent instead',
+      );
+    }
+    throw new UnreachableError(spec.hostName, `cannot use private key ${file}: ${parsed.message}`);
+  }
+  return key;
+}
+
+function authHandler(candidates: readonly AuthCandidate[]): AuthHandlerMiddleware {
+  let next = 0;
+  // ssh2 passes null before the first attempt, then the methods the server still accepts.
+  const handler = (methodsLeft: AuthenticationType[] | null): AnyAuthMethod | false => {
+    while (next < candidates.length) {
+      const candidate = candidates[next++];
+      if (candidate && (methodsLeft === null || methodsLeft.includes(candidate.protocolMethod))) {
+        return candidate.method;
+      }
+    }
+    return false;
+  };
+  // Returning false (no more methods) is part of ssh2's contract but not of its typings.
+  return handler as unknown as AuthHandlerMiddleware;
+}
+
+/** Connects and authenticates; every failure becomes an UnreachableError with a one-line reason. */
+function handshake(
+  client: SshClient,
+  spec: ConnectionSpec,
+  verifier: HostKeyVerifier,
+  candidates: readonly AuthCandidate[],
+): Promise<void> {
+  const config: ConnectConfig = {
+    host: spec.address,
+    port: spec.port,
+    username: spec.user,
+    readyTimeout: spec.connectTimeoutMs,
+    keepaliveInterval: spec.keepaliveIntervalMs,
+    keepaliveCountMax: KEEPALIVE_COUNT_MAX,
+    algorithms: { serverHostKey: verifier.algorithms },
+    hostVerifier: (key: Buffer) => verifier.verify(key),
+    authHandler: authHandler(candidates),
+    ...(spec.localAddress !== undefined ? { localAddress: spec.localAddress } : {}),
+  };
+  const tried = candidates.map((candidate) => candidate.label).join(', ');
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const fail = (error: UnreachableError): void => {
+      if (settled) return;
+      settled = true;
+      client.destroy();
+      reject(error);
+    };
+    client.on('error', (error: SshError) => {
+      fail(verifier.failure ?? new UnreachableError(spec.hostName, connectFailure(spec, error, tried)));
+    });
+    client.on('close', () => {
+      fail(
+        verifier.failure ??
+          new UnreachableError(
+            spec.hostName,
+            `cannot reach ${where(spec)}: connection closed during the handshake`,
+          ),
+      );
+    });
+    // Nagle's algorithm delays small packets by up to 40 ms; scripts are many small round trips.
+    client.on('connect', () => client.setNoDelay(true));
+    client.on('ready', () => {
+      settled = true;
+      resolve();
+    });
+    client.connect(config);
+  });
+}
+
+/** One line saying why a connection attempt failed. */
+export function connectFailure(spec: ConnectionSpec, error: SshError, triedAuth: string): string {
+  const prefix = `cannot reach ${where(spec)}: `;
+  if (error.level === 'client-authentication') {
+    return `${prefix}authentication as ${spec.user} failed (tried ${triedAuth})`;
+  }
+  if (error.level === 'client-timeout') {
+    return `${prefix}no SSH handshake within ${spec.connectTimeoutMs} ms (a firewall dropping packets, or an overloaded host)`;
+  }
+  switch (error.code) {
+    case 'ECONNREFUSED':
+      return `${prefix}connection refused (no sshd listening on port ${spec.port}, or a firewall rejecting it)`;
+    case 'ECONNRESET':
+      return `${prefix}connection reset by peer (TCP wrappers, MaxStartups or a firewall may be refusing this client)`;
+    case 'EHOSTUNREACH':
+      return `${prefix}no route to host`;
+    case 'ENETUNREACH':
+      return `${prefix}network unreachable`;
+    case 'ETIMEDOUT':
+      return `${prefix}TCP connection timed out`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `${prefix}cannot resolve ${spec.address}`;
+    case 'EADDRNOTAVAIL':
+      return `${prefix}cannot bind the local address ${spec.localAddress ?? '(default)'}`;
+  }
+  return `${prefix}${error.message.split('\n')[0] ?? error.message}`;
+}
+
+/** A counting semaphore: at most `size` holders, the rest wait in order. */
+export class Slots {
+  private free: number;
+  private readonly waiting: { grant: () => void; refuse: (error: Error) => void }[] = [];
+
+  constructor(size: number) {
+    this.free = size;
+  }
+
+  acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return Promise.resolve();
+    }
+    return new Promise((grant, refuse) => this.waiting.push({ grant, refuse }));
+  }
+
+  release(): void {
+    const nextInLine = this.waiting.shift();
+    if (nextInLine) nextInLine.grant();
+    else this.free++;
+  }
+
+  refuseAll(error: Error): void {
+    for (const waiter of this.waiting.splice(0)) waiter.refuse(error);
+  }
+}
+
+class SshConnection implements Connection {
+  readonly hostName: string;
+  private readonly slots = new Slots(MAX_SESSIONS_PER_CONNECTION);
+  /** Rejecters of the scripts running now, called when the connection drops. */
+  private readonly running = new Set<(error: UnreachableError) => void>();
+  private lastError: SshError | null = null;
+  /** Channels of ours the server has open now. */
+  private openChannels = 0;
+  /** Set once the connection is gone; every later runScript rejects with it. */
+  private lost: UnreachableError | null = null;
+  private closedByUs = false;
+
+  constructor(
+    private readonly client: SshClient,
+    private readonly spec: ConnectionSpec,
+    private readonly shell: ScriptShell,
+  ) {
+    this.hostName = spec.hostName;
+    // An 'error' event without a listener crashes Node: always keep one.
+    client.on('error', (error: SshError) => {
+      this.lastError = error;
+    });
+    client.on('close', () => this.onClosed());
+  }
+
+  async runScript(script: string, options: RunOptions = {}): Promise<ExecResult> {
+    const timeoutMs = options.timeoutMs ?? this.spec.commandTimeoutMs;
+    if (this.lost) throw this.lost;
+    await this.slots.acquire();
+    if (this.lost) {
+      this.slots.release();
+      throw this.lost;
+    }
+    return this.exec(script, timeoutMs);
+  }
+
+  close(): Promise<void> {
+    if (this.lost) return Promise.resolve();
+    this.closedByUs = true;
+    return new Promise((resolve) => {
+      const drop = setTimeout(() => this.client.destroy(), CLOSE_GRACE_MS);
+      this.client.once('close', () => {
+        clearTimeout(drop);
+        resolve();
+      });
+      this.client.end();
+    });
+  }
+
+  /** Runs one script on its own channel; the caller holds a slot, released when the channel closes. */
+  private exec(script: string, timeoutMs: number): Promise<ExecResult> {
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      let slotReleased = false;
+      let channel: ClientChannel | null = null;
+      const releaseSlot = (): void => {
+        if (slotReleased) return;
+        slotReleased = true;
+        this.slots.release();
+      };
+      const settle = (outcome: () => void): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.running.delete(onConnectionLost);
+        outcome();
+      };
+      const onConnectionLost = (error: UnreachableError): void => {
+        settle(() => reject(error));
+        releaseSlot();
+      };
+      this.running.add(onConnectionLost);
+      const timer = setTimeout(() => {
+        settle(() => reject(new CommandTimeoutError(this.hostName, timeoutMs)));
+        if (channel) stopChannel(channel);
+      }, timeoutMs);
+
+      const start = (attempt: number): void => {
+        if (settled) {
+          // Timed out (or the connection dropped) while waiting to retry.
+          releaseSlot();
+          return;
+        }
+        this.client.exec(this.shell.command, (error, opened) => {
+          if (error) {
+            if (!settled && !this.lost && this.mayRetryOpen(error, attempt)) {
+              setTimeout(() => start(attempt + 1), openRetryDelayMs(attempt));
+              return;
+            }
+            settle(() =>
+              reject(
+                this.lost ?? new Error(`${this.hostName}: cannot start a remote shell: ${error.message}`),
+              ),
+            );
+            releaseSlot();
+            return;
+          }
+          channel = opened;
+          this.openChannels++;
+          const stdout: Buffer[] = [];
+          const stderr: Buffer[] = [];
+          let exitCode: number | null = null;
+          opened.on('data', (chunk: Buffer) => stdout.push(chunk));
+          opened.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+          // 'exit' is optional in the protocol: the result is decided on 'close'.
+          opened.on('exit', (code: number | null) => {
+            exitCode = typeof code === 'number' ? code : null;
+          });
+          // Writing to a channel the server already closed (a script that exits
+          // early) errors; the exit status tells the story, so just note it.
+          opened.on('error', () => undefined);
+          opened.on('close', () => {
+            this.openChannels--;
+            releaseSlot();
+            settle(() =>
+              resolve({
+                stdout: Buffer.concat(stdout).toString('utf8'),
+                stderr: Buffer.concat(stderr).toString('utf8'),
+                exitCode,
+              }),
+            );
+          });
+          if (settled) {
+            // Timed out (or the connection dropped) while the channel was opening.
+            stopChannel(opened);
+            return;
+          }
+          if (this.shell.stdinPrefix !== '') opened.write(this.shell.stdinPrefix);
+          opened.end(script);
+        });
+      };
+      start(0);
+    });
+  }
+
+  /**
+   * Whether a refused channel open is worth another try. sshd frees a closed
+   * session only when it next collects garbage, so an open sent right after a
+   * close can be refused although we keep below MaxSessions; and hosts may set
+   * MaxSessions lower than 10. Either way a slot frees up once one of our
+   * channels closes: retry while any is open (the command timeout bounds it),
+   * and a few times otherwise, then report the refusal.
+   */
+  private mayRetryOpen(error: Error & { reason?: unknown }, attempt: number): boolean {
+    const refusedByServer = typeof error.reason === 'number';
+    return refusedByServer && (this.openChannels > 0 || attempt < OPEN_RETRIES_WHEN_IDLE);
+  }
+
+  private onClosed(): void {
+    const reason = this.closedByUs
+      ? `connection to ${where(this.spec)} was closed`
+      : `lost the connection to ${where(this.spec)}${this.lastError ? `: ${this.lastError.message}` : ''}`;
+    this.lost = new UnreachableError(this.hostName, reason);
+    for (const reject of [...this.running]) reject(this.lost);
+    this.slots.refuseAll(this.lost);
+  }
+}
+
+/** Ends a remote script early: TERM to the shell (sudo relays it), then close the channel. */
+function stopChannel(channel: ClientChannel): void {
+  try {
+    channel.signal('TERM');
+  } catch {
+    // The channel may already be closing; closing it below is what matters.
+  }
+  channel.close();
+}

@@ -1,0 +1,80 @@
+/**
+ * The transport boundary: everything sshfix does on a host goes through a
+ * Connection. Scripts travel on the channel's stdin (`sh -s`), never on the
+ * remote command line, so values from playbooks never reach `ps` output and
+ * never need a second layer of quoting.
+ */
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  /** Exit status of the remote shell; null when it died by a signal. */
+  exitCode: number | null;
+}
+
+export interface RunOptions {
+  /** Data appended to stdin after the script (rarely needed: scripts carry their own here-docs). */
+  timeoutMs?: number;
+}
+
+export interface Connection {
+  /** Inventory name of the host. */
+  readonly hostName: string;
+  /** Runs a POSIX sh script as the login user, or as root when the host uses become. */
+  runScript(script: string, options?: RunOptions): Promise<ExecResult>;
+  close(): Promise<void>;
+}
+
+/** How to reach one host; built from inventory variables and CLI flags. */
+export interface ConnectionSpec {
+  hostName: string;
+  connection: 'ssh' | 'local';
+  address: string;
+  port: number;
+  user: string;
+  privateKeyFile?: string;
+  /** Login password (secret: never logged). */
+  password?: string;
+  /** Use ssh-agent from SSH_AUTH_SOCK when set. */
+  agent?: string;
+  become: boolean;
+  /** sudo password (secret: written to sudo's stdin, never to argv or logs). */
+  becomePassword?: string;
+  knownHostsFile: string;
+  acceptNewHostKeys: boolean;
+  /** Bind the client side to this local address (tests use it to act as another workstation). */
+  localAddress?: string;
+  connectTimeoutMs: number;
+  commandTimeoutMs: number;
+  keepaliveIntervalMs: number;
+}
+
+/** The host could not be reached or authenticated: nothing was done on it. */
+export class UnreachableError extends Error {
+  constructor(
+    readonly hostName: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'UnreachableError';
+  }
+}
+
+/** The host's key is unknown or differs from known_hosts: refused before authentication. */
+export class HostKeyError extends UnreachableError {
+  constructor(hostName: string, message: string) {
+    super(hostName, message);
+    this.name = 'HostKeyError';
+  }
+}
+
+/** A remote command did not finish within its time limit. */
+export class CommandTimeoutError extends Error {
+  constructor(
+    readonly hostName: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`${hostName}: remote command did not finish within ${timeoutMs} ms`);
+    this.name = 'CommandTimeoutError';
+  }
+}
