@@ -14,6 +14,7 @@ import { EXIT, exitCodeFor } from './exit_codes.js';
 import { renderHost, renderRecap, type TextStyle } from './render_text.js';
 import { renderJson } from './render_json.js';
 import { VERSION } from './version.js';
+import { runDemo } from './demo.js';
 
 export interface CliIO {
   stdout(text: string): void;
@@ -127,7 +128,15 @@ function buildParser(argv: string[]) {
         .option('limit', { alias: 'l', type: 'string', describe: 'Host pattern' })
         .option('format', { choices: ['text', 'json'] as const, default: 'text' as const }),
     )
-    .demandCommand(1, 'Name a command: apply, plan or inventory.')
+    .command(
+      'demo',
+      'Build a throw-away lab of real sshd hosts, break them, and fix them (Linux, root)',
+      (y) =>
+        y
+          .option('hosts', { type: 'number', default: 3, describe: 'How many lab hosts' })
+          .option('keep', { type: 'boolean', default: false, describe: 'Leave the lab running afterwards' }),
+    )
+    .demandCommand(1, 'Name a command: apply, plan, inventory or demo.')
     .strict()
     .version(VERSION)
     .help()
@@ -224,6 +233,10 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         return await runPlaybook(args, 'plan', io);
       case 'inventory':
         return showInventory(args, io);
+      case 'demo':
+        return await runDemo({ hosts: Number(args.hosts), keep: Boolean(args.keep) }, io, (argv) =>
+          main(argv, io),
+        );
       default:
         io.stderr(`sshfix: unknown command ${String(args._[0])}\n`);
         return EXIT.failed;

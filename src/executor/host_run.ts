@@ -7,7 +7,7 @@ import { createTwoFilesPatch } from 'diff';
 import type { Connection } from '../transport/types.js';
 import { UnreachableError } from '../transport/types.js';
 import type { ResourcePlan, TaskStatus } from '../plan/types.js';
-import type { ResourceKind } from '../resources/types.js';
+import type { PlanContext, ResourceKind } from '../resources/types.js';
 import { RemoteHostView } from './host_view.js';
 import { buildWriteScript, EXIT_CHANGED_SINCE_PLAN } from './file_writer.js';
 import type { TaskResult } from './results.js';
@@ -24,6 +24,7 @@ export interface BoundTask {
 
 export interface BoundPlay {
   name: string;
+  playbookDir: string;
   vars: Record<string, unknown>;
   tasks: BoundTask[];
   /** Handlers by name, in definition order. */
@@ -42,22 +43,17 @@ interface PlannedTask {
 }
 
 export function renderDiff(plan: ResourcePlan): string {
-  return (
-    plan.fileChanges
-      .map((c) =>
-        createTwoFilesPatch(
-          c.path,
-          c.path,
-          c.before ?? '',
-          c.after,
-          c.before === null ? '(absent)' : 'current',
-          'planned',
-        ),
-      )
+  const patch = (label: string, before: string, after: string, beforeHeader: string) =>
+    createTwoFilesPatch(label, label, before, after, beforeHeader, 'planned')
       // Drop the "Index:"/"====" preamble: the ---/+++ lines already name the file.
-      .map((patch) => patch.replace(/^Index: .*\n=+\n/, ''))
-      .join('')
+      .replace(/^Index: .*\n=+\n/, '');
+  const files = plan.fileChanges.map((c) =>
+    patch(c.path, c.before ?? '', c.after, c.before === null ? '(absent)' : 'current'),
   );
+  const states = (plan.stateDiffs ?? [])
+    .filter((d) => d.before !== d.after)
+    .map((d) => patch(d.label, d.before, d.after, 'current'));
+  return [...files, ...states].join('');
 }
 
 function toResult(p: PlannedTask, status: TaskStatus, error?: string): TaskResult {
@@ -79,16 +75,11 @@ function plannedStatus(plan: ResourcePlan): TaskStatus {
   return plan.action === 'change' ? 'changed' : plan.action === 'skip' ? 'skipped' : 'ok';
 }
 
-async function planTasks(
-  tasks: BoundTask[],
-  view: RemoteHostView,
-  vars: Record<string, unknown>,
-  handler: boolean,
-) {
+async function planTasks(tasks: BoundTask[], view: RemoteHostView, ctx: PlanContext, handler: boolean) {
   const planned: PlannedTask[] = [];
   for (const task of tasks) {
     try {
-      const plan = await task.resource.plan(task.args, view, { vars });
+      const plan = await task.resource.plan(task.args, view, ctx);
       view.recordPlannedWrites(plan.fileChanges);
       planned.push({ task, handler, plan });
     } catch (error) {
@@ -129,11 +120,10 @@ export async function runPlayOnHost(
   options: HostRunOptions,
 ): Promise<TaskResult[]> {
   const view = new RemoteHostView(conn);
-  const planned = await planTasks(play.tasks, view, play.vars, false);
+  const ctx: PlanContext = { vars: play.vars, playbookDir: play.playbookDir };
+  const planned = await planTasks(play.tasks, view, ctx, false);
   const failedInPlanning = planned.some((p) => p.error !== undefined);
-  const handlers = failedInPlanning
-    ? []
-    : await planTasks(notifiedHandlers(play, planned), view, play.vars, true);
+  const handlers = failedInPlanning ? [] : await planTasks(notifiedHandlers(play, planned), view, ctx, true);
 
   if (options.check || failedInPlanning) {
     return [...planned, ...handlers].map((p) =>

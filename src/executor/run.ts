@@ -100,7 +100,13 @@ export function bindPlaybook(
         job = { host: hostName, spec: connectionSpec(hostName, host.vars, play.become, options), plays: [] };
         jobs.set(hostName, job);
       } else if (play.become) job.spec.become = true;
-      job.plays.push({ name: play.name, vars, tasks, handlers });
+      job.plays.push({
+        name: play.name,
+        playbookDir: path.dirname(path.resolve(playbook.path)),
+        vars,
+        tasks,
+        handlers,
+      });
     }
   }
   if (diagnostics.length > 0) throw new ConfigError(diagnostics);

@@ -37,6 +37,14 @@ export interface CommandStep {
   script: string;
 }
 
+/** A before/after text rendering of non-file state, e.g. `iptables -S INPUT` output. */
+export interface StateDiff {
+  /** What the text shows, e.g. "iptables INPUT (IPv4)". */
+  label: string;
+  before: string;
+  after: string;
+}
+
 export type TaskStatus = 'ok' | 'changed' | 'failed' | 'skipped' | 'unreachable';
 
 /** What one resource would do on one host. */
@@ -49,6 +57,11 @@ export interface ResourcePlan {
   warnings: string[];
   fileChanges: FileChange[];
   commands: CommandStep[];
+  /**
+   * Before/after views of state that is not a file (a firewall chain, the
+   * list of fail2ban bans), shown as diffs beside the file diffs.
+   */
+  stateDiffs?: StateDiff[];
   /**
    * Resource-specific data that the resource's own validate/verify hooks need
    * (e.g. the complete staged sshd_config tree). Must be JSON-serialisable.

@@ -18,6 +18,8 @@ export interface HostView {
 export interface PlanContext {
   /** Host and play variables (already merged). */
   vars: Record<string, unknown>;
+  /** Directory of the playbook: relative template paths are looked up from here (then its templates/). */
+  playbookDir: string;
 }
 
 export interface ApplyContext {

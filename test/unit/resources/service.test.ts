@@ -1,0 +1,31 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { detectionScript, serviceCommand } from '../../../src/resources/service.js';
+import { localShell } from '../../support/local_sh.js';
+
+describe('service commands per init system', () => {
+  test.each([
+    ['systemd', 'ssh', 'reloaded', "systemctl reload 'ssh'.service"],
+    ['systemd', 'sshd', 'restarted', "systemctl restart 'sshd'.service"],
+    ['sysvinit', 'ssh', 'reloaded', "service 'ssh' reload"],
+    ['openrc', 'sshd', 'reloaded', "rc-service 'sshd' reload"],
+    ['openrc', 'sshd', 'started', "rc-service 'sshd' start"],
+  ] as const)('%s %s %s', (init, unit, state, expected) => {
+    expect(serviceCommand(init, unit, state)).toBe(expected);
+  });
+});
+
+describe('init system and unit detection (real sh)', () => {
+  test('finds the Debian ssh init script under the name sshd, and reports a missing service', async () => {
+    const run = (name: string) => localShell().runScript(detectionScript(name));
+    const hasInitScript = fs.existsSync('/etc/init.d/ssh');
+    const isSystemd = fs.existsSync('/run/systemd/system');
+    const found = await run('sshd');
+    expect(found.stdout.trim()).toBe(
+      `${isSystemd ? 'systemd' : 'sysvinit'} ${hasInitScript || isSystemd ? 'ssh' : ''}`.trim(),
+    );
+    const missing = await run(`no-such-service-${path.basename(os.tmpdir())}`);
+    expect(missing.stdout.trim()).toBe(isSystemd ? 'systemd' : 'sysvinit');
+  });
+});
