@@ -1,0 +1,149 @@
+/**
+ * The one read-only probe the firewall resource runs on a host, and the
+ * parsing of its output into facts. Every tool is guarded by `command -v`;
+ * only C programs run unless firewalld is running (then firewall-cmd, the only
+ * way to ask it). ufw's state comes from its rule files and from whether its
+ * chains are loaded (exactly what `ufw status` checks), so no Python starts
+ * on the no-op path. No I/O here: the resource sends the script.
+ */
+
+export type IptablesVariant = 'legacy' | 'nft' | 'plain';
+
+export interface IptablesDump {
+  v4: string;
+  v6: string;
+}
+
+export interface FirewallFacts {
+  /** Ports from `sshd -T`, or null when sshd is missing or `sshd -T` failed (then `sshdError`). */
+  sshdPorts: number[] | null;
+  sshdError?: string;
+  /** Which variant plain `iptables` is (`iptables -V` says "(legacy)" or "(nf_tables)"); null without iptables. */
+  iptablesDefault: 'legacy' | 'nft' | null;
+  /** Dumps per installed variant ("plain" only where iptables has no -legacy/-nft programs). */
+  iptables: Partial<Record<IptablesVariant, IptablesDump>>;
+  /** `nft -a list ruleset`, or null without nft. */
+  nftListing: string | null;
+  ufwInstalled: boolean;
+  ufwV4: string | null;
+  ufwV6: string | null;
+  /** /etc/iptables exists (the iptables-persistent layout). */
+  iptablesDir: boolean;
+  firewalldInstalled: boolean;
+  /**
+   * `firewall-cmd --get-default-zone`, `--list-all-zones` and `--permanent --list-all-zones`, or null when
+   * firewalld is not running. (`--list-all-zones` marks the default zone only when it has an interface.)
+   */
+  firewalld: { defaultZone: string; runtime: string; permanent: string } | null;
+}
+
+const MARK = '@@sshfix-fw';
+
+const SSHD_PATHS = ['/usr/sbin/sshd', '/usr/local/sbin/sshd', '/sbin/sshd', '/usr/bin/sshd'];
+
+/** The probe script (constant: HostView caches probes by their text). */
+export function firewallProbeScript(): string {
+  const section = (name: string): string => `printf '\\n${MARK} ${name}\\n'`;
+  const save = (program: string): string =>
+    `command -v ${program} >/dev/null 2>&1 && { ${program} 2>/dev/null || echo '${MARK}-failed'; }`;
+  return [
+    'PATH="$PATH:/usr/sbin:/sbin:/usr/local/sbin"',
+    section('sshd'),
+    // The absolute path: a non-login shell's PATH often lacks /usr/sbin. -T needs the privsep directory.
+    `for p in ${SSHD_PATHS.join(' ')} "$(command -v sshd 2>/dev/null)"; do [ -n "$p" ] && [ -x "$p" ] && { mkdir -p /run/sshd; "$p" -T 2>&1 | grep -i -e '^port ' -e 'error' -e 'bad' ; break; }; done`,
+    section('iptables-version'),
+    'command -v iptables >/dev/null 2>&1 && iptables -V 2>&1',
+    section('have-variants'),
+    'command -v iptables-legacy-save >/dev/null 2>&1 && command -v iptables-nft-save >/dev/null 2>&1 && echo yes',
+    section('v4-legacy'),
+    save('iptables-legacy-save'),
+    section('v6-legacy'),
+    save('ip6tables-legacy-save'),
+    section('v4-nft'),
+    save('iptables-nft-save'),
+    section('v6-nft'),
+    save('ip6tables-nft-save'),
+    section('v4-plain'),
+    `command -v iptables-legacy-save >/dev/null 2>&1 || ${save('iptables-save')}`,
+    section('v6-plain'),
+    `command -v ip6tables-legacy-save >/dev/null 2>&1 || ${save('ip6tables-save')}`,
+    section('nft'),
+    `command -v nft >/dev/null 2>&1 && { nft -a list ruleset 2>/dev/null; echo '${MARK}-present'; }`,
+    section('ufw'),
+    'command -v ufw >/dev/null 2>&1 && echo yes',
+    section('ufw-v4'),
+    'cat /etc/ufw/user.rules 2>/dev/null',
+    section('ufw-v6'),
+    'cat /etc/ufw/user6.rules 2>/dev/null',
+    section('iptables-dir'),
+    '[ -d /etc/iptables ] && echo yes',
+    section('firewalld'),
+    'command -v firewall-cmd >/dev/null 2>&1 && echo installed',
+    // Only a running firewalld answers; checking its pid first keeps Python off hosts without it.
+    'pid=$(cat /run/firewalld.pid 2>/dev/null) && kill -0 "$pid" 2>/dev/null && command -v firewall-cmd >/dev/null 2>&1 && {',
+    `  ${section('firewalld-default')}; firewall-cmd --get-default-zone 2>&1`,
+    `  ${section('firewalld-runtime')}; firewall-cmd --list-all-zones 2>&1 || echo '${MARK}-failed'`,
+    `  ${section('firewalld-permanent')}; firewall-cmd --permanent --list-all-zones 2>&1 || echo '${MARK}-failed'`,
+    '}',
+    'exit 0',
+  ].join('\n');
+}
+
+/** Splits probe output into its sections (each without the blank line before the next marker). */
+export function probeSections(stdout: string): Map<string, string> {
+  const sections = new Map<string, string>();
+  const parts = stdout.split(new RegExp(`\\n?${MARK} (\\S+)\\n`));
+  for (let i = 1; i + 1 < parts.length; i += 2) sections.set(parts[i]!, parts[i + 1]!);
+  return sections;
+}
+
+function dump(sections: Map<string, string>, variant: IptablesVariant): IptablesDump | undefined {
+  const v4 = sections.get(`v4-${variant}`) ?? '';
+  const v6 = sections.get(`v6-${variant}`) ?? '';
+  const failed = (s: string): boolean => s.includes(`${MARK}-failed`);
+  if (v4 === '' && v6 === '' && variant !== 'plain') return undefined;
+  return { v4: failed(v4) ? '' : v4, v6: failed(v6) ? '' : v6 };
+}
+
+export function parseFirewallProbe(stdout: string): FirewallFacts {
+  const s = probeSections(stdout);
+  const sshd = s.get('sshd') ?? '';
+  const ports = [...sshd.matchAll(/^port (\d+)$/gim)].map((m) => Number(m[1]));
+  const version = s.get('iptables-version') ?? '';
+  const hasVariants = (s.get('have-variants') ?? '').trim() === 'yes';
+  const iptables: FirewallFacts['iptables'] = {};
+  if (hasVariants) {
+    iptables.legacy = dump(s, 'legacy') ?? { v4: '', v6: '' };
+    iptables.nft = dump(s, 'nft') ?? { v4: '', v6: '' };
+  } else if (version.trim() !== '') {
+    iptables.plain = dump(s, 'plain');
+  }
+  const nft = s.get('nft');
+  const runtime = s.get('firewalld-runtime');
+  const permanent = s.get('firewalld-permanent');
+  const firewalldOk = runtime !== undefined && !runtime.includes(`${MARK}-failed`);
+  return {
+    sshdPorts: ports.length > 0 ? ports : null,
+    ...(ports.length === 0
+      ? { sshdError: sshd.trim().split('\n').slice(-3).join(' ') || 'sshd not found' }
+      : {}),
+    iptablesDefault: /nf_tables/.test(version) ? 'nft' : version.trim() !== '' ? 'legacy' : null,
+    iptables,
+    nftListing:
+      nft !== undefined && nft.includes(`${MARK}-present`)
+        ? nft.replace(`${MARK}-present`, '').trimEnd() + '\n'
+        : null,
+    ufwInstalled: (s.get('ufw') ?? '').trim() === 'yes',
+    ufwV4: s.get('ufw-v4') || null,
+    ufwV6: s.get('ufw-v6') || null,
+    iptablesDir: (s.get('iptables-dir') ?? '').trim() === 'yes',
+    firewalldInstalled: (s.get('firewalld') ?? '').trim() === 'installed',
+    firewalld: firewalldOk
+      ? {
+          defaultZone: (s.get('firewalld-default') ?? '').trim(),
+          runtime: runtime ?? '',
+          permanent: (permanent ?? '').replace(`${MARK}-failed`, ''),
+        }
+      : null,
+  };
+}

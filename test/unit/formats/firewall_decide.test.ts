@@ -1,0 +1,206 @@
+import { parseCidr, type Cidr } from '../../../src/formats/firewall_cidr.js';
+import {
+  chooseBackend,
+  chooseIptablesVariant,
+  decideFirewall,
+  FirewallPlanError,
+  RULES_V4,
+  type FirewallRequest,
+} from '../../../src/formats/firewall_decide.js';
+import {
+  firewallProbeScript,
+  parseFirewallProbe,
+  probeSections,
+} from '../../../src/formats/firewall_probe.js';
+
+const cidr = (t: string): Cidr => parseCidr(t).cidr!;
+
+/** Probe output as the script prints it: one marker line per section. */
+function probeOutput(sections: Record<string, string>): string {
+  const defaults: Record<string, string> = {
+    sshd: 'port 22\naddressfamily any\n',
+    'iptables-version': 'iptables v1.8.9 (nf_tables)\n',
+    'have-variants': 'yes\n',
+    ufw: 'yes\n',
+  };
+  return Object.entries({ ...defaults, ...sections })
+    .map(([name, body]) => `\n@@sshfix-fw ${name}\n${body}`)
+    .join('');
+}
+
+const EMPTY_FILTER = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n';
+const DROP_WS =
+  '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 10.200.0.2/32 -p tcp -m tcp --dport 22 -j DROP\nCOMMIT\n';
+const request = (over: Partial<FirewallRequest> = {}): FirewallRequest => ({
+  sources: [cidr('10.200.0.2')],
+  port: null,
+  backend: 'auto',
+  persist: true,
+  removeBlocking: true,
+  ...over,
+});
+
+describe('probe', () => {
+  test('the script guards every tool and is constant (HostView caches probes by text)', () => {
+    const script = firewallProbeScript();
+    expect(script).toBe(firewallProbeScript());
+    for (const tool of ['iptables-legacy-save', 'iptables-nft-save', 'nft', 'ufw', 'firewall-cmd'])
+      expect(script).toContain(`command -v ${tool}`);
+    // Python (ufw, firewall-cmd) must not start on a host without a running firewalld.
+    expect(script).not.toMatch(/^ufw status/m);
+    expect(script).toMatch(/kill -0 "\$pid" 2>\/dev\/null && command -v firewall-cmd/);
+  });
+
+  test('sections and facts', () => {
+    const out = probeOutput({
+      sshd: 'port 22\nport 2222\n',
+      'v4-nft': DROP_WS,
+      'iptables-dir': 'yes\n',
+      nft: 'table inet t {\n}\n@@sshfix-fw-present\n',
+    });
+    expect([...probeSections(out).keys()]).toContain('v4-nft');
+    const facts = parseFirewallProbe(out);
+    expect(facts).toMatchObject({
+      sshdPorts: [22, 2222],
+      iptablesDefault: 'nft',
+      iptablesDir: true,
+      ufwInstalled: true,
+      firewalld: null,
+    });
+    expect(facts.iptables.nft!.v4).toBe(DROP_WS);
+    expect(facts.nftListing).toBe('table inet t {\n}\n');
+  });
+});
+
+describe('backend auto picks the one in use', () => {
+  test('active ufw first (its chains are loaded)', () => {
+    const facts = parseFirewallProbe(probeOutput({ 'v4-nft': '*filter\n:ufw-user-input - [0:0]\nCOMMIT\n' }));
+    expect(chooseBackend(facts, 'auto').backend).toBe('ufw');
+  });
+
+  test('inactive ufw falls through; running firewalld next', () => {
+    const facts = parseFirewallProbe(
+      probeOutput({
+        firewalld: 'installed\n',
+        'firewalld-default': 'public\n',
+        'firewalld-runtime': 'public\n  rich rules: \n',
+        'firewalld-permanent': '',
+      }),
+    );
+    expect(chooseBackend(facts, 'auto')).toEqual({
+      backend: 'firewalld',
+      reason: 'backend auto → firewalld (firewalld is running)',
+    });
+  });
+
+  test('an nft table of its own means nftables; iptables-nft and fail2ban tables do not', () => {
+    const own =
+      'table inet t {\n\tchain input {\n\t\ttype filter hook input priority 0;\n\t\ttcp dport 80 drop\n\t}\n}\n@@sshfix-fw-present\n';
+    expect(chooseBackend(parseFirewallProbe(probeOutput({ nft: own })), 'auto').backend).toBe('nftables');
+    const theirs =
+      'table ip filter {\n\tchain INPUT {\n\t\ttype filter hook input priority 0;\n\t\tip saddr 10.200.0.2 drop\n\t}\n}\ntable inet f2b-table {\n\tchain f2b-chain {\n\t\ttype filter hook input priority -1;\n\t\tip saddr 10.200.0.9 reject\n\t}\n}\n@@sshfix-fw-present\n';
+    expect(
+      chooseBackend(parseFirewallProbe(probeOutput({ nft: theirs, 'v4-nft': DROP_WS })), 'auto').backend,
+    ).toBe('iptables');
+  });
+
+  test('no firewall tool at all: skip', () => {
+    const facts = parseFirewallProbe(probeOutput({ 'iptables-version': '', 'have-variants': '', ufw: '' }));
+    expect(decideFirewall(facts, request(), new Map()).skipReason).toMatch(/no firewall tool/);
+  });
+
+  test('an explicit backend that is missing or not running is an error', () => {
+    const facts = parseFirewallProbe(probeOutput({ firewalld: 'installed\n' }));
+    expect(() => chooseBackend(facts, 'firewalld')).toThrow(/firewalld is not running/);
+    expect(() => chooseBackend(parseFirewallProbe(probeOutput({})), 'nftables')).toThrow(FirewallPlanError);
+  });
+});
+
+describe('never mixes iptables-legacy and iptables-nft (TRAPS.md)', () => {
+  test('the variant that holds rules is used', () => {
+    const facts = parseFirewallProbe(probeOutput({ 'v4-legacy': DROP_WS, 'v4-nft': EMPTY_FILTER }));
+    expect(chooseIptablesVariant(facts)).toEqual({ variant: 'legacy' });
+    const decision = decideFirewall(facts, request(), new Map());
+    expect(decision.commands.map((c) => c.words[0])).toEqual(['iptables-legacy', 'iptables-legacy']);
+  });
+
+  test('both holding rules: the default variant, with a warning', () => {
+    const facts = parseFirewallProbe(probeOutput({ 'v4-legacy': DROP_WS, 'v4-nft': DROP_WS }));
+    expect(chooseIptablesVariant(facts).variant).toBe('nft');
+    expect(chooseIptablesVariant(facts).warning).toMatch(
+      /both iptables-legacy \(1 rules\) and iptables-nft \(1 rules\)/,
+    );
+  });
+
+  test('an old iptables without variants is used as is', () => {
+    const facts = parseFirewallProbe(
+      probeOutput({ 'iptables-version': 'iptables v1.6.1\n', 'have-variants': '', 'v4-plain': DROP_WS }),
+    );
+    expect(decideFirewall(facts, request(), new Map()).commands[0]!.words.slice(0, 4)).toEqual([
+      'iptables',
+      '-I',
+      'INPUT',
+      '1',
+    ]);
+  });
+});
+
+describe('ports and persistence', () => {
+  test('every port sshd -T reports, unless the task sets one', () => {
+    const facts = parseFirewallProbe(probeOutput({ sshd: 'port 22\nport 2222\n', 'v4-nft': EMPTY_FILTER }));
+    const dports = (r: FirewallRequest) =>
+      decideFirewall(facts, r, new Map()).commands.map((c) => c.words[c.words.indexOf('--dport') + 1]);
+    // Each goes to position 1, the last first, so INPUT ends up listing 22 then 2222.
+    expect(dports(request())).toEqual(['2222', '22']);
+    expect(dports(request({ port: 8022 }))).toEqual(['8022']);
+  });
+
+  test('sshd -T failing without a port: a clear error', () => {
+    const facts = parseFirewallProbe(
+      probeOutput({ sshd: '/etc/ssh/sshd_config line 3: Bad configuration option: Prot\n' }),
+    );
+    expect(() => decideFirewall(facts, request(), new Map())).toThrow(
+      /cannot tell sshd's port .*Bad configuration option/,
+    );
+  });
+
+  test('an existing rules.v4 is edited in place; no layout, no file', () => {
+    const facts = parseFirewallProbe(probeOutput({ 'v4-nft': DROP_WS, 'iptables-dir': 'yes\n' }));
+    const stored =
+      '# saved by hand\n*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 80 -j ACCEPT\nCOMMIT\n';
+    const decision = decideFirewall(
+      facts,
+      request(),
+      new Map([[RULES_V4, { exists: true, content: stored }]]),
+    );
+    expect(decision.files).toEqual([
+      {
+        path: RULES_V4,
+        before: stored,
+        after: stored.replace(
+          '-A INPUT -p',
+          '-A INPUT -s 10.200.0.2/32 -p tcp -m tcp --dport 22 -j ACCEPT\n-A INPUT -p',
+        ),
+        check: ['iptables-nft-restore', '--test'],
+      },
+    ]);
+    const noLayout = parseFirewallProbe(probeOutput({ 'v4-nft': DROP_WS }));
+    const d2 = decideFirewall(noLayout, request(), new Map());
+    expect(d2.files).toEqual([]);
+    expect(d2.messages).toContain(
+      'no /etc/iptables directory (iptables-persistent): the iptables-nft change is not persisted',
+    );
+  });
+
+  test('nothing to do: no commands, no files', () => {
+    const converged =
+      '*filter\n:INPUT DROP [0:0]\n-A INPUT -s 10.200.0.2/32 -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n';
+    const facts = parseFirewallProbe(probeOutput({ 'v4-nft': converged, 'iptables-dir': 'yes\n' }));
+    const decision = decideFirewall(
+      facts,
+      request(),
+      new Map([[RULES_V4, { exists: true, content: converged }]]),
+    );
+    expect([decision.commands, decision.files, decision.messages]).toEqual([[], [], []]);
+  });
+});
