@@ -1,6 +1,7 @@
 /** Picks the transport for a host: SSH, or the local machine for `connection: local`. */
 
 import { openLocal } from './local.js';
+import { connectThroughJumps } from './jump.js';
 import { connectSsh } from './ssh.js';
 import type { Connection, ConnectionSpec } from './types.js';
 
@@ -9,6 +10,6 @@ export async function openConnection(spec: ConnectionSpec): Promise<Connection> 
     case 'local':
       return openLocal(spec);
     case 'ssh':
-      return connectSsh(spec);
+      return spec.jump !== undefined && spec.jump.length > 0 ? connectThroughJumps(spec) : connectSsh(spec);
   }
 }

@@ -24,6 +24,7 @@ export function openLocal(spec: ConnectionSpec): Connection {
 
 class LocalConnection implements Connection {
   readonly hostName: string;
+  readonly authMethod = 'local' as const;
   private closed = false;
 
   constructor(

@@ -5,6 +5,7 @@
  */
 
 import { readFile } from 'node:fs/promises';
+import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import type {
   AnyAuthMethod,
@@ -33,7 +34,7 @@ import type { Connection, ConnectionSpec, ExecResult, RunOptions } from './types
 import { errorMessage } from '../errors.js';
 
 const { Client, utils } = ssh2;
-type SshClient = InstanceType<typeof Client>;
+export type SshClient = InstanceType<typeof Client>;
 type SshError = Error & Partial<ClientErrorExtensions> & { code?: string };
 
 /** OpenSSH's default MaxSessions: the 11th concurrent channel on one connection is refused. */
@@ -84,32 +85,68 @@ export function hostKeyAlgorithmOrder(knownTypes: readonly string[]): ServerHost
   return [...new Set([...preferred, ...DEFAULT_HOST_KEY_ALGORITHMS])];
 }
 
-/** Opens and authenticates an SSH connection; rejects with UnreachableError (or HostKeyError). */
-export async function connectSsh(spec: ConnectionSpec): Promise<Connection> {
+/**
+ * Opens and authenticates an SSH connection; rejects with UnreachableError (or
+ * HostKeyError). `sock` is a stream already connected to the host's port (a
+ * channel forwarded by a jump host); a spec with jump hosts needs one, and
+ * openConnection (connect.ts) provides it.
+ */
+export async function connectSsh(spec: ConnectionSpec, sock?: Duplex): Promise<Connection> {
+  if (sock === undefined && spec.jump !== undefined && spec.jump.length > 0) {
+    // Connecting directly would silently bypass the jump hosts the operator asked for.
+    throw new Error(`${spec.hostName}: a connection through jump hosts must be opened with openConnection`);
+  }
   const shell = scriptShell({
     become: spec.become,
     becomePassword: spec.becomePassword,
     loginIsRoot: spec.user === 'root',
   });
+  const client = new Client();
+  const connection = new SshConnection(client, spec, shell);
+  connection.authMethod = await establish(client, spec, sock, () => connection.close());
+  return connection;
+}
+
+/**
+ * An authenticated ssh2 client with no shell of its own, for a jump host:
+ * the same host key checks and credentials as connectSsh. The caller owns it
+ * (end() it); its 'error' events are already handled.
+ */
+export async function openSshClient(spec: ConnectionSpec, sock?: Duplex): Promise<SshClient> {
+  const client = new Client();
+  // An 'error' event without a listener crashes Node; the owner watches 'close'.
+  client.on('error', () => undefined);
+  await establish(client, spec, sock, () => {
+    client.destroy();
+    return Promise.resolve();
+  });
+  return client;
+}
+
+/** Handshake, host key check and authentication; records a host key accepted as new. */
+async function establish(
+  client: SshClient,
+  spec: ConnectionSpec,
+  sock: Duplex | undefined,
+  closeOnFailure: () => Promise<void>,
+): Promise<AuthMethodUsed> {
   const knownHosts = await loadKnownHosts(spec);
   const authMethods = await buildAuthMethods(spec);
   const verifier = new HostKeyVerifier(spec, knownHosts);
-  const client = new Client();
-  const connection = new SshConnection(client, spec, shell);
-  await handshake(client, spec, verifier, authMethods);
+  const authMethod = await handshake(client, spec, verifier, authMethods, sock);
   const newHostLine = verifier.lineToRecord();
   if (newHostLine !== null) {
     try {
       await appendKnownHost(spec.knownHostsFile, newHostLine);
     } catch (error) {
-      await connection.close();
+      await closeOnFailure();
       throw new HostKeyError(
         spec.hostName,
         `cannot record the new host key for ${where(spec)} in ${spec.knownHostsFile}: ${errorMessage(error)}`,
       );
     }
   }
-  return connection;
+  return authMethod;
 }
 
 function where(spec: ConnectionSpec): string {
@@ -256,13 +293,20 @@ async function readPrivateKey(spec: ConnectionSpec, file: string): Promise<Buffe
   return key;
 }
 
-function authHandler(candidates: readonly AuthCandidate[]): AuthHandlerMiddleware {
+/** How a connection authenticated: the method of the last credential offered before success. */
+type AuthMethodUsed = Connection['authMethod'];
+
+function authHandler(
+  candidates: readonly AuthCandidate[],
+  offered: { method?: AuthenticationType },
+): AuthHandlerMiddleware {
   let next = 0;
   // ssh2 passes null before the first attempt, then the methods the server still accepts.
   const handler = (methodsLeft: AuthenticationType[] | null): AnyAuthMethod | false => {
     while (next < candidates.length) {
       const candidate = candidates[next++];
       if (candidate && (methodsLeft === null || methodsLeft.includes(candidate.protocolMethod))) {
+        offered.method = candidate.protocolMethod;
         return candidate.method;
       }
     }
@@ -278,7 +322,9 @@ function handshake(
   spec: ConnectionSpec,
   verifier: HostKeyVerifier,
   candidates: readonly AuthCandidate[],
-): Promise<void> {
+  sock: Duplex | undefined,
+): Promise<AuthMethodUsed> {
+  const offered: { method?: AuthenticationType } = {};
   const config: ConnectConfig = {
     host: spec.address,
     port: spec.port,
@@ -288,8 +334,9 @@ function handshake(
     keepaliveCountMax: KEEPALIVE_COUNT_MAX,
     algorithms: { serverHostKey: verifier.algorithms },
     hostVerifier: (key: Buffer) => verifier.verify(key),
-    authHandler: authHandler(candidates),
-    ...(spec.localAddress !== undefined ? { localAddress: spec.localAddress } : {}),
+    authHandler: authHandler(candidates, offered),
+    ...(sock !== undefined ? { sock } : {}),
+    ...(sock === undefined && spec.localAddress !== undefined ? { localAddress: spec.localAddress } : {}),
   };
   const tried = candidates.map((candidate) => candidate.label).join(', ');
   return new Promise((resolve, reject) => {
@@ -316,7 +363,12 @@ function handshake(
     client.on('connect', () => client.setNoDelay(true));
     client.on('ready', () => {
       settled = true;
-      resolve();
+      const method = offered.method;
+      resolve(
+        method === 'publickey' || method === 'password' || method === 'keyboard-interactive'
+          ? method
+          : undefined,
+      );
     });
     client.connect(config);
   });
@@ -381,6 +433,7 @@ export class Slots {
 
 class SshConnection implements Connection {
   readonly hostName: string;
+  authMethod: AuthMethodUsed;
   private readonly slots = new Slots(MAX_SESSIONS_PER_CONNECTION);
   /** Rejecters of the scripts running now, called when the connection drops. */
   private readonly running = new Set<(error: UnreachableError) => void>();

@@ -23,6 +23,11 @@ export interface Connection {
   /** Runs a POSIX sh script as the login user, or as root when the host uses become. */
   runScript(script: string, options?: RunOptions): Promise<ExecResult>;
   close(): Promise<void>;
+  /**
+   * How this connection authenticated, when the transport knows: lockout
+   * guards refuse `PasswordAuthentication no` for a password login.
+   */
+  readonly authMethod?: 'publickey' | 'password' | 'keyboard-interactive' | 'local';
 }
 
 /** How to reach one host; built from inventory variables and CLI flags. */
@@ -47,6 +52,12 @@ export interface ConnectionSpec {
   connectTimeoutMs: number;
   commandTimeoutMs: number;
   keepaliveIntervalMs: number;
+  /**
+   * Jump hosts to pass through (ssh_config ProxyJump), outermost first. The
+   * last one opens the TCP connection to `address`:`port`; every hop's host key
+   * is checked against its own known_hosts like a direct connection.
+   */
+  jump?: ConnectionSpec[];
 }
 
 /** The host could not be reached or authenticated: nothing was done on it. */
