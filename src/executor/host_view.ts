@@ -23,17 +23,65 @@ interface Pending {
 
 export class HostReadError extends Error {}
 
-export class RemoteHostView implements HostView {
+/** Cached, batched reads from one host: every request made in the same tick goes out as one script. */
+export class BatchedHostReader {
   private readonly cache = new Map<string, Promise<ReadAnswer>>();
-  private readonly planned = new Map<string, FileState>();
   private pending: Pending[] = [];
   /** Round trips made, for tests and benchmarks. */
   roundTrips = 0;
 
-  constructor(private readonly conn: Connection) {}
+  constructor(readonly conn: Connection) {}
+
+  read(request: ReadRequest): Promise<ReadAnswer> {
+    const key = JSON.stringify(request);
+    let answer = this.cache.get(key);
+    if (!answer) {
+      answer = new Promise<ReadAnswer>((resolve, reject) => {
+        if (this.pending.length === 0) setImmediate(() => void this.flush());
+        this.pending.push({ request, resolve, reject });
+      });
+      this.cache.set(key, answer);
+    }
+    return answer;
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.pending;
+    this.pending = [];
+    const requests = batch.map((p) => p.request);
+    try {
+      this.roundTrips++;
+      const result = await this.conn.runScript(buildReadScript(requests));
+      if (result.exitCode !== 0 && !result.stdout) {
+        throw new HostReadError(`${this.conn.hostName}: reading host state failed: ${result.stderr.trim()}`);
+      }
+      const answers = parseReadOutput(requests, result.stdout);
+      batch.forEach((p, i) => p.resolve(answers[i]!));
+    } catch (error) {
+      for (const p of batch) p.reject(error);
+    }
+  }
+}
+
+export class RemoteHostView implements HostView {
+  private readonly planned = new Map<string, FileState>();
+  private readonly reader: BatchedHostReader;
+
+  constructor(conn: Connection, reader?: BatchedHostReader) {
+    this.reader = reader ?? new BatchedHostReader(conn);
+  }
 
   get hostName(): string {
-    return this.conn.hostName;
+    return this.reader.conn.hostName;
+  }
+
+  get roundTrips(): number {
+    return this.reader.roundTrips;
+  }
+
+  /** A view of the same host sharing this one's cache and batching, without its planned writes. */
+  fresh(): RemoteHostView {
+    return new RemoteHostView(this.reader.conn, this.reader);
   }
 
   /** Makes later reads see a planned write. */
@@ -56,7 +104,7 @@ export class RemoteHostView implements HostView {
       paths.map(async (path) => {
         const planned = this.planned.get(path);
         if (planned) return planned;
-        const answer = await this.read({ kind: 'file', path });
+        const answer = await this.reader.read({ kind: 'file', path });
         if (answer.kind !== 'file')
           throw new HostReadError(`${this.hostName}: cannot read ${path}: ${describe(answer)}`);
         return answer.file;
@@ -66,7 +114,7 @@ export class RemoteHostView implements HostView {
   }
 
   async glob(pattern: string): Promise<string[]> {
-    const answer = await this.read({ kind: 'glob', pattern });
+    const answer = await this.reader.read({ kind: 'glob', pattern });
     if (answer.kind !== 'glob')
       throw new HostReadError(`${this.hostName}: cannot expand ${pattern}: ${describe(answer)}`);
     const planned = [...this.planned.keys()].filter((p) => globToRegExp(pattern).test(p));
@@ -74,40 +122,10 @@ export class RemoteHostView implements HostView {
   }
 
   async probe(script: string): Promise<ExecResult> {
-    const answer = await this.read({ kind: 'probe', script });
+    const answer = await this.reader.read({ kind: 'probe', script });
     if (answer.kind !== 'probe')
       throw new HostReadError(`${this.hostName}: probe failed: ${describe(answer)}`);
     return answer.result;
-  }
-
-  private read(request: ReadRequest): Promise<ReadAnswer> {
-    const key = JSON.stringify(request);
-    let answer = this.cache.get(key);
-    if (!answer) {
-      answer = new Promise<ReadAnswer>((resolve, reject) => {
-        if (this.pending.length === 0) setImmediate(() => void this.flush());
-        this.pending.push({ request, resolve, reject });
-      });
-      this.cache.set(key, answer);
-    }
-    return answer;
-  }
-
-  private async flush(): Promise<void> {
-    const batch = this.pending;
-    this.pending = [];
-    const requests = batch.map((p) => p.request);
-    try {
-      this.roundTrips++;
-      const result = await this.conn.runScript(buildReadScript(requests));
-      if (result.exitCode !== 0 && !result.stdout) {
-        throw new HostReadError(`${this.hostName}: reading host state failed: ${result.stderr.trim()}`);
-      }
-      const answers = parseReadOutput(requests, result.stdout);
-      batch.forEach((p, i) => p.resolve(answers[i]!));
-    } catch (error) {
-      for (const p of batch) p.reject(error);
-    }
   }
 }
 

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import PQueue from 'p-queue';
 import type { Inventory } from '../config/inventory.js';
-import { connectionVars, selectHosts } from '../config/inventory.js';
+import { CONNECTION_VARIABLE_NAMES, connectionVars, selectHosts } from '../config/inventory.js';
 import type { Playbook, TaskSpec } from '../config/playbook.js';
 import { positionAt } from '../config/schema.js';
 import { renderTaskArgs } from '../config/playbook.js';
@@ -18,8 +18,11 @@ import type { ResourceKind } from '../resources/types.js';
 import type { Connection, ConnectionSpec } from '../transport/types.js';
 import { UnreachableError } from '../transport/types.js';
 import { openConnection } from '../transport/connect.js';
+import { applySshConfig, type SshConfigFile } from '../transport/ssh_config.js';
 import { runPlayOnHost, type BoundPlay, type BoundTask } from './host_run.js';
 import type { HostResult } from './results.js';
+import { DEFAULT_CONFIRM_TIMEOUT_S, type SafetyOptions } from './transaction.js';
+import { runInBatches, type Serial } from './rollout.js';
 
 export interface RunOptions {
   check: boolean;
@@ -32,12 +35,28 @@ export interface RunOptions {
   privateKeyFile?: string;
   knownHostsFile?: string;
   acceptNewHostKeys: boolean;
+  /** `-e` variables: beat inventory and play vars, as in Ansible. */
+  extraVars?: Record<string, unknown>;
   connectTimeoutMs: number;
   commandTimeoutMs: number;
+  /** ssh_config (`-F`, else ~/.ssh/config): fills in what neither the inventory nor a flag sets. */
+  sshConfig?: SshConfigFile;
   /** Called as each host finishes, for streaming output. */
   onHostDone?: (result: HostResult) => void;
+  /** Called as a host starts each step ("connecting", "planning", "validating <task>", ...), for live progress. */
+  onProgress?: (host: string, step: string) => void;
   /** Opens connections; tests may substitute. */
   connect?: (spec: ConnectionSpec) => Promise<Connection>;
+  /** false (--no-rollback): apply without backup, dead-man timer and confirmation. Default true. */
+  rollback?: boolean;
+  /** Seconds until a host restores by itself unless a new connection confirmed the change. */
+  confirmTimeoutS?: number;
+  /** Apply even when a lockout guard objects (--force). */
+  force?: boolean;
+  /** Roll out in batches (--serial). */
+  serial?: Serial;
+  /** Stop the rollout once a batch has more failed hosts than this percentage. */
+  maxFailPercentage?: number;
 }
 
 export const DEFAULT_FORKS = 25;
@@ -67,7 +86,7 @@ export function bindPlaybook(
     const hosts = selectHosts(inventory, play.hosts).filter((h) => !limited || limited.has(h));
     for (const hostName of hosts) {
       const host = inventory.hosts.get(hostName)!;
-      const vars = { ...host.vars, ...play.vars, inventory_hostname: hostName };
+      const vars = { ...host.vars, ...play.vars, ...options.extraVars, inventory_hostname: hostName };
       const bind = (t: TaskSpec): BoundTask | undefined => {
         const resource = resources.get(t.resource)!;
         try {
@@ -129,7 +148,7 @@ function connectionSpec(
   options: RunOptions,
 ): ConnectionSpec {
   const c = connectionVars({ name: hostName, vars, groups: [] });
-  return {
+  const spec: ConnectionSpec = {
     hostName,
     connection: options.connection ?? c.connection,
     address: c.address,
@@ -146,16 +165,32 @@ function connectionSpec(
     commandTimeoutMs: options.commandTimeoutMs,
     keepaliveIntervalMs: 5000,
   };
+  if (!options.sshConfig) return spec;
+  const inInventory = (setting: keyof typeof CONNECTION_VARIABLE_NAMES): boolean =>
+    CONNECTION_VARIABLE_NAMES[setting].some((name) => vars[name] !== undefined && vars[name] !== null);
+  return applySshConfig(spec, options.sshConfig, {
+    address: inInventory('address'),
+    port: inInventory('port'),
+    user: options.user !== undefined || inInventory('user'),
+    privateKeyFile: options.privateKeyFile !== undefined || inInventory('privateKeyFile'),
+    knownHostsFile: options.knownHostsFile !== undefined,
+    acceptNewHostKeys: options.acceptNewHostKeys,
+  });
 }
 
 async function runHost(job: HostJob, options: RunOptions): Promise<HostResult> {
   const result: HostResult = { host: job.host, address: job.spec.address, unreachable: false, tasks: [] };
   let conn: Connection | undefined;
   try {
+    options.onProgress?.(job.host, 'connecting');
     const opened = await (options.connect ?? openConnection)(job.spec);
     conn = opened;
     for (const play of job.plays) {
-      const tasks = await runPlayOnHost(opened, play, { check: options.check });
+      const tasks = await runPlayOnHost(opened, play, {
+        check: options.check,
+        onStep: (step) => options.onProgress?.(job.host, step),
+        ...(options.check ? {} : { safety: safetyOptions(job, options) }),
+      });
       result.tasks.push(...tasks);
       if (tasks.some((t) => t.status === 'failed')) break;
     }
@@ -169,8 +204,34 @@ async function runHost(job: HostJob, options: RunOptions): Promise<HostResult> {
   return result;
 }
 
-/** Runs the jobs; results come back in inventory order. */
+function safetyOptions(job: HostJob, options: RunOptions): SafetyOptions {
+  return {
+    spec: job.spec,
+    connect: options.connect ?? openConnection,
+    rollback: options.rollback ?? true,
+    confirmTimeoutS: options.confirmTimeoutS ?? DEFAULT_CONFIRM_TIMEOUT_S,
+    force: options.force ?? false,
+  };
+}
+
+/**
+ * Runs the jobs, in batches with --serial (a batch failing more than
+ * --max-fail-percentage stops the rollout); results come back in inventory order.
+ */
 export async function runJobs(jobs: HostJob[], options: RunOptions): Promise<HostResult[]> {
+  const withAddress = jobs.map((job) => ({ ...job, address: job.spec.address }));
+  return runInBatches(
+    withAddress,
+    {
+      ...(options.serial ? { serial: options.serial } : {}),
+      ...(options.maxFailPercentage !== undefined ? { maxFailPercentage: options.maxFailPercentage } : {}),
+    },
+    (batch) => runBatch(batch, options),
+    (result) => options.onHostDone?.(result),
+  );
+}
+
+async function runBatch(jobs: HostJob[], options: RunOptions): Promise<HostResult[]> {
   const queue = new PQueue({ concurrency: Math.max(1, options.forks) });
   return Promise.all(
     jobs.map((job) =>

@@ -4,7 +4,7 @@
  * Each host is a `sleep infinity` anchor process holding its own network,
  * mount and UTS namespaces. Its network is a veth pair into the lab's bridge;
  * its /etc is an overlay over the machine's /etc (so atomic renames work, as on
- * a real host) and /run, /var/log, /root and /var/lib/fail2ban are per-host
+ * a real host) and /run, /var/log, /var/backups, /root and /var/lib/fail2ban are per-host
  * directories under the lab's state directory. Everything else runs inside it
  * through `nsenter -t ANCHOR -n -m -u`.
  *
@@ -473,6 +473,9 @@ mount -t overlay overlay -o "lowerdir=/etc,upperdir=$dir/etc-upper,workdir=$dir/
 mount --bind "$dir/log" /var/log
 mount --bind "$dir/root" /root
 if [ -d /var/lib/fail2ban ]; then mount --bind "$dir/fail2ban-lib" /var/lib/fail2ban; fi
+# sshfix keeps its per-run backups here: each host needs its own, as on a real fleet.
+mkdir -p /var/backups
+mount --bind "$dir/backups" /var/backups
 mount --bind "$dir/run" /run
 hostname "$name"
 echo "$name" > /etc/hostname
@@ -492,7 +495,7 @@ exec sleep infinity </dev/null >/dev/null 2>&1
 `;
 
 function prepareHostDir(dir: string, authorizedKey: string): void {
-  for (const sub of ['etc-upper', 'etc-work', 'run', 'log', 'fail2ban-lib']) {
+  for (const sub of ['etc-upper', 'etc-work', 'run', 'log', 'fail2ban-lib', 'backups']) {
     fs.mkdirSync(path.join(dir, sub), { recursive: true });
   }
   fs.mkdirSync(path.join(dir, 'root', '.ssh'), { recursive: true, mode: 0o700 });

@@ -63,6 +63,12 @@ export interface ResourcePlan {
    */
   stateDiffs?: StateDiff[];
   /**
+   * Files the plan's commands change or remove beyond `fileChanges` (e.g. an
+   * `rm` of a file, a `chmod`): apply backs them up with the rest so a
+   * rollback restores them too.
+   */
+  touchedPaths?: string[];
+  /**
    * Resource-specific data that the resource's own validate/verify hooks need
    * (e.g. the complete staged sshd_config tree). Must be JSON-serialisable.
    */

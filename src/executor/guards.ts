@@ -1,0 +1,624 @@
+/**
+ * Lockout guards: before apply, would the resulting sshd configuration still
+ * let the operator in? `sshd -t` accepts configurations that lock you out
+ * (TRAPS.md): AllowUsers/AllowGroups/DenyUsers/DenyGroups that exclude the
+ * connecting user, `PermitRootLogin no` for a root login, `PasswordAuthentication
+ * no` for a password login, a Port the firewall drops, a ListenAddress that is
+ * not on the host.
+ *
+ * Everything here is pure and fed by facts gathered in one round trip: the
+ * effective configuration before and after (`sshd -T -C` for this very
+ * connection, so Match blocks are evaluated by sshd itself), the login's
+ * user, groups, address and port, the host's addresses and its iptables
+ * rules. A finding is reported only if the *current* configuration does not
+ * produce the same finding: we are connected through it, so a finding it
+ * shares is a gap in our evaluation, not a lockout to come.
+ */
+import { shellQuote } from '../transport/shell.js';
+import { cidrContains, parseHostCidr, type Cidr, type IpFamily } from '../formats/firewall_cidr.js';
+import { iptablesRuleMatch, parseIptablesSave, type IptablesRuleset } from '../formats/firewall_iptables.js';
+import { parseSshdT } from '../formats/sshd_effective.js';
+
+export type AuthMethodUsed = 'publickey' | 'password' | 'keyboard-interactive' | 'local';
+
+/** Who is connected and how. */
+export interface LoginFacts {
+  user: string;
+  groups: string[];
+  authMethod?: AuthMethodUsed;
+  /** From SSH_CONNECTION on the host: the controller's address as the host sees it. */
+  clientAddress?: string;
+  /** The host address and port this connection reached. */
+  localAddress?: string;
+  localPort?: number;
+}
+
+export interface LockoutFacts {
+  login: LoginFacts;
+  /** `sshd -T -C ...` of the live configuration, and of the planned (staged) one. */
+  current: ReadonlyMap<string, readonly string[]>;
+  planned: ReadonlyMap<string, readonly string[]>;
+  /** Addresses configured on the host (`ip -o addr`). */
+  hostAddresses: string[];
+  /** iptables-save outputs (filter table) per variant in use. */
+  iptables: { family: IpFamily; variant: string; text: string }[];
+}
+
+export interface LockoutFinding {
+  /** Stable identity of the finding: the rule plus the values it was computed from. */
+  key: string;
+  message: string;
+}
+
+// ---------------------------------------------------------------------------
+// OpenSSH pattern matching (match.c)
+
+/** `*` and `?` wildcards over the whole text (match_pattern). */
+export function matchPattern(text: string, pattern: string): boolean {
+  const source = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
+  return new RegExp(`^${source}$`, 's').test(text);
+}
+
+/** A comma list with `!` negations (match_pattern_list): a negated hit wins over any positive one. */
+export function matchPatternList(text: string, list: string): 'match' | 'negated' | 'none' {
+  let result: 'match' | 'none' = 'none';
+  for (const raw of list.split(',')) {
+    const negated = raw.startsWith('!');
+    const pattern = negated ? raw.slice(1) : raw;
+    if (pattern === '' || !matchPattern(text, pattern)) continue;
+    if (negated) return 'negated';
+    result = 'match';
+  }
+  return result;
+}
+
+type Tri = 'yes' | 'no' | 'unknown';
+
+/**
+ * The host part of `user@host`: addresses, CIDRs and wildcard patterns are
+ * decided against the client address. Names are matched by sshd against the
+ * reverse-DNS name only with UseDNS yes; then we cannot tell.
+ */
+function matchHostPart(list: string, clientAddress: string | undefined, useDns: boolean): Tri {
+  if (clientAddress === undefined) return 'unknown';
+  const client = parseHostCidr(clientAddress);
+  let result: Tri = 'no';
+  for (const raw of list.split(',')) {
+    const negated = raw.startsWith('!');
+    const pattern = negated ? raw.slice(1) : raw;
+    let hit: Tri;
+    const cidr = pattern.includes('/') ? parseHostCidr(pattern) : null;
+    if (cidr && client) hit = cidr.family === client.family && cidrContains(cidr, client) ? 'yes' : 'no';
+    else if (/^[0-9a-fA-F.:*?]+$/.test(pattern)) hit = matchPattern(clientAddress, pattern) ? 'yes' : 'no';
+    else hit = useDns ? 'unknown' : matchPattern(clientAddress, pattern) ? 'yes' : 'no';
+    if (hit === 'yes' && negated) return 'no';
+    if (hit === 'unknown') result = 'unknown';
+    else if (hit === 'yes' && result !== 'unknown') result = 'yes';
+  }
+  return result;
+}
+
+/** One AllowUsers/DenyUsers entry against the login (match_user). */
+export function matchUserEntry(entry: string, login: LoginFacts, useDns: boolean): Tri {
+  const at = entry.lastIndexOf('@');
+  if (at === -1) return matchPattern(login.user, entry) ? 'yes' : 'no';
+  if (!matchPattern(login.user, entry.slice(0, at))) return 'no';
+  return matchHostPart(entry.slice(at + 1), login.clientAddress, useDns);
+}
+
+function groupListMatches(entry: string, groups: readonly string[]): boolean {
+  return groups.some((g) => matchPatternList(g, entry) === 'match');
+}
+
+// ---------------------------------------------------------------------------
+// Findings on one effective configuration
+
+const first = (config: ReadonlyMap<string, readonly string[]>, key: string): string | undefined =>
+  config.get(key)?.[0]?.toLowerCase();
+
+/** sshd -T prints one line per entry for these lists. */
+const entries = (config: ReadonlyMap<string, readonly string[]>, key: string): string[] =>
+  (config.get(key) ?? []).flatMap((line) => line.split(/\s+/)).filter(Boolean);
+
+function accessFindings(config: ReadonlyMap<string, readonly string[]>, login: LoginFacts): LockoutFinding[] {
+  const findings: LockoutFinding[] = [];
+  const useDns = first(config, 'usedns') === 'yes';
+  const who = login.clientAddress ? `${login.user} from ${login.clientAddress}` : login.user;
+  const denyUsers = entries(config, 'denyusers');
+  const denying = denyUsers.filter((e) => matchUserEntry(e, login, useDns) !== 'no');
+  if (denying.length > 0) {
+    findings.push({
+      key: `denyusers:${denyUsers.join(' ')}`,
+      message: `DenyUsers ${denying.join(' ')} ${denying.some((e) => matchUserEntry(e, login, useDns) === 'yes') ? 'matches' : 'may match'} ${who}, the user sshfix logs in as`,
+    });
+  }
+  const allowUsers = entries(config, 'allowusers');
+  if (allowUsers.length > 0) {
+    const results = allowUsers.map((e) => matchUserEntry(e, login, useDns));
+    if (!results.includes('yes')) {
+      findings.push({
+        key: `allowusers:${allowUsers.join(' ')}`,
+        message: `AllowUsers ${allowUsers.join(' ')} ${results.includes('unknown') ? 'may not admit' : 'does not admit'} ${who}, the user sshfix logs in as`,
+      });
+    }
+  }
+  const denyGroups = entries(config, 'denygroups');
+  const deniedBy = denyGroups.filter((e) => groupListMatches(e, login.groups));
+  if (deniedBy.length > 0) {
+    findings.push({
+      key: `denygroups:${denyGroups.join(' ')}`,
+      message: `DenyGroups ${deniedBy.join(' ')} matches a group of ${login.user} (${login.groups.join(' ')})`,
+    });
+  }
+  const allowGroups = entries(config, 'allowgroups');
+  if (allowGroups.length > 0 && !allowGroups.some((e) => groupListMatches(e, login.groups))) {
+    findings.push({
+      key: `allowgroups:${allowGroups.join(' ')}`,
+      message: `AllowGroups ${allowGroups.join(' ')} admits none of the groups of ${login.user} (${login.groups.join(' ') || 'none known'})`,
+    });
+  }
+  return findings;
+}
+
+function authFindings(config: ReadonlyMap<string, readonly string[]>, login: LoginFacts): LockoutFinding[] {
+  const findings: LockoutFinding[] = [];
+  const method = login.authMethod;
+  const permitRoot = first(config, 'permitrootlogin');
+  if (login.user === 'root' && permitRoot !== undefined) {
+    const passwordOnly = method === 'password' || method === 'keyboard-interactive';
+    if (permitRoot === 'no') {
+      findings.push({
+        key: `permitrootlogin:no`,
+        message: 'PermitRootLogin no while sshfix logs in as root',
+      });
+    } else if (permitRoot === 'forced-commands-only') {
+      findings.push({
+        key: `permitrootlogin:forced-commands-only`,
+        message:
+          'PermitRootLogin forced-commands-only while sshfix logs in as root and runs its own commands',
+      });
+    } else if ((permitRoot === 'prohibit-password' || permitRoot === 'without-password') && passwordOnly) {
+      findings.push({
+        key: `permitrootlogin:${permitRoot}`,
+        message: `PermitRootLogin ${permitRoot} while sshfix logs in as root with a password`,
+      });
+    }
+  }
+  if (method === 'password' && first(config, 'passwordauthentication') === 'no') {
+    findings.push({
+      key: 'passwordauthentication:no',
+      message: 'PasswordAuthentication no while sshfix is authenticated by password',
+    });
+  }
+  if (method === 'publickey' && first(config, 'pubkeyauthentication') === 'no') {
+    findings.push({
+      key: 'pubkeyauthentication:no',
+      message: 'PubkeyAuthentication no while sshfix is authenticated by a key',
+    });
+  }
+  const authMethods = (config.get('authenticationmethods') ?? []).join(' ').trim();
+  if (method && method !== 'local' && authMethods !== '' && authMethods !== 'any') {
+    const chains = authMethods.split(/\s+/);
+    if (!chains.some((chain) => chain.split(',').every((m) => m.split(':')[0] === method))) {
+      findings.push({
+        key: `authenticationmethods:${authMethods}`,
+        message: `AuthenticationMethods ${authMethods} does not accept ${method} alone, the method sshfix logs in with`,
+      });
+    }
+  }
+  return findings;
+}
+
+export interface ListenEntry {
+  address: string;
+  port: number;
+}
+
+/** `listenaddress 0.0.0.0:22`, `listenaddress [::]:2222` (sshd -T forms). */
+export function parseListenAddress(text: string): ListenEntry | null {
+  const word = text.trim().split(/\s+/)[0] ?? '';
+  const bracketed = /^\[([^\]]+)\]:(\d+)$/.exec(word);
+  const plain = /^([^:]+):(\d+)$/.exec(word);
+  const m = bracketed ?? plain;
+  if (!m) return null;
+  return { address: m[1]!, port: Number(m[2]) };
+}
+
+const isWildcard = (address: string): boolean => address === '0.0.0.0' || address === '::';
+
+function familyOf(address: string): IpFamily | null {
+  return parseHostCidr(address)?.family ?? null;
+}
+
+/** Ports sshd would listen on for connections to `localAddress` (wildcards of its family count). */
+export function portsFor(config: ReadonlyMap<string, readonly string[]>, localAddress: string): number[] {
+  const family = familyOf(localAddress);
+  const listen = (config.get('listenaddress') ?? []).map(parseListenAddress).filter((e) => e !== null);
+  const ports = listen
+    .filter((e) => e.address === localAddress || (isWildcard(e.address) && familyOf(e.address) === family))
+    .map((e) => e.port);
+  return [...new Set(ports)];
+}
+
+/**
+ * The port to reach sshd on after the change: the one used now if sshd
+ * still listens on it, else the first new one. `undefined` when sshd would
+ * not listen on this address at all.
+ */
+export function nextPort(
+  config: ReadonlyMap<string, readonly string[]>,
+  localAddress: string | undefined,
+  currentPort: number,
+): number | undefined {
+  if (localAddress === undefined) {
+    const ports = (config.get('port') ?? []).map(Number).filter((p) => Number.isInteger(p) && p > 0);
+    return ports.includes(currentPort) || ports.length === 0 ? currentPort : ports[0];
+  }
+  const ports = portsFor(config, localAddress);
+  if (ports.length === 0) return undefined;
+  return ports.includes(currentPort) ? currentPort : ports[0];
+}
+
+function listenFindings(
+  facts: LockoutFacts,
+  config: ReadonlyMap<string, readonly string[]>,
+): LockoutFinding[] {
+  const findings: LockoutFinding[] = [];
+  const { login } = facts;
+  const listen = (config.get('listenaddress') ?? []).map(parseListenAddress).filter((e) => e !== null);
+  const hostAddresses = new Set(facts.hostAddresses);
+  if (facts.hostAddresses.length > 0) {
+    for (const entry of listen) {
+      if (isWildcard(entry.address) || hostAddresses.has(entry.address)) continue;
+      findings.push({
+        key: `listenaddress-missing:${entry.address}`,
+        message: `ListenAddress ${entry.address} is not an address of this host (it has ${facts.hostAddresses.join(', ')})`,
+      });
+    }
+  }
+  if (login.localAddress === undefined || login.localPort === undefined) return findings;
+  const port = nextPort(config, login.localAddress, login.localPort);
+  if (port === undefined) {
+    findings.push({
+      key: `listen-none:${login.localAddress}`,
+      message: `sshd would no longer listen on ${login.localAddress}, the address sshfix is connected to`,
+    });
+    return findings;
+  }
+  if (port !== login.localPort && login.clientAddress !== undefined) {
+    const verdict = firewallVerdict(facts.iptables, login.clientAddress, port);
+    if (verdict.verdict === 'block') {
+      findings.push({
+        key: `firewall-port:${port}`,
+        message: `sshd would move to port ${port}, which the firewall does not admit from ${login.clientAddress} (${verdict.reason})`,
+      });
+    }
+  }
+  return findings;
+}
+
+function findingsOf(facts: LockoutFacts, config: ReadonlyMap<string, readonly string[]>): LockoutFinding[] {
+  return [
+    ...accessFindings(config, facts.login),
+    ...authFindings(config, facts.login),
+    ...listenFindings(facts, config),
+  ];
+}
+
+/** Lockouts the planned configuration would cause that the current one does not. */
+export function findLockouts(facts: LockoutFacts): LockoutFinding[] {
+  if (facts.planned.size === 0) return [];
+  const existing = new Set(facts.current.size > 0 ? findingsOf(facts, facts.current).map((f) => f.key) : []);
+  return findingsOf(facts, facts.planned).filter((f) => !existing.has(f.key));
+}
+
+// ---------------------------------------------------------------------------
+// Firewall: would a new TCP connection from `client` to `port` get in?
+
+export interface FirewallVerdict {
+  verdict: 'admit' | 'block' | 'unknown';
+  reason: string;
+}
+
+const STATE_OPTIONS = new Set(['--ctstate', '--state']);
+
+/**
+ * Whether a rule matches a new connection's first packet for sure, never, or
+ * maybe. Connection-state matches are decided (a SYN is NEW), `-i lo` never
+ * sees a remote client; anything else we do not model makes it "maybe".
+ */
+function certainty(
+  args: string[],
+  family: IpFamily,
+  chains: ReadonlySet<string>,
+  client: Cidr,
+  port: number,
+): Tri {
+  const remaining: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const word = args[i]!;
+    const next = args[i + 1] ?? '';
+    if (word === '-m' && (next === 'conntrack' || next === 'state')) {
+      i++;
+      continue;
+    }
+    if (STATE_OPTIONS.has(word)) {
+      const negated = remaining[remaining.length - 1] === '!';
+      if (negated) remaining.pop();
+      const includesNew = next.toUpperCase().split(',').includes('NEW');
+      if (includesNew === negated) return 'no';
+      i++;
+      continue;
+    }
+    if ((word === '-i' || word === '--in-interface') && remaining[remaining.length - 1] !== '!') {
+      if (next === 'lo') return 'no';
+    }
+    remaining.push(word);
+  }
+  const simplified = iptablesRuleMatch(remaining, family, chains);
+  if (simplified.family !== 'any' && simplified.family !== client.family) return 'no';
+  if (simplified.protocol === 'other') return 'no';
+  const sources = simplified.sources;
+  let sourceHit: Tri = 'yes';
+  if (sources.kind === 'unknown') sourceHit = 'unknown';
+  else if (sources.kind === 'list') {
+    const inside = sources.items.some((c) => c.family === client.family && cidrContains(c, client));
+    sourceHit = inside !== sources.negated ? 'yes' : 'no';
+  }
+  let portHit: Tri = 'yes';
+  if (simplified.ports.kind === 'unknown') portHit = 'unknown';
+  else if (simplified.ports.kind === 'list') {
+    const inside = simplified.ports.items.some((r) => r.from <= port && port <= r.to);
+    portHit = inside !== simplified.ports.negated ? 'yes' : 'no';
+  }
+  if (sourceHit === 'no' || portHit === 'no') return 'no';
+  if (sourceHit === 'unknown' || portHit === 'unknown' || simplified.extraMatches) return 'unknown';
+  if (simplified.protocol === 'unknown') return 'unknown';
+  return 'yes';
+}
+
+type ChainOutcome =
+  | { verdict: 'admit'; rule: string }
+  | { verdict: 'block'; rule: string }
+  | { verdict: 'fallthrough'; unsureAccept: boolean };
+
+function walkChain(
+  ruleset: IptablesRuleset,
+  chainName: string,
+  client: Cidr,
+  port: number,
+  seen: Set<string>,
+): ChainOutcome {
+  const filter = ruleset.tables.get('filter');
+  const chain = filter?.chains.get(chainName);
+  if (!filter || !chain || seen.has(chainName) || seen.size > 32)
+    return { verdict: 'fallthrough', unsureAccept: false };
+  seen.add(chainName);
+  const chains = new Set(filter.chains.keys());
+  let unsureAccept = false;
+  for (const rule of chain.rules) {
+    const hit = certainty(rule.args, ruleset.family, chains, client, port);
+    if (hit === 'no') continue;
+    const { verdict, target } = rule.match;
+    if (verdict === 'accept') {
+      if (hit === 'yes') return { verdict: 'admit', rule: rule.text };
+      unsureAccept = true;
+    } else if ((verdict === 'drop' || verdict === 'reject') && hit === 'yes') {
+      return { verdict: 'block', rule: rule.text };
+    } else if ((verdict === 'jump' || verdict === 'goto') && target) {
+      const inner = walkChain(ruleset, target, client, port, new Set(seen));
+      if (inner.verdict !== 'fallthrough') {
+        if (hit === 'yes') return inner;
+        if (inner.verdict === 'admit') unsureAccept = true;
+      } else {
+        unsureAccept ||= inner.unsureAccept;
+        if (verdict === 'goto' && hit === 'yes') return { verdict: 'fallthrough', unsureAccept };
+      }
+    } else if (verdict === 'return' && hit === 'yes') {
+      return { verdict: 'fallthrough', unsureAccept };
+    }
+  }
+  return { verdict: 'fallthrough', unsureAccept };
+}
+
+/** Evaluates filter/INPUT of one iptables-save dump. */
+export function iptablesVerdict(ruleset: IptablesRuleset, client: Cidr, port: number): FirewallVerdict {
+  const input = ruleset.tables.get('filter')?.chains.get('INPUT');
+  if (!input) return { verdict: 'admit', reason: 'no filter/INPUT chain' };
+  const outcome = walkChain(ruleset, 'INPUT', client, port, new Set());
+  if (outcome.verdict === 'admit') return { verdict: 'admit', reason: `accepted by "${outcome.rule}"` };
+  if (outcome.verdict === 'block') return { verdict: 'block', reason: `"${outcome.rule}"` };
+  const policy = input.policy.toUpperCase();
+  if (policy === 'ACCEPT' || policy === '-') return { verdict: 'admit', reason: 'INPUT policy ACCEPT' };
+  if (outcome.unsureAccept)
+    return { verdict: 'unknown', reason: `INPUT policy ${policy}, and an ACCEPT rule may or may not match` };
+  return { verdict: 'block', reason: `INPUT policy ${policy} and no rule accepts tcp/${port}` };
+}
+
+/** Blocked if any iptables variant in use blocks; admitted if all admit. */
+export function firewallVerdict(
+  dumps: LockoutFacts['iptables'],
+  clientAddress: string,
+  port: number,
+): FirewallVerdict {
+  const client = parseHostCidr(clientAddress);
+  if (!client) return { verdict: 'unknown', reason: `cannot parse the client address ${clientAddress}` };
+  const verdicts = dumps
+    .filter((d) => d.family === client.family)
+    .map((d) => ({
+      ...iptablesVerdict(parseIptablesSave(d.text, d.family), client, port),
+      variant: d.variant,
+    }));
+  const blocked = verdicts.find((v) => v.verdict === 'block');
+  if (blocked) return { verdict: 'block', reason: `${blocked.variant}: ${blocked.reason}` };
+  if (verdicts.some((v) => v.verdict === 'unknown'))
+    return { verdict: 'unknown', reason: verdicts.map((v) => v.reason).join('; ') };
+  return { verdict: 'admit', reason: verdicts.map((v) => v.reason).join('; ') || 'no iptables rules' };
+}
+
+// ---------------------------------------------------------------------------
+// Gathering the facts: one script, one round trip
+
+export interface SshdActivationFacts {
+  /** systemd is PID 1 (/run/systemd/system exists). */
+  systemd: boolean;
+  /** `systemctl is-active ssh.socket` (or `is-enabled`) says yes: Ubuntu >= 22.10's default. */
+  sshSocket: boolean;
+}
+
+/** Probe text for SshdActivationFacts; its output is parsed by parseSshdActivation. */
+export const SSHD_ACTIVATION_PROBE = [
+  'if [ -d /run/systemd/system ]; then s=systemd; else s=none; fi',
+  'k=no; [ $s = systemd ] && { systemctl is-active --quiet ssh.socket 2>/dev/null || systemctl is-enabled --quiet ssh.socket 2>/dev/null; } && k=yes',
+  'echo "$s $k"',
+].join('\n');
+
+export function parseSshdActivation(stdout: string): SshdActivationFacts {
+  const [init, socket] = stdout.trim().split(/\s+/);
+  return { systemd: init === 'systemd', sshSocket: socket === 'yes' };
+}
+
+/** What the sshd_config resource staged for validation (the shape of its plan data). */
+export interface StagedSshdTree {
+  sshd: string;
+  mainPath: string;
+  stageRoot: string;
+  stagedMain: string;
+  staged: Record<string, string>;
+}
+
+export function isStagedSshdTree(data: unknown): data is StagedSshdTree {
+  if (typeof data !== 'object' || data === null) return false;
+  const d = data as Record<string, unknown>;
+  return (
+    typeof d.sshd === 'string' &&
+    typeof d.mainPath === 'string' &&
+    typeof d.stageRoot === 'string' &&
+    typeof d.stagedMain === 'string' &&
+    typeof d.staged === 'object' &&
+    d.staged !== null
+  );
+}
+
+const FACT = '@@sshfix-fact';
+
+function factSection(name: string, body: string): string {
+  return [
+    `( ${body}\n) </dev/null >"$ft/o" 2>/dev/null; rc=$?`,
+    `printf '${FACT} ${name} %s\\n' "$rc"; base64 -w0 < "$ft/o"; echo`,
+  ].join('\n');
+}
+
+/**
+ * The controller's connection as the host sees it: SSH_CONNECTION of this
+ * shell, or — when sudo cleared the environment — of the nearest ancestor.
+ */
+const FIND_SSH_CONNECTION = [
+  'sc=${SSH_CONNECTION:-}; pid=$$',
+  'while [ -z "$sc" ] && [ -n "$pid" ] && [ "$pid" -gt 1 ]; do',
+  '  sc=$(tr "\\0" "\\n" < "/proc/$pid/environ" 2>/dev/null | sed -n "s/^SSH_CONNECTION=//p" | head -n 1)',
+  '  pid=$(sed -n "s/^PPid:[[:space:]]*//p" "/proc/$pid/status" 2>/dev/null)',
+  'done',
+].join('\n');
+
+function stageWrite(path: string, content: string, i: number): string {
+  const encoded = Buffer.from(content, 'utf8')
+    .toString('base64')
+    .replace(/.{1,76}/g, '$&\n');
+  return `mkdir -p "$(dirname -- ${shellQuote(path)})" && base64 -d > ${shellQuote(path)} <<'SSHFIX_GUARD_${i}'\n${encoded}SSHFIX_GUARD_${i}\n`;
+}
+
+export function buildLockoutFactsScript(tree: StagedSshdTree, loginUser: string): string {
+  const sshd = shellQuote(tree.sshd);
+  const root = shellQuote(tree.stageRoot);
+  return [
+    'umask 077',
+    'ft=$(mktemp -d) || exit 70',
+    `trap ${shellQuote(`rm -rf "$ft" ${root}`)} EXIT`,
+    'mkdir -p /run/sshd',
+    FIND_SSH_CONNECTION,
+    'set -- $sc',
+    'ctx=""',
+    `u=${shellQuote(loginUser)}`,
+    '[ $# -ge 4 ] && ctx="user=$u,host=$1,addr=$1,laddr=$3,lport=$4"',
+    factSection('connection', 'echo "$sc"'),
+    factSection('groups', 'id -Gn -- "$u"'),
+    factSection(
+      'current',
+      `if [ -n "$ctx" ]; then ${sshd} -T -f ${shellQuote(tree.mainPath)} -C "$ctx"; else ${sshd} -T -f ${shellQuote(tree.mainPath)}; fi`,
+    ),
+    `rm -rf ${root} && mkdir -p ${root} || exit 1`,
+    ...Object.entries(tree.staged).map(([path, content], i) => stageWrite(path, content, i)),
+    factSection(
+      'planned',
+      `if [ -n "$ctx" ]; then ${sshd} -T -f ${shellQuote(tree.stagedMain)} -C "$ctx"; else ${sshd} -T -f ${shellQuote(tree.stagedMain)}; fi`,
+    ),
+    factSection('addresses', "ip -o addr show 2>/dev/null | awk '{print $4}' | cut -d/ -f1"),
+    factSection('iptables', 'iptables-save -t filter 2>/dev/null'),
+    factSection('ip6tables', 'ip6tables-save -t filter 2>/dev/null'),
+    factSection('iptables-legacy', 'iptables-legacy-save -t filter 2>/dev/null'),
+    factSection('ip6tables-legacy', 'ip6tables-legacy-save -t filter 2>/dev/null'),
+    factSection('activation', SSHD_ACTIVATION_PROBE),
+    '',
+  ].join('\n');
+}
+
+export interface GatheredFacts extends LockoutFacts {
+  activation: SshdActivationFacts;
+}
+
+export function parseLockoutFacts(
+  stdout: string,
+  login: Pick<LoginFacts, 'user' | 'authMethod'>,
+): GatheredFacts {
+  const sections = new Map<string, { rc: number; text: string }>();
+  const lines = stdout.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const header = lines[i] ?? '';
+    if (!header.startsWith(`${FACT} `)) continue;
+    const [, name = '', rc = ''] = header.split(' ');
+    sections.set(name, { rc: Number(rc), text: Buffer.from(lines[i + 1] ?? '', 'base64').toString('utf8') });
+    i++;
+  }
+  const ok = (name: string): string => {
+    const s = sections.get(name);
+    return s && s.rc === 0 ? s.text : '';
+  };
+  const [clientAddress, , localAddress, localPort] = ok('connection').trim().split(/\s+/);
+  const iptables: LockoutFacts['iptables'] = [];
+  for (const [variant, family] of [
+    ['iptables', 4],
+    ['ip6tables', 6],
+    ['iptables-legacy', 4],
+    ['ip6tables-legacy', 6],
+  ] as const) {
+    const text = ok(variant);
+    if (text.includes('*filter')) iptables.push({ variant, family, text });
+  }
+  return {
+    login: {
+      user: login.user,
+      groups: ok('groups').trim().split(/\s+/).filter(Boolean),
+      ...(login.authMethod !== undefined ? { authMethod: login.authMethod } : {}),
+      ...(clientAddress ? { clientAddress } : {}),
+      ...(localAddress ? { localAddress } : {}),
+      ...(localPort && Number.isInteger(Number(localPort)) ? { localPort: Number(localPort) } : {}),
+    },
+    current: parseSshdT(ok('current')),
+    planned: parseSshdT(ok('planned')),
+    hostAddresses: ok('addresses').trim().split(/\s+/).filter(Boolean),
+    iptables,
+    activation: parseSshdActivation(ok('activation')),
+  };
+}
+
+/** Whether the change moves where sshd listens (for socket activation). */
+export function listeningChanged(facts: LockoutFacts): { port: boolean; listenAddress: boolean } {
+  const same = (key: string) =>
+    JSON.stringify([...(facts.current.get(key) ?? [])].sort()) ===
+    JSON.stringify([...(facts.planned.get(key) ?? [])].sort());
+  return { port: !same('port'), listenAddress: !same('listenaddress') };
+}

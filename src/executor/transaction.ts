@@ -1,0 +1,796 @@
+/**
+ * Per-host transactions: confirm or revert (Junos `commit confirmed`,
+ * `netplan try`, `iptables-apply`).
+ *
+ * Before the first change goes live, one script on the host backs up every
+ * file the run will touch into a run directory (/var/backups/sshfix/<run-id>,
+ * mode 0700, with a manifest), snapshots the firewall when the run changes
+ * it, writes `restore.sh`, and arms a detached dead-man timer that runs
+ * `restore.sh` when the deadline passes: a transient systemd timer where
+ * systemd runs, else a `setsid` process in its own session. Either survives
+ * the controller dying or its SSH session dropping.
+ *
+ * After the run, the controller proves that a *new* SSH connection still
+ * works, then disarms the timer; or restores at once through the session it
+ * still has. The timer and the controller never both act: whoever creates
+ * `<run-dir>/decided` first (mkdir is atomic) decides.
+ */
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { shellQuote } from '../transport/shell.js';
+import { formatKnownHostsLine } from '../transport/known_hosts.js';
+import { CommandTimeoutError, HostKeyError, UnreachableError } from '../transport/types.js';
+import type { Connection, ConnectionSpec } from '../transport/types.js';
+import type { CommandStep, ResourcePlan } from '../plan/types.js';
+import { parseSshdT } from '../formats/sshd_effective.js';
+import { errorMessage } from '../errors.js';
+import {
+  buildLockoutFactsScript,
+  findLockouts,
+  isStagedSshdTree,
+  listeningChanged,
+  nextPort,
+  parseLockoutFacts,
+  type GatheredFacts,
+  type SshdActivationFacts,
+  type StagedSshdTree,
+} from './guards.js';
+
+export const BACKUP_ROOT = '/var/backups/sshfix';
+/** Run directories kept per host; older ones are pruned when a new run starts. */
+export const KEEP_RUNS = 10;
+export const DEFAULT_CONFIRM_TIMEOUT_S = 60;
+/** Run directory names: UTC time (sorts in run order), then a random suffix. */
+const RUN_ID_PATTERN = '^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6,}$';
+/** An undecided run (no outcome) younger than this may still have a live timer: never pruned. */
+const UNDECIDED_RUN_KEEP_MINUTES = 24 * 60;
+
+export interface TransactionSpec {
+  runId: string;
+  /** Every file the run may change or remove, in any order; duplicates are ignored. */
+  files: readonly string[];
+  /** Snapshot (and on rollback restore) iptables/nftables/ufw/firewalld state. */
+  firewall: boolean;
+  /** Reload (or start) sshd after restoring. */
+  reloadSshd: boolean;
+  /** `fail2ban-client reload` after restoring, when fail2ban runs. */
+  reloadFail2ban: boolean;
+  /** Seconds from arming until the timer restores on its own. */
+  confirmTimeoutS: number;
+  /** Where run directories live; BACKUP_ROOT on real hosts. */
+  backupRoot?: string;
+}
+
+export type RollbackTimer = { kind: 'systemd'; unit: string } | { kind: 'process'; pgid: number };
+
+export interface Transaction {
+  spec: TransactionSpec;
+  runDir: string;
+  timer: RollbackTimer;
+  /** Controller clock when the timer was armed; the host restores at about armedAtMs + timeout. */
+  armedAtMs: number;
+}
+
+/** A fresh run id: `20250101T120000Z-1a2b3c`. */
+export function newRunId(now: Date = new Date(), random: string = randomBytes(3).toString('hex')): string {
+  const stamp = now
+    .toISOString()
+    .replace(/\.\d+Z$/, 'Z')
+    .replace(/[-:]/g, '');
+  return `${stamp}-${random}`;
+}
+
+export function isRunId(text: string): boolean {
+  return new RegExp(RUN_ID_PATTERN).test(text);
+}
+
+export function runDirOf(spec: Pick<TransactionSpec, 'runId' | 'backupRoot'>): string {
+  if (!isRunId(spec.runId)) throw new Error(`invalid run id ${JSON.stringify(spec.runId)}`);
+  return `${(spec.backupRoot ?? BACKUP_ROOT).replace(/\/+$/, '')}/${spec.runId}`;
+}
+
+/** The systemd unit of a run's timer (the run id only has characters unit names allow). */
+export function timerUnitName(runId: string): string {
+  return `sshfix-rollback-${runId}`;
+}
+
+function uniqueFiles(files: readonly string[]): string[] {
+  return [...new Set(files)];
+}
+
+// ---------------------------------------------------------------------------
+// restore.sh
+
+function restoreFirewallSection(): string[] {
+  return [
+    'fw="$dir/firewall"',
+    'if [ -d "$fw" ]; then',
+    // One nft transaction: the flush takes effect only if the whole saved ruleset loads.
+    '  if [ -f "$fw/nft.ruleset" ] && command -v nft >/dev/null 2>&1; then',
+    '    { echo "flush ruleset"; cat "$fw/nft.ruleset"; } | nft -f - 2>/dev/null || echo "nft: the saved ruleset did not load as a whole; iptables tables are restored below" >&2',
+    '  fi',
+    '  for v in iptables ip6tables iptables-legacy ip6tables-legacy; do',
+    '    [ -f "$fw/$v.save" ] && command -v "$v-restore" >/dev/null 2>&1 || continue',
+    // Tables that exist now but did not at snapshot time are emptied: restore would not touch them.
+    '    for t in $("$v-save" 2>/dev/null | sed -n "s/^\\*//p"); do',
+    '      grep -qx "\\*$t" "$fw/$v.save" && continue',
+    '      "$v" -t "$t" -F; "$v" -t "$t" -X',
+    '      for c in $("$v" -t "$t" -S 2>/dev/null | sed -n "s/^-P \\([^ ]*\\) .*/\\1/p"); do "$v" -t "$t" -P "$c" ACCEPT; done',
+    '    done',
+    '    "$v-restore" < "$fw/$v.save" || { echo "$v-restore failed" >&2; failed=1; }',
+    '  done',
+    '  if [ -d "$fw/ufw" ]; then',
+    '    for f in "$fw/ufw"/*; do [ -f "$f" ] && restore_path "$f" "/etc/ufw/${f##*/}"; done',
+    '    command -v ufw >/dev/null 2>&1 && ufw status 2>/dev/null | grep -q "Status: active" && { ufw reload >/dev/null || failed=1; }',
+    '  fi',
+    '  if [ -d "$fw/firewalld" ]; then',
+    '    rm -rf /etc/firewalld.sshfix-restore && cp -a "$fw/firewalld" /etc/firewalld.sshfix-restore &&',
+    '      rm -rf /etc/firewalld && mv /etc/firewalld.sshfix-restore /etc/firewalld || failed=1',
+    '    command -v firewall-cmd >/dev/null 2>&1 && firewall-cmd --state >/dev/null 2>&1 && { firewall-cmd --reload >/dev/null || failed=1; }',
+    '  fi',
+    'fi',
+  ];
+}
+
+/** Reload sshd — or start it, when it died — with whatever the host runs. */
+export function sshdReloadLines(): string[] {
+  return [
+    'if [ -d /run/systemd/system ] && systemctl is-active --quiet ssh.socket 2>/dev/null; then',
+    // Socket activation (Ubuntu >= 22.10): Port/ListenAddress live in the socket unit's generator.
+    '  systemctl daemon-reload && systemctl restart ssh.socket || failed=1',
+    'else',
+    '  pid=$(cat /run/sshd.pid 2>/dev/null)',
+    '  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -HUP "$pid" || failed=1',
+    '  elif [ -d /run/systemd/system ]; then systemctl restart ssh.service 2>/dev/null || systemctl restart sshd.service || failed=1',
+    '  elif [ -x /etc/init.d/ssh ]; then service ssh start >/dev/null || failed=1',
+    '  elif [ -x /etc/init.d/sshd ]; then service sshd start >/dev/null || failed=1',
+    '  elif command -v rc-service >/dev/null 2>&1; then rc-service sshd start || failed=1',
+    '  else mkdir -p /run/sshd; /usr/sbin/sshd || failed=1; fi',
+    'fi',
+  ];
+}
+
+/**
+ * The host-side rollback. Argument `--again` restores even when the run was
+ * already decided (the controller uses it when the timer fired while the run
+ * was still writing). Prints `sshfix-restore-ran` when it did restore.
+ */
+export function buildRestoreScript(spec: TransactionSpec): string {
+  const dir = runDirOf(spec);
+  const files = uniqueFiles(spec.files);
+  return [
+    '#!/bin/sh',
+    `# sshfix: restores what run ${spec.runId} changed; run by its dead-man timer or by sshfix.`,
+    'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH',
+    `dir=${shellQuote(dir)}`,
+    'if ! mkdir "$dir/decided" 2>/dev/null; then [ "${1:-}" = --again ] || exit 0; fi',
+    'echo restoring > "$dir/outcome"',
+    'failed=0',
+    // Copy to a temp file beside the target, then rename: a target is always entirely old or entirely new.
+    'restore_path() {',
+    '  if [ ! -L "$1" ] && [ -f "$2" ] && [ ! -L "$2" ] && cmp -s -- "$1" "$2" &&',
+    '    [ "$(stat -c "%a %u %g" -- "$1")" = "$(stat -c "%a %u %g" -- "$2")" ]; then return 0; fi',
+    '  tmp="$(dirname -- "$2")/.sshfix-restore.$$.tmp"',
+    '  if cp -P -p -- "$1" "$tmp" && { [ -L "$tmp" ] || sync "$tmp" 2>/dev/null || sync; } && mv -f -- "$tmp" "$2"; then',
+    '    command -v restorecon >/dev/null 2>&1 && restorecon -- "$2" 2>/dev/null',
+    '    sync "$(dirname -- "$2")" 2>/dev/null || sync',
+    '  else rm -f -- "$tmp"; echo "cannot restore $2" >&2; failed=1; fi',
+    '}',
+    'restore_file() {',
+    '  if [ -e "$dir/files/$1" ] || [ -L "$dir/files/$1" ]; then restore_path "$dir/files/$1" "$2"',
+    '  elif [ -e "$dir/files/$1.absent" ] && { [ -e "$2" ] || [ -L "$2" ]; }; then',
+    '    rm -f -- "$2" || { echo "cannot remove $2" >&2; failed=1; }',
+    '  fi',
+    '}',
+    ...files.map((file, i) => `restore_file ${i} ${shellQuote(file)}`),
+    ...(spec.firewall ? restoreFirewallSection() : []),
+    ...(spec.reloadSshd ? sshdReloadLines() : []),
+    ...(spec.reloadFail2ban
+      ? [
+          'if command -v fail2ban-client >/dev/null 2>&1 && fail2ban-client ping >/dev/null 2>&1; then',
+          '  fail2ban-client reload >/dev/null 2>&1 || failed=1',
+          'fi',
+        ]
+      : []),
+    'if [ "$failed" = 0 ]; then echo restored > "$dir/outcome"; else echo restore-incomplete > "$dir/outcome"; fi',
+    'echo sshfix-restore-ran',
+    'exit "$failed"',
+    '',
+  ].join('\n');
+}
+
+// ---------------------------------------------------------------------------
+// Begin: back up, snapshot, prune, arm
+
+function backupSection(files: string[]): string[] {
+  return [
+    'backup() {',
+    '  if [ -e "$2" ] || [ -L "$2" ]; then',
+    '    cp -P -p -- "$2" "$dir/files/$1" || { echo "cannot back up $2" >&2; exit 1; }',
+    '    printf "file %s present %s\\n" "$1" "$2" >> "$dir/manifest"',
+    '  else',
+    '    : > "$dir/files/$1.absent" && printf "file %s absent %s\\n" "$1" "$2" >> "$dir/manifest"',
+    '  fi',
+    '}',
+    ...files.map((file, i) => `backup ${i} ${shellQuote(file)}`),
+  ];
+}
+
+function firewallSnapshotSection(): string[] {
+  return [
+    'mkdir "$dir/firewall" || exit 1',
+    'for v in iptables ip6tables iptables-legacy ip6tables-legacy; do',
+    '  command -v "$v-save" >/dev/null 2>&1 || continue',
+    '  "$v-save" > "$dir/firewall/$v.save" 2>/dev/null || { rm -f "$dir/firewall/$v.save"; continue; }',
+    // A legacy variant with no tables is not in use: restoring it would only be noise.
+    '  case $v in *-legacy) grep -q "^\\*" "$dir/firewall/$v.save" || rm -f "$dir/firewall/$v.save" ;; esac',
+    'done',
+    'if command -v nft >/dev/null 2>&1; then nft list ruleset > "$dir/firewall/nft.ruleset" 2>/dev/null || rm -f "$dir/firewall/nft.ruleset"; fi',
+    'if [ -d /etc/ufw ]; then',
+    '  mkdir "$dir/firewall/ufw" && for f in /etc/ufw/*.rules /etc/ufw/ufw.conf; do [ -f "$f" ] && cp -p -- "$f" "$dir/firewall/ufw/"; done',
+    'fi',
+    'if [ -d /etc/firewalld ]; then cp -a /etc/firewalld "$dir/firewall/firewalld" || exit 1; fi',
+    'echo "firewall snapshot" >> "$dir/manifest"',
+  ];
+}
+
+function pruneSection(root: string): string[] {
+  return [
+    `ls -1 ${shellQuote(root)} 2>/dev/null | grep -E '${RUN_ID_PATTERN}' | sort -r | awk 'NR > ${KEEP_RUNS}' | while read -r old; do`,
+    `  path=${shellQuote(root)}/$old`,
+    // A run without an outcome may still have an armed timer: keep it unless it is clearly stale.
+    `  if [ -f "$path/outcome" ] || [ -n "$(find "$path" -maxdepth 0 -mmin +${UNDECIDED_RUN_KEEP_MINUTES} 2>/dev/null)" ]; then rm -rf -- "$path"; fi`,
+    'done',
+  ];
+}
+
+function base64Heredoc(content: string, marker: string): string {
+  const encoded = Buffer.from(content, 'utf8')
+    .toString('base64')
+    .replace(/.{1,76}/g, '$&\n');
+  return `base64 -d <<'${marker}'\n${encoded}${marker}\n`;
+}
+
+function armSection(spec: TransactionSpec): string[] {
+  const seconds = Math.max(1, Math.round(spec.confirmTimeoutS));
+  const unit = shellQuote(timerUnitName(spec.runId));
+  return [
+    'if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1 &&',
+    `  systemd-run --quiet --collect --unit=${unit} --on-active=${seconds}s /bin/sh "$dir/restore.sh" >/dev/null 2>"$dir/arm.err"; then`,
+    `  echo "timer systemd ${timerUnitName(spec.runId)}" >> "$dir/manifest"`,
+    `  echo "sshfix-timer systemd ${timerUnitName(spec.runId)}"`,
+    'elif command -v setsid >/dev/null 2>&1; then',
+    // Its own session and process group: no SIGHUP when our session ends; one kill stops sleep and shell.
+    `  setsid sh -c 'echo $$ > "$1/timer.pid"; sleep "$2"; exec sh "$1/restore.sh"' sshfix-rollback "$dir" ${seconds} </dev/null >/dev/null 2>&1 &`,
+    '  i=0; while [ ! -s "$dir/timer.pid" ]; do i=$((i+1)); [ $i -gt 200 ] && { echo "the rollback timer did not start" >&2; exit 1; }; sleep 0.05; done',
+    '  echo "timer process $(cat "$dir/timer.pid")" >> "$dir/manifest"',
+    '  echo "sshfix-timer process $(cat "$dir/timer.pid")"',
+    'else',
+    '  echo "neither systemd-run nor setsid is available to arm the rollback timer (use --no-rollback to apply without it)" >&2',
+    '  exit 1',
+    'fi',
+  ];
+}
+
+/** One script: run directory + manifest, backups, firewall snapshot, restore.sh, pruning, the armed timer. */
+export function buildBeginScript(spec: TransactionSpec): string {
+  const dir = runDirOf(spec);
+  const root = (spec.backupRoot ?? BACKUP_ROOT).replace(/\/+$/, '');
+  const files = uniqueFiles(spec.files);
+  return [
+    'set -u',
+    'umask 077',
+    'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH',
+    `dir=${shellQuote(dir)}`,
+    `mkdir -p ${shellQuote(root)} && chmod 0700 ${shellQuote(root)} && mkdir -m 0700 "$dir" && mkdir "$dir/files" || { echo "cannot create the backup directory $dir" >&2; exit 1; }`,
+    `printf 'run %s\\ncreated %s\\nhost %s\\ndeadline %ss\\n' ${shellQuote(spec.runId)} "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(hostname 2>/dev/null || uname -n)" ${Math.round(spec.confirmTimeoutS)} > "$dir/manifest"`,
+    ...backupSection(files),
+    ...(spec.firewall ? firewallSnapshotSection() : []),
+    `{ ${base64Heredoc(buildRestoreScript(spec), 'SSHFIX_RESTORE_EOF')}} > "$dir/restore.sh" && chmod 0700 "$dir/restore.sh" || exit 1`,
+    'sync "$dir" "$dir/files" "$dir/restore.sh" 2>/dev/null || sync',
+    ...pruneSection(root),
+    ...armSection(spec),
+    '',
+  ].join('\n');
+}
+
+export function parseBeginOutput(stdout: string): RollbackTimer {
+  const line = stdout.split('\n').find((l) => l.startsWith('sshfix-timer '));
+  const [, kind, handle] = (line ?? '').trim().split(' ');
+  if (kind === 'systemd' && handle) return { kind: 'systemd', unit: handle };
+  const pgid = Number(handle);
+  if (kind === 'process' && Number.isInteger(pgid) && pgid > 1) return { kind: 'process', pgid };
+  throw new Error(
+    `the rollback timer did not report how to cancel it (output: ${JSON.stringify(stdout.trim())})`,
+  );
+}
+
+// ---------------------------------------------------------------------------
+// Disarm and roll back
+
+/** Stops a timer that has not fired; the pid is re-checked on the host so a recycled pid is never killed. */
+function stopTimerLines(timer: RollbackTimer): string[] {
+  if (timer.kind === 'systemd') {
+    const unit = shellQuote(`${timer.unit}.timer`);
+    return [`systemctl stop ${unit} >/dev/null 2>&1 || true`];
+  }
+  return [
+    'pgid=$(cat "$dir/timer.pid" 2>/dev/null)',
+    'if [ -n "$pgid" ] && tr "\\0" " " < "/proc/$pgid/cmdline" 2>/dev/null | grep -q "sshfix-rollback"; then',
+    // `kill -TERM -PGID`: dash's kill accepts neither `--` nor `-s SIG -PGID`.
+    '  kill -TERM "-$pgid" 2>/dev/null || true',
+    'fi',
+  ];
+}
+
+/**
+ * Confirms the run: takes the decision (unless the timer took it first) and
+ * stops the timer. Prints `sshfix-confirmed`, or `sshfix-too-late` when the
+ * timer already fired (and is restoring or has restored).
+ */
+export function buildDisarmScript(tx: Pick<Transaction, 'runDir' | 'timer'>): string {
+  return [
+    `dir=${shellQuote(tx.runDir)}`,
+    'if mkdir "$dir/decided" 2>/dev/null; then',
+    ...stopTimerLines(tx.timer).map((l) => `  ${l}`),
+    '  echo confirmed > "$dir/outcome"',
+    '  echo sshfix-confirmed',
+    'else',
+    '  echo sshfix-too-late',
+    'fi',
+    '',
+  ].join('\n');
+}
+
+/** How long the controller waits for a restore the timer already started. */
+const WAIT_FOR_TIMER_RESTORE_S = 60;
+
+/**
+ * Restores now through the session the controller still has. With `again`,
+ * restores even if the timer already did (the run kept writing after it
+ * fired). Waits for a restore the timer is running, then stops the timer.
+ */
+export function buildRollbackScript(tx: Pick<Transaction, 'runDir' | 'timer'>, again: boolean): string {
+  return [
+    `dir=${shellQuote(tx.runDir)}`,
+    `out=$(sh "$dir/restore.sh"${again ? ' --again' : ''}); rc=$?`,
+    'case $out in',
+    '  *sshfix-restore-ran*)',
+    ...stopTimerLines(tx.timer).map((l) => `    ${l}`),
+    '    ;;',
+    '  *)',
+    // The timer took the decision: wait until its restore has finished.
+    `    i=0; while [ "$(cat "$dir/outcome" 2>/dev/null)" = restoring ] || [ ! -f "$dir/outcome" ]; do i=$((i+1)); [ $i -gt ${WAIT_FOR_TIMER_RESTORE_S * 10} ] && break; sleep 0.1; done`,
+    '    rc=0 ;;',
+    'esac',
+    'echo "sshfix-outcome $(cat "$dir/outcome" 2>/dev/null)"',
+    'exit $rc',
+    '',
+  ].join('\n');
+}
+
+// ---------------------------------------------------------------------------
+// Talking to the host
+
+export async function beginTransaction(conn: Connection, spec: TransactionSpec): Promise<Transaction> {
+  const result = await conn.runScript(buildBeginScript(spec));
+  if (result.exitCode !== 0) {
+    throw new Error(
+      `cannot prepare the rollback (backup and dead-man timer): ${result.stderr.trim() || `exit ${result.exitCode}`}`,
+    );
+  }
+  return { spec, runDir: runDirOf(spec), timer: parseBeginOutput(result.stdout), armedAtMs: Date.now() };
+}
+
+/** 'confirmed', or 'too-late' when the timer fired first. */
+export async function disarmTransaction(
+  conn: Connection,
+  tx: Transaction,
+): Promise<'confirmed' | 'too-late'> {
+  const result = await conn.runScript(buildDisarmScript(tx));
+  if (result.stdout.includes('sshfix-confirmed')) return 'confirmed';
+  if (result.stdout.includes('sshfix-too-late')) return 'too-late';
+  throw new Error(`cannot cancel the rollback timer: ${result.stderr.trim() || `exit ${result.exitCode}`}`);
+}
+
+/** Restores now; throws when the restore was incomplete (the message says what failed). */
+export async function rollbackTransaction(conn: Connection, tx: Transaction, again = false): Promise<void> {
+  const result = await conn.runScript(buildRollbackScript(tx, again));
+  const outcome = /sshfix-outcome (\S*)/.exec(result.stdout)?.[1];
+  if (result.exitCode !== 0 || outcome !== 'restored') {
+    throw new Error(
+      `restoring from ${tx.runDir} was incomplete: ${result.stderr.trim() || `outcome ${outcome ?? 'unknown'}`}`,
+    );
+  }
+}
+
+/** When the host will restore on its own, for messages. */
+export function restoreDeadline(tx: Transaction): string {
+  return new Date(tx.armedAtMs + tx.spec.confirmTimeoutS * 1000).toISOString();
+}
+
+// ---------------------------------------------------------------------------
+// Socket activation
+
+/**
+ * Extra steps after a change of where sshd listens. Under socket activation
+ * Port and ListenAddress are turned into the socket unit by a generator, so
+ * they need `systemctl daemon-reload` and a restart of ssh.socket; restarting
+ * ssh.service alone changes nothing (Launchpad #2069041,
+ * willshersystems/ansible-sshd#307). Without socket activation the usual
+ * reload handler is enough.
+ */
+export function sshdActivationSteps(
+  facts: SshdActivationFacts,
+  changed: { port: boolean; listenAddress: boolean },
+): CommandStep[] {
+  if (!facts.systemd || !facts.sshSocket || (!changed.port && !changed.listenAddress)) return [];
+  return [
+    { description: 'systemctl daemon-reload', script: 'systemctl daemon-reload' },
+    { description: 'systemctl restart ssh.socket', script: 'systemctl restart ssh.socket' },
+  ];
+}
+
+// ---------------------------------------------------------------------------
+// What a run touches
+
+/** A task that will change the host: its resource kind and plan. */
+export interface ChangingTask {
+  resource: string;
+  plan: ResourcePlan;
+}
+
+const FIREWALL_RESOURCES = new Set(['firewall', 'fail2ban']);
+const FIREWALL_COMMAND = /\b(iptables|ip6tables|iptables-restore|ip6tables-restore|nft|ufw|firewall-cmd)\b/;
+const SSHD_SERVICE = /\bsshd?(\.service|\.socket)?\b/;
+
+/**
+ * Files a plan touches: its file changes, the paths it declares, and state
+ * diffs labelled with an absolute path (a file removal shows as one).
+ */
+export function touchedFiles(plan: ResourcePlan): string[] {
+  const fromDiffs = (plan.stateDiffs ?? []).map((d) => d.label).filter((label) => label.startsWith('/'));
+  return [...plan.fileChanges.map((c) => c.path), ...(plan.touchedPaths ?? []), ...fromDiffs];
+}
+
+/** The transaction for a run's changing tasks (run id and timeout from the caller). */
+export function transactionSpecFor(
+  changing: readonly ChangingTask[],
+  options: { runId: string; confirmTimeoutS: number; backupRoot?: string },
+): TransactionSpec {
+  const files = uniqueFiles(changing.flatMap((t) => touchedFiles(t.plan)));
+  const firewall = changing.some(
+    (t) => FIREWALL_RESOURCES.has(t.resource) || t.plan.commands.some((c) => FIREWALL_COMMAND.test(c.script)),
+  );
+  const reloadSshd =
+    files.some((f) => f.startsWith('/etc/ssh/')) ||
+    changing.some(
+      (t) =>
+        t.resource === 'sshd_config' ||
+        (t.resource === 'service' && t.plan.commands.some((c) => SSHD_SERVICE.test(c.script))),
+    );
+  const reloadFail2ban =
+    firewall ||
+    changing.some((t) => t.resource === 'fail2ban') ||
+    files.some((f) => f.startsWith('/etc/fail2ban/'));
+  return {
+    runId: options.runId,
+    files,
+    firewall,
+    reloadSshd,
+    reloadFail2ban,
+    confirmTimeoutS: options.confirmTimeoutS,
+    ...(options.backupRoot !== undefined ? { backupRoot: options.backupRoot } : {}),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Apply with guards, backup, timer and confirmation
+
+export interface SafetyOptions {
+  /** How the run reached this host: the confirmation opens a new connection from it. */
+  spec: ConnectionSpec;
+  connect: (spec: ConnectionSpec) => Promise<Connection>;
+  /** False with --no-rollback: no backup, no timer, no confirmation. */
+  rollback: boolean;
+  confirmTimeoutS: number;
+  /** Apply even when a lockout guard objects (the confirmation still rolls back). */
+  force: boolean;
+  backupRoot?: string;
+}
+
+export interface ApplyOutcome {
+  /** Name of the task that failed, if one did. */
+  failure?: string;
+  /** Whether anything was written or run on the host before that. */
+  changeStarted: boolean;
+}
+
+export type SafeApplyResult<T extends ApplyOutcome> =
+  | { kind: 'refused'; culprit: number; message: string }
+  | { kind: 'not-started'; culprit: number; message: string }
+  | {
+      kind: 'applied';
+      outcome: T;
+      /** Set when the run was rolled back: why. */
+      rolledBack?: string;
+      /** Guard findings overridden by --force, for the sshd task (index into `changing`). */
+      forced?: { index: number; messages: string[] };
+      /** Extra steps run after the handlers, reported with the sshd task. */
+      extraSteps?: { index: number; steps: CommandStep[] };
+    };
+
+interface GuardResult {
+  index: number;
+  tree: StagedSshdTree;
+  facts: GatheredFacts;
+  findings: string[];
+  activation: CommandStep[];
+}
+
+/** Runs the lockout guard for the last sshd_config change (it sees all earlier ones). */
+async function guard(
+  conn: Connection,
+  changing: readonly ChangingTask[],
+  safety: SafetyOptions,
+): Promise<GuardResult | undefined> {
+  let index = -1;
+  changing.forEach((t, i) => {
+    if (t.resource === 'sshd_config' && isStagedSshdTree(t.plan.data)) index = i;
+  });
+  if (index === -1 || conn.authMethod === 'local') return undefined;
+  const tree = changing[index]!.plan.data as StagedSshdTree;
+  const result = await conn.runScript(buildLockoutFactsScript(tree, safety.spec.user));
+  const facts = parseLockoutFacts(result.stdout, {
+    user: safety.spec.user,
+    ...(conn.authMethod !== undefined ? { authMethod: conn.authMethod } : {}),
+  });
+  return {
+    index,
+    tree,
+    facts,
+    findings: findLockouts(facts).map((f) => f.message),
+    activation: sshdActivationSteps(facts.activation, listeningChanged(facts)),
+  };
+}
+
+const CONFIRM_MARGIN_MS = 2000;
+const CONFIRM_RETRY_DELAY_MS = 1000;
+const CONFIRM_ATTEMPTS = 3;
+
+interface ConfirmTarget {
+  port: number;
+  knownHostsFile?: string;
+}
+
+/**
+ * Where the new connection goes: the current port, or — when sshd no longer
+ * listens there — its new port, read with `sshd -T` over the old session.
+ * A new port has no known_hosts entry yet, so the host keys sshd uses are
+ * read over the (authenticated) old session into a temporary known_hosts.
+ */
+async function confirmTarget(
+  conn: Connection,
+  safety: SafetyOptions,
+  guarded: GuardResult | undefined,
+): Promise<ConfirmTarget> {
+  if (!guarded) return { port: safety.spec.port };
+  const sshd = shellQuote(guarded.tree.sshd);
+  const script = [
+    't=$(mktemp) || exit 70',
+    'trap \'rm -f "$t"\' EXIT',
+    'mkdir -p /run/sshd',
+    `${sshd} -T -f ${shellQuote(guarded.tree.mainPath)} > "$t" || exit 1`,
+    `grep -E '^(port|listenaddress) ' "$t"`,
+    'echo @@sshfix-hostkeys',
+    `for k in $(awk '$1 == "hostkey" { print $2 }' "$t"); do [ -f "$k.pub" ] && cat "$k.pub"; done`,
+  ].join('\n');
+  const result = await conn.runScript(script);
+  if (result.exitCode !== 0) return { port: safety.spec.port };
+  const [configText = '', keysText = ''] = result.stdout.split('@@sshfix-hostkeys');
+  const config = parseSshdT(configText);
+  const { login } = guarded.facts;
+  const currentPort = login.localPort ?? safety.spec.port;
+  const port = nextPort(config, login.localAddress, currentPort);
+  if (port === undefined || port === currentPort) return { port: safety.spec.port };
+  const lines = keysText
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((w) => w.length >= 2 && w[0] !== '')
+    .map(([type, key]) => formatKnownHostsLine(safety.spec.address, port, type!, key!));
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sshfix-confirm-'));
+  const knownHostsFile = path.join(dir, 'known_hosts');
+  await fs.writeFile(knownHostsFile, lines.map((l) => `${l}\n`).join(''), { mode: 0o600 });
+  return { port, knownHostsFile };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A retry only helps when the server was not there yet (sshd re-executing after SIGHUP). */
+function worthRetrying(error: unknown): boolean {
+  return !(error instanceof HostKeyError) && !/authentication/i.test(errorMessage(error));
+}
+
+/**
+ * Proves that a NEW connection (fresh TCP, handshake, authentication) works
+ * and, through it, disarms the timer. Returns the failure reason, or
+ * 'confirmed' / 'too-late'.
+ */
+async function confirmWithNewConnection(
+  conn: Connection,
+  tx: Transaction,
+  safety: SafetyOptions,
+  target: ConfirmTarget,
+): Promise<{ ok: true; decision: 'confirmed' | 'too-late' } | { ok: false; reason: string }> {
+  const deadline = tx.armedAtMs + tx.spec.confirmTimeoutS * 1000 - CONFIRM_MARGIN_MS;
+  let lastError = 'no time was left before the rollback deadline';
+  for (let attempt = 0; attempt < CONFIRM_ATTEMPTS && Date.now() < deadline; attempt++) {
+    if (attempt > 0) await sleep(CONFIRM_RETRY_DELAY_MS);
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) break;
+    let probe: Connection | undefined;
+    try {
+      probe = await safety.connect({
+        ...safety.spec,
+        port: target.port,
+        ...(target.knownHostsFile !== undefined
+          ? { knownHostsFile: target.knownHostsFile, acceptNewHostKeys: false }
+          : {}),
+        connectTimeoutMs: Math.min(safety.spec.connectTimeoutMs, remaining),
+        commandTimeoutMs: Math.min(safety.spec.commandTimeoutMs, Math.max(remaining, 1000)),
+      });
+      const answer = await probe.runScript('echo sshfix-confirm');
+      if (!answer.stdout.includes('sshfix-confirm')) {
+        throw new Error(
+          `the probe command failed on the new connection (exit ${answer.exitCode}): ${answer.stderr.trim()}`,
+        );
+      }
+      // Disarm through the new connection: it has just proved it can do what sshfix needs.
+      try {
+        return { ok: true, decision: await disarmTransaction(probe, tx) };
+      } catch {
+        return { ok: true, decision: await disarmTransaction(conn, tx) };
+      }
+    } catch (error) {
+      lastError = errorMessage(error);
+      if (!worthRetrying(error)) break;
+    } finally {
+      await probe?.close().catch(() => undefined);
+    }
+  }
+  return { ok: false, reason: lastError };
+}
+
+/** The host cannot be told anything any more: its timer will restore. */
+function leftToTheTimer(conn: Connection, tx: Transaction, what: string, error: unknown): UnreachableError {
+  return new UnreachableError(
+    conn.hostName,
+    `${what}: ${errorMessage(error)}; the host restores its previous state by itself by ${restoreDeadline(tx)} ` +
+      `(dead-man timer, backup in ${tx.runDir})`,
+  );
+}
+
+const lostConnection = (error: unknown): boolean =>
+  error instanceof UnreachableError || error instanceof CommandTimeoutError;
+
+async function restoreNow(
+  conn: Connection,
+  tx: Transaction,
+  reason: string,
+  again: boolean,
+): Promise<string> {
+  try {
+    await rollbackTransaction(conn, tx, again);
+    return reason;
+  } catch (error) {
+    if (lostConnection(error))
+      throw leftToTheTimer(conn, tx, `${reason}, and restoring through the open session failed`, error);
+    return `${reason} (${errorMessage(error)})`;
+  }
+}
+
+/**
+ * Applies `changing` through `apply` inside a transaction: lockout guard,
+ * backup and timer, apply, then a new connection confirms (or the host is
+ * restored at once). Throws UnreachableError (explaining that the timer
+ * restores) when the host is lost mid-way.
+ */
+export async function applyWithSafety<T extends ApplyOutcome>(
+  conn: Connection,
+  changing: readonly ChangingTask[],
+  safety: SafetyOptions,
+  apply: (extraSteps: CommandStep[]) => Promise<T>,
+  onStep: (step: string) => void = () => undefined,
+): Promise<SafeApplyResult<T>> {
+  onStep('checking that the change cannot lock sshfix out');
+  const guarded = await guard(conn, changing, safety);
+  if (guarded && guarded.findings.length > 0 && !safety.force) {
+    return {
+      kind: 'refused',
+      culprit: guarded.index,
+      message:
+        `refused: this change would lock sshfix out: ${guarded.findings.join('; ')}. ` +
+        'Nothing was changed on this host (--force applies it anyway; a new connection then confirms it or it is rolled back)',
+    };
+  }
+  const forced =
+    guarded && guarded.findings.length > 0
+      ? {
+          index: guarded.index,
+          messages: guarded.findings.map((f) => `applied despite the lockout guard (--force): ${f}`),
+        }
+      : undefined;
+  const extra =
+    guarded && guarded.activation.length > 0
+      ? { index: guarded.index, steps: guarded.activation }
+      : undefined;
+  const decorate = (r: SafeApplyResult<T> & { kind: 'applied' }): SafeApplyResult<T> => ({
+    ...r,
+    ...(forced ? { forced } : {}),
+    ...(extra ? { extraSteps: extra } : {}),
+  });
+  if (!safety.rollback) return decorate({ kind: 'applied', outcome: await apply(guarded?.activation ?? []) });
+
+  onStep('backing up and arming the rollback timer');
+  let tx: Transaction;
+  try {
+    tx = await beginTransaction(
+      conn,
+      transactionSpecFor(changing, {
+        runId: newRunId(),
+        confirmTimeoutS: safety.confirmTimeoutS,
+        ...(safety.backupRoot !== undefined ? { backupRoot: safety.backupRoot } : {}),
+      }),
+    );
+  } catch (error) {
+    if (lostConnection(error)) throw error;
+    return { kind: 'not-started', culprit: 0, message: `nothing was changed: ${errorMessage(error)}` };
+  }
+
+  let outcome: T;
+  try {
+    outcome = await apply(guarded?.activation ?? []);
+  } catch (error) {
+    if (lostConnection(error)) throw leftToTheTimer(conn, tx, 'lost the connection while applying', error);
+    throw error;
+  }
+
+  if (outcome.failure !== undefined) {
+    if (!outcome.changeStarted) {
+      await disarmTransaction(conn, tx).catch(() => undefined);
+      return decorate({ kind: 'applied', outcome });
+    }
+    onStep('rolling back');
+    return decorate({
+      kind: 'applied',
+      outcome,
+      rolledBack: await restoreNow(conn, tx, `${outcome.failure} failed`, false),
+    });
+  }
+
+  onStep('confirming with a new connection');
+  let target: ConfirmTarget = { port: safety.spec.port };
+  try {
+    target = await confirmTarget(conn, safety, guarded);
+  } catch (error) {
+    if (lostConnection(error)) throw leftToTheTimer(conn, tx, 'lost the connection before confirming', error);
+  }
+  try {
+    const confirmed = await confirmWithNewConnection(conn, tx, safety, target);
+    if (confirmed.ok && confirmed.decision === 'confirmed') return decorate({ kind: 'applied', outcome });
+    const reason = confirmed.ok
+      ? `the rollback timer fired before the change was confirmed (--confirm-timeout ${tx.spec.confirmTimeoutS}s is too short for this host)`
+      : `a new SSH connection to port ${target.port} failed after the change: ${confirmed.reason}`;
+    onStep('rolling back');
+    return decorate({
+      kind: 'applied',
+      outcome,
+      rolledBack: await restoreNow(conn, tx, reason, confirmed.ok),
+    });
+  } finally {
+    if (target.knownHostsFile !== undefined)
+      await fs.rm(path.dirname(target.knownHostsFile), { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,337 @@
+/**
+ * The transaction scripts run by this machine's /bin/sh against a temporary
+ * backup root: backup, restore (by the controller and by the dead-man timer),
+ * disarm, pruning. No firewall or sshd steps here (they would act on this
+ * machine); those are exercised by the lab suite (test/lab/faults.test.ts).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  beginTransaction,
+  buildBeginScript,
+  buildRestoreScript,
+  disarmTransaction,
+  isRunId,
+  newRunId,
+  rollbackTransaction,
+  sshdActivationSteps,
+  touchedFiles,
+  transactionSpecFor,
+  type Transaction,
+  type TransactionSpec,
+} from '../../../src/executor/transaction.js';
+import type { ResourcePlan } from '../../../src/plan/types.js';
+import { localShell } from '../../support/local_sh.js';
+
+let dir: string;
+let root: string;
+const armed: Transaction[] = [];
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-tx-'));
+  root = path.join(dir, 'backups');
+});
+
+afterEach(async () => {
+  // Never leave a timer behind: disarm whatever a test did not decide.
+  for (const tx of armed.splice(0)) await disarmTransaction(localShell(), tx).catch(() => undefined);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function spec(files: string[], overrides: Partial<TransactionSpec> = {}): TransactionSpec {
+  return {
+    runId: newRunId(),
+    files,
+    firewall: false,
+    reloadSshd: false,
+    reloadFail2ban: false,
+    confirmTimeoutS: 30,
+    backupRoot: root,
+    ...overrides,
+  };
+}
+
+async function begin(s: TransactionSpec): Promise<Transaction> {
+  const tx = await beginTransaction(localShell(), s);
+  armed.push(tx);
+  return tx;
+}
+
+/** Alive and not a zombie (where PID 1 does not reap orphans, a killed timer lingers as one). */
+function processAlive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (condition()) return true;
+    await sleep(50);
+  }
+  return condition();
+}
+
+describe('run ids', () => {
+  test('sort by time and match the pattern pruning relies on', () => {
+    const a = newRunId(new Date('2024-01-02T03:04:05.678Z'), 'abcdef');
+    expect(a).toBe('20240102T030405Z-abcdef');
+    expect(isRunId(a)).toBe(true);
+    expect(isRunId('../../etc')).toBe(false);
+    expect(newRunId(new Date('2025-01-01T00:00:00Z')) > a).toBe(true);
+  });
+
+  test('a run id that could escape the backup root is refused', () => {
+    expect(() => buildBeginScript(spec([], { runId: '../x' }))).toThrow(/invalid run id/);
+  });
+});
+
+describe('backup and restore', () => {
+  test('the controller restores files (content, mode) and removes files that were absent', async () => {
+    const existing = path.join(dir, 'hosts.deny');
+    const created = path.join(dir, 'new.conf');
+    fs.writeFileSync(existing, 'old\n', { mode: 0o640 });
+    const tx = await begin(spec([existing, created, existing]));
+    expect(tx.timer.kind).toBe('process');
+    const runDir = path.join(root, tx.spec.runId);
+    expect(fs.statSync(runDir).mode & 0o777).toBe(0o700);
+    const manifest = fs.readFileSync(path.join(runDir, 'manifest'), 'utf8');
+    expect(manifest).toContain(`file 0 present ${existing}`);
+    expect(manifest).toContain(`file 1 absent ${created}`);
+
+    fs.writeFileSync(existing, 'new content\n');
+    fs.chmodSync(existing, 0o600);
+    fs.writeFileSync(created, 'created\n');
+    await rollbackTransaction(localShell(), tx);
+    armed.pop();
+
+    expect(fs.readFileSync(existing, 'utf8')).toBe('old\n');
+    expect(fs.statSync(existing).mode & 0o777).toBe(0o640);
+    expect(fs.existsSync(created)).toBe(false);
+    expect(fs.readFileSync(path.join(runDir, 'outcome'), 'utf8').trim()).toBe('restored');
+    // The timer was stopped: its process group is gone.
+    if (tx.timer.kind === 'process') {
+      const pgid = tx.timer.pgid;
+      expect(await waitFor(() => !processAlive(pgid), 3000)).toBe(true);
+    }
+    // No temp files left beside the targets.
+    expect(fs.readdirSync(dir).sort()).toEqual(['backups', 'hosts.deny']);
+  });
+
+  test('a confirmed run is never restored, not even when restore.sh runs later', async () => {
+    const file = path.join(dir, 'sshd_config');
+    fs.writeFileSync(file, 'Port 22\n');
+    const tx = await begin(spec([file]));
+    fs.writeFileSync(file, 'Port 2222\n');
+    expect(await disarmTransaction(localShell(), tx)).toBe('confirmed');
+    armed.pop();
+    if (tx.timer.kind === 'process') {
+      const pgid = tx.timer.pgid;
+      expect(await waitFor(() => !processAlive(pgid), 3000)).toBe(true);
+    }
+    const again = await localShell().runScript(`sh ${path.join(tx.runDir, 'restore.sh')}`);
+    expect(again.exitCode).toBe(0);
+    expect(fs.readFileSync(file, 'utf8')).toBe('Port 2222\n');
+    expect(fs.readFileSync(path.join(tx.runDir, 'outcome'), 'utf8').trim()).toBe('confirmed');
+  });
+
+  test('the dead-man timer restores on its own when nobody confirms, and the controller then learns it is too late', async () => {
+    const file = path.join(dir, 'hosts.allow');
+    fs.writeFileSync(file, 'sshd: ALL\n');
+    const tx = await begin(spec([file], { confirmTimeoutS: 1 }));
+    fs.writeFileSync(file, 'half-written');
+    const restored = await waitFor(
+      () =>
+        fs.existsSync(path.join(tx.runDir, 'outcome')) &&
+        fs.readFileSync(path.join(tx.runDir, 'outcome'), 'utf8').trim() === 'restored',
+      10_000,
+    );
+    expect(restored).toBe(true);
+    expect(fs.readFileSync(file, 'utf8')).toBe('sshd: ALL\n');
+    expect(await disarmTransaction(localShell(), tx)).toBe('too-late');
+    armed.pop();
+  });
+
+  test('--again restores a second time what was written after the timer fired', async () => {
+    const file = path.join(dir, 'f');
+    fs.writeFileSync(file, 'old\n');
+    const tx = await begin(spec([file], { confirmTimeoutS: 1 }));
+    await waitFor(() => fs.existsSync(path.join(tx.runDir, 'decided')), 10_000);
+    await waitFor(() => fs.readFileSync(path.join(tx.runDir, 'outcome'), 'utf8').trim() === 'restored', 5000);
+    fs.writeFileSync(file, 'written after the timer fired\n');
+    await rollbackTransaction(localShell(), tx, true);
+    armed.pop();
+    expect(fs.readFileSync(file, 'utf8')).toBe('old\n');
+  });
+
+  test('a symlink is restored as the same symlink', async () => {
+    const target = path.join(dir, 'real');
+    const link = path.join(dir, 'link');
+    fs.writeFileSync(target, 'x\n');
+    fs.symlinkSync(target, link);
+    const tx = await begin(spec([link]));
+    fs.rmSync(link);
+    fs.writeFileSync(link, 'a regular file now\n');
+    await rollbackTransaction(localShell(), tx);
+    armed.pop();
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(fs.readlinkSync(link)).toBe(target);
+  });
+
+  test('shell metacharacters in paths are data, never code (CWE-78)', async () => {
+    // File names cannot hold '/', so the canary is relative: to the shell's working directory.
+    const canary = `sshfix-canary-${process.pid}`;
+    const nasty = path.join(dir, `a'b $(touch ${canary}) \`touch ${canary}\`;x\nz`);
+    fs.writeFileSync(nasty, 'old\n');
+    const tx = await begin(spec([nasty]));
+    fs.writeFileSync(nasty, 'new\n');
+    await rollbackTransaction(localShell(), tx);
+    armed.pop();
+    expect(fs.readFileSync(nasty, 'utf8')).toBe('old\n');
+    expect(fs.existsSync(canary)).toBe(false);
+    expect(fs.existsSync(path.join(dir, canary))).toBe(false);
+  });
+
+  test('keeps the 10 newest decided runs and undecided recent ones', async () => {
+    fs.mkdirSync(root, { recursive: true });
+    const old = Array.from({ length: 12 }, (_, i) => newRunId(new Date(Date.UTC(2020, 0, 1 + i)), 'aaaaaa'));
+    for (const id of old) {
+      fs.mkdirSync(path.join(root, id));
+      fs.writeFileSync(path.join(root, id, 'outcome'), 'confirmed\n');
+    }
+    const undecided = newRunId(new Date(Date.UTC(2019, 0, 1)), 'bbbbbb');
+    fs.mkdirSync(path.join(root, undecided));
+    fs.mkdirSync(path.join(root, 'not-a-run'));
+    const tx = await begin(spec([]));
+    const left = fs.readdirSync(root).sort();
+    // This run plus the 9 newest old ones are the 10 kept; the undecided one and foreign names stay.
+    expect(left).toEqual([undecided, ...old.slice(3), tx.spec.runId, 'not-a-run'].sort());
+  });
+
+  test('a backup that cannot be made aborts with the reason, before any timer is armed', async () => {
+    const notADirectory = path.join(dir, 'plain-file');
+    fs.writeFileSync(notADirectory, 'x');
+    const file = path.join(dir, 'f');
+    fs.writeFileSync(file, 'x');
+    const s = spec([file], { backupRoot: path.join(notADirectory, 'backups') });
+    await expect(beginTransaction(localShell(), s)).rejects.toThrow(
+      /^cannot prepare the rollback \(backup and dead-man timer\): .*cannot create the backup directory/s,
+    );
+    // No timer process points at this run's directory.
+    const ours = await localShell().runScript(
+      `for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < "$f" 2>/dev/null | grep -F ${JSON.stringify(s.runId)}; done | wc -l`,
+    );
+    expect(ours.stdout.trim()).toBe('0');
+  });
+});
+
+describe('restore.sh', () => {
+  test('without sshd or firewall work it touches only the listed files', () => {
+    const script = buildRestoreScript(spec(['/etc/hosts.deny']));
+    expect(script).not.toMatch(/iptables|nft|sshd\.pid|fail2ban/);
+    expect(script).toContain("restore_file 0 '/etc/hosts.deny'");
+  });
+
+  test('with firewall and sshd it restores snapshots in one nft transaction and reloads or starts sshd', () => {
+    const script = buildRestoreScript(spec([], { firewall: true, reloadSshd: true, reloadFail2ban: true }));
+    expect(script).toContain('{ echo "flush ruleset"; cat "$fw/nft.ruleset"; } | nft -f -');
+    expect(script).toContain('"$v-restore" < "$fw/$v.save"');
+    expect(script).toContain('kill -HUP "$pid"');
+    expect(script).toContain('service ssh start');
+    expect(script).toContain('systemctl restart ssh.socket');
+    expect(script).toContain('fail2ban-client reload');
+  });
+});
+
+describe('transactionSpecFor', () => {
+  const plan = (overrides: Partial<ResourcePlan>): ResourcePlan => ({
+    action: 'change',
+    messages: [],
+    warnings: [],
+    fileChanges: [],
+    commands: [],
+    ...overrides,
+  });
+  const change = (p: string) => ({ path: p, before: null, beforeSha256: null, after: '' });
+
+  test('collects every touched file once, including removals shown as state diffs', () => {
+    const removal = plan({
+      commands: [{ description: 'rm -f -- /etc/old', script: "rm -f -- '/etc/old'" }],
+      stateDiffs: [
+        { label: '/etc/old', before: 'x', after: '' },
+        { label: 'iptables INPUT (IPv4)', before: '', after: '' },
+      ],
+    });
+    expect(touchedFiles(removal)).toEqual(['/etc/old']);
+    const s = transactionSpecFor(
+      [
+        { resource: 'file', plan: plan({ fileChanges: [change('/etc/hosts.deny')] }) },
+        {
+          resource: 'file',
+          plan: plan({ fileChanges: [change('/etc/hosts.deny')], touchedPaths: ['/etc/x'] }),
+        },
+        { resource: 'file', plan: removal },
+      ],
+      { runId: newRunId(), confirmTimeoutS: 60 },
+    );
+    expect(s.files).toEqual(['/etc/hosts.deny', '/etc/x', '/etc/old']);
+    expect(s).toMatchObject({ firewall: false, reloadSshd: false, reloadFail2ban: false });
+  });
+
+  test('firewall work and sshd changes are recognised', () => {
+    const s = transactionSpecFor(
+      [
+        { resource: 'sshd_config', plan: plan({ fileChanges: [change('/etc/ssh/sshd_config')] }) },
+        {
+          resource: 'file',
+          plan: plan({
+            commands: [{ description: 'x', script: "iptables -I INPUT 1 -s '10.0.0.1' -j ACCEPT" }],
+          }),
+        },
+      ],
+      { runId: newRunId(), confirmTimeoutS: 60 },
+    );
+    expect(s).toMatchObject({ firewall: true, reloadSshd: true, reloadFail2ban: true });
+    const service = transactionSpecFor(
+      [
+        {
+          resource: 'service',
+          plan: plan({ commands: [{ description: 'x', script: "service 'ssh' reload" }] }),
+        },
+      ],
+      { runId: newRunId(), confirmTimeoutS: 60 },
+    );
+    expect(service.reloadSshd).toBe(true);
+  });
+});
+
+describe('socket activation (Launchpad #2069041, willshersystems/ansible-sshd#307)', () => {
+  test('a Port or ListenAddress change under ssh.socket needs daemon-reload and a socket restart', () => {
+    const steps = sshdActivationSteps(
+      { systemd: true, sshSocket: true },
+      { port: true, listenAddress: false },
+    );
+    expect(steps.map((s) => s.script)).toEqual(['systemctl daemon-reload', 'systemctl restart ssh.socket']);
+    expect(
+      sshdActivationSteps({ systemd: true, sshSocket: true }, { port: false, listenAddress: true }),
+    ).toHaveLength(2);
+  });
+
+  test('nothing extra without socket activation, or when neither Port nor ListenAddress changed', () => {
+    expect(
+      sshdActivationSteps({ systemd: true, sshSocket: false }, { port: true, listenAddress: true }),
+    ).toEqual([]);
+    expect(
+      sshdActivationSteps({ systemd: false, sshSocket: false }, { port: true, listenAddress: false }),
+    ).toEqual([]);
+    expect(
+      sshdActivationSteps({ systemd: true, sshSocket: true }, { port: false, listenAddress: false }),
+    ).toEqual([]);
+  });
+});
