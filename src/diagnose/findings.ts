@@ -1,0 +1,680 @@
+/**
+ * Evidence → findings: why a host resets (or refuses, or ignores) SSH
+ * connections from one client, ranked most likely first, each with the
+ * evidence lines it rests on, the fix in operator language, and a remedy the
+ * fix playbook is built from. Pure: the probe and the server checks gather,
+ * this module only reasons.
+ *
+ * Each rule scores a cause 0-100; a cause named by several rules keeps its
+ * best score and collects all their evidence. Confidence is the score's band.
+ * Client-side evidence alone cannot tell some causes apart (a stopped sshd,
+ * a REJECT and a fail2ban ban all answer the SYN with "connection refused"):
+ * those get medium or low confidence, and the server-side checks settle them.
+ */
+import type { ProbeEvidence } from './probe.js';
+import type { ServerEvidence } from './server_checks.js';
+import { traceSshPacket, type PathVerdict } from './firewall_path.js';
+import {
+  describeVerdict,
+  evaluateAccess,
+  parseClientSpec,
+  parseHostsAccess,
+  type Verdict as WrapperVerdict,
+} from '../formats/hosts_access.js';
+
+/** Stable ids: an interface (README, JSON output). */
+export const CAUSES = [
+  'tcp_wrappers_deny',
+  'max_startups',
+  'max_auth_tries',
+  'firewall_drop',
+  'firewall_reject',
+  'fail2ban_ban',
+  'sshd_not_running',
+  'sshd_config_invalid',
+  'client_alive',
+  'resources_exhausted',
+  'network_unreachable',
+] as const;
+export type Cause = (typeof CAUSES)[number];
+
+export type Confidence = 'high' | 'medium' | 'low';
+
+/** What the fix playbook does about a finding. */
+export type Remedy =
+  | { kind: 'tcp_wrappers'; client: string }
+  | { kind: 'firewall'; client: string }
+  | { kind: 'fail2ban'; client: string }
+  | { kind: 'sshd_settings'; settings: Record<string, string | number> }
+  | { kind: 'sshd_remove'; keywords: string[]; sshdRunning: boolean }
+  | { kind: 'sshd_start' };
+
+export interface Finding {
+  cause: Cause;
+  confidence: Confidence;
+  /** 0-100; findings are sorted by it. */
+  score: number;
+  evidence: string[];
+  fix: string;
+  remedy?: Remedy;
+}
+
+export interface DiagnosisInput {
+  port: number;
+  /** The client address the diagnosis is for; null when it could not be determined. */
+  client: string | null;
+  probe?: ProbeEvidence;
+  server?: ServerEvidence;
+  /** Why no server-side checks ran (for the evidence of client-side findings). */
+  serverUnavailable?: string;
+}
+
+/** libwrap sleeps before refusing; anything this slow before a reset is that pause. */
+const WRAPPERS_PAUSE_MS = 4000;
+/** A reset within this time is immediate: a drop by sshd's listener or a firewall, not libwrap. */
+const IMMEDIATE_MS = 1500;
+const MEMORY_LOW_FRACTION = 0.05;
+const DISK_FULL_PERCENT = 98;
+const RECOMMENDED_MAX_AUTH_TRIES = 6;
+export const RECOMMENDED_MAX_STARTUPS = '30:30:100';
+export const RECOMMENDED_CLIENT_ALIVE = { ClientAliveInterval: 300, ClientAliveCountMax: 3 };
+/** Below this many seconds of silence before sshd drops a session, idle sessions die visibly. */
+const CLIENT_ALIVE_TOO_SHORT_S = 30;
+
+export function confidenceOf(score: number): Confidence {
+  if (score >= 70) return 'high';
+  if (score >= 40) return 'medium';
+  return 'low';
+}
+
+class FindingSet {
+  private readonly byCause = new Map<Cause, Finding>();
+
+  add(cause: Cause, score: number, evidence: string[], fix: string, remedy?: Remedy): void {
+    const existing = this.byCause.get(cause);
+    if (!existing) {
+      this.byCause.set(cause, {
+        cause,
+        score,
+        confidence: confidenceOf(score),
+        evidence: [...evidence],
+        fix,
+        ...(remedy ? { remedy } : {}),
+      });
+      return;
+    }
+    for (const line of evidence) if (!existing.evidence.includes(line)) existing.evidence.push(line);
+    if (score > existing.score) {
+      existing.score = score;
+      existing.confidence = confidenceOf(score);
+      existing.fix = fix;
+      if (remedy) existing.remedy = remedy;
+    } else if (!existing.remedy && remedy) existing.remedy = remedy;
+  }
+
+  sorted(): Finding[] {
+    return [...this.byCause.values()].sort(
+      (a, b) => b.score - a.score || CAUSES.indexOf(a.cause) - CAUSES.indexOf(b.cause),
+    );
+  }
+}
+
+/** A view of `set` whose additions score at most `cap`. */
+function cappedSet(set: FindingSet, cap: number): Pick<FindingSet, 'add'> {
+  return {
+    add: (cause, score, evidence, fix, remedy) => set.add(cause, Math.min(score, cap), evidence, fix, remedy),
+  };
+}
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+// ---------------------------------------------------------------------------
+// Client side
+
+/** Server evidence settles what the client can only guess: its guesses then rank low. */
+const SERVER_SETTLED_CAP = 30;
+
+function fromProbe(outer: FindingSet, input: DiagnosisInput): void {
+  const { probe } = input;
+  if (!probe) return;
+  const set = input.server ? cappedSet(outer, SERVER_SETTLED_CAP) : outer;
+  const client = input.client;
+  const target = `${probe.address ?? probe.target.host}:${probe.target.port}`;
+  const from = client ? ` from ${client}` : '';
+  const noServer = input.serverUnavailable ? [`no server-side checks: ${input.serverUnavailable}`] : [];
+  if (probe.dns.error !== undefined || probe.dns.addresses.length === 0) {
+    set.add(
+      'network_unreachable',
+      85,
+      [`cannot resolve ${probe.target.host}: ${probe.dns.error ?? 'no address'}`],
+      `Fix name resolution for ${probe.target.host} (DNS, /etc/hosts) or use its address.`,
+    );
+    return;
+  }
+  const tcp = probe.tcp;
+  if (!tcp) return;
+  const clientRemedy = <K extends 'firewall' | 'fail2ban' | 'tcp_wrappers'>(kind: K): Remedy | undefined =>
+    client ? ({ kind, client } as Remedy) : undefined;
+  switch (tcp.outcome) {
+    case 'timeout':
+      set.add(
+        'firewall_drop',
+        60,
+        [
+          `TCP connect to ${target}${from} timed out after ${seconds(tcp.ms)} (no answer to the SYN)`,
+          ...noServer,
+        ],
+        `A firewall silently drops SSH from ${client ?? 'this client'}: allow it (firewall: allow_ssh_from).`,
+        clientRemedy('firewall'),
+      );
+      set.add(
+        'network_unreachable',
+        30,
+        [`TCP connect to ${target} timed out: the host may also be down or unrouted`],
+        'Check that the host is up and routed (console, ping from its network).',
+      );
+      set.add(
+        'fail2ban_ban',
+        20,
+        ['fail2ban actions that DROP look the same from the client'],
+        `Unban ${client ?? 'the client'} and add it to ignoreip.`,
+        clientRemedy('fail2ban'),
+      );
+      return;
+    case 'unreachable':
+      set.add(
+        'network_unreachable',
+        60,
+        [
+          `TCP connect to ${target}${from} failed with ${tcp.code ?? 'an error'} after ${seconds(tcp.ms)}`,
+          ...noServer,
+        ],
+        'The host is down or not routed from this client: check it from its console or its network.',
+      );
+      set.add(
+        'firewall_reject',
+        35,
+        [`${tcp.code ?? 'the error'} is also what a REJECT --reject-with icmp-host-prohibited answers`],
+        `Allow SSH from ${client ?? 'this client'} in the host's firewall.`,
+        clientRemedy('firewall'),
+      );
+      return;
+    case 'refused':
+      set.add(
+        'sshd_not_running',
+        55,
+        [
+          `TCP connect to ${target}${from} refused after ${seconds(tcp.ms)}: nothing listens there`,
+          ...noServer,
+        ],
+        'Start sshd (and check `sshd -t`, which keeps it from starting).',
+        { kind: 'sshd_start' },
+      );
+      set.add(
+        'firewall_reject',
+        50,
+        [`a firewall REJECT (tcp-reset or icmp-port-unreachable) also shows as "connection refused"`],
+        `Allow SSH from ${client ?? 'this client'} and remove the rule rejecting it.`,
+        clientRemedy('firewall'),
+      );
+      set.add(
+        'fail2ban_ban',
+        35,
+        ['fail2ban bans with a REJECT rule by default: the client sees "connection refused"'],
+        `Unban ${client ?? 'the client'} in every jail and add it to ignoreip.`,
+        clientRemedy('fail2ban'),
+      );
+      set.add(
+        'sshd_config_invalid',
+        25,
+        ['an invalid sshd_config keeps sshd from starting after a restart or reboot'],
+        'Run `sshd -t` on the host and fix or remove the reported directive.',
+      );
+      return;
+    case 'error':
+      set.add(
+        'network_unreachable',
+        40,
+        [`TCP connect to ${target}${from} failed: ${tcp.code ?? 'unknown error'}`],
+        'Check the address, the route and the local source address.',
+      );
+      return;
+    case 'connected':
+      break;
+  }
+  const banner = probe.banner;
+  if (banner && banner.outcome !== 'banner') {
+    const what =
+      banner.outcome === 'timeout'
+        ? 'no SSH banner'
+        : `connection ${banner.outcome === 'reset' ? 'reset' : 'closed'} by the host`;
+    const line = `TCP connected to ${target}${from} in ${seconds(tcp.ms)}, then ${what} after ${seconds(banner.ms)}, before any SSH banner`;
+    if (banner.outcome === 'timeout') {
+      set.add(
+        'resources_exhausted',
+        50,
+        [line, ...noServer],
+        'sshd accepts but never answers: check memory, disk and load, then restart sshd.',
+      );
+      set.add(
+        'firewall_drop',
+        35,
+        [`a firewall dropping packets of established connections also leaves the client waiting`],
+        `Allow SSH from ${client ?? 'this client'} in the host's firewall.`,
+        clientRemedy('firewall'),
+      );
+    } else if (banner.ms >= WRAPPERS_PAUSE_MS) {
+      set.add(
+        'tcp_wrappers_deny',
+        80,
+        [
+          line,
+          `a ${seconds(banner.ms)} pause before the reset is libwrap's refusal (hosts.deny)`,
+          ...noServer,
+        ],
+        `Let ${client ?? 'this client'} through TCP wrappers (/etc/hosts.allow, /etc/hosts.deny).`,
+        clientRemedy('tcp_wrappers'),
+      );
+    } else if (banner.ms <= IMMEDIATE_MS) {
+      const reset = banner.outcome === 'reset';
+      set.add(
+        'max_startups',
+        reset ? 50 : 65,
+        [line, `sshd drops connections past MaxStartups at once by closing them`, ...noServer],
+        `Raise MaxStartups (e.g. ${RECOMMENDED_MAX_STARTUPS}) and find who holds unauthenticated connections.`,
+        { kind: 'sshd_settings', settings: { MaxStartups: RECOMMENDED_MAX_STARTUPS } },
+      );
+      set.add(
+        'firewall_reject',
+        reset ? 60 : 40,
+        [
+          line,
+          `a firewall rule that resets established port-${input.port} connections answers with a TCP reset at once`,
+        ],
+        `Remove the firewall rule resetting SSH connections from ${client ?? 'this client'}.`,
+        clientRemedy('firewall'),
+      );
+    } else {
+      set.add('max_startups', 45, [line], `Raise MaxStartups (e.g. ${RECOMMENDED_MAX_STARTUPS}).`, {
+        kind: 'sshd_settings',
+        settings: { MaxStartups: RECOMMENDED_MAX_STARTUPS },
+      });
+      set.add(
+        'tcp_wrappers_deny',
+        40,
+        [line],
+        `Let ${client ?? 'this client'} through TCP wrappers.`,
+        clientRemedy('tcp_wrappers'),
+      );
+    }
+  }
+  if (probe.kex && probe.kex.outcome === 'failed') {
+    set.add(
+      'sshd_config_invalid',
+      30,
+      [`key exchange with ${target} failed: ${probe.kex.error ?? 'unknown error'}`],
+      'Check KexAlgorithms, Ciphers and HostKey in sshd_config (`sshd -T`).',
+    );
+  }
+  const auth = probe.auth;
+  if (
+    auth &&
+    (auth.outcome === 'too_many_failures' || (auth.outcome === 'disconnected' && auth.keysOffered > 1))
+  ) {
+    const wanted = Math.max(RECOMMENDED_MAX_AUTH_TRIES, auth.keysAvailable + 1);
+    // Measured, not guessed: the server's own disconnect message.
+    outer.add(
+      'max_auth_tries',
+      auth.outcome === 'too_many_failures' ? 85 : 55,
+      [
+        `authentication ended after ${auth.keysOffered} of ${auth.keysAvailable} keys offered: ${auth.error ?? auth.outcome}`,
+      ],
+      `Offer fewer keys (IdentitiesOnly yes, IdentityFile) or raise MaxAuthTries to ${wanted}.`,
+      { kind: 'sshd_settings', settings: { MaxAuthTries: wanted } },
+    );
+  }
+  const b = probe.burst;
+  if (b) {
+    const dropped = b.resets + b.closedBeforeBanner;
+    if (dropped > 0 && b.banners > 0) {
+      // Measured, not guessed: some connections were served, others dropped.
+      outer.add(
+        'max_startups',
+        75,
+        [
+          `of ${b.connections} concurrent connections, ${b.banners} got a banner and ${dropped} were dropped before it (${seconds(b.ms)}): sshd throttles unauthenticated connections`,
+        ],
+        `Raise MaxStartups (e.g. ${RECOMMENDED_MAX_STARTUPS}); open fewer connections at once.`,
+        { kind: 'sshd_settings', settings: { MaxStartups: RECOMMENDED_MAX_STARTUPS } },
+      );
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Server side
+
+/** "10:30:100" → 10; "5" → 5. */
+function maxStartupsBegin(values: readonly string[] | undefined): number | null {
+  const first = values?.[0];
+  if (first === undefined) return null;
+  const begin = Number(first.split(':')[0]);
+  return Number.isFinite(begin) ? begin : null;
+}
+
+/** Keywords sshd -t rejects: "line 5: Bad configuration option: Foo", "Unsupported option Foo". */
+export function invalidKeywords(sshdTestOutput: string): string[] {
+  const found = new Set<string>();
+  for (const m of sshdTestOutput.matchAll(/Bad configuration option:\s*(\S+)/gi)) found.add(m[1]!);
+  for (const m of sshdTestOutput.matchAll(/Unsupported option\s+"?([A-Za-z0-9]+)"?/gi)) found.add(m[1]!);
+  for (const m of sshdTestOutput.matchAll(/Deprecated option\s+"?([A-Za-z0-9]+)"?/gi)) found.add(m[1]!);
+  return [...found];
+}
+
+function wrappersVerdict(server: ServerEvidence): WrapperVerdict | null {
+  const client = parseClientSpec(server.client);
+  if ('error' in client) return null;
+  const allow = parseHostsAccess(server.hostsAllow ?? '', '/etc/hosts.allow');
+  const deny = parseHostsAccess(server.hostsDeny ?? '', '/etc/hosts.deny');
+  return evaluateAccess({ allow, deny }, 'sshd', client);
+}
+
+function describeRule(v: PathVerdict): string {
+  const rule = v.rule ? `${v.rule.text}` : `policy of INPUT`;
+  return `iptables (${v.chains.join(' → ')}): ${rule}`;
+}
+
+function fromFirewall(set: FindingSet, server: ServerEvidence): void {
+  const { client, port } = server;
+  if (server.iptables === null || server.iptables.trim() === '') return fromNft(set, server);
+  const fresh = traceSshPacket(server.iptables, client, port, 'new');
+  const established = traceSshPacket(server.iptables, client, port, 'established');
+  const firewallRemedy: Remedy = { kind: 'firewall', client };
+  const fail2banRemedy: Remedy = { kind: 'fail2ban', client };
+  for (const v of [fresh, established]) {
+    if (!v) continue;
+    const blocked = v.outcome === 'drop' || v.outcome === 'reject' || v.outcome === 'policy_drop';
+    if (!blocked) {
+      for (const rule of v.uncertainBlockers) {
+        set.add(
+          rule.args.includes('DROP') ? 'firewall_drop' : 'firewall_reject',
+          40,
+          [
+            `iptables rule that may block SSH from ${client} (matches on more than address and port): ${rule.text}`,
+          ],
+          `Check this rule; allow SSH from ${client} before it.`,
+          firewallRemedy,
+        );
+      }
+      continue;
+    }
+    const what =
+      v.phase === 'new' ? `new SSH connections from ${client}` : `established SSH connections from ${client}`;
+    if (v.fail2ban) {
+      set.add(
+        'fail2ban_ban',
+        80,
+        [`${describeRule(v)} ${v.outcome === 'drop' ? 'drops' : 'rejects'} ${what}`],
+        `Unban ${client} (fail2ban-client unban) and add it to ignoreip.`,
+        fail2banRemedy,
+      );
+      continue;
+    }
+    const cause =
+      v.outcome === 'reject' || (v.phase === 'established' && v.outcome !== 'drop')
+        ? 'firewall_reject'
+        : 'firewall_drop';
+    const verb = v.outcome === 'reject' ? `rejects (${v.rejectWith ?? 'icmp-port-unreachable'})` : 'drops';
+    set.add(
+      cause,
+      v.phase === 'new' ? 90 : 88,
+      [`${describeRule(v)} ${verb} ${what}`],
+      `Allow SSH from ${client} and remove the blocking rule (firewall: allow_ssh_from, remove_blocking).`,
+      firewallRemedy,
+    );
+  }
+}
+
+/** nftables rules outside iptables' own tables, read as text: a drop or reject naming the client or the port. */
+function fromNft(set: FindingSet, server: ServerEvidence): void {
+  if (!server.nft) return;
+  const port = String(server.port);
+  for (const line of server.nft.split('\n')) {
+    const text = line.trim();
+    const verdict = /\b(drop|reject)\b/.exec(text)?.[1];
+    if (!verdict) continue;
+    if (!text.includes(server.client) && !new RegExp(`dport\\s+(\\{[^}]*\\b)?${port}\\b`).test(text))
+      continue;
+    set.add(
+      verdict === 'drop' ? 'firewall_drop' : 'firewall_reject',
+      60,
+      [`nftables rule that may block SSH from ${server.client}: ${text}`],
+      `Allow SSH from ${server.client} before this rule.`,
+      { kind: 'firewall', client: server.client },
+    );
+  }
+}
+
+function fromServer(set: FindingSet, input: DiagnosisInput): void {
+  const server = input.server;
+  if (!server) return;
+  const { client, port } = server;
+  const sshdListens = server.listening.some(
+    (l) => l.includes('sshd') && new RegExp(`:${port}\\s`).test(`${l} `),
+  );
+  const portListens = server.listening.some((l) => new RegExp(`[:\\]]${port}\\s`).test(l));
+  const invalid =
+    !server.sshdTest.ok && !/Missing privilege separation directory/.test(server.sshdTest.output);
+  const testLines = server.sshdTest.output
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .slice(0, 5);
+
+  if (server.sshdPath === null) {
+    set.add('sshd_not_running', 90, ['no sshd binary found on the host'], 'Install openssh-server.');
+  } else if (!server.sshdRunning || (!portListens && !server.sshSocketActive)) {
+    const state = !server.sshdRunning ? 'no sshd listener process runs' : `nothing listens on port ${port}`;
+    if (invalid) {
+      set.add(
+        'sshd_config_invalid',
+        95,
+        [`${state}, and \`sshd -t\` fails:`, ...testLines],
+        'Fix or remove the directive `sshd -t` reports, then start sshd.',
+        { kind: 'sshd_remove', keywords: invalidKeywords(server.sshdTest.output), sshdRunning: false },
+      );
+      set.add('sshd_not_running', 70, [state], 'Start sshd once its configuration is valid.', {
+        kind: 'sshd_start',
+      });
+    } else {
+      set.add('sshd_not_running', 92, [state, '`sshd -t` passes: sshd can be started'], 'Start sshd.', {
+        kind: 'sshd_start',
+      });
+    }
+  } else if (invalid) {
+    set.add(
+      'sshd_config_invalid',
+      60,
+      [
+        'sshd runs, but the configuration on disk fails `sshd -t` (it will not start after the next restart or reboot):',
+        ...testLines,
+      ],
+      'Fix or remove the directive `sshd -t` reports before anything restarts sshd.',
+      { kind: 'sshd_remove', keywords: invalidKeywords(server.sshdTest.output), sshdRunning: true },
+    );
+  } else if (!sshdListens && !server.sshSocketActive && portListens) {
+    set.add(
+      'sshd_not_running',
+      50,
+      [`port ${port} is held by another process than sshd`],
+      `Free port ${port} for sshd.`,
+    );
+  }
+
+  // TCP wrappers
+  const verdict = wrappersVerdict(server);
+  const refusedLines = server.authLog.filter((l) => /refused connect from/.test(l) && l.includes(client));
+  if (verdict?.access === 'refused' || refusedLines.length > 0) {
+    const linked = server.libwrap !== false;
+    const evidence = [
+      ...(verdict && verdict.access === 'refused'
+        ? [`hosts_access verdict for sshd from ${client}: ${describeVerdict(verdict)}`]
+        : []),
+      ...(server.libwrap === true
+        ? ['sshd is linked with libwrap']
+        : server.libwrap === false
+          ? ['sshd is not linked with libwrap: hosts.allow/deny have no effect on it']
+          : []),
+      ...refusedLines.slice(-3),
+    ];
+    set.add(
+      'tcp_wrappers_deny',
+      linked || refusedLines.length > 0 ? 95 : 20,
+      evidence,
+      `Let ${client} through TCP wrappers (tcp_wrappers: not_denied / allow).`,
+      { kind: 'tcp_wrappers', client },
+    );
+  }
+
+  // MaxStartups
+  const effective = server.effective;
+  const begin = maxStartupsBegin(effective?.get('maxstartups'));
+  const dropLines = server.authLog.filter((l) => /past MaxStartups/.test(l));
+  const current = server.startups?.current ?? null;
+  const limitReached = current !== null && begin !== null && current >= begin;
+  if (dropLines.length > 0 || limitReached) {
+    const evidence = [
+      ...(effective ? [`MaxStartups ${effective.get('maxstartups')?.join(' ') ?? '(default)'}`] : []),
+      ...(current !== null
+        ? [`unauthenticated connections now: ${current} (listener: ${server.startups?.limits})`]
+        : []),
+      ...dropLines.slice(-3),
+    ];
+    set.add(
+      'max_startups',
+      limitReached ? 90 : 75,
+      evidence,
+      `Raise MaxStartups (e.g. ${RECOMMENDED_MAX_STARTUPS}) and find who holds unauthenticated connections.`,
+      { kind: 'sshd_settings', settings: { MaxStartups: RECOMMENDED_MAX_STARTUPS } },
+    );
+  } else if (begin !== null && begin <= 2) {
+    set.add(
+      'max_startups',
+      35,
+      [
+        `MaxStartups ${effective?.get('maxstartups')?.join(' ')}: sshd drops new connections once ${begin} are unauthenticated`,
+      ],
+      `Raise MaxStartups (e.g. ${RECOMMENDED_MAX_STARTUPS}).`,
+      { kind: 'sshd_settings', settings: { MaxStartups: RECOMMENDED_MAX_STARTUPS } },
+    );
+  }
+
+  // MaxAuthTries
+  const maxAuthTries = Number(effective?.get('maxauthtries')?.[0] ?? NaN);
+  const authLines = server.authLog.filter(
+    (l) =>
+      l.includes(client) &&
+      /maximum authentication attempts exceeded|Too many authentication failures/i.test(l),
+  );
+  const offered = input.probe?.auth?.keysOffered ?? 0;
+  const available = input.probe?.auth?.keysAvailable ?? 0;
+  if (Number.isFinite(maxAuthTries) && (authLines.length > 0 || available > maxAuthTries)) {
+    const wanted = Math.max(RECOMMENDED_MAX_AUTH_TRIES, available + 1);
+    set.add(
+      'max_auth_tries',
+      authLines.length > 0 ? 88 : 70,
+      [
+        `MaxAuthTries ${maxAuthTries} for ${client}`,
+        ...(available > 0
+          ? [`the client offers ${available} keys (${offered} offered before the outcome)`]
+          : []),
+        ...authLines.slice(-3),
+      ],
+      `Offer fewer keys (IdentitiesOnly yes) or raise MaxAuthTries to ${wanted}.`,
+      { kind: 'sshd_settings', settings: { MaxAuthTries: wanted } },
+    );
+  } else if (Number.isFinite(maxAuthTries) && maxAuthTries <= 2) {
+    set.add(
+      'max_auth_tries',
+      35,
+      [
+        `MaxAuthTries ${maxAuthTries}: a client with more keys in its agent is disconnected before its right key`,
+      ],
+      `Raise MaxAuthTries to ${RECOMMENDED_MAX_AUTH_TRIES}.`,
+      { kind: 'sshd_settings', settings: { MaxAuthTries: RECOMMENDED_MAX_AUTH_TRIES } },
+    );
+  }
+
+  // ClientAlive
+  const interval = Number(effective?.get('clientaliveinterval')?.[0] ?? 0);
+  const countMax = Number(effective?.get('clientalivecountmax')?.[0] ?? 3);
+  if (interval > 0 && countMax > 0 && interval * countMax < CLIENT_ALIVE_TOO_SHORT_S) {
+    set.add(
+      'client_alive',
+      45,
+      [
+        `ClientAliveInterval ${interval} × ClientAliveCountMax ${countMax}: sessions are dropped after ${interval * countMax} s without an answer`,
+      ],
+      'Use ClientAliveInterval 300 and ClientAliveCountMax 3.',
+      { kind: 'sshd_settings', settings: { ...RECOMMENDED_CLIENT_ALIVE } },
+    );
+  }
+
+  fromFirewall(set, server);
+
+  // fail2ban
+  if (server.fail2ban.bannedIn.length > 0) {
+    set.add(
+      'fail2ban_ban',
+      93,
+      [`fail2ban bans ${client} in jail(s): ${server.fail2ban.bannedIn.join(', ')}`],
+      `Unban ${client} and add it to ignoreip (fail2ban: unban, ignoreip).`,
+      { kind: 'fail2ban', client },
+    );
+  }
+
+  // Resources
+  if (server.oomKills.length > 0) {
+    set.add(
+      'resources_exhausted',
+      80,
+      server.oomKills.slice(-3),
+      'Find what exhausts memory; restart sshd.',
+      {
+        kind: 'sshd_start',
+      },
+    );
+  }
+  const memory = server.memory;
+  if (memory && memory.totalKb > 0 && memory.availableKb / memory.totalKb < MEMORY_LOW_FRACTION) {
+    set.add(
+      'resources_exhausted',
+      55,
+      [
+        `only ${Math.round(memory.availableKb / 1024)} MiB of ${Math.round(memory.totalKb / 1024)} MiB memory available`,
+      ],
+      'Free memory (find the process that holds it).',
+    );
+  }
+  for (const disk of server.disks.filter((d) => d.usePercent >= DISK_FULL_PERCENT)) {
+    set.add(
+      'resources_exhausted',
+      50,
+      [`${disk.mount} is ${disk.usePercent}% full`],
+      `Free space on ${disk.mount}: sshd and PAM need to write logs and state.`,
+    );
+  }
+}
+
+/** Ranked findings for one host, most likely first. */
+export function diagnose(input: DiagnosisInput): Finding[] {
+  const set = new FindingSet();
+  fromServer(set, input);
+  // With server evidence, client-side guesses only add evidence or rank below the server's facts.
+  fromProbe(set, input);
+  return set.sorted();
+}
+
+/** Whether a host looks healthy: nothing above low confidence. */
+export function isHealthy(findings: readonly Finding[]): boolean {
+  return findings.every((f) => f.confidence === 'low');
+}

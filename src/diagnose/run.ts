@@ -1,0 +1,183 @@
+/**
+ * One diagnosis per host: the client-side probe, then the server-side checks
+ * over whatever way in exists (an SSH login, or the local console), then the
+ * findings. Hosts are diagnosed concurrently; nothing here throws for a host
+ * that cannot be reached (that is evidence too).
+ */
+import dgram from 'node:dgram';
+import { readFile } from 'node:fs/promises';
+import net from 'node:net';
+import PQueue from 'p-queue';
+import type { Connection, ConnectionSpec } from '../transport/types.js';
+import { openConnection } from '../transport/connect.js';
+import { readKnownHostsFile, type KnownHostEntry } from '../transport/known_hosts.js';
+import { errorMessage } from '../errors.js';
+import { DEFAULT_BURST, probeHost, type ProbeEvidence, type ProbeKey } from './probe.js';
+import { runServerChecks, type ServerEvidence } from './server_checks.js';
+import { diagnose, type Finding } from './findings.js';
+
+export interface DiagnoseTarget {
+  /** Inventory name, or the host as given on the command line. */
+  name: string;
+  /** How the server-side checks get in; `connection: 'local'` runs them on this machine. */
+  spec: ConnectionSpec;
+}
+
+export interface DiagnoseOptions {
+  /** Diagnose for this client address instead of our own source address. */
+  client?: string;
+  /** Bind the probes to this local address. */
+  source?: string;
+  /** Extra keys the client offers before the login key (as ssh-agent or ~/.ssh/id_* would). */
+  offerKeys: string[];
+  /** Concurrent connections of the MaxStartups burst; 0 for none. */
+  burstConnections: number;
+  /** Skip the server-side checks over SSH (client-side probe only). */
+  probeOnly: boolean;
+  concurrency: number;
+  /** Opens connections; tests may substitute. */
+  connect?: (spec: ConnectionSpec) => Promise<Connection>;
+}
+
+export interface HostDiagnosis {
+  host: string;
+  address: string;
+  client: string | null;
+  /** Some way in worked: an SSH login (the probe's or the checks'), or the local console. */
+  reachable: boolean;
+  /** How the server-side checks ran ('jump': through --via), or why they did not. */
+  serverChecks: { via: 'ssh' | 'local' | 'jump' } | { via: null; reason: string };
+  probe?: ProbeEvidence;
+  server?: ServerEvidence;
+  findings: Finding[];
+}
+
+/** libwrap pauses 5 s before refusing: the banner wait must outlast it. */
+const MIN_BANNER_TIMEOUT_MS = 8000;
+const SERVER_CHECKS_TIMEOUT_MS = 60_000;
+
+/** Our source address toward `address` (a connected UDP socket sends nothing). */
+export function sourceAddressToward(address: string, port: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const socket = dgram.createSocket(net.isIP(address) === 6 ? 'udp6' : 'udp4');
+    socket.on('error', () => {
+      socket.close();
+      resolve(null);
+    });
+    socket.connect(port, address, () => {
+      const local = socket.address().address;
+      socket.close();
+      resolve(local);
+    });
+  });
+}
+
+async function probeKeys(spec: ConnectionSpec, offerKeys: readonly string[]): Promise<ProbeKey[]> {
+  const files = [...offerKeys, ...(spec.privateKeyFile !== undefined ? [spec.privateKeyFile] : [])];
+  return Promise.all(files.map(async (file) => ({ label: file, key: await readFile(file) })));
+}
+
+async function knownHostsOf(spec: ConnectionSpec): Promise<KnownHostEntry[]> {
+  try {
+    return await readKnownHostsFile(spec.knownHostsFile);
+  } catch {
+    // Without known_hosts the probe stops after the key exchange: no key is offered to an unverified host.
+    return [];
+  }
+}
+
+async function diagnoseOne(target: DiagnoseTarget, options: DiagnoseOptions): Promise<HostDiagnosis> {
+  const { spec } = target;
+  const connect = options.connect ?? openConnection;
+  const result: HostDiagnosis = {
+    host: target.name,
+    address: spec.address,
+    client: options.client ?? null,
+    reachable: false,
+    serverChecks: { via: null, reason: 'not attempted' },
+    findings: [],
+  };
+  let serverUnavailable: string | undefined;
+
+  if (spec.connection !== 'local') {
+    const keys = await probeKeys(spec, options.offerKeys);
+    result.probe = await probeHost(
+      {
+        host: spec.address,
+        port: spec.port,
+        ...(options.source !== undefined ? { sourceAddress: options.source } : {}),
+      },
+      {
+        connectTimeoutMs: spec.connectTimeoutMs,
+        bannerTimeoutMs: Math.max(MIN_BANNER_TIMEOUT_MS, spec.connectTimeoutMs),
+        auth: { user: spec.user, keys, knownHosts: await knownHostsOf(spec) },
+        ...(options.burstConnections > 0
+          ? { burst: { ...DEFAULT_BURST, connections: options.burstConnections } }
+          : {}),
+      },
+    );
+    const probe = result.probe;
+    const probed = probe.address ?? spec.address;
+    result.client ??=
+      probe.tcp?.localAddress ?? options.source ?? (await sourceAddressToward(probed, spec.port));
+    if (probe.auth?.outcome === 'accepted') result.reachable = true;
+  }
+
+  const probeFailedEarly =
+    result.probe !== undefined &&
+    result.probe.auth?.outcome !== 'accepted' &&
+    result.probe.banner?.outcome !== 'banner';
+  // The login would go the same way as the probe: same source address, same path.
+  const loginWouldFailToo =
+    probeFailedEarly && options.source === undefined && (spec.jump ?? []).length === 0;
+  if (spec.connection !== 'local' && options.probeOnly) {
+    serverUnavailable = 'client-side probe only (--probe-only)';
+  } else if (spec.connection !== 'local' && loginWouldFailToo) {
+    serverUnavailable = 'no way in: the probe could not reach sshd from this address';
+  } else if (result.client === null) {
+    serverUnavailable = 'the client address is unknown (give --client)';
+  } else {
+    let conn: Connection | undefined;
+    try {
+      conn = await connect(spec);
+      result.server = await runServerChecks(
+        conn,
+        { client: result.client, port: spec.port, user: spec.user },
+        SERVER_CHECKS_TIMEOUT_MS,
+      );
+      result.reachable = true;
+      result.serverChecks = { via: (spec.jump ?? []).length > 0 ? 'jump' : spec.connection };
+    } catch (error) {
+      serverUnavailable = `cannot log in: ${errorMessage(error)}`;
+    } finally {
+      await conn?.close().catch(() => undefined);
+    }
+  }
+  if (serverUnavailable !== undefined) result.serverChecks = { via: null, reason: serverUnavailable };
+  result.findings = diagnose({
+    port: spec.port,
+    client: result.client,
+    ...(result.probe ? { probe: result.probe } : {}),
+    ...(result.server ? { server: result.server } : {}),
+    ...(serverUnavailable !== undefined ? { serverUnavailable } : {}),
+  });
+  return result;
+}
+
+/** Diagnoses every target, at most `concurrency` at once; results in target order. */
+export async function diagnoseHosts(
+  targets: readonly DiagnoseTarget[],
+  options: DiagnoseOptions,
+  onDone?: (d: HostDiagnosis) => void,
+): Promise<HostDiagnosis[]> {
+  const queue = new PQueue({ concurrency: Math.max(1, options.concurrency) });
+  return Promise.all(
+    targets.map((target) =>
+      queue.add(async () => {
+        const d = await diagnoseOne(target, options);
+        onDone?.(d);
+        return d;
+      }),
+    ),
+  ) as Promise<HostDiagnosis[]>;
+}

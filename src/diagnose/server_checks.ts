@@ -1,0 +1,265 @@
+/**
+ * Server-side checks: one read-only script gathers everything the findings
+ * need in a single round trip (sshd state and sockets, `sshd -t`, the
+ * effective configuration for the client, TCP wrappers, every firewall
+ * backend, fail2ban bans, auth log lines about the client, OOM kills, memory
+ * and disks). The parser turns its sectioned output into ServerEvidence.
+ */
+import net from 'node:net';
+import { shellQuote } from '../transport/shell.js';
+import type { Connection } from '../transport/types.js';
+import { parseSshdT } from '../formats/sshd_effective.js';
+
+export interface ServerCheckParams {
+  /** The client address the diagnosis is for; a literal IPv4/IPv6 address. */
+  client: string;
+  port: number;
+  /** User for `sshd -T -C user=…` (Match User blocks). */
+  user: string;
+}
+
+export interface Startups {
+  /** Unauthenticated connections the listener counts now. */
+  current: number;
+  /** The listener's own "N of S-F" limits as its process title shows them. */
+  limits: string;
+}
+
+export interface ServerEvidence {
+  client: string;
+  port: number;
+  sshdPath: string | null;
+  /** An sshd process holds a listening socket of this host, or /run/sshd.pid names a live process. */
+  sshdRunning: boolean;
+  /** "PID ARGS" of each sshd process holding a listening socket (its title shows the startups count). */
+  sshdProcesses: string[];
+  startups: Startups | null;
+  /** `ss -ltnp` lines for TCP listeners (all of them; the findings pick sshd's). */
+  listening: string[];
+  sshdTest: { ok: boolean; output: string };
+  /** `sshd -T -C …` for the client, keyword (lower case) → values; null when sshd -T failed. */
+  effective: Map<string, string[]> | null;
+  effectiveError: string | null;
+  /** Whether sshd is linked with libwrap; null when unknown (no ldd). */
+  libwrap: boolean | null;
+  hostsAllow: string | null;
+  hostsDeny: string | null;
+  /** iptables-save (or ip6tables-save for an IPv6 client) output; null when the tool is missing. */
+  iptables: string | null;
+  nft: string | null;
+  ufw: string | null;
+  fail2ban: { running: boolean; bannedIn: string[]; raw: string };
+  /** Auth log lines that mention the client or MaxStartups drops, oldest first. */
+  authLog: string[];
+  /** Kernel log lines of sshd killed by the OOM killer. */
+  oomKills: string[];
+  memory: { totalKb: number; availableKb: number } | null;
+  disks: { mount: string; usePercent: number }[];
+  sshSocketActive: boolean;
+}
+
+const SSHD_LOCATIONS = ['/usr/sbin/sshd', '/usr/local/sbin/sshd', '/sbin/sshd', '/usr/bin/sshd'];
+const AUTH_LOGS = ['/var/log/auth.log', '/var/log/secure'];
+const KERNEL_LOGS = ['/var/log/kern.log', '/var/log/messages'];
+/** How far back the logs are read: enough for today's incident, bounded for huge logs. */
+const LOG_TAIL_LINES = 20000;
+const LOG_MATCH_LINES = 80;
+
+/** Throws unless `client` is a literal IP address: it is put into a script and into grep patterns. */
+export function assertClientAddress(client: string): void {
+  if (net.isIP(client) === 0) {
+    throw new TypeError(`client address ${JSON.stringify(client)} is not an IPv4 or IPv6 address`);
+  }
+}
+
+/** The one script; every value in it is quoted. */
+export function serverCheckScript(params: ServerCheckParams): string {
+  assertClientAddress(params.client);
+  if (!Number.isInteger(params.port) || params.port < 1 || params.port > 65535) {
+    throw new TypeError(`port ${params.port} is out of range`);
+  }
+  const client = shellQuote(params.client);
+  const spec = shellQuote(`user=${params.user},host=${params.client},addr=${params.client}`);
+  const save = net.isIP(params.client) === 6 ? 'ip6tables-save' : 'iptables-save';
+  return `PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+export LC_ALL=C
+client=${client}
+section() { printf '\\n### sshfix:%s\\n' "$1"; }
+have() { command -v "$1" >/dev/null 2>&1; }
+SSHD=
+for p in ${SSHD_LOCATIONS.join(' ')} "$(command -v sshd 2>/dev/null)"; do
+  if [ -n "$p" ] && [ -x "$p" ]; then SSHD=$p; break; fi
+done
+section sshd_path; echo "$SSHD"
+# The listeners of this host's own sockets: ps alone would also list sshd of other network namespaces (containers).
+section ps
+for pid in $(ss -Hltnp 2>/dev/null | grep -o '"sshd",pid=[0-9]*' | sed 's/.*pid=//' | sort -u); do
+  echo "$pid $(ps -o args= -p "$pid" 2>/dev/null)"
+done
+section pidfile; pid=$(cat /run/sshd.pid 2>/dev/null) && kill -0 "$pid" 2>/dev/null && echo "$pid"
+section ss; ss -Hltnp 2>/dev/null || ss -Hltn 2>/dev/null
+if [ -n "$SSHD" ]; then
+  section sshd_t; "$SSHD" -t 2>&1; echo "rc=$?"
+  section sshd_T; "$SSHD" -T -C ${spec} 2>&1; echo "rc=$?"
+  section ldd; if have ldd; then ldd "$SSHD" 2>/dev/null | grep -i libwrap; echo "rc=$?"; fi
+fi
+for f in /etc/hosts.allow /etc/hosts.deny; do
+  # base64: the bytes exactly, a missing final newline included (libwrap treats that line differently).
+  section "file $f"; if [ -r "$f" ]; then base64 < "$f"; else echo '### sshfix:absent'; fi
+done
+section iptables; if have ${save}; then ${save} 2>/dev/null; else echo '### sshfix:absent'; fi
+section nft; if have nft; then nft list ruleset 2>/dev/null; else echo '### sshfix:absent'; fi
+section ufw; if have ufw; then ufw status 2>/dev/null; else echo '### sshfix:absent'; fi
+section fail2ban
+if have fail2ban-client && { [ -S /run/fail2ban/fail2ban.sock ] || [ -S /var/run/fail2ban/fail2ban.sock ]; }; then
+  timeout 15 fail2ban-client banned 2>&1
+fi
+section authlog
+for f in ${AUTH_LOGS.join(' ')}; do
+  [ -r "$f" ] && tail -n ${LOG_TAIL_LINES} "$f" | grep -F -e "$client" -e 'past MaxStartups' | tail -n ${LOG_MATCH_LINES}
+done
+if have journalctl && ! [ -r /var/log/auth.log ] && ! [ -r /var/log/secure ]; then
+  journalctl -q --no-pager -S -1d -u ssh -u sshd 2>/dev/null | tail -n ${LOG_TAIL_LINES} | grep -F -e "$client" -e 'past MaxStartups' | tail -n ${LOG_MATCH_LINES}
+fi
+section oom
+{ dmesg 2>/dev/null; for f in ${KERNEL_LOGS.join(' ')}; do [ -r "$f" ] && tail -n ${LOG_TAIL_LINES} "$f"; done; } | grep -iE 'killed process [0-9]+ \\(sshd' | tail -n 5
+section meminfo; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo 2>/dev/null
+section df; df -P / /var /var/log /run /tmp 2>/dev/null
+section sshsocket; have systemctl && systemctl is-active ssh.socket 2>/dev/null
+section end
+`;
+}
+
+/** Splits the script's output at its `### sshfix:NAME` markers. */
+export function splitSections(stdout: string): Map<string, string> {
+  const sections = new Map<string, string>();
+  let name: string | null = null;
+  let lines: string[] = [];
+  const flush = (): void => {
+    if (name !== null) sections.set(name, lines.join('\n').trim());
+  };
+  for (const line of stdout.split('\n')) {
+    const marker = /^### sshfix:(.+)$/.exec(line);
+    if (marker && marker[1] !== 'absent') {
+      flush();
+      name = marker[1] ?? '';
+      lines = [];
+    } else {
+      lines.push(line);
+    }
+  }
+  flush();
+  return sections;
+}
+
+const ABSENT = '### sshfix:absent';
+
+function optional(text: string | undefined): string | null {
+  if (text === undefined || text.includes(ABSENT)) return null;
+  return text;
+}
+
+function optionalBase64(text: string | undefined): string | null {
+  const encoded = optional(text);
+  return encoded === null ? null : Buffer.from(encoded.replace(/\s+/g, ''), 'base64').toString('utf8');
+}
+
+function withExit(text: string): { body: string; rc: number | null } {
+  const match = /(?:^|\n)rc=(\d+)\s*$/.exec(text);
+  if (!match) return { body: text, rc: null };
+  return { body: text.slice(0, match.index).trim(), rc: Number(match[1]) };
+}
+
+/** "sshd: /usr/sbin/sshd [listener] 3 of 10-100 startups" → {current: 3, limits: "10-100"}. */
+export function parseListenerTitle(psLines: readonly string[]): Startups | null {
+  for (const line of psLines) {
+    const match = /\[listener\]\s+(\d+)\s+of\s+(\S+)\s+startups/.exec(line);
+    if (match) return { current: Number(match[1]), limits: match[2] ?? '' };
+  }
+  return null;
+}
+
+/** fail2ban-client banned: "[{'sshd': ['10.0.0.2']}, {'recidive': []}]" → jails that ban `client`. */
+export function parseFail2banBanned(output: string, client: string): string[] {
+  const jails: string[] = [];
+  for (const match of output.matchAll(/\{\s*'([^']+)'\s*:\s*\[([^\]]*)\]\s*\}/g)) {
+    const addresses = [...(match[2] ?? '').matchAll(/'([^']+)'/g)].map((m) => m[1]);
+    if (addresses.includes(client)) jails.push(match[1] ?? '');
+  }
+  return jails;
+}
+
+function parseMeminfo(text: string): ServerEvidence['memory'] {
+  const total = /MemTotal:\s+(\d+)/.exec(text);
+  const available = /MemAvailable:\s+(\d+)/.exec(text);
+  if (!total || !available) return null;
+  return { totalKb: Number(total[1]), availableKb: Number(available[1]) };
+}
+
+function parseDf(text: string): ServerEvidence['disks'] {
+  const disks = new Map<string, number>();
+  for (const line of text.split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    const use = /^(\d+)%$/.exec(fields[4] ?? '');
+    const mount = fields[5];
+    if (use && mount) disks.set(mount, Number(use[1]));
+  }
+  return [...disks].map(([mount, usePercent]) => ({ mount, usePercent }));
+}
+
+const nonEmptyLines = (text: string | undefined): string[] =>
+  (text ?? '').split('\n').filter((line) => line.trim() !== '');
+
+export function parseServerChecks(stdout: string, params: ServerCheckParams): ServerEvidence {
+  const s = splitSections(stdout);
+  const psLines = nonEmptyLines(s.get('ps'));
+  const sshdPath = (s.get('sshd_path') ?? '').trim() || null;
+  const sshdT = withExit(s.get('sshd_t') ?? '');
+  const sshdBigT = withExit(s.get('sshd_T') ?? '');
+  const ldd = s.get('ldd');
+  const listener = psLines.length > 0;
+  const fail2banRaw = s.get('fail2ban') ?? '';
+  return {
+    client: params.client,
+    port: params.port,
+    sshdPath,
+    sshdRunning: listener || (s.get('pidfile') ?? '').trim() !== '',
+    sshdProcesses: psLines,
+    startups: parseListenerTitle(psLines),
+    listening: nonEmptyLines(s.get('ss')),
+    sshdTest: { ok: sshdT.rc === 0, output: sshdT.body },
+    effective: sshdBigT.rc === 0 ? parseSshdT(sshdBigT.body) : null,
+    effectiveError: sshdBigT.rc === 0 || sshdPath === null ? null : sshdBigT.body,
+    libwrap: ldd === undefined ? null : withExit(ldd).rc === 0,
+    hostsAllow: optionalBase64(s.get('file /etc/hosts.allow')),
+    hostsDeny: optionalBase64(s.get('file /etc/hosts.deny')),
+    iptables: optional(s.get('iptables')),
+    nft: optional(s.get('nft')),
+    ufw: optional(s.get('ufw')),
+    fail2ban: {
+      running: fail2banRaw.trim() !== '',
+      bannedIn: parseFail2banBanned(fail2banRaw, params.client),
+      raw: fail2banRaw,
+    },
+    authLog: nonEmptyLines(s.get('authlog')),
+    oomKills: nonEmptyLines(s.get('oom')),
+    memory: parseMeminfo(s.get('meminfo') ?? ''),
+    disks: parseDf(s.get('df') ?? ''),
+    sshSocketActive: (s.get('sshsocket') ?? '').trim() === 'active',
+  };
+}
+
+/** Runs the checks over an open connection (SSH, a jump host, or the local console). */
+export async function runServerChecks(
+  conn: Connection,
+  params: ServerCheckParams,
+  timeoutMs: number,
+): Promise<ServerEvidence> {
+  const result = await conn.runScript(serverCheckScript(params), { timeoutMs });
+  if (!result.stdout.includes('### sshfix:end')) {
+    throw new Error(
+      `${conn.hostName}: the server checks did not complete (exit ${result.exitCode}): ${result.stderr.trim().slice(0, 300)}`,
+    );
+  }
+  return parseServerChecks(result.stdout, params);
+}

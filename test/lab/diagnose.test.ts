@@ -1,0 +1,421 @@
+/**
+ * `sshfix diagnose` against real OpenSSH servers: each cause of the issue is
+ * injected into its own host, against the controller's address. Two cases per
+ * host:
+ *  A. client side only: diagnose from the controller, which cannot get in
+ *     (for MaxAuthTries, which does not lock the controller's single key out,
+ *     with --probe-only);
+ *  B. a second way in: diagnose on the server's console (`-c local`, run inside
+ *     the host's namespaces) for the controller's address — or, for
+ *     MaxAuthTries, over the controller's own login.
+ * Then the fix playbook written by B is applied the same way, and a new
+ * connection from the controller must succeed.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { describeLab, startLab, type CommandResult, type Lab, type LabHost } from './lab.js';
+import { runCli } from '../support/cli.js';
+
+interface JsonFinding {
+  cause: string;
+  confidence: 'high' | 'medium' | 'low';
+  evidence: string[];
+  fix: string;
+}
+interface JsonHost {
+  reachable: boolean;
+  client: string | null;
+  serverChecks: string | null;
+  findings: JsonFinding[];
+}
+
+/**
+ * Causes that look the same from the client: a SYN answered by "connection
+ * refused" comes from a port nobody listens on, a REJECT rule or a fail2ban
+ * ban (TRAPS.md, Firewalls: "A REJECT --reject-with tcp-reset on the SYN shows
+ * as Connection refused"). Client-side only, diagnose can name the family but
+ * not the member; the server-side case must name the member.
+ */
+const REFUSED_FAMILY = ['sshd_not_running', 'firewall_reject', 'fail2ban_ban', 'sshd_config_invalid'];
+
+interface Scenario {
+  cause: string;
+  /** Breaks the host for the controller's address. */
+  inject(host: LabHost, lab: Lab): Promise<void>;
+  /** Client-side only: the first finding must be one of these (default: the cause itself). */
+  clientSideFirst?: string[];
+  /** The second way in is the controller's own login (the cause does not lock it out). */
+  serverViaLogin?: boolean;
+}
+
+const sshdDropIn = (host: LabHost, text: string): Promise<void> =>
+  host.writeFile('/etc/ssh/sshd_config.d/10-diagnose-test.conf', text);
+
+async function restartSshd(host: LabHost): Promise<void> {
+  await host.stopSshd();
+  await host.startSshd();
+}
+
+async function check(host: LabHost, script: string): Promise<void> {
+  const r = await host.exec(script);
+  if (r.code !== 0) throw new Error(`${host.name}: ${script}: ${r.stderr}`);
+}
+
+/** Unauthenticated connections held open while MaxStartups 1:100:1 is in force ("under concurrent connections"). */
+const heldSockets: net.Socket[] = [];
+
+function holdConnection(address: string): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: address, port: 22 });
+    socket.on('error', () => undefined);
+    socket.once('data', () => resolve());
+    socket.once('close', () => resolve());
+    heldSockets.push(socket);
+  });
+}
+
+const extraKeys: string[] = [];
+
+const SCENARIOS: Scenario[] = [
+  {
+    cause: 'tcp_wrappers_deny',
+    inject: (host, lab) => check(host, `echo 'sshd: ${lab.controllerAddress}' >> /etc/hosts.deny`),
+  },
+  {
+    cause: 'max_startups',
+    inject: async (host) => {
+      await sshdDropIn(host, 'MaxStartups 1:100:1\n');
+      await restartSshd(host);
+      await holdConnection(host.address);
+    },
+  },
+  {
+    cause: 'firewall_drop',
+    inject: (host, lab) =>
+      check(host, `iptables -I INPUT -s ${lab.controllerAddress} -p tcp --dport 22 -j DROP`),
+  },
+  {
+    cause: 'firewall_reject',
+    inject: (host, lab) =>
+      check(
+        host,
+        `iptables -I INPUT -s ${lab.controllerAddress} -p tcp --dport 22 -j REJECT --reject-with tcp-reset`,
+      ),
+    clientSideFirst: REFUSED_FAMILY,
+  },
+  {
+    // A reset of established port-22 connections: the handshake passes, the connection dies before the banner.
+    cause: 'firewall_reject',
+    inject: (host, lab) =>
+      check(
+        host,
+        `iptables -I INPUT -s ${lab.controllerAddress} -p tcp --dport 22 -m conntrack --ctstate ESTABLISHED -j REJECT --reject-with tcp-reset`,
+      ),
+  },
+  {
+    cause: 'sshd_not_running',
+    inject: (host) => host.stopSshd(),
+  },
+  {
+    cause: 'fail2ban_ban',
+    inject: async (host, lab) => {
+      await host.startFail2ban();
+      await check(host, `fail2ban-client set sshd banip ${lab.controllerAddress} >/dev/null`);
+    },
+    clientSideFirst: REFUSED_FAMILY,
+  },
+  {
+    cause: 'max_auth_tries',
+    inject: async (host) => {
+      await sshdDropIn(host, 'MaxAuthTries 1\n');
+      await restartSshd(host);
+    },
+    serverViaLogin: true,
+  },
+  {
+    // An invalid directive on disk, then a restart: sshd does not come back.
+    cause: 'sshd_config_invalid',
+    inject: async (host) => {
+      await check(host, `printf 'MaxStartupz 10\\n' >> /etc/ssh/sshd_config`);
+      await host.stopSshd();
+      await host.startSshd().catch(() => undefined);
+    },
+    clientSideFirst: REFUSED_FAMILY,
+  },
+];
+
+/** Runs a command inside a host's namespaces (its console), from the controller's file system view of /work. */
+function inHost(host: LabHost, argv: string[], timeoutMs = 90_000): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('nsenter', ['-t', String(host.anchorPid), '-n', '-m', '-u', '--', ...argv], {
+      cwd: process.cwd(),
+      env: {
+        PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+        HOME: '/tmp',
+        LANG: 'C.UTF-8',
+      },
+    });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ stdout, stderr, code: code ?? 128 });
+    });
+  });
+}
+
+const CLI = path.resolve('dist/cli/bin.js');
+
+function parseHost(stdout: string, name: string): JsonHost {
+  const doc = JSON.parse(stdout) as { hosts: Record<string, JsonHost> };
+  const host = doc.hosts[name];
+  if (!host) throw new Error(`no host ${name} in ${stdout}`);
+  return host;
+}
+
+/** ssh offering the extra keys first, as an agent with several keys would. */
+function sshWithManyKeys(lab: Lab, host: LabHost): Promise<number> {
+  const args = [
+    '-F',
+    '/dev/null',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'IdentitiesOnly=yes',
+    ...extraKeys.flatMap((k) => ['-i', k]),
+    '-i',
+    lab.privateKeyFile,
+    '-o',
+    `UserKnownHostsFile=${lab.knownHostsFile}`,
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'ConnectTimeout=10',
+    `root@${host.address}`,
+    'true',
+  ];
+  return new Promise((resolve) => {
+    const child = spawn('ssh', args, { stdio: 'ignore' });
+    child.on('close', (code) => resolve(code ?? 255));
+  });
+}
+
+describeLab('sshfix diagnose names the cause of a reset and writes its fix', () => {
+  let lab: Lab;
+  let work: string;
+  let inventory: string;
+  const healthyIndex = SCENARIOS.length;
+  let viaJump: JsonHost | undefined;
+  const outcomes = new Map<
+    number,
+    { clientSide: JsonHost; serverSide: JsonHost; fixed: CommandResult; fix: string }
+  >();
+
+  const common = (): string[] => [
+    '--known-hosts',
+    lab.knownHostsFile,
+    '--private-key',
+    lab.privateKeyFile,
+    '-u',
+    'root',
+    '--format',
+    'json',
+    '--connect-timeout',
+    '3',
+  ];
+
+  async function runScenario(index: number): Promise<void> {
+    const scenario = SCENARIOS[index]!;
+    const host = lab.hosts[index]!;
+    await scenario.inject(host, lab);
+    const offered = scenario.cause === 'max_auth_tries' ? extraKeys.flatMap((k) => ['--offer-key', k]) : [];
+    const fixFile = path.join(work, `fix-${host.name}.yml`);
+
+    const before =
+      scenario.cause === 'max_auth_tries'
+        ? await sshWithManyKeys(lab, host)
+        : (await lab.ssh(host, 'true')).code;
+    if (before === 0)
+      throw new Error(`${host.name}: injecting ${scenario.cause} did not block the controller`);
+
+    // A: the client side only.
+    const a = await runCli([
+      'diagnose',
+      host.name,
+      '-i',
+      inventory,
+      ...common(),
+      ...offered,
+      ...(scenario.serverViaLogin ? ['--probe-only'] : []),
+    ]);
+    if (a.code !== 0) throw new Error(`${host.name}: diagnose (client side) exited ${a.code}: ${a.stderr}`);
+    const clientSide = parseHost(a.stdout, host.name);
+
+    // A jump host is a second way in too: the healthy host is not refused by this host's hosts.deny.
+    if (index === 0) {
+      const jump = lab.hosts[SCENARIOS.length]!;
+      const v = await runCli(['diagnose', host.name, '-i', inventory, ...common(), '--via', jump.name]);
+      viaJump = parseHost(v.stdout, host.name);
+    }
+
+    // B: a second way in; it writes the fix playbook, applied the same way.
+    let serverSide: JsonHost;
+    let fixed: CommandResult;
+    if (scenario.serverViaLogin) {
+      const b = await runCli([
+        'diagnose',
+        host.name,
+        '-i',
+        inventory,
+        ...common(),
+        ...offered,
+        '--fix-playbook',
+        fixFile,
+      ]);
+      serverSide = parseHost(b.stdout, host.name);
+      const applied = await runCli(['apply', fixFile, '-i', inventory, '--known-hosts', lab.knownHostsFile]);
+      fixed = { stdout: applied.stdout, stderr: applied.stderr, code: applied.code };
+    } else {
+      const localInventory = path.join(work, `local-${host.name}.yml`);
+      fs.writeFileSync(localInventory, `all:\n  hosts:\n    ${host.name}: { ansible_connection: local }\n`);
+      const b = await inHost(host, [
+        process.execPath,
+        CLI,
+        'diagnose',
+        host.name,
+        '-c',
+        'local',
+        '--client',
+        lab.controllerAddress,
+        '--format',
+        'json',
+        '--fix-playbook',
+        fixFile,
+      ]);
+      if (b.code !== 0) throw new Error(`${host.name}: diagnose -c local exited ${b.code}: ${b.stderr}`);
+      serverSide = parseHost(b.stdout, host.name);
+      fixed = await inHost(host, [
+        process.execPath,
+        CLI,
+        'apply',
+        fixFile,
+        '-i',
+        localInventory,
+        '-c',
+        'local',
+      ]);
+    }
+    const fix = fs.existsSync(fixFile) ? fs.readFileSync(fixFile, 'utf8') : '';
+    outcomes.set(index, { clientSide, serverSide, fixed, fix });
+    // For a look at what diagnose saw when a case fails: SSHFIX_DIAG_DEBUG=/some/dir.
+    const debugDir = process.env.SSHFIX_DIAG_DEBUG;
+    if (debugDir) {
+      fs.mkdirSync(debugDir, { recursive: true });
+      const dump = { scenario: scenario.cause, clientSide, serverSide, fixed, fix };
+      fs.writeFileSync(path.join(debugDir, `${index}.json`), JSON.stringify(dump, null, 2));
+    }
+  }
+
+  beforeAll(async () => {
+    lab = await startLab({ id: 'diag', hosts: SCENARIOS.length + 1 });
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-diag-'));
+    for (let i = 0; i < 3; i++) {
+      const key = path.join(work, `extra_${i}`);
+      const r = await new Promise<number>((resolve) =>
+        spawn('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key], { stdio: 'ignore' }).on(
+          'close',
+          (c) => resolve(c ?? 1),
+        ),
+      );
+      if (r !== 0) throw new Error('ssh-keygen failed');
+      extraKeys.push(key);
+    }
+    inventory = path.join(work, 'inventory.yml');
+    fs.writeFileSync(
+      inventory,
+      `all:\n  hosts:\n${lab.hosts.map((h) => `    ${h.name}: { ansible_host: ${h.address}, ansible_user: root }`).join('\n')}\n  vars:\n    ansible_ssh_private_key_file: ${lab.privateKeyFile}\n`,
+    );
+    const failures: string[] = [];
+    await Promise.all(
+      SCENARIOS.map((_, i) => runScenario(i).catch((e: unknown) => void failures.push(String(e)))),
+    );
+    if (failures.length > 0) throw new Error(failures.join('\n'));
+  }, 300_000);
+
+  afterAll(async () => {
+    for (const s of heldSockets) s.destroy();
+    await lab?.destroy();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  SCENARIOS.forEach((scenario, index) => {
+    describe(`host ${index + 1}: ${scenario.cause}${index === 4 ? ' (reset of established connections)' : ''}`, () => {
+      it('client side only: names it first (or its indistinguishable family) and cannot get in', () => {
+        const { clientSide } = outcomes.get(index)!;
+        const first = clientSide.findings[0];
+        expect(first).toBeDefined();
+        expect(scenario.clientSideFirst ?? [scenario.cause]).toContain(first!.cause);
+        expect(clientSide.findings.map((f) => f.cause)).toContain(scenario.cause);
+        expect(clientSide.serverChecks).toBeNull();
+        expect(clientSide.client).toBe(lab.controllerAddress);
+      });
+
+      it('with a second way in: names it first with high confidence and evidence', () => {
+        const { serverSide } = outcomes.get(index)!;
+        const first = serverSide.findings[0];
+        expect(first?.cause).toBe(scenario.cause);
+        expect(first?.confidence).toBe('high');
+        expect(first?.evidence.length).toBeGreaterThan(0);
+        expect(serverSide.serverChecks).not.toBeNull();
+      });
+
+      it('the written fix playbook restores a new connection', async () => {
+        const { fixed, fix } = outcomes.get(index)!;
+        expect(fix).not.toBe('');
+        expect({ code: fixed.code, out: fixed.stdout + fixed.stderr }).toMatchObject({ code: 0 });
+        const host = lab.hosts[index]!;
+        const after =
+          scenario.cause === 'max_auth_tries'
+            ? await sshWithManyKeys(lab, host)
+            : (await lab.ssh(host, 'true')).code;
+        expect(after).toBe(0);
+      });
+    });
+  });
+
+  it('--via a jump host runs the server-side checks for the refused controller', () => {
+    expect(viaJump?.serverChecks).toBe('jump');
+    expect(viaJump?.client).toBe(lab.controllerAddress);
+    expect(viaJump?.findings[0]).toMatchObject({ cause: 'tcp_wrappers_deny', confidence: 'high' });
+    expect(viaJump?.findings[0]?.evidence.join('\n')).toContain('/etc/hosts.deny');
+  });
+
+  it('a healthy host yields no finding above low confidence, from either side', async () => {
+    const host = lab.hosts[healthyIndex]!;
+    const viaLogin = await runCli(['diagnose', host.name, '-i', inventory, ...common()]);
+    const clientSide = parseHost(viaLogin.stdout, host.name);
+    expect(clientSide.reachable).toBe(true);
+    expect(clientSide.serverChecks).toBe('ssh');
+    expect(clientSide.findings.filter((f) => f.confidence !== 'low')).toEqual([]);
+    const local = await inHost(host, [
+      process.execPath,
+      CLI,
+      'diagnose',
+      host.name,
+      '-c',
+      'local',
+      '--client',
+      lab.controllerAddress,
+      '--format',
+      'json',
+    ]);
+    expect(parseHost(local.stdout, host.name).findings.filter((f) => f.confidence !== 'low')).toEqual([]);
+  });
+});

@@ -1,0 +1,267 @@
+import fc from 'fast-check';
+import {
+  CAUSES,
+  diagnose,
+  invalidKeywords,
+  isHealthy,
+  type Finding,
+} from '../../../src/diagnose/findings.js';
+import type { ProbeEvidence } from '../../../src/diagnose/probe.js';
+import { CLIENT, healthyProbe, healthyServer, STOCK_SSHD_T } from './evidence.js';
+
+const first = (findings: Finding[]): string | undefined => findings[0]?.cause;
+const probeOnly = (probe: ProbeEvidence): Finding[] =>
+  diagnose({ port: 22, client: CLIENT, probe, serverUnavailable: 'no way in' });
+
+describe('diagnose: client-side evidence only', () => {
+  it('a healthy probe yields nothing', () => {
+    expect(probeOnly(healthyProbe())).toEqual([]);
+  });
+
+  it('a connect time-out is a firewall DROP first (TRAPS: a DROP shows as a timeout)', () => {
+    const f = probeOnly(healthyProbe({ tcp: { outcome: 'timeout', ms: 3000 }, banner: undefined }));
+    expect(first(f)).toBe('firewall_drop');
+    expect(f[0]!.remedy).toEqual({ kind: 'firewall', client: CLIENT });
+  });
+
+  it('a reset after libwrap’s 5 s pause is TCP wrappers, high confidence', () => {
+    const f = probeOnly(
+      healthyProbe({ banner: { outcome: 'closed', ms: 5200 }, kex: undefined, auth: undefined }),
+    );
+    expect(first(f)).toBe('tcp_wrappers_deny');
+    expect(f[0]!.confidence).toBe('high');
+  });
+
+  it('an immediate close before the banner is MaxStartups; an immediate RST is a firewall reset', () => {
+    const closed = probeOnly(
+      healthyProbe({ banner: { outcome: 'closed', ms: 3 }, kex: undefined, auth: undefined }),
+    );
+    const reset = probeOnly(
+      healthyProbe({ banner: { outcome: 'reset', ms: 0 }, kex: undefined, auth: undefined }),
+    );
+    expect(first(closed)).toBe('max_startups');
+    expect(first(reset)).toBe('firewall_reject');
+  });
+
+  it('"connection refused" names its family at medium confidence, never high', () => {
+    const f = probeOnly(
+      healthyProbe({ tcp: { outcome: 'refused', ms: 1, code: 'ECONNREFUSED' }, banner: undefined }),
+    );
+    expect(f.map((x) => x.cause)).toEqual(
+      expect.arrayContaining(['sshd_not_running', 'firewall_reject', 'fail2ban_ban', 'sshd_config_invalid']),
+    );
+    expect(f.every((x) => x.confidence !== 'high')).toBe(true);
+  });
+
+  it('"Too many authentication failures" after several keys is MaxAuthTries, with room for every key', () => {
+    const f = probeOnly(
+      healthyProbe({
+        auth: {
+          outcome: 'too_many_failures',
+          keysOffered: 1,
+          keysAvailable: 7,
+          error: 'Too many authentication failures',
+        },
+      }),
+    );
+    expect(first(f)).toBe('max_auth_tries');
+    expect(f[0]!.remedy).toEqual({ kind: 'sshd_settings', settings: { MaxAuthTries: 8 } });
+  });
+
+  it('a burst where some connections are served and others dropped reveals MaxStartups', () => {
+    const burst = {
+      connections: 8,
+      banners: 2,
+      resets: 0,
+      closedBeforeBanner: 6,
+      timeouts: 0,
+      refused: 0,
+      ms: 50,
+    };
+    expect(first(probeOnly(healthyProbe({ burst })))).toBe('max_startups');
+  });
+
+  it('an unresolvable name is network_unreachable', () => {
+    const f = probeOnly({
+      target: { host: 'nowhere.invalid', port: 22 },
+      dns: { addresses: [], ms: 3, error: 'ENOTFOUND' },
+    });
+    expect(first(f)).toBe('network_unreachable');
+  });
+});
+
+describe('diagnose: server-side evidence', () => {
+  const withServer = (server = healthyServer(), probe?: ProbeEvidence): Finding[] =>
+    diagnose({ port: 22, client: CLIENT, server, ...(probe ? { probe } : {}) });
+
+  it('a healthy host yields no finding above low confidence', () => {
+    expect(isHealthy(withServer(healthyServer(), healthyProbe()))).toBe(true);
+  });
+
+  it('hosts.deny refusing the client, with sshd linked to libwrap', () => {
+    const f = withServer(healthyServer({ hostsDeny: `sshd: ${CLIENT}\n` }));
+    expect(first(f)).toBe('tcp_wrappers_deny');
+    expect(f[0]!.evidence.join('\n')).toContain('/etc/hosts.deny:1');
+  });
+
+  it('hosts.deny without libwrap is low confidence (TRAPS: the files have no effect there)', () => {
+    const f = withServer(healthyServer({ hostsDeny: `sshd: ${CLIENT}\n`, libwrap: false }));
+    expect(f.find((x) => x.cause === 'tcp_wrappers_deny')?.confidence).toBe('low');
+  });
+
+  it('an iptables DROP, a REJECT and a reset of established connections', () => {
+    const table = (rule: string): string => `*filter\n:INPUT ACCEPT [0:0]\n-A INPUT ${rule}\nCOMMIT\n`;
+    expect(
+      first(
+        withServer(healthyServer({ iptables: table(`-s ${CLIENT}/32 -p tcp -m tcp --dport 22 -j DROP`) })),
+      ),
+    ).toBe('firewall_drop');
+    expect(
+      first(
+        withServer(
+          healthyServer({ iptables: table('-p tcp -m tcp --dport 22 -j REJECT --reject-with tcp-reset') }),
+        ),
+      ),
+    ).toBe('firewall_reject');
+    const established = withServer(
+      healthyServer({
+        iptables: table(
+          '-p tcp -m tcp --dport 22 -m conntrack --ctstate ESTABLISHED -j REJECT --reject-with tcp-reset',
+        ),
+      }),
+    );
+    expect(first(established)).toBe('firewall_reject');
+    expect(established[0]!.evidence[0]).toContain('established');
+  });
+
+  it('a block in an f2b-* chain is fail2ban’s, not the firewall’s', () => {
+    const iptables = [
+      '*filter',
+      ':INPUT ACCEPT [0:0]',
+      ':f2b-sshd - [0:0]',
+      '-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd',
+      `-A f2b-sshd -s ${CLIENT}/32 -j REJECT --reject-with icmp-port-unreachable`,
+      '-A f2b-sshd -j RETURN',
+      'COMMIT',
+    ].join('\n');
+    const f = withServer(healthyServer({ iptables }));
+    expect(first(f)).toBe('fail2ban_ban');
+    expect(f.some((x) => x.cause === 'firewall_reject')).toBe(false);
+  });
+
+  it('sshd down with a config sshd -t rejects: invalid config first, with the keyword to remove', () => {
+    const f = withServer(
+      healthyServer({
+        sshdRunning: false,
+        listening: [],
+        sshdTest: {
+          ok: false,
+          output: '/etc/ssh/sshd_config line 123: Bad configuration option: MaxStartupz',
+        },
+        effective: null,
+      }),
+    );
+    expect(first(f)).toBe('sshd_config_invalid');
+    expect(f[0]!.remedy).toEqual({ kind: 'sshd_remove', keywords: ['MaxStartupz'], sshdRunning: false });
+  });
+
+  it('sshd down with a valid config: not running', () => {
+    expect(first(withServer(healthyServer({ sshdRunning: false, listening: [] })))).toBe('sshd_not_running');
+  });
+
+  it('unauthenticated connections at the MaxStartups start, and drop lines in the log', () => {
+    const effective = new Map(STOCK_SSHD_T).set('maxstartups', ['1:100:1']);
+    const f = withServer(
+      healthyServer({
+        effective,
+        startups: { current: 1, limits: '1-1' },
+        authLog: [`drop connection #1 from [${CLIENT}]:50000 on [10.20.1.1]:22 past MaxStartups`],
+      }),
+    );
+    expect(first(f)).toBe('max_startups');
+    expect(f[0]!.confidence).toBe('high');
+  });
+
+  it('MaxAuthTries below the keys the client offers', () => {
+    const effective = new Map(STOCK_SSHD_T).set('maxauthtries', ['1']);
+    const probe = healthyProbe({ auth: { outcome: 'too_many_failures', keysOffered: 1, keysAvailable: 4 } });
+    expect(first(withServer(healthyServer({ effective }), probe))).toBe('max_auth_tries');
+  });
+
+  it('fail2ban-client listing the client', () => {
+    const f = withServer(healthyServer({ fail2ban: { running: true, bannedIn: ['sshd'], raw: '' } }));
+    expect(first(f)).toBe('fail2ban_ban');
+  });
+
+  it('an OOM kill of sshd, and a short ClientAlive window', () => {
+    expect(first(withServer(healthyServer({ oomKills: ['Out of memory: Killed process 812 (sshd)'] })))).toBe(
+      'resources_exhausted',
+    );
+    const effective = new Map(STOCK_SSHD_T)
+      .set('clientaliveinterval', ['5'])
+      .set('clientalivecountmax', ['1']);
+    expect(first(withServer(healthyServer({ effective })))).toBe('client_alive');
+  });
+
+  it('server evidence outranks the client’s guesses', () => {
+    const probe = healthyProbe({
+      tcp: { outcome: 'refused', ms: 1 },
+      banner: undefined,
+      kex: undefined,
+      auth: undefined,
+    });
+    const iptables = `*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s ${CLIENT}/32 -p tcp --dport 22 -j REJECT\nCOMMIT\n`;
+    const f = withServer(healthyServer({ iptables }), probe);
+    expect(first(f)).toBe('firewall_reject');
+    expect(f.filter((x) => x.cause !== 'firewall_reject').every((x) => x.confidence === 'low')).toBe(true);
+  });
+});
+
+describe('findings invariants', () => {
+  const probeArb = fc.record({
+    tcp: fc.constantFrom('connected', 'timeout', 'refused', 'unreachable', 'error'),
+    banner: fc.constantFrom('banner', 'reset', 'closed', 'timeout'),
+    bannerMs: fc.integer({ min: 0, max: 9000 }),
+    auth: fc.constantFrom('accepted', 'rejected', 'too_many_failures', 'disconnected', 'error'),
+    keys: fc.integer({ min: 0, max: 8 }),
+  });
+
+  it('are sorted by score, use only stable cause ids, and name each cause once', () => {
+    fc.assert(
+      fc.property(probeArb, fc.boolean(), (p, withServer) => {
+        const probe = healthyProbe({
+          tcp: { outcome: p.tcp, ms: 1 },
+          banner: { outcome: p.banner, ms: p.bannerMs },
+          auth: { outcome: p.auth, keysOffered: p.keys, keysAvailable: p.keys },
+        });
+        const f = diagnose({
+          port: 22,
+          client: CLIENT,
+          probe,
+          ...(withServer ? { server: healthyServer() } : {}),
+        });
+        const causes = f.map((x) => x.cause);
+        expect(new Set(causes).size).toBe(causes.length);
+        for (const c of causes) expect(CAUSES).toContain(c);
+        for (let i = 1; i < f.length; i++) expect(f[i - 1]!.score).toBeGreaterThanOrEqual(f[i]!.score);
+        if (withServer) {
+          // The healthy server contradicts every client-side guess except measured ones.
+          const aboveLow = f.filter((x) => x.confidence !== 'low').map((x) => x.cause);
+          for (const c of aboveLow) expect(['max_auth_tries', 'max_startups']).toContain(c);
+        }
+      }),
+    );
+  });
+});
+
+describe('invalidKeywords', () => {
+  it('reads the keywords sshd -t rejects', () => {
+    const output = [
+      '/etc/ssh/sshd_config line 3: Bad configuration option: Foo',
+      '/etc/ssh/sshd_config.d/x.conf: line 1: Bad configuration option: MaxStartupz',
+      '/etc/ssh/sshd_config: terminating, 2 bad configuration options',
+    ].join('\n');
+    expect(invalidKeywords(output)).toEqual(['Foo', 'MaxStartupz']);
+    expect(invalidKeywords('Missing privilege separation directory: /run/sshd')).toEqual([]);
+  });
+});

@@ -1,0 +1,123 @@
+import {
+  parseFail2banBanned,
+  parseListenerTitle,
+  parseServerChecks,
+  serverCheckScript,
+  splitSections,
+} from '../../../src/diagnose/server_checks.js';
+
+const params = { client: '10.20.0.5', port: 22, user: 'root' };
+const b64 = (s: string): string => Buffer.from(s).toString('base64');
+
+const OUTPUT = [
+  '',
+  '### sshfix:sshd_path',
+  '/usr/sbin/sshd',
+  '### sshfix:ps',
+  '  812 sshd: /usr/sbin/sshd [listener] 3 of 10-100 startups',
+  '### sshfix:pidfile',
+  '812',
+  '### sshfix:ss',
+  'LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=812,fd=3))',
+  '### sshfix:sshd_t',
+  'rc=0',
+  '### sshfix:sshd_T',
+  'port 22',
+  'maxstartups 10:30:100',
+  'maxauthtries 6',
+  'rc=0',
+  '### sshfix:ldd',
+  '\tlibwrap.so.0 => /lib/x86_64-linux-gnu/libwrap.so.0 (0x00007f)',
+  'rc=0',
+  '### sshfix:file /etc/hosts.allow',
+  '### sshfix:absent',
+  '### sshfix:file /etc/hosts.deny',
+  b64('# ALL: PARANOID'),
+  '### sshfix:iptables',
+  '*filter',
+  ':INPUT ACCEPT [0:0]',
+  'COMMIT',
+  '### sshfix:nft',
+  '### sshfix:absent',
+  '### sshfix:ufw',
+  'Status: inactive',
+  '### sshfix:fail2ban',
+  "[{'sshd': ['10.20.0.5', '10.9.9.9']}, {'recidive': []}]",
+  '### sshfix:authlog',
+  'refused connect from 10.20.0.5 (10.20.0.5)',
+  '### sshfix:oom',
+  '### sshfix:meminfo',
+  'MemTotal:        4000000 kB',
+  'MemAvailable:    100000 kB',
+  '### sshfix:df',
+  'Filesystem 1024-blocks Used Available Capacity Mounted on',
+  '/dev/sda1 100 99 1 99% /',
+  '/dev/sda1 100 99 1 99% /',
+  'tmpfs 100 1 99 1% /run',
+  '### sshfix:sshsocket',
+  'inactive',
+  '### sshfix:end',
+].join('\n');
+
+describe('server checks', () => {
+  it('quotes every value and refuses a client that is not an address', () => {
+    const script = serverCheckScript(params);
+    expect(script).toContain("client='10.20.0.5'");
+    expect(script).toContain("-C 'user=root,host=10.20.0.5,addr=10.20.0.5'");
+    expect(() => serverCheckScript({ ...params, client: "10.0.0.1'; reboot; '" })).toThrow(
+      /not an IPv4 or IPv6/,
+    );
+    expect(() => serverCheckScript({ ...params, user: "x'y" })).not.toThrow();
+    expect(serverCheckScript({ ...params, user: "x'y" })).toContain("'user=x'\\''y,");
+    expect(serverCheckScript({ ...params, client: 'fd00::5' })).toContain('ip6tables-save');
+  });
+
+  it('parses every section', () => {
+    const e = parseServerChecks(OUTPUT, params);
+    expect(e.sshdRunning).toBe(true);
+    expect(e.startups).toEqual({ current: 3, limits: '10-100' });
+    expect(e.sshdTest.ok).toBe(true);
+    expect(e.effective?.get('maxstartups')).toEqual(['10:30:100']);
+    expect(e.libwrap).toBe(true);
+    expect(e.hostsAllow).toBeNull();
+    // The bytes exactly: the missing final newline matters to libwrap.
+    expect(e.hostsDeny).toBe('# ALL: PARANOID');
+    expect(e.nft).toBeNull();
+    expect(e.fail2ban.bannedIn).toEqual(['sshd']);
+    expect(e.authLog).toEqual(['refused connect from 10.20.0.5 (10.20.0.5)']);
+    expect(e.memory).toEqual({ totalKb: 4000000, availableKb: 100000 });
+    expect(e.disks).toEqual([
+      { mount: '/', usePercent: 99 },
+      { mount: '/run', usePercent: 1 },
+    ]);
+    expect(e.sshSocketActive).toBe(false);
+  });
+
+  it('reports a failing sshd -t and a stopped sshd', () => {
+    const broken = OUTPUT.replace('  812 sshd: /usr/sbin/sshd [listener] 3 of 10-100 startups\n', '')
+      .replace('### sshfix:pidfile\n812', '### sshfix:pidfile')
+      .replace('### sshfix:sshd_t\nrc=0', '### sshfix:sshd_t\nline 5: Bad configuration option: Foo\nrc=255')
+      .replace(
+        /### sshfix:sshd_T\n[^#]*/,
+        '### sshfix:sshd_T\nline 5: Bad configuration option: Foo\nrc=255\n',
+      );
+    const e = parseServerChecks(broken, params);
+    expect(e.sshdRunning).toBe(false);
+    expect(e.sshdTest).toEqual({ ok: false, output: 'line 5: Bad configuration option: Foo' });
+    expect(e.effective).toBeNull();
+    expect(e.effectiveError).toContain('Bad configuration option');
+  });
+
+  it('splits sections and reads titles and ban lists', () => {
+    expect([...splitSections('x\n### sshfix:a\n1\n2\n### sshfix:b\n').entries()]).toEqual([
+      ['a', '1\n2'],
+      ['b', ''],
+    ]);
+    expect(parseListenerTitle(['1 sshd: /usr/sbin/sshd -D [listener] 0 of 1-1 startups'])).toEqual({
+      current: 0,
+      limits: '1-1',
+    });
+    expect(parseListenerTitle(['1 /usr/sbin/sshd -D'])).toBeNull();
+    expect(parseFail2banBanned("[{'sshd': ['10.20.0.50']}]", '10.20.0.5')).toEqual([]);
+  });
+});
