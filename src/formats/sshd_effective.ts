@@ -302,7 +302,11 @@ const SUPERSEDED_MARKER = '# sshfix: superseded';
  * comments out later duplicates; inserts missing keywords into the main file
  * where they win and outside any Match block.
  */
-export function planSshdSettings(tree: SshdTree, settings: Record<string, SettingValue>): SshdSettingsPlan {
+export function planSshdSettings(
+  tree: SshdTree,
+  settings: Record<string, SettingValue>,
+  remove: readonly string[] = [],
+): SshdSettingsPlan {
   const editor = new TreeEditor(tree);
   const seen = new Map<string, string>();
   const decisions: SettingDecision[] = [];
@@ -322,7 +326,40 @@ export function planSshdSettings(tree: SshdTree, settings: Record<string, Settin
         : planSingle(tree, editor, info, desired),
     );
   }
+  for (const name of remove) decisions.push(planRemoval(tree, editor, name, seen));
   return { files: editor.changedFiles(), decisions };
+}
+
+const REMOVED_MARKER = '# sshfix: removed: ';
+
+/**
+ * Comments out every occurrence of a keyword, in every file and context —
+ * also keywords sshd does not know, which is how a directive that keeps sshd
+ * from starting ("Bad configuration option") is taken out.
+ */
+function planRemoval(
+  tree: SshdTree,
+  editor: TreeEditor,
+  name: string,
+  seen: Map<string, string>,
+): SettingDecision {
+  const key = name.toLowerCase();
+  const canonical = keywordInfo(key)?.name ?? name;
+  if (seen.has(canonical)) throw new Error(`${canonical} is both set and removed`);
+  if (key === 'match' || key === 'include')
+    throw new Error(`${canonical} cannot be removed; edit the file's structure instead`);
+  const found = tree.occurrences.filter((o) => o.key === key);
+  for (const o of found) editor.commentOut(o, REMOVED_MARKER);
+  return {
+    keyword: canonical,
+    desired: [],
+    action: found.length > 0 ? 'replace' : 'keep',
+    message:
+      found.length > 0
+        ? `${canonical} removed from ${found.map(formatAt).join(', ')}`
+        : `${canonical} is not set anywhere`,
+    warnings: [],
+  };
 }
 
 /** Desired value text, one entry per directive line. */

@@ -21,7 +21,9 @@ import { assertNoControlChars } from '../formats/control_chars.js';
 import type { ApplyContext, ArgumentProblem, HostView, ResourceKind } from './types.js';
 
 export interface SshdConfigArgs {
-  settings: Record<string, SettingValue>;
+  settings?: Record<string, SettingValue>;
+  /** Keywords whose every occurrence is commented out (also unknown ones that keep sshd from starting). */
+  remove?: string[];
   /** Main configuration file; /etc/ssh/sshd_config unless given. */
   path?: string;
 }
@@ -52,7 +54,8 @@ async function planSshdConfig(args: SshdConfigArgs, host: HostView): Promise<Res
   const mainPath = args.path ?? '/etc/ssh/sshd_config';
   const found = await host.probe(FIND_SSHD);
   const tree = await loadSshdTree(mainPath, host);
-  const { files, decisions } = planSshdSettings(tree, args.settings);
+  const settings = args.settings ?? {};
+  const { files, decisions } = planSshdSettings(tree, settings, args.remove ?? []);
   const fileChanges: FileChange[] = [];
   for (const [path, after] of files) {
     const before = tree.files.get(path)?.state;
@@ -90,7 +93,7 @@ async function planSshdConfig(args: SshdConfigArgs, host: HostView): Promise<Res
     stageRoot,
     stagedMain: staged.mainPath,
     staged: Object.fromEntries(staged.files),
-    desired: args.settings,
+    desired: settings,
   };
   return {
     action: fileChanges.length > 0 ? 'change' : 'none',
@@ -153,7 +156,7 @@ async function verifyEffective(plan: ResourcePlan, { conn }: ApplyContext): Prom
 /** Unknown keywords and multi-line values are input errors, reported with their position before any host is touched. */
 function checkSettings(args: SshdConfigArgs): ArgumentProblem[] {
   const problems: ArgumentProblem[] = [];
-  for (const [keyword, value] of Object.entries(args.settings)) {
+  for (const [keyword, value] of Object.entries(args.settings ?? {})) {
     const pointer = `/settings/${keyword.replace(/~/g, '~0').replace(/\//g, '~1')}`;
     if (!canonicalKeyword(keyword)) {
       const suggestion = suggestKeyword(keyword);
@@ -178,8 +181,13 @@ export const sshdConfigResource: ResourceKind<SshdConfigArgs> = {
   argsSchema: {
     type: 'object',
     additionalProperties: false,
-    required: ['settings'],
+    anyOf: [{ required: ['settings'] }, { required: ['remove'] }],
     properties: {
+      remove: {
+        type: 'array',
+        minItems: 1,
+        items: { type: 'string', pattern: '^[A-Za-z][A-Za-z0-9]*$' },
+      },
       path: { type: 'string', pattern: '^/' },
       settings: {
         type: 'object',

@@ -166,6 +166,21 @@ describe('help', () => {
     expect(again.stdout).toMatch(/here\s+ok=1\s+changed=0/);
   });
 
+  test('remove comments out a directive that keeps sshd from starting, in every context', async () => {
+    fs.writeFileSync(config, '# test config\nFrobnicate yes\nPort 22\nMatch User x\n  frobnicate no\n');
+    const pb = write(
+      'remove.yml',
+      `- name: r\n  hosts: all\n  tasks:\n    - name: drop it\n      sshd_config:\n        path: ${config}\n        remove: [Frobnicate]\n`,
+    );
+    const run = await runCli(['apply', pb, '-i', inventory]);
+    expect(run.stdout).toContain(`Frobnicate removed from ${config}:2, ${config}:5`);
+    expect(run.code).toBe(0);
+    expect(fs.readFileSync(config, 'utf8')).toBe(
+      '# test config\n# sshfix: removed: Frobnicate yes\nPort 22\nMatch User x\n  # sshfix: removed: frobnicate no\n',
+    );
+    expect((await runCli(['apply', pb, '-i', inventory, '--detailed-exitcode'])).code).toBe(0);
+  });
+
   test('apply --detailed-exitcode exits 2 when it changed something', async () => {
     const pb = write('ok.yml', playbook('          MaxAuthTries: 3'));
     expect((await runCli(['apply', pb, '-i', inventory, '--detailed-exitcode'])).code).toBe(2);

@@ -1,0 +1,119 @@
+/**
+ * The shipped playbook against the causes of "Connection reset by peer" it
+ * exists for: on each host one layer blocks the admin workstation; after
+ * `sshfix apply playbooks/fix-connection-reset.yml` a NEW connection from the
+ * workstation succeeds, and a second run changes nothing.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describeLab, startLab, type Lab, type LabHost } from './lab.js';
+import { runCli } from '../support/cli.js';
+
+const PLAYBOOK = path.resolve('playbooks/fix-connection-reset.yml');
+
+describeLab('playbooks/fix-connection-reset.yml', () => {
+  let lab: Lab;
+  let work: string;
+  let inventory: string;
+
+  /** One way to block the workstation per host. */
+  const blocks: Array<{ what: string; block: (h: LabHost, ws: string) => Promise<unknown> }> = [
+    {
+      what: 'a hosts.deny entry',
+      block: (h, ws) => h.exec(`printf '# local policy\\nvsftpd: ALL\\nsshd: ${ws}\\n' >> /etc/hosts.deny`),
+    },
+    {
+      what: 'an iptables DROP',
+      block: (h, ws) => h.exec(`iptables -A INPUT -s ${ws} -p tcp --dport 22 -j DROP`),
+    },
+    {
+      what: 'an iptables REJECT',
+      block: (h, ws) =>
+        h.exec(`iptables -A INPUT -s ${ws} -p tcp --dport 22 -j REJECT --reject-with tcp-reset`),
+    },
+    {
+      what: 'a ufw deny',
+      block: (h, ws) =>
+        h.exec(
+          `ufw allow from ${ws.replace(/\.\d+$/, '.1')} to any port 22 proto tcp && ufw deny from ${ws} to any port 22 proto tcp && ufw --force enable`,
+        ),
+    },
+    {
+      what: 'a fail2ban ban',
+      block: async (h, ws) => {
+        await h.startFail2ban();
+        return h.exec(`fail2ban-client set sshd banip ${ws}`);
+      },
+    },
+  ];
+
+  beforeAll(async () => {
+    lab = await startLab({ id: 'fixrst', hosts: blocks.length });
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-fixrst-'));
+    for (const [i, b] of blocks.entries()) {
+      const result = (await b.block(lab.hosts[i]!, lab.workstationAddress)) as {
+        code: number;
+        stderr: string;
+      };
+      if (result.code !== 0) throw new Error(`blocking with ${b.what}: ${result.stderr}`);
+    }
+    inventory = path.join(work, 'inventory.yml');
+    fs.writeFileSync(
+      inventory,
+      [
+        'all:',
+        '  vars:',
+        '    ansible_user: root',
+        `    ansible_ssh_private_key_file: ${lab.privateKeyFile}`,
+        `    admin_network: ${lab.workstationAddress}/32`,
+        '  hosts:',
+        ...lab.hosts.map((h) => `    ${h.name}: { ansible_host: ${h.address} }`),
+        '',
+      ].join('\n'),
+    );
+  }, 180000);
+
+  afterAll(async () => {
+    await lab?.destroy();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  test('every layer admits the workstation afterwards, and a second run changes nothing', async () => {
+    const fromWorkstation = (h: LabHost) =>
+      lab.ssh(h, 'true', { from: lab.workstationAddress, timeoutMs: 20000 });
+    const before = await Promise.all(lab.hosts.map(fromWorkstation));
+    before.forEach((r, i) => expect(`${blocks[i]!.what}: ${r.code}`).not.toBe(`${blocks[i]!.what}: 0`));
+
+    const common = ['-i', inventory, '--known-hosts', lab.knownHostsFile];
+    const plan = await runCli(['plan', PLAYBOOK, ...common, '--detailed-exitcode']);
+    expect(plan.stderr).toBe('');
+    expect(plan.code).toBe(2);
+
+    const apply = await runCli(['apply', PLAYBOOK, ...common, '--format', 'json']);
+    const report = JSON.parse(apply.stdout) as {
+      hosts: Record<
+        string,
+        { failed: number; unreachable: boolean; tasks: Array<{ task: string; error?: string }> }
+      >;
+    };
+    for (const h of lab.hosts) {
+      const failures = report.hosts[h.name]!.tasks.filter((t) => t.error).map((t) => `${t.task}: ${t.error}`);
+      expect({ host: h.name, failures }).toEqual({ host: h.name, failures: [] });
+    }
+    expect(apply.code).toBe(0);
+
+    const after = await Promise.all(lab.hosts.map(fromWorkstation));
+    after.forEach((r, i) =>
+      expect(`${blocks[i]!.what}: ${r.code} ${r.stderr.trim()}`).toBe(`${blocks[i]!.what}: 0 `),
+    );
+    // The unrelated hosts.deny rule and comment are still there.
+    expect(await lab.hosts[0]!.readFile('/etc/hosts.deny')).toContain('# local policy\nvsftpd: ALL\n');
+
+    const second = await runCli(['apply', PLAYBOOK, ...common, '--format', 'json']);
+    const secondReport = JSON.parse(second.stdout) as { hosts: Record<string, { changed: number }> };
+    for (const h of lab.hosts)
+      expect(`${h.name} changed=${secondReport.hosts[h.name]!.changed}`).toBe(`${h.name} changed=0`);
+    expect(second.code).toBe(0);
+  });
+});
