@@ -1,7 +1,8 @@
 /**
  * `sshfix demo`: a throw-away lab of real OpenSSH servers on this machine
- * (network namespaces), each broken differently, converged by a shipped
- * playbook while you watch — then torn down. Needs Linux and root.
+ * (network namespaces), each cutting the admin workstation off at a
+ * different layer; diagnose says why, a shipped playbook fixes it, and new
+ * connections prove it — then the lab is torn down. Needs Linux and root.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -22,35 +23,43 @@ const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), 
 
 interface Breakage {
   title: string;
-  script: string;
+  /** Breaks the host for the admin workstation (`ws`). */
+  script: (ws: string) => string;
+  fail2ban?: boolean;
 }
 
-/** Each host gets one of the ways real fleets end up with sshd limits that cut connections. */
+/** Each host cuts the admin workstation off at a different layer: the causes of "Connection reset by peer". */
 const BREAKAGES: Breakage[] = [
   {
-    title:
-      'a cloud-init drop-in throttles new connections (MaxStartups 2:50:5) and allows one key (MaxAuthTries 1)',
-    script:
-      "printf '# written by cloud-init\\nMaxStartups 2:50:5\\nMaxAuthTries 1\\n' > /etc/ssh/sshd_config.d/50-cloud-init.conf",
+    title: 'hosts.deny refuses the workstation (TCP wrappers)',
+    script: (ws) => `printf 'sshd: ${ws}\\n' >> /etc/hosts.deny`,
   },
   {
-    title: 'an early duplicate wins over the value appended at the end (first value wins)',
-    script:
-      "sed -i '/^Include/a MaxStartups 3:50:6\\nClientAliveInterval 5' /etc/ssh/sshd_config && printf 'MaxStartups 30:30:100\\n' >> /etc/ssh/sshd_config",
+    title: 'an iptables rule drops the workstation',
+    script: (ws) => `iptables -A INPUT -s ${ws} -p tcp --dport 22 -j DROP`,
   },
   {
-    title: 'settings appended after a trailing Match block apply only to that Match',
-    script:
-      "printf 'Match User backup\\n    X11Forwarding no\\nMaxAuthTries 1\\nClientAliveCountMax 0\\n' >> /etc/ssh/sshd_config",
+    title: 'fail2ban has banned the workstation',
+    script: (ws) => `fail2ban-client set sshd banip ${ws} >/dev/null`,
+    fail2ban: true,
+  },
+  {
+    title: 'a cloud-init drop-in allows one key (MaxAuthTries 1) and throttles (MaxStartups 2:50:5)',
+    script: () =>
+      "printf '# written by cloud-init\\nMaxStartups 2:50:5\\nMaxAuthTries 1\\n' > /etc/ssh/sshd_config.d/50-cloud-init.conf && kill -HUP $(cat /run/sshd.pid)",
   },
 ];
 
-const EFFECTIVE =
-  'maxstartups|maxauthtries|maxsessions|clientaliveinterval|clientalivecountmax|logingracetime';
+const EFFECTIVE = 'maxstartups|maxauthtries';
 
 async function effectiveSettings(host: LabHost): Promise<string> {
   const result = await host.exec(`/usr/sbin/sshd -T | grep -E '^(${EFFECTIVE}) ' | sort | tr '\\n' ' '`);
   return result.stdout.trim();
+}
+
+async function workstationCheck(lab: Lab, host: LabHost): Promise<string> {
+  const probe = await lab.ssh(host, 'true', { from: lab.workstationAddress, timeoutMs: 15000 });
+  return probe.code === 0 ? 'connects' : `FAILS: ${probe.stderr.trim().split('\n').pop() ?? ''}`;
 }
 
 export async function runDemo(
@@ -72,15 +81,19 @@ export async function runDemo(
   try {
     step(`Starting a lab of ${options.hosts} OpenSSH servers in network namespaces`);
     lab = await startLab({ id: 'demo', hosts: options.hosts });
+    const ws = lab.workstationAddress;
+    io.stdout(`  controller ${lab.controllerAddress}, admin workstation ${ws}\n`);
+    step('Breaking each host at a different layer, for the admin workstation');
     for (const [i, host] of lab.hosts.entries()) {
       const breakage = BREAKAGES[i % BREAKAGES.length]!;
-      const result = await host.exec(breakage.script);
+      if (breakage.fail2ban) await host.startFail2ban();
+      const result = await host.exec(breakage.script(ws));
       if (result.code !== 0) throw new Error(`breaking ${host.name}: ${result.stderr}`);
-      await host.stopSshd();
-      await host.startSshd();
       io.stdout(`  ${host.name} (${host.address}): ${breakage.title}\n`);
-      io.stdout(`      sshd -T: ${await effectiveSettings(host)}\n`);
     }
+    step(`ssh from the workstation (${ws}) to every host`);
+    for (const host of lab.hosts) io.stdout(`  ${host.name}: ${await workstationCheck(lab, host)}\n`);
+
     const inventory = path.join(work, 'inventory.yml');
     fs.writeFileSync(
       inventory,
@@ -89,30 +102,33 @@ export async function runDemo(
         '  vars:',
         '    ansible_user: root',
         `    ansible_ssh_private_key_file: ${lab.privateKeyFile}`,
+        `    admin_network: ${ws}/32`,
         '  hosts:',
         ...lab.hosts.map((h) => `    ${h.name}: { ansible_host: ${h.address} }`),
         '',
       ].join('\n'),
     );
-    const playbook = path.join(PACKAGE_ROOT, 'playbooks', 'sshd-limits.yml');
     const common = ['-i', inventory, '--known-hosts', lab.knownHostsFile];
+    const fixPlaybook = path.join(work, 'fix.yml');
 
-    step(`sshfix plan playbooks/sshd-limits.yml  (a dry run: diffs, nothing changes)`);
+    step(`sshfix diagnose --source ${ws} --client ${ws}  (why does the workstation get cut off?)`);
+    await cli(['diagnose', ...common, '--source', ws, '--client', ws, '--fix-playbook', fixPlaybook]);
+
+    const playbook = path.join(PACKAGE_ROOT, 'playbooks', 'fix-connection-reset.yml');
+    step('sshfix plan playbooks/fix-connection-reset.yml  (a dry run: diffs, nothing changes)');
     await cli(['plan', playbook, ...common]);
     step(
-      'sshfix apply playbooks/sshd-limits.yml  (validate the whole tree with sshd -t, write, reload once)',
+      'sshfix apply playbooks/fix-connection-reset.yml  (validate, back up, apply, confirm with a new connection)',
     );
     const applied = await cli(['apply', playbook, ...common]);
+    step(`ssh from the workstation (${ws}) to every host, again`);
+    const after = await Promise.all(lab.hosts.map((h) => workstationCheck(lab!, h)));
+    lab.hosts.forEach((h, i) => io.stdout(`  ${h.name}: ${after[i]}\n`));
     step('What sshd itself now uses (sshd -T)');
     for (const host of lab.hosts) io.stdout(`  ${host.name}: ${await effectiveSettings(host)}\n`);
     step('sshfix apply again: nothing left to change');
     const again = await cli(['apply', playbook, ...common]);
-    step('A new SSH connection to every host');
-    for (const host of lab.hosts) {
-      const probe = await lab.ssh(host, 'hostname');
-      io.stdout(`  ${host.name}: ${probe.code === 0 ? 'ok' : `FAILED: ${probe.stderr.trim()}`}\n`);
-    }
-    return applied === 0 && again === 0 ? 0 : 1;
+    return applied === 0 && again === 0 && after.every((a) => a === 'connects') ? 0 : 1;
   } finally {
     if (lab && !options.keep) {
       step('Tearing the lab down');

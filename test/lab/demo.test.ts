@@ -2,17 +2,22 @@ import { describeLab } from './lab.js';
 import { runCli } from '../support/cli.js';
 
 describeLab('sshfix demo', () => {
-  test('breaks a lab, converges it, and the second run changes nothing', async () => {
+  test('cuts the workstation off four ways, diagnoses, fixes, and the second run changes nothing', async () => {
     const run = await runCli(['demo']);
-    expect(run.stderr).toBe('');
+    expect(run.stderr).toMatch(/^fix playbook written to \S+fix.yml: review it with .*\n$/);
     expect(run.code).toBe(0);
-    const [, afterFirstApply = ''] = run.stdout.split('==> What sshd itself now uses');
-    const [effective = '', secondRun = ''] = afterFirstApply.split('==> sshfix apply again');
-    const hostLines = effective.trim().split('\n').slice(1);
-    expect(hostLines).toHaveLength(3);
-    for (const line of hostLines)
-      expect(line).toContain('maxauthtries 6 maxsessions 10 maxstartups 30:30:100');
-    expect(secondRun).toMatch(/demo-h01\s+ok=1\s+changed=0\s+failed=0/);
-    expect(run.stdout).not.toContain('FAILED');
+    const section = (title: string) => run.stdout.split(`==> ${title}`)[1]?.split('\n==> ')[0] ?? '';
+    // Before: three of the four layers cut the workstation off.
+    const before = section('ssh from the workstation (10.');
+    expect(before.match(/FAILS/g)).toHaveLength(3);
+    // diagnose names each cause.
+    const diagnosis = section('sshfix diagnose');
+    for (const cause of ['tcp_wrappers_deny', 'firewall_drop', 'fail2ban_ban', 'max_startups'])
+      expect(diagnosis).toMatch(new RegExp(`1\\. \\[high\\] ${cause}`));
+    // After: every host takes a new connection from the workstation.
+    const after = run.stdout.split('to every host, again')[1]?.split('\n==> ')[0] ?? '';
+    expect(after.match(/: connects/g)).toHaveLength(4);
+    const secondRun = section('sshfix apply again');
+    expect(secondRun.match(/changed=0 {2}failed=0/g)).toHaveLength(4);
   });
 });

@@ -1,0 +1,41 @@
+/** `sshfix inventory`: the resolved hosts, their groups and variables. */
+import { loadInventory, selectHosts } from '../../config/inventory.js';
+import { EXIT } from '../exit_codes.js';
+import type { CliIO, Command, ParsedArgs } from '../io.js';
+
+function showInventory(args: ParsedArgs, io: CliIO): number {
+  const inventory = loadInventory(String(args.inventory));
+  const names = selectHosts(inventory, (args.limit as string | undefined) ?? 'all');
+  const hosts = names.map((n) => inventory.hosts.get(n)!);
+  if (args.format === 'json') {
+    io.stdout(
+      JSON.stringify(
+        { hosts: Object.fromEntries(hosts.map((h) => [h.name, { groups: h.groups, vars: h.vars }])) },
+        null,
+        2,
+      ) + '\n',
+    );
+  } else {
+    for (const h of hosts) {
+      io.stdout(`${h.name}  groups: ${h.groups.join(', ')}\n`);
+      for (const [k, v] of Object.entries(h.vars)) io.stdout(`    ${k}: ${JSON.stringify(v)}\n`);
+    }
+  }
+  return EXIT.ok;
+}
+
+export const inventoryCommand: Command = {
+  command: 'inventory',
+  describe: 'Show the resolved hosts and their variables',
+  builder: (y) =>
+    y
+      .option('inventory', {
+        alias: 'i',
+        type: 'string',
+        demandOption: true,
+        describe: 'Inventory file (Ansible YAML or INI)',
+      })
+      .option('limit', { alias: 'l', type: 'string', describe: 'Host pattern' })
+      .option('format', { choices: ['text', 'json'] as const, default: 'text' as const }),
+  run: async (args, io) => showInventory(args, io),
+};

@@ -1,0 +1,241 @@
+/** `sshfix apply` and `sshfix plan`: the same code path, plan being apply --check --diff. */
+import type { Argv } from 'yargs';
+import { ConfigError } from '../../config/diagnostics.js';
+import { loadInventory } from '../../config/inventory.js';
+import { loadPlaybook } from '../../config/playbook.js';
+import { RESOURCES, resourceSchemas } from '../../resources/registry.js';
+import { loadSshConfig } from '../../transport/ssh_config.js';
+import { bindPlaybook, DEFAULT_FORKS, runJobs, type RunOptions } from '../../executor/run.js';
+import type { HostResult } from '../../executor/results.js';
+import { exitCodeFor } from '../exit_codes.js';
+import { parseExtraVars } from '../../config/extra_vars.js';
+import { renderHost, renderRecap, type TextStyle } from '../render_text.js';
+import { renderJson } from '../render_json.js';
+import { renderJunit } from '../render_junit.js';
+import { parseShard, selectShard } from '../shard.js';
+import { createLiveOutput } from '../progress.js';
+import { secretValues, tracingConnect } from '../verbose.js';
+import { openConnection } from '../../transport/connect.js';
+import { EXIT_CODES_EPILOG, type CliIO, type Command, type ParsedArgs } from '../io.js';
+import { parseMaxFailPercentage, parseSerial } from '../../executor/rollout.js';
+import { DEFAULT_CONFIRM_TIMEOUT_S } from '../../executor/transaction.js';
+
+export function runOptions(y: Argv): Argv {
+  return y
+    .option('inventory', {
+      alias: 'i',
+      type: 'string',
+      demandOption: true,
+      describe: 'Inventory file (Ansible YAML or INI)',
+    })
+    .option('limit', {
+      alias: 'l',
+      type: 'string',
+      describe: 'Further limit the hosts with a pattern (a:b, a:&b, a:!b, globs)',
+    })
+    .option('forks', {
+      alias: 'f',
+      type: 'number',
+      default: DEFAULT_FORKS,
+      describe: 'Hosts worked on at once',
+    })
+    .option('format', {
+      choices: ['text', 'json', 'junit'] as const,
+      default: 'text' as const,
+      describe: 'Output format (junit: JUnit XML for CI test reports)',
+    })
+    .option('shard', {
+      type: 'string',
+      describe:
+        'Run only shard K of N (e.g. 2/5) of the selected hosts: round-robin over the sorted host names, for CI matrices',
+    })
+    .option('verbose', {
+      alias: 'v',
+      type: 'boolean',
+      default: false,
+      describe: 'Print every script sent to a host, and how it ended, on stderr (secrets masked)',
+    })
+    .option('connection', {
+      alias: 'c',
+      choices: ['ssh', 'local'] as const,
+      describe: 'Connection type for every host',
+    })
+    .option('user', {
+      alias: 'u',
+      type: 'string',
+      describe: 'Remote user (default: inventory ansible_user, else yours)',
+    })
+    .option('private-key', {
+      alias: 'key-file',
+      type: 'string',
+      describe: 'Private key file for authentication',
+    })
+    .option('ssh-config', {
+      alias: 'F',
+      type: 'string',
+      describe:
+        'OpenSSH client config for HostName, Port, User, IdentityFile, ProxyJump… (default ~/.ssh/config; -F /dev/null reads none)',
+    })
+    .option('known-hosts', {
+      type: 'string',
+      describe: 'known_hosts file to verify host keys against (default ~/.ssh/known_hosts)',
+    })
+    .option('accept-new-host-keys', {
+      type: 'boolean',
+      default: false,
+      describe: 'Record the keys of hosts not yet in known_hosts (a changed key is still refused)',
+    })
+    .option('extra-vars', {
+      alias: 'e',
+      type: 'string',
+      array: true,
+      describe: 'Variables that beat every other source: key=value, or a YAML/JSON mapping',
+    })
+    .option('connect-timeout', { type: 'number', default: 10, describe: 'Seconds to wait for a connection' })
+    .option('command-timeout', {
+      type: 'number',
+      default: 120,
+      describe: 'Seconds a remote command may take',
+    })
+    .option('detailed-exitcode', {
+      type: 'boolean',
+      default: false,
+      describe: 'Exit 2 when changes are pending (plan) or were made (apply)',
+    });
+}
+
+async function runPlaybook(args: ParsedArgs, mode: 'apply' | 'plan', io: CliIO): Promise<number> {
+  const check = mode === 'plan' || Boolean(args.check);
+  const format = args.format as 'text' | 'json' | 'junit';
+  const shard = args.shard === undefined ? undefined : parseShard(String(args.shard));
+  const style: TextStyle = {
+    color: io.isTTY && format === 'text',
+    diff: mode === 'plan' || Boolean(args.diff),
+    check,
+  };
+  const playbook = loadPlaybook(String(args.playbook), resourceSchemas());
+  const inventory = loadInventory(String(args.inventory));
+  const options: RunOptions = {
+    check,
+    limit: args.limit as string | undefined,
+    forks: Number(args.forks),
+    connection: args.connection as 'ssh' | 'local' | undefined,
+    user: args.user as string | undefined,
+    privateKeyFile: args['private-key'] as string | undefined,
+    knownHostsFile: args['known-hosts'] as string | undefined,
+    sshConfig: loadSshConfig(args['ssh-config'] as string | undefined),
+    acceptNewHostKeys: Boolean(args['accept-new-host-keys']),
+    extraVars: parseExtraVars((args['extra-vars'] as string[] | undefined) ?? []),
+    connectTimeoutMs: Number(args['connect-timeout']) * 1000,
+    commandTimeoutMs: Number(args['command-timeout']) * 1000,
+    ...applySafetyOptions(args),
+  };
+  const jobs = selectShard(bindPlaybook(playbook, inventory, RESOURCES, options), shard);
+  const live = createLiveOutput(io, {
+    live: io.isTTY,
+    total: jobs.length,
+    columns: process.stdout.columns || 80,
+  });
+  options.onProgress = live.step;
+  options.onHostDone = (r: HostResult) => {
+    live.hostDone(r);
+    if (format === 'text') live.print(renderHost(r, style));
+  };
+  if (args.verbose) {
+    const varSets = [
+      ...[...inventory.hosts.values()].map((h) => h.vars),
+      ...playbook.plays.map((p) => p.vars),
+    ];
+    const secrets = [...varSets, options.extraVars ?? {}].flatMap(secretValues);
+    options.connect = tracingConnect(options.connect ?? openConnection, live.printError, secrets);
+  }
+  const results = await runJobs(jobs, options).finally(() => live.finish());
+  if (format === 'json') io.stdout(renderJson(results, mode));
+  else if (format === 'junit') io.stdout(renderJunit(results, { mode, check, diff: style.diff }));
+  else io.stdout('\n' + renderRecap(results, style));
+  return exitCodeFor(results, Boolean(args['detailed-exitcode']));
+}
+
+/** --no-rollback, --confirm-timeout, --force, --serial, --max-fail-percentage (apply only). */
+function applySafetyOptions(args: ParsedArgs): Partial<RunOptions> {
+  const options: Partial<RunOptions> = {};
+  if (args.rollback !== undefined) options.rollback = Boolean(args.rollback);
+  if (args['confirm-timeout'] !== undefined) {
+    const seconds = Number(args['confirm-timeout']);
+    if (!Number.isFinite(seconds) || seconds < 5)
+      throw new ConfigError([
+        {
+          severity: 'error',
+          summary: `--confirm-timeout ${String(args['confirm-timeout'])}: give at least 5 seconds`,
+        },
+      ]);
+    options.confirmTimeoutS = seconds;
+  }
+  if (args.force !== undefined) options.force = Boolean(args.force);
+  if (args.serial !== undefined) options.serial = parseSerial(String(args.serial));
+  if (args['max-fail-percentage'] !== undefined)
+    options.maxFailPercentage = parseMaxFailPercentage(Number(args['max-fail-percentage']));
+  return options;
+}
+
+export const applyCommand: Command = {
+  command: 'apply <playbook>',
+  describe: 'Converge hosts to the playbook',
+  builder: (y) =>
+    runOptions(y)
+      .positional('playbook', { type: 'string', describe: 'Playbook file (YAML)' })
+      .option('check', {
+        alias: 'C',
+        type: 'boolean',
+        default: false,
+        describe: 'Dry run: show what would change, change nothing',
+      })
+      .option('diff', {
+        alias: 'D',
+        type: 'boolean',
+        default: false,
+        describe: 'Show unified diffs of file changes',
+      })
+      .option('confirm-timeout', {
+        type: 'number',
+        default: DEFAULT_CONFIRM_TIMEOUT_S,
+        describe:
+          'Seconds each changed host waits for sshfix to confirm the change over a NEW SSH connection; ' +
+          'past that, the host restores its backup by itself (also if sshfix dies or loses the host)',
+      })
+      .option('rollback', {
+        type: 'boolean',
+        default: true,
+        describe:
+          'Back up, arm an on-host rollback timer and confirm with a new connection. DANGER: --no-rollback ' +
+          'applies changes bare: a change that locks you out (sshd, firewall, hosts.deny) stays in place ' +
+          'and the host may only be reachable from its console afterwards',
+      })
+      .option('force', {
+        type: 'boolean',
+        default: false,
+        describe:
+          'Apply even when a lockout guard refuses the change (AllowUsers/DenyUsers excluding you, ' +
+          'PermitRootLogin no as root, a blocked Port...); the new-connection check still rolls it back',
+      })
+      .option('serial', {
+        type: 'string',
+        describe: 'Roll out in batches of N hosts or N% of the hosts, one batch after the other',
+      })
+      .option('max-fail-percentage', {
+        type: 'number',
+        describe: 'Stop the rollout (later batches are not run) when more than P% of a batch fails',
+      })
+      .epilog(EXIT_CODES_EPILOG),
+  run: (args, io) => runPlaybook(args, 'apply', io),
+};
+
+export const planCommand: Command = {
+  command: 'plan <playbook>',
+  describe: 'Show what apply would change (apply --check --diff)',
+  builder: (y) =>
+    runOptions(y)
+      .positional('playbook', { type: 'string', describe: 'Playbook file (YAML)' })
+      .epilog(EXIT_CODES_EPILOG),
+  run: (args, io) => runPlaybook(args, 'plan', io),
+};

@@ -1,0 +1,192 @@
+/**
+ * `sshfix validate PLAYBOOK [-i INVENTORY]`: every check that needs no host,
+ * without contacting any — for editors, pre-commit hooks and the first step
+ * of a CI pipeline.
+ *
+ * The playbook alone: YAML syntax, the schema (plays, tasks, unknown argument
+ * keys), handlers. With an inventory, also: the inventory itself, each play's
+ * host pattern (a pattern that matches nothing is a warning, as in Ansible),
+ * the connection variables of every selected host, and, for every host, its
+ * task arguments rendered with its variables, checked against the resource's
+ * schema and its own checks — the same `bindPlaybook` that plan and apply run
+ * before they connect, so what passes here passes there.
+ *
+ * Exit 0 when valid (warnings allowed), 1 with file:line:column diagnostics.
+ */
+import { ConfigError, formatDiagnostic, type Diagnostic } from '../../config/diagnostics.js';
+import { parseExtraVars } from '../../config/extra_vars.js';
+import { evaluatePattern } from '../../config/host_pattern.js';
+import { connectionVars, loadInventory, type Inventory } from '../../config/inventory.js';
+import { loadPlaybook, type Playbook } from '../../config/playbook.js';
+import { sortByPosition } from '../../config/schema.js';
+import { bindPlaybook, DEFAULT_FORKS, type RunOptions } from '../../executor/run.js';
+import { RESOURCES, resourceSchemas } from '../../resources/registry.js';
+import { EXIT } from '../exit_codes.js';
+import type { CliIO, Command, ParsedArgs } from '../io.js';
+
+export interface ValidateInput {
+  playbook: string;
+  inventory?: string;
+  limit?: string;
+  extraVars?: Record<string, unknown>;
+}
+
+export interface ValidationResult {
+  errors: Diagnostic[];
+  warnings: Diagnostic[];
+  /** What was checked, for the summary line; undefined when the file did not load. */
+  plays?: number;
+  tasks?: number;
+  /** Hosts whose arguments were rendered and checked (with an inventory). */
+  hosts?: number;
+}
+
+/** Runs `load`, turning a ConfigError into its diagnostics. */
+function attempt<T>(load: () => T): { value?: T; errors: Diagnostic[] } {
+  try {
+    return { value: load(), errors: [] };
+  } catch (error) {
+    if (error instanceof ConfigError) return { errors: error.diagnostics };
+    throw error;
+  }
+}
+
+/** Errors (bad syntax) and warnings (matches nothing) of each play's pattern and of --limit. */
+function patternDiagnostics(playbook: Playbook, inventory: Inventory, limit: string | undefined) {
+  const errors: Diagnostic[] = [];
+  const warnings: Diagnostic[] = [];
+  const selected = new Set<string>();
+  const limited = limit === undefined ? undefined : attempt(() => evaluatePattern(inventory, limit));
+  if (limited) {
+    errors.push(...limited.errors.map((d) => ({ ...d, summary: `--limit: ${d.summary}` })));
+    warnings.push(
+      ...(limited.value?.warnings ?? []).map((d) => ({ ...d, summary: `--limit: ${d.summary}` })),
+    );
+  }
+  for (const play of playbook.plays) {
+    const at = (d: Diagnostic): Diagnostic => ({
+      ...d,
+      position: d.position ?? play.position,
+      detail: d.detail ?? `in the hosts of play '${play.name}'`,
+    });
+    const { value, errors: patternErrors } = attempt(() => evaluatePattern(inventory, play.hosts));
+    errors.push(...patternErrors.map(at));
+    if (!value) continue;
+    warnings.push(...value.warnings.map(at));
+    const hosts = value.hosts.filter((h) => !limited?.value || limited.value.hosts.includes(h));
+    // With --limit, a play left without hosts is what was asked for.
+    if (hosts.length === 0 && value.warnings.length === 0 && limit === undefined) {
+      warnings.push(at({ severity: 'warning', summary: `play '${play.name}' selects no host` }));
+    }
+    hosts.forEach((h) => selected.add(h));
+  }
+  return { errors, warnings, selected };
+}
+
+/** Connection variables of every selected host: all bad ones at once, not only the first. */
+function connectionDiagnostics(inventory: Inventory, hosts: Iterable<string>): Diagnostic[] {
+  return [...hosts].flatMap((name) => attempt(() => connectionVars(inventory.hosts.get(name)!)).errors);
+}
+
+function sameDiagnostic(a: Diagnostic, b: Diagnostic): boolean {
+  return (
+    a.summary === b.summary &&
+    a.position?.file === b.position?.file &&
+    a.position?.line === b.position?.line &&
+    a.position?.column === b.position?.column
+  );
+}
+
+function unique(diagnostics: Diagnostic[]): Diagnostic[] {
+  return diagnostics.filter((d, i) => diagnostics.findIndex((e) => sameDiagnostic(d, e)) === i);
+}
+
+/** Checks a playbook, and with an inventory everything plan would check before connecting. Never connects. */
+export function validateOffline(input: ValidateInput): ValidationResult {
+  const loadedPlaybook = attempt(() => loadPlaybook(input.playbook, resourceSchemas()));
+  const loadedInventory =
+    input.inventory === undefined ? undefined : attempt(() => loadInventory(input.inventory!));
+  const playbook = loadedPlaybook.value;
+  const inventory = loadedInventory?.value;
+  const counts = playbook
+    ? {
+        plays: playbook.plays.length,
+        tasks: playbook.plays.reduce((n, p) => n + p.tasks.length + p.handlers.length, 0),
+      }
+    : {};
+  const errors = [...loadedPlaybook.errors, ...(loadedInventory?.errors ?? [])];
+  if (!playbook || !inventory) return { errors: sortByPosition(errors), warnings: [], ...counts };
+
+  const patterns = patternDiagnostics(playbook, inventory, input.limit);
+  errors.push(...patterns.errors, ...connectionDiagnostics(inventory, patterns.selected));
+  if (errors.length === 0) {
+    const options: RunOptions = {
+      check: true,
+      limit: input.limit,
+      extraVars: input.extraVars,
+      forks: DEFAULT_FORKS,
+      acceptNewHostKeys: false,
+      connectTimeoutMs: 0,
+      commandTimeoutMs: 0,
+    };
+    errors.push(...attempt(() => bindPlaybook(playbook, inventory, RESOURCES, options)).errors);
+  }
+  return {
+    errors: sortByPosition(unique(errors)),
+    warnings: sortByPosition(unique(patterns.warnings)),
+    ...counts,
+    hosts: patterns.selected.size,
+  };
+}
+
+function plural(count: number, word: string): string {
+  return `${count} ${word}${count === 1 ? '' : 's'}`;
+}
+
+function summaryLine(input: ValidateInput, result: ValidationResult): string {
+  const parts = [plural(result.plays ?? 0, 'play'), plural(result.tasks ?? 0, 'task')];
+  if (result.hosts !== undefined) parts.push(`rendered for ${plural(result.hosts, 'host')}`);
+  const against =
+    input.inventory === undefined ? ' (without an inventory: hosts and variables unchecked)' : '';
+  return `${input.playbook}: valid — ${parts.join(', ')}${against}`;
+}
+
+function runValidate(args: ParsedArgs, io: CliIO): number {
+  const input: ValidateInput = {
+    playbook: String(args.playbook),
+    ...(args.inventory !== undefined ? { inventory: String(args.inventory) } : {}),
+    ...(args.limit !== undefined ? { limit: String(args.limit) } : {}),
+    extraVars: parseExtraVars((args['extra-vars'] as string[] | undefined) ?? []),
+  };
+  const result = validateOffline(input);
+  const report = [...result.errors, ...result.warnings].map(formatDiagnostic);
+  if (report.length > 0) io.stderr(report.join('\n') + '\n');
+  if (result.errors.length > 0) {
+    io.stderr(`${input.playbook}: ${plural(result.errors.length, 'error')}\n`);
+    return EXIT.failed;
+  }
+  io.stdout(summaryLine(input, result) + '\n');
+  return EXIT.ok;
+}
+
+export const validateCommand: Command = {
+  command: 'validate <playbook>',
+  describe: 'Check a playbook (and with -i, every host of an inventory) offline, without connecting',
+  builder: (y) =>
+    y
+      .positional('playbook', { type: 'string', describe: 'Playbook file (YAML)' })
+      .option('inventory', {
+        alias: 'i',
+        type: 'string',
+        describe: 'Also check host patterns, connection variables and rendered arguments for its hosts',
+      })
+      .option('limit', { alias: 'l', type: 'string', describe: 'Check only these hosts (a host pattern)' })
+      .option('extra-vars', {
+        alias: 'e',
+        type: 'string',
+        array: true,
+        describe: 'Variables that beat every other source, as for apply: key=value, or a YAML/JSON mapping',
+      })
+      .epilog('Exit codes: 0 valid (warnings are printed but allowed); 1 invalid, with file:line:column.'),
+  run: async (args, io) => runValidate(args, io),
+};

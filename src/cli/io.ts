@@ -1,0 +1,30 @@
+/** Where the CLI writes; tests pass their own to run commands in-process. */
+export interface CliIO {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  isTTY: boolean;
+}
+
+export const processIO: CliIO = {
+  stdout: (t) => process.stdout.write(t),
+  stderr: (t) => process.stderr.write(t),
+  isTTY: Boolean(process.stdout.isTTY),
+};
+
+/** Arguments as yargs parsed them. */
+export interface ParsedArgs {
+  _: (string | number)[];
+  [key: string]: unknown;
+}
+
+/** One sub-command: its yargs definition and what it runs. */
+export interface Command {
+  /** yargs command string, e.g. "apply <playbook>". */
+  command: string;
+  describe: string;
+  builder(y: import('yargs').Argv): import('yargs').Argv;
+  run(args: ParsedArgs, io: CliIO, cli: (argv: string[]) => Promise<number>): Promise<number>;
+}
+
+export const EXIT_CODES_EPILOG =
+  'Exit codes: 0 success; 1 a task failed or bad input; 2 changes pending (with --detailed-exitcode); 4 a host was unreachable (and nothing failed).';
