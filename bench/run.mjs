@@ -137,20 +137,9 @@ function toolEnv(/** @type {NodeJS.ProcessEnv} */ extra = {}) {
  * @param {import('../src/lab/lab.js').Lab} lab
  * @param {string} file
  */
-function writeSshfixInventory(lab, file) {
-  fs.writeFileSync(
-    file,
-    [
-      'all:',
-      '  vars:',
-      '    ansible_user: root',
-      `    ansible_ssh_private_key_file: ${lab.privateKeyFile}`,
-      `    admin_network: ${lab.workstationAddress}/32`,
-      '  hosts:',
-      ...lab.hosts.map((h) => `    ${h.name}: { ansible_host: ${h.address} }`),
-      '',
-    ].join('\n'),
-  );
+async function writeSshfixInventory(lab, file) {
+  const { labInventory } = await import('../dist/lab/lab.js');
+  fs.writeFileSync(file, labInventory(lab));
 }
 
 /**
@@ -412,7 +401,7 @@ async function main() {
     try {
       const context = { lab, logDir };
       const inventory = path.join(logDir, 'inventory-sshfix.yml');
-      writeSshfixInventory(lab, inventory);
+      await writeSshfixInventory(lab, inventory);
       if (options.tools.has('floor')) {
         const floorArgs = [
           path.join(ROOT, 'bench', 'floor.mjs'),

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { labAvailability, startLab, type Lab, type LabHost } from '../lab/lab.js';
+import { labAvailability, labInventory, startLab, type Lab, type LabHost } from '../lab/lab.js';
 
 export interface DemoIO {
   stdout(text: string): void;
@@ -95,19 +95,7 @@ export async function runDemo(
     for (const host of lab.hosts) io.stdout(`  ${host.name}: ${await workstationCheck(lab, host)}\n`);
 
     const inventory = path.join(work, 'inventory.yml');
-    fs.writeFileSync(
-      inventory,
-      [
-        'all:',
-        '  vars:',
-        '    ansible_user: root',
-        `    ansible_ssh_private_key_file: ${lab.privateKeyFile}`,
-        `    admin_network: ${ws}/32`,
-        '  hosts:',
-        ...lab.hosts.map((h) => `    ${h.name}: { ansible_host: ${h.address} }`),
-        '',
-      ].join('\n'),
-    );
+    fs.writeFileSync(inventory, labInventory(lab));
     const common = ['-i', inventory, '--known-hosts', lab.knownHostsFile];
     const fixPlaybook = path.join(work, 'fix.yml');
 

@@ -121,6 +121,17 @@ export class RemoteHostView implements HostView {
     return [...new Set([...answer.paths, ...planned])].sort();
   }
 
+  async globFiles(pattern: string): Promise<FileState[]> {
+    const answer = await this.reader.read({ kind: 'globFiles', pattern });
+    if (answer.kind !== 'globFiles')
+      throw new HostReadError(`${this.hostName}: cannot read ${pattern}: ${describe(answer)}`);
+    const regex = globToRegExp(pattern);
+    const planned = [...this.planned.values()].filter((f) => regex.test(f.path));
+    const byPath = new Map(answer.files.map((f) => [f.path, f]));
+    for (const f of planned) byPath.set(f.path, f);
+    return [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
   async probe(script: string): Promise<ExecResult> {
     const answer = await this.reader.read({ kind: 'probe', script });
     if (answer.kind !== 'probe')

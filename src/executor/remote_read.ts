@@ -9,11 +9,15 @@ import type { ExecResult } from '../transport/types.js';
 import type { FileState } from '../plan/types.js';
 
 export type ReadRequest =
-  { kind: 'file'; path: string } | { kind: 'glob'; pattern: string } | { kind: 'probe'; script: string };
+  | { kind: 'file'; path: string }
+  | { kind: 'glob'; pattern: string }
+  | { kind: 'globFiles'; pattern: string }
+  | { kind: 'probe'; script: string };
 
 export type ReadAnswer =
   | { kind: 'file'; file: FileState }
   | { kind: 'glob'; paths: string[] }
+  | { kind: 'globFiles'; files: FileState[] }
   | { kind: 'probe'; result: ExecResult }
   | { kind: 'error'; message: string };
 
@@ -49,6 +53,15 @@ function globSection(index: number, pattern: string): string {
   ].join('\n');
 }
 
+function globFilesSection(index: number, pattern: string): string {
+  // Names and contents in one pass, so a glob and the files it matches cost one round trip.
+  // Each field: base64(name):mode:owner:group:base64(content).
+  return [
+    `printf '${RECORD} ${index} globfiles\\n'`,
+    `for f in ${globWord(pattern)}; do [ -f "$f" ] && [ -r "$f" ] && { printf '%s' "$f" | base64 -w0; printf ':%s:' "$(stat -c '%a:%U:%G' -- "$f")"; base64 -w0 < "$f"; printf ' '; }; done; echo`,
+  ].join('\n');
+}
+
 function probeSection(index: number, script: string): string {
   // The probe runs in a subshell with stdin closed: the batch script itself is on stdin.
   return [
@@ -65,6 +78,8 @@ export function buildReadScript(requests: ReadRequest[]): string {
         return fileSection(i, r.path);
       case 'glob':
         return globSection(i, r.pattern);
+      case 'globFiles':
+        return globFilesSection(i, r.pattern);
       case 'probe':
         return probeSection(i, r.script);
     }
@@ -117,6 +132,26 @@ export function parseReadOutput(requests: ReadRequest[], stdout: string): ReadAn
     } else if (kind === 'glob') {
       const paths = body.split(' ').filter(Boolean).map(fromBase64);
       answers[index] = { kind: 'glob', paths: paths.sort() };
+    } else if (kind === 'globfiles') {
+      const files = body
+        .split(' ')
+        .filter(Boolean)
+        .map((field): FileState => {
+          const [name = '', mode = '', owner, group, data = ''] = field.split(':');
+          const content = fromBase64(data);
+          const path = fromBase64(name);
+          return {
+            path,
+            exists: true,
+            content,
+            mode: mode.padStart(4, '0'),
+            owner,
+            group,
+            sha256: sha256(content),
+          };
+        })
+        .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+      answers[index] = { kind: 'globFiles', files };
     } else if (kind === 'probe') {
       const [out = '', err = ''] = body.split(' ');
       answers[index] = {

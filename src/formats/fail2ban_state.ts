@@ -5,6 +5,7 @@
  * sets) or as `fail2ban-client banned` prints them. No I/O.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { formatAddress } from './firewall_cidr.js';
 
 export interface Address {
   family: 4 | 6;
@@ -39,39 +40,15 @@ function ipv6Value(text: string): bigint {
   return [...l, ...zeros, ...r].reduce((acc, g) => (acc << 16n) | g, 0n);
 }
 
-function ipv6Text(value: bigint): string {
-  const groups = Array.from({ length: 8 }, (_, i) => Number((value >> BigInt((7 - i) * 16)) & 0xffffn));
-  // RFC 5952: the longest run (length >= 2) of zero groups becomes "::", the first one on ties.
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) [bestStart, bestLength] = [i, j - i];
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart === -1) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLength).join(':')}`;
-}
-
-function ipv4Text(value: bigint): string {
-  return [24n, 16n, 8n, 0n].map((s) => String((value >> s) & 0xffn)).join('.');
-}
-
 /** A single IPv4 or IPv6 address (no zone, no prefix), or undefined. */
 export function parseAddress(text: string): Address | undefined {
   if (isIPv4(text)) {
     const value = ipv4Value(text);
-    return { family: 4, value, text: ipv4Text(value) };
+    return { family: 4, value, text: formatAddress(4, value) };
   }
   if (isIPv6(text) && !text.includes('%')) {
     const value = ipv6Value(text);
-    return { family: 6, value, text: ipv6Text(value) };
+    return { family: 6, value, text: formatAddress(6, value) };
   }
   return undefined;
 }

@@ -36,6 +36,8 @@ export interface SshdTreeReader {
   readFiles(paths: string[]): Promise<Map<string, FileState>>;
   /** Sorted lexically, as sshd's glob(3) returns them. */
   glob(pattern: string): Promise<string[]>;
+  /** Names and contents in one read, when the reader can (a remote host: one round trip instead of two). */
+  globFiles?(pattern: string): Promise<FileState[]>;
 }
 
 export interface FilePosition {
@@ -175,6 +177,11 @@ async function readIncludedFiles(
   includedFrom: FilePosition,
 ): Promise<FileState[]> {
   // A glob that matches nothing is fine (GLOB_NOMATCH is not an error).
+  if (reader.globFiles) {
+    return [...(await reader.globFiles(resolveIncludePattern(pattern)))].sort((a, b) =>
+      compareBytes(a.path, b.path),
+    );
+  }
   const paths = [...(await reader.glob(resolveIncludePattern(pattern)))].sort(compareBytes);
   if (paths.length === 0) return [];
   const states = await reader.readFiles(paths);

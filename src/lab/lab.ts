@@ -675,6 +675,27 @@ function makeHost(identity: HostIdentity): LabHost {
 // ---------------------------------------------------------------------------
 // The lab
 
+/**
+ * An Ansible YAML inventory of the lab's hosts (or some of them): root over
+ * the lab's key, `admin_network` set to the workstation's address, plus `vars`.
+ */
+export function labInventory(
+  lab: Lab,
+  options: { hosts?: LabHost[]; vars?: Record<string, string> } = {},
+): string {
+  const vars = { admin_network: `${lab.workstationAddress}/32`, ...options.vars };
+  return [
+    'all:',
+    '  vars:',
+    '    ansible_user: root',
+    `    ansible_ssh_private_key_file: ${lab.privateKeyFile}`,
+    ...Object.entries(vars).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}`),
+    '  hosts:',
+    ...(options.hosts ?? lab.hosts).map((h) => `    ${h.name}: { ansible_host: ${h.address} }`),
+    '',
+  ].join('\n');
+}
+
 export async function startLab(options: StartLabOptions): Promise<Lab> {
   validateOptions(options);
   const { id } = options;

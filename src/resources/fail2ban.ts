@@ -515,16 +515,21 @@ async function readJailFiles(
   baseDir: string,
   configFile: string,
 ): Promise<{ status: HostStatus; files: JailConfigFile[]; states: Map<string, FileState> }> {
+  // One round trip: the drop-in globs come back with their contents.
   const [probe, confs, locals, mainStates] = await Promise.all([
     host.probe(statusProbe(baseDir)),
-    host.glob(`${baseDir}/jail.d/*.conf`),
-    host.glob(`${baseDir}/jail.d/*.local`),
+    host.globFiles(`${baseDir}/jail.d/*.conf`),
+    host.globFiles(`${baseDir}/jail.d/*.local`),
     host.readFiles([`${baseDir}/jail.conf`, `${baseDir}/jail.local`, configFile]),
   ]);
-  const order = jailReadOrder(baseDir, [...confs, ...locals, configFile]);
-  const rest = order.filter((p) => !mainStates.has(p));
-  const restStates = rest.length > 0 ? await host.readFiles(rest) : new Map<string, FileState>();
-  const states = new Map([...mainStates, ...restStates]);
+  const states = new Map([...mainStates, ...[...confs, ...locals].map((f) => [f.path, f] as const)]);
+  const order = jailReadOrder(baseDir, [
+    ...confs.map((f) => f.path),
+    ...locals.map((f) => f.path),
+    configFile,
+  ]);
+  const rest = order.filter((p) => !states.has(p));
+  if (rest.length > 0) for (const [path, state] of await host.readFiles(rest)) states.set(path, state);
   const files = order
     .map((path) => states.get(path))
     .filter((s): s is FileState => s !== undefined && (s.exists || s.path === configFile))

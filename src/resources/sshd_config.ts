@@ -39,6 +39,8 @@ interface SshdPlanData {
   desired: Record<string, SettingValue>;
 }
 
+const DEFAULT_DROP_INS = '/etc/ssh/sshd_config.d/*.conf';
+
 const SSHD_LOCATIONS = ['/usr/sbin/sshd', '/usr/local/sbin/sshd', '/sbin/sshd', '/usr/bin/sshd'];
 
 /** Absolute path of sshd: the remote PATH of a non-login shell often lacks /usr/sbin. */
@@ -52,8 +54,11 @@ export function renderSettingValue(value: SettingValue): string[] {
 
 async function planSshdConfig(args: SshdConfigArgs, host: HostView): Promise<ResourcePlan> {
   const mainPath = args.path ?? '/etc/ssh/sshd_config';
-  const found = await host.probe(FIND_SSHD);
-  const tree = await loadSshdTree(mainPath, host);
+  // The stock Debian/Ubuntu drop-in directory is read speculatively with the
+  // main file, so the usual tree costs one round trip instead of two.
+  const speculative = host.globFiles(DEFAULT_DROP_INS).catch(() => []);
+  const [found, tree] = await Promise.all([host.probe(FIND_SSHD), loadSshdTree(mainPath, host)]);
+  await speculative;
   const settings = args.settings ?? {};
   const { files, decisions } = planSshdSettings(tree, settings, args.remove ?? []);
   const fileChanges: FileChange[] = [];

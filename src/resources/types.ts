@@ -11,6 +11,8 @@ export interface HostView {
   readFiles(paths: string[]): Promise<Map<string, FileState>>;
   /** Expands a shell glob on the host; sorted lexically, as sshd's Include does. */
   glob(pattern: string): Promise<string[]>;
+  /** The regular files a glob matches, with their contents, in one read; sorted lexically. */
+  globFiles(pattern: string): Promise<FileState[]>;
   /** Runs a read-only probe (e.g. `sshd -T`, `ldd`), cached by script text. */
   probe(script: string): Promise<ExecResult>;
 }

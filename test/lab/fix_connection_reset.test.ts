@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describeLab, startLab, type Lab, type LabHost } from './lab.js';
+import { describeLab, labInventory, startLab, type Lab, type LabHost } from './lab.js';
 import { runCli } from '../support/cli.js';
 
 const PLAYBOOK = path.resolve('playbooks/fix-connection-reset.yml');
@@ -59,19 +59,7 @@ describeLab('playbooks/fix-connection-reset.yml', () => {
       if (result.code !== 0) throw new Error(`blocking with ${b.what}: ${result.stderr}`);
     }
     inventory = path.join(work, 'inventory.yml');
-    fs.writeFileSync(
-      inventory,
-      [
-        'all:',
-        '  vars:',
-        '    ansible_user: root',
-        `    ansible_ssh_private_key_file: ${lab.privateKeyFile}`,
-        `    admin_network: ${lab.workstationAddress}/32`,
-        '  hosts:',
-        ...lab.hosts.map((h) => `    ${h.name}: { ansible_host: ${h.address} }`),
-        '',
-      ].join('\n'),
-    );
+    fs.writeFileSync(inventory, labInventory(lab));
   }, 180000);
 
   afterAll(async () => {

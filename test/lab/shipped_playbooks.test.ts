@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describeLab, startLab, type Lab } from './lab.js';
+import { describeLab, labInventory, startLab, type Lab } from './lab.js';
 import { runCli } from '../support/cli.js';
 
 describeLab('shipped playbooks', () => {
@@ -18,19 +18,7 @@ describeLab('shipped playbooks', () => {
     lab = await startLab({ id: 'ship', hosts: 2 });
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-ship-'));
     inventory = path.join(work, 'inventory.yml');
-    fs.writeFileSync(
-      inventory,
-      [
-        'all:',
-        '  vars:',
-        '    ansible_user: root',
-        `    ansible_ssh_private_key_file: ${lab.privateKeyFile}`,
-        `    admin_network: ${lab.workstationAddress}/32`,
-        '  hosts:',
-        ...lab.hosts.map((h) => `    ${h.name}: { ansible_host: ${h.address} }`),
-        '',
-      ].join('\n'),
-    );
+    fs.writeFileSync(inventory, labInventory(lab));
   }, 120000);
 
   afterAll(async () => {

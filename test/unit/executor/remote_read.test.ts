@@ -33,6 +33,22 @@ describe('RemoteHostView', () => {
     expect(probe).toEqual({ stdout: 'out\n', stderr: 'err\n', exitCode: 3 });
   });
 
+  test('globFiles returns names and contents in one round trip, with planned files', async () => {
+    fs.writeFileSync(path.join(dir, 'b.conf'), 'B 1\n');
+    fs.writeFileSync(path.join(dir, 'a b.conf'), 'A $x `y`\n');
+    fs.writeFileSync(path.join(dir, 'skip.txt'), 'no\n');
+    const view = new RemoteHostView(localShell());
+    const planned = path.join(dir, 'c.conf');
+    view.recordPlannedWrites([{ path: planned, before: null, beforeSha256: null, after: 'C 1\n' }]);
+    const files = await view.globFiles(path.join(dir, '*.conf'));
+    expect(files.map((f) => [path.basename(f.path), f.content])).toEqual([
+      ['a b.conf', 'A $x `y`\n'],
+      ['b.conf', 'B 1\n'],
+      ['c.conf', 'C 1\n'],
+    ]);
+    expect(view.roundTrips).toBe(1);
+  });
+
   test('caches answers and shows planned writes to later reads', async () => {
     const conn = localShell();
     const view = new RemoteHostView(conn);

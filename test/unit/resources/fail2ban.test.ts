@@ -62,6 +62,10 @@ class FakeView implements HostView {
         .sort(),
     );
   }
+  async globFiles(pattern: string): Promise<FileState[]> {
+    const paths = await this.glob(pattern);
+    return [...(await this.readFiles(paths)).values()];
+  }
   probe(script: string): Promise<ExecResult> {
     this.probes.push(script);
     if (script.includes('@@fail2ban-status')) {

@@ -37,7 +37,11 @@ class FakeHost implements HostView {
       ),
     );
   }
-  glob(): Promise<string[]> {
+  async globFiles(pattern: string): Promise<FileState[]> {
+    const paths = await this.glob(pattern);
+    return [...(await this.readFiles(paths)).values()];
+  }
+  glob(_pattern?: string): Promise<string[]> {
     return Promise.resolve([]);
   }
   probe(script: string): Promise<ExecResult> {
