@@ -83,11 +83,19 @@ function plannedStatus(plan: ResourcePlan): TaskStatus {
   return plan.action === 'change' ? 'changed' : plan.action === 'skip' ? 'skipped' : 'ok';
 }
 
-async function planTasks(tasks: BoundTask[], view: RemoteHostView, ctx: PlanContext, handler: boolean) {
+async function planTasks(
+  tasks: BoundTask[],
+  view: RemoteHostView,
+  ctx: PlanContext,
+  handler: boolean,
+  warmPlans: ReadonlyMap<BoundTask, ResourcePlan> = new Map(),
+) {
   const planned: PlannedTask[] = [];
   for (const task of tasks) {
     try {
-      const plan = await task.resource.plan(task.args, view, ctx);
+      // Until some task plans a write, the warm-up saw exactly what this view sees: its plan is this plan.
+      const warm = view.hasPlannedWrites() ? undefined : warmPlans.get(task);
+      const plan = warm ?? (await task.resource.plan(task.args, view, ctx));
       view.recordPlannedWrites(plan.fileChanges);
       planned.push({ task, handler, plan });
     } catch (error) {
@@ -100,14 +108,24 @@ async function planTasks(tasks: BoundTask[], view: RemoteHostView, ctx: PlanCont
 }
 
 /**
- * Plans every task at once, against a view without planned writes, and
- * throws the plans away: their reads go out together, batched into a few
+ * Plans every task at once, against a view without planned writes: their
+ * reads go out together, batched into a few
  * round trips, and fill the cache that the real, sequential planning then
- * reads from. Files written by earlier tasks are still seen as planned.
+ * reads from. Files written by earlier tasks are still seen as planned; a
+ * task planned before any earlier task plans a write reuses its warm-up plan.
  */
-async function warmUp(tasks: BoundTask[], view: RemoteHostView, ctx: PlanContext): Promise<void> {
+async function warmUp(
+  tasks: BoundTask[],
+  view: RemoteHostView,
+  ctx: PlanContext,
+): Promise<Map<BoundTask, ResourcePlan>> {
   const scratch = view.fresh();
-  await Promise.allSettled(tasks.map((t) => t.resource.plan(t.args, scratch, ctx)));
+  const settled = await Promise.allSettled(tasks.map((t) => t.resource.plan(t.args, scratch, ctx)));
+  const plans = new Map<BoundTask, ResourcePlan>();
+  settled.forEach((r, i) => {
+    if (r.status === 'fulfilled') plans.set(tasks[i]!, r.value);
+  });
+  return plans;
 }
 
 function notifiedHandlers(play: BoundPlay, planned: PlannedTask[]): BoundTask[] {
@@ -152,8 +170,8 @@ export async function runPlayOnHost(
   const ctx: PlanContext = { vars: play.vars, playbookDir: play.playbookDir };
   const onStep = options.onStep ?? (() => undefined);
   onStep(`planning ${play.name}`);
-  await warmUp(play.tasks, view, ctx);
-  const planned = await planTasks(play.tasks, view, ctx, false);
+  const warmPlans = await warmUp(play.tasks, view, ctx);
+  const planned = await planTasks(play.tasks, view, ctx, false, warmPlans);
   const failedInPlanning = planned.some((p) => p.error !== undefined);
   const handlers = failedInPlanning ? [] : await planTasks(notifiedHandlers(play, planned), view, ctx, true);
 

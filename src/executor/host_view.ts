@@ -84,6 +84,10 @@ export class RemoteHostView implements HostView {
     return new RemoteHostView(this.reader.conn, this.reader);
   }
 
+  hasPlannedWrites(): boolean {
+    return this.planned.size > 0;
+  }
+
   /** Makes later reads see a planned write. */
   recordPlannedWrites(changes: FileChange[]): void {
     for (const change of changes) {

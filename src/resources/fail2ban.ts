@@ -27,6 +27,7 @@ import {
   jailSections,
   ownAssignments,
   parseIni,
+  type IniDocument,
   setIgnoreIp,
   setOption,
   splitIgnoreIp,
@@ -510,6 +511,23 @@ function skipOrFail(args: Fail2banArgs, host: HostView, reason: string): Resourc
   return { action: 'skip', messages: [reason], warnings: [], fileChanges: [], commands: [] };
 }
 
+/**
+ * Every host of a fleet reads the same jail.conf (a thousand lines): parse
+ * each distinct text once per run. Documents are only read, never changed.
+ */
+const parsedTexts = new Map<string, IniDocument>();
+const MAX_PARSED_TEXTS = 256;
+
+function parseIniOnce(text: string): IniDocument {
+  let doc = parsedTexts.get(text);
+  if (!doc) {
+    if (parsedTexts.size >= MAX_PARSED_TEXTS) parsedTexts.clear();
+    doc = parseIni(text);
+    parsedTexts.set(text, doc);
+  }
+  return doc;
+}
+
 async function readJailFiles(
   host: HostView,
   baseDir: string,
@@ -533,7 +551,7 @@ async function readJailFiles(
   const files = order
     .map((path) => states.get(path))
     .filter((s): s is FileState => s !== undefined && (s.exists || s.path === configFile))
-    .map((s) => ({ path: s.path, doc: parseIni(s.content) }));
+    .map((s) => ({ path: s.path, doc: parseIniOnce(s.content) }));
   return { status: parseStatus(probe.stdout), files, states };
 }
 

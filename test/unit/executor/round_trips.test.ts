@@ -45,4 +45,35 @@ const haveSshd = fs.existsSync('/usr/sbin/sshd');
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  test('a task planned after another one writes the same file sees its planned content', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-rt-'));
+    try {
+      const file = path.join(dir, 'sshd_config');
+      fs.writeFileSync(file, 'Port 22\nMaxAuthTries 2\nMaxSessions 3\n');
+      const task = (name: string, settings: Record<string, number>): BoundTask => ({
+        play: 'p',
+        name,
+        resource: sshdConfigResource as ResourceKind,
+        args: { path: file, settings },
+        notify: [],
+      });
+      const results = await runPlayOnHost(
+        localShell(),
+        {
+          name: 'p',
+          playbookDir: dir,
+          vars: {},
+          tasks: [task('first', { MaxAuthTries: 4 }), task('second', { MaxSessions: 5 })],
+          handlers: [],
+        },
+        { check: true },
+      );
+      expect(results[0]!.diff).toContain('-MaxAuthTries 2\n+MaxAuthTries 4\n');
+      // The second task's "before" is the first task's result, not the file on disk.
+      expect(results[1]!.diff).toContain(' MaxAuthTries 4\n-MaxSessions 3\n+MaxSessions 5\n');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
