@@ -65,3 +65,26 @@ export function summarize(results: HostResult[]): RunSummary {
   }
   return summary;
 }
+
+/** A host that failed as a whole (never started, or an internal error), as one failed pseudo-task. */
+export function hostFailure(host: string, address: string, task: string, error: string): HostResult {
+  return {
+    host,
+    address,
+    unreachable: false,
+    tasks: [
+      {
+        play: '',
+        task,
+        resource: '',
+        status: 'failed',
+        handler: false,
+        messages: [],
+        warnings: [],
+        diff: '',
+        commands: [],
+        error,
+      },
+    ],
+  };
+}

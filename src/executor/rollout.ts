@@ -6,7 +6,7 @@
  * from starting, and those hosts are reported as not run, with the reason.
  */
 import { ConfigError } from '../config/diagnostics.js';
-import type { HostResult } from './results.js';
+import { hostFailure, type HostResult } from './results.js';
 
 const invalid = (summary: string): ConfigError => new ConfigError([{ severity: 'error', summary }]);
 
@@ -65,25 +65,7 @@ export function batchFailure(
 
 /** The result of a host that was never contacted because the rollout stopped. */
 export function notRunResult(host: string, address: string, reason: string): HostResult {
-  return {
-    host,
-    address,
-    unreachable: false,
-    tasks: [
-      {
-        play: '',
-        task: '(not run)',
-        resource: '',
-        status: 'failed',
-        handler: false,
-        messages: [],
-        warnings: [],
-        diff: '',
-        commands: [],
-        error: `not run: ${reason}`,
-      },
-    ],
-  };
+  return hostFailure(host, address, '(not run)', `not run: ${reason}`);
 }
 
 export interface RolloutOptions {

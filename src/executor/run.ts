@@ -20,7 +20,8 @@ import { UnreachableError } from '../transport/types.js';
 import { openConnection } from '../transport/connect.js';
 import { applySshConfig, type SshConfigFile } from '../transport/ssh_config.js';
 import { runPlayOnHost, type BoundPlay, type BoundTask } from './host_run.js';
-import type { HostResult } from './results.js';
+import { hostFailure, type HostResult } from './results.js';
+import { errorMessage } from '../errors.js';
 import { DEFAULT_CONFIRM_TIMEOUT_S, type SafetyOptions } from './transaction.js';
 import { runInBatches, type Serial } from './rollout.js';
 
@@ -236,25 +237,9 @@ async function runBatch(jobs: HostJob[], options: RunOptions): Promise<HostResul
   return Promise.all(
     jobs.map((job) =>
       queue.add(async () => {
-        const result = await runHost(job, options).catch((error: unknown): HostResult => ({
-          host: job.host,
-          address: job.spec.address,
-          unreachable: false,
-          tasks: [
-            {
-              play: '',
-              task: '(internal)',
-              resource: '',
-              status: 'failed',
-              handler: false,
-              messages: [],
-              warnings: [],
-              diff: '',
-              commands: [],
-              error: error instanceof Error ? error.message : String(error),
-            },
-          ],
-        }));
+        const result = await runHost(job, options).catch((error: unknown) =>
+          hostFailure(job.host, job.spec.address, '(internal)', errorMessage(error)),
+        );
         options.onHostDone?.(result);
         return result;
       }),

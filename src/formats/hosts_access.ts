@@ -20,6 +20,7 @@
  *   ALLOW/DENY not last) refuses the connection, in either file.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { formatAddress } from './firewall_cidr.js';
 
 // ---------------------------------------------------------------------------
 // Addresses
@@ -40,9 +41,7 @@ function ipv4Value(text: string): bigint | undefined {
   return text.split('.').reduce((acc, octet) => (acc << 8n) | BigInt(octet), 0n);
 }
 
-function ipv4Text(value: bigint): string {
-  return [24n, 16n, 8n, 0n].map((shift) => String((value >> shift) & 255n)).join('.');
-}
+const ipv4Text = (value: bigint): string => formatAddress(4, value);
 
 function ipv6Value(text: string): bigint | undefined {
   if (!isIPv6(text) || text.includes('%')) return undefined;
@@ -64,24 +63,7 @@ function ipv6Value(text: string): bigint | undefined {
   return all.reduce((acc, g) => (acc << 16n) | BigInt(`0x${g}`), 0n);
 }
 
-function ipv6Text(value: bigint): string {
-  const groups = Array.from({ length: 8 }, (_, i) => Number((value >> BigInt(112 - 16 * i)) & 0xffffn));
-  // RFC 5952: the longest run (length >= 2) of zero groups becomes "::".
-  let best = { start: -1, length: 0 };
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > best.length && j - i >= 2) best = { start: i, length: j - i };
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best.start < 0) return hex.join(':');
-  return `${hex.slice(0, best.start).join(':')}::${hex.slice(best.start + best.length).join(':')}`;
-}
+const ipv6Text = (value: bigint): string => formatAddress(6, value);
 
 const bits = (family: 4 | 6): bigint => (family === 4 ? 32n : 128n);
 const allOnes = (family: 4 | 6): bigint => (1n << bits(family)) - 1n;
