@@ -328,36 +328,25 @@ function decideFirewalld(
   const runtime = parseFirewalldZones(facts.firewalld?.runtime ?? '');
   const permanent = parseFirewalldZones(facts.firewalld?.permanent ?? '');
   const zones = sshZones(runtime, facts.firewalld?.defaultZone ?? '');
-  const runtimeEdit = planFirewalld(runtime, zones, allowances, request.removeBlocking, 'runtime');
-  out.messages.push(...runtimeEdit.messages);
-  out.commands.push(
-    ...firewalldCommands(runtimeEdit, false).map((words) => ({
-      words,
-      alsoOk: [ALREADY_ENABLED, NOT_ENABLED],
-    })),
-  );
-  if (runtimeEdit.zones.length > 0)
-    out.stateDiffs.push({
-      label: 'firewall-cmd --list-rich-rules (runtime)',
-      before: richRuleListing(runtime, zones),
-      after: richRuleListing(runtime, zones, runtimeEdit),
-    });
-  if (!request.persist) return;
+  const layer = (rules: typeof runtime, kind: 'runtime' | 'permanent', label: string): void => {
+    const edit = planFirewalld(rules, zones, allowances, request.removeBlocking, kind);
+    out.messages.push(...edit.messages);
+    out.commands.push(
+      ...firewalldCommands(edit, kind === 'permanent').map((words) => ({
+        words,
+        alsoOk: [ALREADY_ENABLED, NOT_ENABLED],
+      })),
+    );
+    if (edit.zones.length > 0)
+      out.stateDiffs.push({
+        label,
+        before: richRuleListing(rules, zones),
+        after: richRuleListing(rules, zones, edit),
+      });
+  };
+  layer(runtime, 'runtime', 'firewall-cmd --list-rich-rules (runtime)');
   // --reload would drop runtime-only rules: the permanent configuration gets the same rules.
-  const permanentEdit = planFirewalld(permanent, zones, allowances, request.removeBlocking, 'permanent');
-  out.messages.push(...permanentEdit.messages);
-  out.commands.push(
-    ...firewalldCommands(permanentEdit, true).map((words) => ({
-      words,
-      alsoOk: [ALREADY_ENABLED, NOT_ENABLED],
-    })),
-  );
-  if (permanentEdit.zones.length > 0)
-    out.stateDiffs.push({
-      label: 'firewall-cmd --permanent --list-rich-rules',
-      before: richRuleListing(permanent, zones),
-      after: richRuleListing(permanent, zones, permanentEdit),
-    });
+  if (request.persist) layer(permanent, 'permanent', 'firewall-cmd --permanent --list-rich-rules');
 }
 
 export function decideFirewall(

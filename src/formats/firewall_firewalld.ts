@@ -13,6 +13,7 @@ import {
   type PortRange,
   type RuleMatch,
   type SshAllowance,
+  openRuleMatch,
 } from './firewall_rules.js';
 
 /** The lowest rich-rule priority firewalld accepts: nothing in the zone is evaluated earlier. */
@@ -81,14 +82,7 @@ export interface RichRule {
 const SERVICE_PORTS: Record<string, PortRange[]> = { ssh: [{ from: 22, to: 22 }] };
 
 export function parseRichRule(text: string): RichRule {
-  const match: RuleMatch = {
-    verdict: 'none',
-    family: 'any',
-    sources: { kind: 'any' },
-    protocol: 'any',
-    ports: { kind: 'any' },
-    extraMatches: false,
-  };
+  const match: RuleMatch = openRuleMatch('any');
   let priority = 0;
   let element = '';
   let negate = false;

@@ -16,6 +16,7 @@ import {
   type RuleMatch,
   type SshAllowance,
   type Verdict,
+  openRuleMatch,
 } from './firewall_rules.js';
 
 export interface IptablesRule {
@@ -105,14 +106,7 @@ function parsePortSpec(spec: string): PortRange[] | null {
 
 /** Translates the arguments of one saved rule; `chains` tells user chains from extension targets. */
 export function iptablesRuleMatch(args: string[], family: IpFamily, chains: ReadonlySet<string>): RuleMatch {
-  const match: RuleMatch = {
-    verdict: 'none',
-    family,
-    sources: { kind: 'any' },
-    protocol: 'any',
-    ports: { kind: 'any' },
-    extraMatches: false,
-  };
+  const match: RuleMatch = openRuleMatch(family);
   let negateNext = false;
   for (let i = 0; i < args.length; i++) {
     const word = args[i]!;

@@ -18,6 +18,7 @@ import {
   type PortRange,
   type RuleMatch,
   type SshAllowance,
+  openRuleMatch,
 } from './firewall_rules.js';
 
 export type NftFamily = 'ip' | 'ip6' | 'inet' | 'arp' | 'bridge' | 'netdev';
@@ -230,14 +231,7 @@ const NON_MATCHING = new Set([
 
 /** Translates one rule's text; `family` is the table's (4/6 for ip/ip6 tables). */
 export function nftRuleMatch(text: string, family: IpFamily | 'any'): RuleMatch {
-  const match: RuleMatch = {
-    verdict: 'none',
-    family,
-    sources: { kind: 'any' },
-    protocol: 'any',
-    ports: { kind: 'any' },
-    extraMatches: false,
-  };
+  const match: RuleMatch = openRuleMatch(family);
   const words = splitNftWords(text);
   /** Reads `[op] value` after a selector; returns the value and whether it was negated. */
   const operand = (i: number): { value: string; negated: boolean; next: number } => {

@@ -32,6 +32,18 @@ export interface RuleMatch {
   extraMatches: boolean;
 }
 
+/** A rule that matches everything and decides nothing: parsers narrow it as they read the rule. */
+export function openRuleMatch(family: IpFamily | 'any'): RuleMatch {
+  return {
+    verdict: 'none',
+    family,
+    sources: { kind: 'any' },
+    protocol: 'any',
+    ports: { kind: 'any' },
+    extraMatches: false,
+  };
+}
+
 /** One address and port the playbook wants SSH allowed from/to. */
 export interface SshAllowance {
   source: Cidr;
