@@ -8,9 +8,17 @@
  * DNS → TCP connect → SSH banner → key exchange → authentication (counting the
  * keys offered, against MaxAuthTries), then a bounded burst of concurrent
  * unauthenticated connections that reveals MaxStartups throttling.
+ *
+ * When the first connection gets no banner, two more measurements tell the
+ * causes apart that look alike on the wire: a refused connect is repeated a
+ * few times while the kernel's ICMP counter is watched (an ICMP answer is a
+ * firewall REJECT, a reset may be a closed port: refusal.ts), and the connect
+ * is repeated from a few of our other addresses (a banner there proves the
+ * block is by source address: sources.ts).
  */
 import dns from 'node:dns/promises';
 import net from 'node:net';
+import os from 'node:os';
 import ssh2 from 'ssh2';
 import type { AnyAuthMethod, AuthHandlerMiddleware, AuthenticationType } from 'ssh2';
 import {
@@ -20,6 +28,8 @@ import {
   type KnownHostEntry,
 } from '../transport/known_hosts.js';
 import { errorMessage } from '../errors.js';
+import { classifyRefusal, readInDestUnreachs, REFUSAL_ATTEMPTS, type RefusalEvidence } from './refusal.js';
+import { alternateSources, sourceAddressToward } from './sources.js';
 
 const { Client } = ssh2;
 
@@ -60,6 +70,8 @@ export interface ProbeOptions {
   auth?: AuthProbeOptions;
   /** Omitted: no burst. */
   burst?: BurstOptions;
+  /** Local addresses the connect is repeated from when it gets no banner, besides our others in the target's subnet. */
+  alsoFrom?: readonly string[];
 }
 
 /** Below stock sshd's MaxStartups start (10), so a healthy host drops none of them. */
@@ -83,6 +95,8 @@ export interface TcpEvidence {
   code?: string;
   /** Our side of the connection: the client address the server sees. */
   localAddress?: string;
+  /** For a refused connect: whether an ICMP error or a TCP reset refused it. */
+  refusal?: RefusalEvidence;
 }
 
 export type BannerOutcome = 'banner' | 'reset' | 'closed' | 'timeout';
@@ -131,6 +145,8 @@ export interface ProbeEvidence {
   kex?: KexEvidence;
   auth?: AuthEvidence;
   burst?: BurstEvidence;
+  /** The connect repeated from other local addresses, when the first one got no banner. */
+  alternates?: SourceAttempt[];
 }
 
 const now = (): number => performance.now();
@@ -151,6 +167,11 @@ export async function resolveTarget(host: string): Promise<DnsEvidence> {
 export interface RawAttempt {
   tcp: TcpEvidence;
   banner?: BannerEvidence;
+}
+
+export interface SourceAttempt extends RawAttempt {
+  /** The local address the attempt was bound to. */
+  source: string;
 }
 
 function tcpOutcomeOf(code: string | undefined): TcpOutcome {
@@ -391,6 +412,47 @@ export async function burst(
   }
 }
 
+/**
+ * Repeats a refused connect REFUSAL_ATTEMPTS times, one at a time, reading
+ * the kernel's ICMP destination-unreachable counter just before and after
+ * each: an ICMP answer is a firewall REJECT, a reset is the host's TCP stack.
+ */
+export async function measureRefusal(
+  address: string,
+  port: number,
+  options: { sourceAddress?: string; connectTimeoutMs: number },
+  readCounter: (family: 4 | 6) => number | null = readInDestUnreachs,
+): Promise<RefusalEvidence> {
+  const family = net.isIP(address) === 6 ? 6 : 4;
+  const icmpDeltas: (number | null)[] = [];
+  for (let i = 0; i < REFUSAL_ATTEMPTS; i++) {
+    const before = readCounter(family);
+    const attempt = rawAttempt(address, port, { ...options, bannerTimeoutMs: 0 });
+    const { tcp } = await attempt.result;
+    const after = readCounter(family);
+    attempt.release();
+    if (tcp.outcome === 'refused') icmpDeltas.push(before === null || after === null ? null : after - before);
+  }
+  return { answer: classifyRefusal(icmpDeltas), attempts: REFUSAL_ATTEMPTS, icmpDeltas };
+}
+
+/** The connect and banner wait (no login) from each of `sources` at once. */
+async function fromOtherSources(
+  address: string,
+  port: number,
+  sources: readonly string[],
+  options: { connectTimeoutMs: number; bannerTimeoutMs: number },
+): Promise<SourceAttempt[]> {
+  return Promise.all(
+    sources.map(async (source) => {
+      const attempt = rawAttempt(address, port, { ...options, sourceAddress: source });
+      const result = await attempt.result;
+      attempt.release();
+      return { source, ...result };
+    }),
+  );
+}
+
 /** Runs the whole probe; never throws (every failure is evidence). */
 export async function probeHost(target: ProbeTarget, options: ProbeOptions): Promise<ProbeEvidence> {
   const evidence: ProbeEvidence = { target, dns: await resolveTarget(target.host) };
@@ -407,7 +469,23 @@ export async function probeHost(target: ProbeTarget, options: ProbeOptions): Pro
   first.release();
   evidence.tcp = attempt.tcp;
   if (attempt.banner) evidence.banner = attempt.banner;
-  if (attempt.banner?.outcome !== 'banner') return evidence;
+  if (attempt.banner?.outcome !== 'banner') {
+    if (attempt.tcp.outcome === 'refused') {
+      evidence.tcp.refusal = await measureRefusal(address, target.port, {
+        ...source,
+        connectTimeoutMs: options.connectTimeoutMs,
+      });
+    }
+    const primary = target.sourceAddress ?? (await sourceAddressToward(address, target.port));
+    const others = alternateSources(address, primary, os.networkInterfaces(), options.alsoFrom);
+    if (others.length > 0) {
+      evidence.alternates = await fromOtherSources(address, target.port, others, {
+        connectTimeoutMs: options.connectTimeoutMs,
+        bannerTimeoutMs: options.bannerTimeoutMs,
+      });
+    }
+    return evidence;
+  }
   const session = await kexAndAuth(address, target.port, {
     ...source,
     connectTimeoutMs: options.connectTimeoutMs,

@@ -4,15 +4,14 @@
  * findings. Hosts are diagnosed concurrently; nothing here throws for a host
  * that cannot be reached (that is evidence too).
  */
-import dgram from 'node:dgram';
 import { readFile } from 'node:fs/promises';
-import net from 'node:net';
 import PQueue from 'p-queue';
 import type { Connection, ConnectionSpec } from '../transport/types.js';
 import { openConnection } from '../transport/connect.js';
 import { readKnownHostsFile, type KnownHostEntry } from '../transport/known_hosts.js';
 import { errorMessage } from '../errors.js';
 import { DEFAULT_BURST, probeHost, type ProbeEvidence, type ProbeKey } from './probe.js';
+import { sourceAddressToward } from './sources.js';
 import { runServerChecks, type ServerEvidence } from './server_checks.js';
 import { diagnose, type Finding } from './findings.js';
 
@@ -28,6 +27,8 @@ export interface DiagnoseOptions {
   client?: string;
   /** Bind the probes to this local address. */
   source?: string;
+  /** Local addresses a failed connect is also tried from (besides our others in the host's subnet). */
+  alsoFrom?: string[];
   /** Extra keys the client offers before the login key (as ssh-agent or ~/.ssh/id_* would). */
   offerKeys: string[];
   /** Concurrent connections of the MaxStartups burst; 0 for none. */
@@ -55,22 +56,6 @@ export interface HostDiagnosis {
 /** libwrap pauses 5 s before refusing: the banner wait must outlast it. */
 const MIN_BANNER_TIMEOUT_MS = 8000;
 const SERVER_CHECKS_TIMEOUT_MS = 60_000;
-
-/** Our source address toward `address` (a connected UDP socket sends nothing). */
-export function sourceAddressToward(address: string, port: number): Promise<string | null> {
-  return new Promise((resolve) => {
-    const socket = dgram.createSocket(net.isIP(address) === 6 ? 'udp6' : 'udp4');
-    socket.on('error', () => {
-      socket.close();
-      resolve(null);
-    });
-    socket.connect(port, address, () => {
-      const local = socket.address().address;
-      socket.close();
-      resolve(local);
-    });
-  });
-}
 
 async function probeKeys(spec: ConnectionSpec, offerKeys: readonly string[]): Promise<ProbeKey[]> {
   const files = [...offerKeys, ...(spec.privateKeyFile !== undefined ? [spec.privateKeyFile] : [])];
@@ -111,6 +96,7 @@ async function diagnoseOne(target: DiagnoseTarget, options: DiagnoseOptions): Pr
         connectTimeoutMs: spec.connectTimeoutMs,
         bannerTimeoutMs: Math.max(MIN_BANNER_TIMEOUT_MS, spec.connectTimeoutMs),
         auth: { user: spec.user, keys, knownHosts: await knownHostsOf(spec) },
+        ...(options.alsoFrom !== undefined ? { alsoFrom: options.alsoFrom } : {}),
         ...(options.burstConnections > 0
           ? { burst: { ...DEFAULT_BURST, connections: options.burstConnections } }
           : {}),

@@ -15,6 +15,7 @@ import { diagnoseHosts, type DiagnoseTarget, type HostDiagnosis } from '../../di
 import { fixPlaybook } from '../../diagnose/fix_playbook.js';
 import { CAUSES } from '../../diagnose/findings.js';
 import { DEFAULT_BURST } from '../../diagnose/probe.js';
+import { MAX_ALTERNATE_SOURCES } from '../../diagnose/sources.js';
 import { EXIT } from '../exit_codes.js';
 import type { CliIO, Command, ParsedArgs } from '../io.js';
 
@@ -150,6 +151,8 @@ export function renderDiagnosisJson(results: readonly HostDiagnosis[]): string {
           evidence: f.evidence,
           fix: f.fix,
         })),
+        // The client side's measurements (timings, what refused the SYN, other sources' outcomes).
+        ...(d.probe ? { probe: d.probe } : {}),
       },
     ]),
   );
@@ -176,6 +179,11 @@ async function runDiagnose(args: ParsedArgs, io: CliIO): Promise<number> {
   const format = args.format as 'text' | 'json';
   const client = checkAddress(args.client, 'client');
   const source = checkAddress(args.source, 'source');
+  const alsoFrom = ((args['also-from'] as unknown[] | undefined) ?? []).map((a) =>
+    checkAddress(a, 'also-from')!,
+  );
+  if (alsoFrom.length > MAX_ALTERNATE_SOURCES)
+    throw inputError(`--also-from: at most ${MAX_ALTERNATE_SOURCES} addresses`);
   const targets = diagnoseTargets(args);
   if (args.via !== undefined) {
     const jump = jumpSpec(String(args.via), args);
@@ -194,6 +202,7 @@ async function runDiagnose(args: ParsedArgs, io: CliIO): Promise<number> {
     {
       ...(client !== undefined ? { client } : {}),
       ...(source !== undefined ? { source } : {}),
+      ...(alsoFrom.length > 0 ? { alsoFrom } : {}),
       offerKeys: ((args['offer-key'] as string[] | undefined) ?? []).map(String),
       burstConnections: burst,
       probeOnly: Boolean(args['probe-only']),
@@ -240,6 +249,11 @@ export const diagnoseCommand: Command = {
         describe: 'Diagnose for this client address (default: ours toward the host)',
       })
       .option('source', { type: 'string', describe: 'Bind the probes to this local address' })
+      .option('also-from', {
+        type: 'string',
+        array: true,
+        describe: `When the connect gets no banner, also try it from this local address (repeat); our other addresses in the host's subnet are tried too, at most ${MAX_ALTERNATE_SOURCES} in all`,
+      })
       .option('user', {
         alias: 'u',
         type: 'string',

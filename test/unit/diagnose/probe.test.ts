@@ -1,6 +1,6 @@
 /** The probe against small local TCP servers that behave like sshd, libwrap, MaxStartups and a firewall reset. */
 import net from 'node:net';
-import { burst, probeHost, rawAttempt } from '../../../src/diagnose/probe.js';
+import { burst, measureRefusal, probeHost, rawAttempt } from '../../../src/diagnose/probe.js';
 
 type Behaviour = (socket: net.Socket, index: number) => void;
 
@@ -97,7 +97,113 @@ describe('burst', () => {
   });
 });
 
+/** A port nothing listens on: the kernel answers with a TCP reset. */
+async function closedPort(): Promise<number> {
+  const s = await server(() => undefined);
+  await s.close();
+  return s.port;
+}
+
+/** A fake InDestUnreachs counter that rises by `rise(i)` during the i-th attempt (read before, then after). */
+function counter(rise: (attempt: number) => number | null): () => number | null {
+  let reads = 0;
+  let value = 100;
+  return () => {
+    const attempt = Math.floor(reads / 2);
+    const after = reads++ % 2 === 1;
+    const delta = after ? rise(attempt) : 0;
+    if (delta === null) return null;
+    value += delta;
+    return value;
+  };
+}
+
+describe('measureRefusal', () => {
+  it('repeats the refused connect three times and records the counter’s rise during each', async () => {
+    const port = await closedPort();
+    const icmp = await measureRefusal(
+      '127.0.0.1',
+      port,
+      { connectTimeoutMs: 1000 },
+      counter(() => 1),
+    );
+    const rst = await measureRefusal(
+      '127.0.0.1',
+      port,
+      { connectTimeoutMs: 1000 },
+      counter(() => 0),
+    );
+    const noisy = await measureRefusal(
+      '127.0.0.1',
+      port,
+      { connectTimeoutMs: 1000 },
+      counter((i) => (i === 1 ? 2 : 0)),
+    );
+    expect(icmp).toEqual({ answer: 'icmp', attempts: 3, icmpDeltas: [1, 1, 1] });
+    expect(rst).toEqual({ answer: 'rst', attempts: 3, icmpDeltas: [0, 0, 0] });
+    expect(noisy).toEqual({ answer: 'rst', attempts: 3, icmpDeltas: [0, 2, 0] });
+  });
+
+  it('is unknown when the counter cannot be read (not Linux)', async () => {
+    const port = await closedPort();
+    const r = await measureRefusal('127.0.0.1', port, { connectTimeoutMs: 1000 }, () => null);
+    expect(r).toEqual({ answer: 'unknown', attempts: 3, icmpDeltas: [null, null, null] });
+  });
+
+  it('leaves out repeats that were not refused (sshd came back meanwhile)', async () => {
+    const s = await server((socket) => socket.write(BANNER));
+    const r = await measureRefusal(
+      '127.0.0.1',
+      s.port,
+      { connectTimeoutMs: 1000 },
+      counter(() => 1),
+    );
+    await s.close();
+    expect(r).toEqual({ answer: 'unknown', attempts: 3, icmpDeltas: [] });
+  });
+});
+
 describe('probeHost', () => {
+  it('when refused: records what refused it, and repeats the connect from the other sources', async () => {
+    const port = await closedPort();
+    const e = await probeHost({ host: '127.0.0.1', port }, { ...OPTIONS, alsoFrom: ['127.0.0.2'] });
+    expect(e.tcp?.outcome).toBe('refused');
+    expect(e.tcp?.refusal?.attempts).toBe(3);
+    expect(e.alternates).toEqual([
+      { source: '127.0.0.2', tcp: expect.objectContaining({ outcome: 'refused' }) },
+    ]);
+  });
+
+  it('after a banner: no repeats, from here or elsewhere', async () => {
+    const s = await server((socket) => socket.write(BANNER));
+    const e = await probeHost(
+      { host: '127.0.0.1', port: s.port },
+      { connectTimeoutMs: 300, bannerTimeoutMs: 300, alsoFrom: ['127.0.0.2'] },
+    );
+    await s.close();
+    expect(e.banner?.outcome).toBe('banner');
+    expect(e.tcp?.refusal).toBeUndefined();
+    expect(e.alternates).toBeUndefined();
+  });
+
+  it('a banner from another source while ours is closed before it', async () => {
+    // Like TCP wrappers denying 127.0.0.1 only.
+    const s = await server((socket) =>
+      socket.remoteAddress === '127.0.0.1' ? socket.end() : socket.write(BANNER),
+    );
+    const e = await probeHost(
+      { host: '127.0.0.1', port: s.port, sourceAddress: '127.0.0.1' },
+      { ...OPTIONS, alsoFrom: ['127.0.0.2'] },
+    );
+    await s.close();
+    expect(e.banner?.outcome).toBe('closed');
+    expect(e.tcp?.refusal).toBeUndefined();
+    expect(e.alternates?.[0]).toMatchObject({
+      source: '127.0.0.2',
+      banner: { outcome: 'banner', banner: 'SSH-2.0-OpenSSH_9.2p1' },
+    });
+  });
+
   it('stops at the first step that fails, and records DNS', async () => {
     const s = await server((socket) => socket.end());
     const e = await probeHost(
