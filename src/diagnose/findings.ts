@@ -7,11 +7,15 @@
  *
  * Each rule scores a cause 0-100; a cause named by several rules keeps its
  * best score and collects all their evidence. Confidence is the score's band.
- * Client-side evidence alone cannot tell some causes apart (a stopped sshd,
- * a REJECT and a fail2ban ban all answer the SYN with "connection refused"):
- * those get medium or low confidence, and the server-side checks settle them.
+ * Client-side evidence tells most causes of "connection refused" apart: an
+ * ICMP answer is a firewall REJECT (fail2ban's by default), a banner from
+ * another of our addresses proves the block is by source address, and a
+ * reset from every address is a port nobody listens on. It cannot tell a
+ * stopped sshd from one that an invalid sshd_config keeps from starting (the
+ * same on the wire): the server-side checks settle that.
  */
-import type { ProbeEvidence } from './probe.js';
+import type { ProbeEvidence, SourceAttempt, TcpOutcome } from './probe.js';
+import type { RefusalAnswer, RefusalEvidence } from './refusal.js';
 import type { ServerEvidence } from './server_checks.js';
 import { traceSshPacket, type PathVerdict } from './firewall_path.js';
 import {
@@ -131,6 +135,124 @@ const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 // ---------------------------------------------------------------------------
 // Client side
 
+const TCP_WORDS: Record<TcpOutcome, string> = {
+  connected: 'connected',
+  refused: 'refused',
+  timeout: 'timed out',
+  unreachable: 'unreachable',
+  error: 'failed',
+};
+
+/** "from 10.0.0.2: banner SSH-2.0-OpenSSH_9.2p1 after 12 ms", "from 10.0.0.1: refused after 1 ms". */
+function describeAttempt(a: SourceAttempt): string {
+  const { tcp, banner } = a;
+  const total = `after ${tcp.ms + (banner?.ms ?? 0)} ms`;
+  if (banner?.outcome === 'banner') return `from ${a.source}: banner ${banner.banner ?? ''} ${total}`;
+  if (banner) {
+    const what = banner.outcome === 'timeout' ? 'no banner' : `${banner.outcome} before the banner`;
+    return `from ${a.source}: connected, then ${what} ${total}`;
+  }
+  return `from ${a.source}: ${TCP_WORDS[tcp.outcome]}${tcp.code ? ` (${tcp.code})` : ''} ${total}`;
+}
+
+/** What the repeats of the connect from our other addresses showed. */
+function sourceEvidence(probe: ProbeEvidence, client: string | null): { bySource: boolean; lines: string[] } {
+  const others = probe.alternates ?? [];
+  if (others.length === 0 || !probe.tcp) return { bySource: false, lines: [] };
+  const served = others.filter((a) => a.banner?.outcome === 'banner').map((a) => a.source);
+  const ours: SourceAttempt = {
+    source: client ?? 'our address',
+    tcp: probe.tcp,
+    ...(probe.banner ? { banner: probe.banner } : {}),
+  };
+  const lines = [
+    [ours, ...others].map(describeAttempt).join('; '),
+    served.length > 0
+      ? `${served.join(', ')} got sshd's banner: the host and sshd are up, and the block is by source address`
+      : `our other address${others.length > 1 ? 'es' : ''} fared no better: nothing shows a block by source address`,
+  ];
+  return { bySource: served.length > 0, lines };
+}
+
+function describeRefusal(r: RefusalEvidence): string {
+  const counts = `InDestUnreachs ${r.icmpDeltas.map((d) => (d === null ? '?' : `+${d}`)).join(', ') || 'not measured'}`;
+  const n = r.icmpDeltas.length;
+  switch (r.answer) {
+    case 'icmp':
+      return `each of ${n} repeated connects was refused by an ICMP destination-unreachable (${counts}): a firewall REJECT rule answered, since Linux answers a SYN to a closed port with a TCP reset, never ICMP`;
+    case 'rst':
+      return `${r.icmpDeltas.filter((d) => d === 0).length} of ${n} repeated connects were refused with no ICMP destination-unreachable (${counts}): a TCP reset refused them`;
+    case 'unknown':
+      return `could not tell an ICMP refusal from a TCP reset (${counts} over ${r.attempts} repeated connects)`;
+  }
+}
+
+type RefusedCause = 'sshd_not_running' | 'sshd_config_invalid' | 'firewall_reject' | 'fail2ban_ban';
+
+interface RefusedRule {
+  reason: string;
+  /** When another of our addresses got a banner; omitted: ruled out. */
+  bySource?: number;
+  /** When none did, or none was tried; omitted: ruled out. */
+  otherwise?: number;
+}
+
+/** The causes of a refused connect, by what refused it (an ICMP error, a TCP reset, unknown). */
+const REFUSED_RULES: Record<RefusalAnswer, Partial<Record<RefusedCause, RefusedRule>>> = {
+  // A stopped sshd never answers with ICMP: only a firewall rule does.
+  icmp: {
+    fail2ban_ban: {
+      reason: "fail2ban's default banaction (iptables-multiport) rejects with icmp-port-unreachable",
+      bySource: 75,
+      otherwise: 60,
+    },
+    firewall_reject: {
+      reason: 'an iptables REJECT answers with icmp-port-unreachable unless told otherwise',
+      bySource: 65,
+      otherwise: 55,
+    },
+  },
+  rst: {
+    firewall_reject: {
+      reason: 'a REJECT --reject-with tcp-reset rule answers the SYN with a TCP reset',
+      bySource: 75,
+      otherwise: 35,
+    },
+    fail2ban_ban: {
+      reason:
+        'fail2ban bans answer with ICMP by default; only a banaction set to tcp-reset answers like this',
+      bySource: 50,
+      otherwise: 20,
+    },
+    sshd_not_running: {
+      reason: 'a TCP reset answering the SYN is what the host sends for a port nobody listens on',
+      otherwise: 65,
+    },
+    sshd_config_invalid: {
+      reason:
+        'an invalid sshd_config keeps sshd from starting after a restart or reboot: on the wire that is the same as a stopped sshd',
+      otherwise: 45,
+    },
+  },
+  unknown: {
+    sshd_not_running: { reason: 'nothing may listen there', otherwise: 55 },
+    firewall_reject: {
+      reason: 'a firewall REJECT (tcp-reset or icmp-port-unreachable) also shows as "connection refused"',
+      bySource: 65,
+      otherwise: 50,
+    },
+    fail2ban_ban: {
+      reason: 'fail2ban bans with a REJECT rule by default: the client sees "connection refused"',
+      bySource: 55,
+      otherwise: 35,
+    },
+    sshd_config_invalid: {
+      reason: 'an invalid sshd_config keeps sshd from starting after a restart or reboot',
+      otherwise: 25,
+    },
+  },
+};
+
 /** Server evidence settles what the client can only guess: its guesses then rank low. */
 const SERVER_SETTLED_CAP = 30;
 
@@ -155,24 +277,31 @@ function fromProbe(outer: FindingSet, input: DiagnosisInput): void {
   if (!tcp) return;
   const clientRemedy = <K extends 'firewall' | 'fail2ban' | 'tcp_wrappers'>(kind: K): Remedy | undefined =>
     client ? ({ kind, client } as Remedy) : undefined;
+  const sources = sourceEvidence(probe, client);
+  /** A banner from another of our addresses proves the host and sshd up: the block is by source address. */
+  const sourceScore = (otherwise: number, bySource: number): number =>
+    sources.bySource ? bySource : otherwise;
   switch (tcp.outcome) {
     case 'timeout':
       set.add(
         'firewall_drop',
-        60,
+        sourceScore(60, 75),
         [
           `TCP connect to ${target}${from} timed out after ${seconds(tcp.ms)} (no answer to the SYN)`,
+          ...sources.lines,
           ...noServer,
         ],
         `A firewall silently drops SSH from ${client ?? 'this client'}: allow it (firewall: allow_ssh_from).`,
         clientRemedy('firewall'),
       );
-      set.add(
-        'network_unreachable',
-        30,
-        [`TCP connect to ${target} timed out: the host may also be down or unrouted`],
-        'Check that the host is up and routed (console, ping from its network).',
-      );
+      if (!sources.bySource) {
+        set.add(
+          'network_unreachable',
+          30,
+          [`TCP connect to ${target} timed out: the host may also be down or unrouted`],
+          'Check that the host is up and routed (console, ping from its network).',
+        );
+      }
       set.add(
         'fail2ban_ban',
         20,
@@ -184,53 +313,56 @@ function fromProbe(outer: FindingSet, input: DiagnosisInput): void {
     case 'unreachable':
       set.add(
         'network_unreachable',
-        60,
+        sourceScore(60, 30),
         [
           `TCP connect to ${target}${from} failed with ${tcp.code ?? 'an error'} after ${seconds(tcp.ms)}`,
+          ...sources.lines,
           ...noServer,
         ],
         'The host is down or not routed from this client: check it from its console or its network.',
       );
       set.add(
         'firewall_reject',
-        35,
-        [`${tcp.code ?? 'the error'} is also what a REJECT --reject-with icmp-host-prohibited answers`],
+        sourceScore(35, 70),
+        [
+          `${tcp.code ?? 'the error'} is also what a REJECT --reject-with icmp-host-prohibited answers`,
+          ...sources.lines,
+        ],
         `Allow SSH from ${client ?? 'this client'} in the host's firewall.`,
         clientRemedy('firewall'),
       );
       return;
-    case 'refused':
-      set.add(
-        'sshd_not_running',
-        55,
-        [
-          `TCP connect to ${target}${from} refused after ${seconds(tcp.ms)}: nothing listens there`,
-          ...noServer,
+    case 'refused': {
+      const answer = tcp.refusal?.answer ?? 'unknown';
+      const refused = [
+        `TCP connect to ${target}${from} refused after ${seconds(tcp.ms)}`,
+        ...(tcp.refusal ? [describeRefusal(tcp.refusal)] : []),
+      ];
+      const fixes: Record<RefusedCause, [string, Remedy | undefined]> = {
+        sshd_not_running: [
+          'Start sshd (and check `sshd -t`, which keeps it from starting).',
+          { kind: 'sshd_start' },
         ],
-        'Start sshd (and check `sshd -t`, which keeps it from starting).',
-        { kind: 'sshd_start' },
-      );
-      set.add(
-        'firewall_reject',
-        50,
-        [`a firewall REJECT (tcp-reset or icmp-port-unreachable) also shows as "connection refused"`],
-        `Allow SSH from ${client ?? 'this client'} and remove the rule rejecting it.`,
-        clientRemedy('firewall'),
-      );
-      set.add(
-        'fail2ban_ban',
-        35,
-        ['fail2ban bans with a REJECT rule by default: the client sees "connection refused"'],
-        `Unban ${client ?? 'the client'} in every jail and add it to ignoreip.`,
-        clientRemedy('fail2ban'),
-      );
-      set.add(
-        'sshd_config_invalid',
-        25,
-        ['an invalid sshd_config keeps sshd from starting after a restart or reboot'],
-        'Run `sshd -t` on the host and fix or remove the reported directive.',
-      );
+        sshd_config_invalid: [
+          'Run `sshd -t` on the host and fix or remove the reported directive.',
+          undefined,
+        ],
+        firewall_reject: [
+          `Allow SSH from ${client ?? 'this client'} and remove the rule rejecting it.`,
+          clientRemedy('firewall'),
+        ],
+        fail2ban_ban: [
+          `Unban ${client ?? 'the client'} in every jail and add it to ignoreip.`,
+          clientRemedy('fail2ban'),
+        ],
+      };
+      for (const [cause, rule] of Object.entries(REFUSED_RULES[answer]) as [RefusedCause, RefusedRule][]) {
+        const score = sources.bySource ? rule.bySource : rule.otherwise;
+        if (score === undefined) continue;
+        set.add(cause, score, [...refused, rule.reason, ...sources.lines, ...noServer], ...fixes[cause]);
+      }
       return;
+    }
     case 'error':
       set.add(
         'network_unreachable',
@@ -252,24 +384,28 @@ function fromProbe(outer: FindingSet, input: DiagnosisInput): void {
     if (banner.outcome === 'timeout') {
       set.add(
         'resources_exhausted',
-        50,
-        [line, ...noServer],
+        sourceScore(50, 30),
+        [line, ...sources.lines, ...noServer],
         'sshd accepts but never answers: check memory, disk and load, then restart sshd.',
       );
       set.add(
         'firewall_drop',
-        35,
-        [`a firewall dropping packets of established connections also leaves the client waiting`],
+        sourceScore(35, 60),
+        [
+          `a firewall dropping packets of established connections also leaves the client waiting`,
+          ...sources.lines,
+        ],
         `Allow SSH from ${client ?? 'this client'} in the host's firewall.`,
         clientRemedy('firewall'),
       );
     } else if (banner.ms >= WRAPPERS_PAUSE_MS) {
       set.add(
         'tcp_wrappers_deny',
-        80,
+        sourceScore(80, 85),
         [
           line,
           `a ${seconds(banner.ms)} pause before the reset is libwrap's refusal (hosts.deny)`,
+          ...sources.lines,
           ...noServer,
         ],
         `Let ${client ?? 'this client'} through TCP wrappers (/etc/hosts.allow, /etc/hosts.deny).`,
@@ -280,29 +416,38 @@ function fromProbe(outer: FindingSet, input: DiagnosisInput): void {
       set.add(
         'max_startups',
         reset ? 50 : 65,
-        [line, `sshd drops connections past MaxStartups at once by closing them`, ...noServer],
+        [
+          line,
+          `sshd drops connections past MaxStartups at once by closing them`,
+          ...sources.lines,
+          ...noServer,
+        ],
         `Raise MaxStartups (e.g. ${RECOMMENDED_MAX_STARTUPS}) and find who holds unauthenticated connections.`,
         { kind: 'sshd_settings', settings: { MaxStartups: RECOMMENDED_MAX_STARTUPS } },
       );
       set.add(
         'firewall_reject',
-        reset ? 60 : 40,
+        reset ? sourceScore(60, 75) : 40,
         [
           line,
           `a firewall rule that resets established port-${input.port} connections answers with a TCP reset at once`,
+          ...sources.lines,
         ],
         `Remove the firewall rule resetting SSH connections from ${client ?? 'this client'}.`,
         clientRemedy('firewall'),
       );
     } else {
-      set.add('max_startups', 45, [line], `Raise MaxStartups (e.g. ${RECOMMENDED_MAX_STARTUPS}).`, {
-        kind: 'sshd_settings',
-        settings: { MaxStartups: RECOMMENDED_MAX_STARTUPS },
-      });
+      set.add(
+        'max_startups',
+        45,
+        [line, ...sources.lines],
+        `Raise MaxStartups (e.g. ${RECOMMENDED_MAX_STARTUPS}).`,
+        { kind: 'sshd_settings', settings: { MaxStartups: RECOMMENDED_MAX_STARTUPS } },
+      );
       set.add(
         'tcp_wrappers_deny',
         40,
-        [line],
+        [line, ...sources.lines],
         `Let ${client ?? 'this client'} through TCP wrappers.`,
         clientRemedy('tcp_wrappers'),
       );

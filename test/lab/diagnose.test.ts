@@ -25,28 +25,29 @@ interface JsonFinding {
   evidence: string[];
   fix: string;
 }
+interface JsonAttempt {
+  tcp: { outcome: string; refusal?: { answer: string; icmpDeltas: (number | null)[] } };
+  banner?: { outcome: string; banner?: string };
+}
+interface JsonProbe extends JsonAttempt {
+  alternates?: (JsonAttempt & { source: string })[];
+}
 interface JsonHost {
   reachable: boolean;
   client: string | null;
   serverChecks: string | null;
   findings: JsonFinding[];
+  probe?: JsonProbe;
 }
-
-/**
- * Causes that look the same from the client: a SYN answered by "connection
- * refused" comes from a port nobody listens on, a REJECT rule or a fail2ban
- * ban (TRAPS.md, Firewalls: "A REJECT --reject-with tcp-reset on the SYN shows
- * as Connection refused"). Client-side only, diagnose can name the family but
- * not the member; the server-side case must name the member.
- */
-const REFUSED_FAMILY = ['sshd_not_running', 'firewall_reject', 'fail2ban_ban', 'sshd_config_invalid'];
 
 interface Scenario {
   cause: string;
   /** Breaks the host for the controller's address. */
   inject(host: LabHost, lab: Lab): Promise<void>;
-  /** Client-side only: the first finding must be one of these (default: the cause itself). */
-  clientSideFirst?: string[];
+  /** Client-side only: the first finding (default: the cause itself). */
+  clientSideFirst?: string;
+  /** Client-side only: what the probe measured, the evidence the ranking must rest on. */
+  clientSideProbe?(probe: JsonProbe, lab: Lab, first: JsonFinding): void;
   /** The second way in is the controller's own login (the cause does not lock it out). */
   serverViaLogin?: boolean;
 }
@@ -79,10 +80,32 @@ function holdConnection(address: string): Promise<void> {
 
 const extraKeys: string[] = [];
 
+/** The repeat from the admin workstation's address, which no scenario blocks. */
+function fromWorkstation(probe: JsonProbe, lab: Lab): JsonAttempt | undefined {
+  return probe.alternates?.find((a) => a.source === lab.workstationAddress);
+}
+
+/** Blocked by source address: the workstation's address got sshd's banner, and the first finding says so. */
+function servedFromWorkstation(probe: JsonProbe, lab: Lab, first: JsonFinding): void {
+  expect(fromWorkstation(probe, lab)?.banner).toMatchObject({
+    outcome: 'banner',
+    banner: expect.stringMatching(/^SSH-2\.0-/),
+  });
+  const line = first.evidence.find((l) => l.includes(`from ${lab.workstationAddress}: banner SSH-2.0-`));
+  expect(line).toMatch(/ after \d+ ms/);
+}
+
+/** Nothing listens: every repeated connect was refused by a TCP reset, from both of our addresses. */
+function refusedEverywhere(probe: JsonProbe, lab: Lab): void {
+  expect(probe.tcp.refusal?.answer).toBe('rst');
+  expect(fromWorkstation(probe, lab)?.tcp.outcome).toBe('refused');
+}
+
 const SCENARIOS: Scenario[] = [
   {
     cause: 'tcp_wrappers_deny',
     inject: (host, lab) => check(host, `echo 'sshd: ${lab.controllerAddress}' >> /etc/hosts.deny`),
+    clientSideProbe: servedFromWorkstation,
   },
   {
     cause: 'max_startups',
@@ -96,6 +119,7 @@ const SCENARIOS: Scenario[] = [
     cause: 'firewall_drop',
     inject: (host, lab) =>
       check(host, `iptables -I INPUT -s ${lab.controllerAddress} -p tcp --dport 22 -j DROP`),
+    clientSideProbe: servedFromWorkstation,
   },
   {
     cause: 'firewall_reject',
@@ -104,7 +128,12 @@ const SCENARIOS: Scenario[] = [
         host,
         `iptables -I INPUT -s ${lab.controllerAddress} -p tcp --dport 22 -j REJECT --reject-with tcp-reset`,
       ),
-    clientSideFirst: REFUSED_FAMILY,
+    // Refused by a reset, as a closed port would be; but the workstation's address gets a banner.
+    clientSideProbe: (probe, lab, first) => {
+      expect(probe.tcp.refusal?.answer).toBe('rst');
+      servedFromWorkstation(probe, lab, first);
+      expect(first.confidence).toBe('high');
+    },
   },
   {
     // A reset of established port-22 connections: the handshake passes, the connection dies before the banner.
@@ -114,10 +143,12 @@ const SCENARIOS: Scenario[] = [
         host,
         `iptables -I INPUT -s ${lab.controllerAddress} -p tcp --dport 22 -m conntrack --ctstate ESTABLISHED -j REJECT --reject-with tcp-reset`,
       ),
+    clientSideProbe: servedFromWorkstation,
   },
   {
     cause: 'sshd_not_running',
     inject: (host) => host.stopSshd(),
+    clientSideProbe: refusedEverywhere,
   },
   {
     cause: 'fail2ban_ban',
@@ -125,7 +156,15 @@ const SCENARIOS: Scenario[] = [
       await host.startFail2ban();
       await check(host, `fail2ban-client set sshd banip ${lab.controllerAddress} >/dev/null`);
     },
-    clientSideFirst: REFUSED_FAMILY,
+    // Debian's default banaction (iptables-multiport) rejects with icmp-port-unreachable: an ICMP answer.
+    clientSideProbe: (probe, lab, first) => {
+      expect(probe.tcp.refusal?.answer).toBe('icmp');
+      expect(first.evidence.join('\n')).toMatch(
+        /refused by an ICMP destination-unreachable \(InDestUnreachs \+\d/,
+      );
+      servedFromWorkstation(probe, lab, first);
+      expect(first.confidence).toBe('high');
+    },
   },
   {
     cause: 'max_auth_tries',
@@ -143,7 +182,12 @@ const SCENARIOS: Scenario[] = [
       await host.stopSshd();
       await host.startSshd().catch(() => undefined);
     },
-    clientSideFirst: REFUSED_FAMILY,
+    // From the client this is exactly a stopped sshd: nothing listens on port 22, and the SYN is answered
+    // by the host's TCP reset from every address. Only the server side can see `sshd -t` fail, so client
+    // side the first finding is sshd_not_running, with sshd_config_invalid among the findings (asserted
+    // for every scenario below).
+    clientSideFirst: 'sshd_not_running',
+    clientSideProbe: refusedEverywhere,
   },
 ];
 
@@ -357,14 +401,16 @@ describeLab('sshfix diagnose names the cause of a reset and writes its fix', () 
 
   SCENARIOS.forEach((scenario, index) => {
     describe(`host ${index + 1}: ${scenario.cause}${index === 4 ? ' (reset of established connections)' : ''}`, () => {
-      it('client side only: names it first (or its indistinguishable family) and cannot get in', () => {
+      it(`client side only: names ${scenario.clientSideFirst ?? 'it'} first, from the evidence, and cannot get in`, () => {
         const { clientSide } = outcomes.get(index)!;
         const first = clientSide.findings[0];
         expect(first).toBeDefined();
-        expect(scenario.clientSideFirst ?? [scenario.cause]).toContain(first!.cause);
+        expect(first!.cause).toBe(scenario.clientSideFirst ?? scenario.cause);
         expect(clientSide.findings.map((f) => f.cause)).toContain(scenario.cause);
         expect(clientSide.serverChecks).toBeNull();
         expect(clientSide.client).toBe(lab.controllerAddress);
+        expect(clientSide.probe).toBeDefined();
+        scenario.clientSideProbe?.(clientSide.probe!, lab, first!);
       });
 
       it('with a second way in: names it first with high confidence and evidence', () => {
@@ -404,6 +450,10 @@ describeLab('sshfix diagnose names the cause of a reset and writes its fix', () 
     expect(clientSide.reachable).toBe(true);
     expect(clientSide.serverChecks).toBe('ssh');
     expect(clientSide.findings.filter((f) => f.confidence !== 'low')).toEqual([]);
+    // A banner on the first connect: no repeated connects, from anywhere.
+    expect(clientSide.probe?.banner?.outcome).toBe('banner');
+    expect(clientSide.probe?.tcp.refusal).toBeUndefined();
+    expect(clientSide.probe?.alternates).toBeUndefined();
     const local = await inHost(host, [
       process.execPath,
       CLI,

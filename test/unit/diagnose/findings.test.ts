@@ -7,6 +7,7 @@ import {
   type Finding,
 } from '../../../src/diagnose/findings.js';
 import type { ProbeEvidence } from '../../../src/diagnose/probe.js';
+import type { RefusalAnswer } from '../../../src/diagnose/refusal.js';
 import { CLIENT, healthyProbe, healthyServer, STOCK_SSHD_T } from './evidence.js';
 
 const first = (findings: Finding[]): string | undefined => findings[0]?.cause;
@@ -87,6 +88,124 @@ describe('diagnose: client-side evidence only', () => {
       dns: { addresses: [], ms: 3, error: 'ENOTFOUND' },
     });
     expect(first(f)).toBe('network_unreachable');
+  });
+});
+
+describe('diagnose: telling the causes of "connection refused" apart, client side', () => {
+  const OTHER = '10.20.0.6';
+  const refused = (answer: RefusalAnswer | null, other: 'banner' | 'refused' | null): ProbeEvidence =>
+    healthyProbe({
+      tcp: {
+        outcome: 'refused',
+        ms: 1,
+        code: 'ECONNREFUSED',
+        ...(answer
+          ? {
+              refusal: {
+                answer,
+                attempts: 3,
+                icmpDeltas: answer === 'icmp' ? [1, 1, 1] : answer === 'rst' ? [0, 0, 0] : [null, null, null],
+              },
+            }
+          : {}),
+      },
+      banner: undefined,
+      kex: undefined,
+      auth: undefined,
+      burst: undefined,
+      ...(other === 'banner'
+        ? {
+            alternates: [
+              {
+                source: OTHER,
+                tcp: { outcome: 'connected', ms: 2, localAddress: OTHER },
+                banner: { outcome: 'banner', ms: 10, banner: 'SSH-2.0-OpenSSH_9.2p1' },
+              },
+            ],
+          }
+        : other === 'refused'
+          ? { alternates: [{ source: OTHER, tcp: { outcome: 'refused', ms: 1, code: 'ECONNREFUSED' } }] }
+          : {}),
+    });
+  const ranked = (f: Finding[]): string[] => f.map((x) => `${x.cause}:${x.confidence}`);
+
+  it('an ICMP answer is a firewall rule, fail2ban’s first (its default banaction), never a stopped sshd', () => {
+    const f = probeOnly(refused('icmp', 'banner'));
+    expect(ranked(f)).toEqual(['fail2ban_ban:high', 'firewall_reject:medium']);
+    expect(f[0]!.evidence.join('\n')).toContain(
+      'refused by an ICMP destination-unreachable (InDestUnreachs +1, +1, +1)',
+    );
+    expect(f[0]!.remedy).toEqual({ kind: 'fail2ban', client: CLIENT });
+    // Without another source to prove the block is by address: the same order, less sure.
+    expect(ranked(probeOnly(refused('icmp', null)))).toEqual([
+      'fail2ban_ban:medium',
+      'firewall_reject:medium',
+    ]);
+    expect(ranked(probeOnly(refused('icmp', 'refused')))).toEqual([
+      'fail2ban_ban:medium',
+      'firewall_reject:medium',
+    ]);
+  });
+
+  it('a reset here and a banner from another of our addresses is a tcp-reset REJECT for our address', () => {
+    const f = probeOnly(refused('rst', 'banner'));
+    expect(ranked(f)).toEqual(['firewall_reject:high', 'fail2ban_ban:medium']);
+    const evidence = f[0]!.evidence.join('\n');
+    expect(evidence).toContain(
+      `from ${CLIENT}: refused (ECONNREFUSED) after 1 ms; from ${OTHER}: banner SSH-2.0-OpenSSH_9.2p1 after 12 ms`,
+    );
+    expect(evidence).toContain('no ICMP destination-unreachable (InDestUnreachs +0, +0, +0)');
+    expect(f[0]!.remedy).toEqual({ kind: 'firewall', client: CLIENT });
+  });
+
+  it('a reset from every address is nothing listening: sshd not running, then the config that keeps it down', () => {
+    for (const other of ['refused', null] as const) {
+      const f = probeOnly(refused('rst', other));
+      expect(f.map((x) => x.cause)).toEqual([
+        'sshd_not_running',
+        'sshd_config_invalid',
+        'firewall_reject',
+        'fail2ban_ban',
+      ]);
+      expect(f[0]!.remedy).toEqual({ kind: 'sshd_start' });
+      expect(f[0]!.confidence).toBe('medium');
+    }
+    expect(probeOnly(refused('rst', 'refused'))[0]!.evidence.join('\n')).toContain(`from ${OTHER}: refused`);
+  });
+
+  it('when ICMP and reset cannot be told apart, a banner elsewhere still rules out a stopped sshd', () => {
+    expect(probeOnly(refused('unknown', 'banner')).map((x) => x.cause)).toEqual([
+      'firewall_reject',
+      'fail2ban_ban',
+    ]);
+    expect(first(probeOnly(refused('unknown', null)))).toBe('sshd_not_running');
+    expect(first(probeOnly(refused(null, null)))).toBe('sshd_not_running');
+  });
+
+  it('a banner from another address makes a time-out a DROP of our address, not a host that is down', () => {
+    const probe = refused(null, 'banner');
+    probe.tcp = { outcome: 'timeout', ms: 3000 };
+    const f = probeOnly(probe);
+    expect(ranked(f)[0]).toBe('firewall_drop:high');
+    expect(f.some((x) => x.cause === 'network_unreachable')).toBe(false);
+    const alone = probeOnly({ ...probe, alternates: [] });
+    expect(ranked(alone)[0]).toBe('firewall_drop:medium');
+    expect(alone.some((x) => x.cause === 'network_unreachable')).toBe(true);
+  });
+
+  it('a banner from another address strengthens TCP wrappers and a reset of established connections', () => {
+    const served = refused(null, 'banner').alternates!;
+    const wrapped = healthyProbe({
+      banner: { outcome: 'closed', ms: 5100 },
+      kex: undefined,
+      auth: undefined,
+    });
+    expect(probeOnly({ ...wrapped, alternates: served })[0]!.score).toBeGreaterThan(
+      probeOnly(wrapped)[0]!.score,
+    );
+    const reset = healthyProbe({ banner: { outcome: 'reset', ms: 0 }, kex: undefined, auth: undefined });
+    expect(ranked(probeOnly(reset))[0]).toBe('firewall_reject:medium');
+    expect(ranked(probeOnly({ ...reset, alternates: served }))[0]).toBe('firewall_reject:high');
   });
 });
 
@@ -224,15 +343,37 @@ describe('findings invariants', () => {
     bannerMs: fc.integer({ min: 0, max: 9000 }),
     auth: fc.constantFrom('accepted', 'rejected', 'too_many_failures', 'disconnected', 'error'),
     keys: fc.integer({ min: 0, max: 8 }),
+    refusal: fc.constantFrom('icmp', 'rst', 'unknown', null),
+    other: fc.constantFrom('banner', 'reset', 'refused', 'timeout', null),
   });
 
   it('are sorted by score, use only stable cause ids, and name each cause once', () => {
     fc.assert(
       fc.property(probeArb, fc.boolean(), (p, withServer) => {
         const probe = healthyProbe({
-          tcp: { outcome: p.tcp, ms: 1 },
+          tcp: {
+            outcome: p.tcp,
+            ms: 1,
+            ...(p.refusal ? { refusal: { answer: p.refusal, attempts: 3, icmpDeltas: [1, 0, 1] } } : {}),
+          },
           banner: { outcome: p.banner, ms: p.bannerMs },
           auth: { outcome: p.auth, keysOffered: p.keys, keysAvailable: p.keys },
+          ...(p.other
+            ? {
+                alternates: [
+                  {
+                    source: '10.20.0.6',
+                    tcp: {
+                      outcome: p.other === 'refused' || p.other === 'timeout' ? p.other : 'connected',
+                      ms: 1,
+                    },
+                    ...(p.other === 'banner' || p.other === 'reset'
+                      ? { banner: { outcome: p.other, ms: 3, banner: 'SSH-2.0-x' } }
+                      : {}),
+                  },
+                ],
+              }
+            : {}),
         });
         const f = diagnose({
           port: 22,
