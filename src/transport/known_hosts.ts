@@ -209,6 +209,46 @@ export function knownKeyTypes(entries: readonly KnownHostEntry[], host: string, 
   return [...new Set(knownHostEntriesFor(entries, host, port).map((entry) => entry.keyType))];
 }
 
+/**
+ * A parsed known_hosts file indexed for lookups by host: entries naming a
+ * host literally are found by a map lookup, so checking N hosts against an
+ * N-line file is not N² glob matches. Entries with wildcards or hashed names
+ * can match any host, and marked ones (@revoked) apply to any host: those
+ * are always checked.
+ */
+export class KnownHostsIndex {
+  private readonly byName = new Map<string, KnownHostEntry[]>();
+  private readonly anyHost: KnownHostEntry[] = [];
+
+  constructor(readonly entries: readonly KnownHostEntry[]) {
+    for (const entry of entries) {
+      // A revoked key is refused whatever host offers it: marked lines are always checked.
+      const literal =
+        entry.marker === null &&
+        entry.hosts.kind === 'globs' &&
+        entry.hosts.globs.every((g) => !/[*?]/.test(g.glob))
+          ? entry.hosts.globs.filter((g) => !g.negated).map((g) => g.glob.toLowerCase())
+          : undefined;
+      if (literal === undefined) {
+        this.anyHost.push(entry);
+        continue;
+      }
+      for (const name of new Set(literal)) {
+        const list = this.byName.get(name) ?? [];
+        list.push(entry);
+        this.byName.set(name, list);
+      }
+    }
+  }
+
+  /** Every entry that can select `host:port` (a superset; the checks still match each), in file order. */
+  candidatesFor(host: string, port: number): KnownHostEntry[] {
+    const named = this.byName.get(knownHostsName(host, port)) ?? [];
+    if (this.anyHost.length === 0) return named;
+    return [...named, ...this.anyHost].sort((a, b) => a.line - b.line);
+  }
+}
+
 /** The plain (unmarked) entries whose host list selects `host:port`, in file order. */
 export function knownHostEntriesFor(
   entries: readonly KnownHostEntry[],

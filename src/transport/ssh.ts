@@ -13,6 +13,7 @@ import type {
   AuthenticationType,
   ClientChannel,
   ClientErrorExtensions,
+  ParsedKey,
   ConnectConfig,
   ServerHostKeyAlgorithm,
 } from 'ssh2';
@@ -25,6 +26,7 @@ import {
   knownHostEntriesFor,
   knownKeyTypes,
   readKnownHostsFile,
+  KnownHostsIndex,
 } from './known_hosts.js';
 import type { KnownHostEntry } from './known_hosts.js';
 import { scriptShell } from './shell.js';
@@ -32,6 +34,7 @@ import type { ScriptShell } from './shell.js';
 import { CommandTimeoutError, HostKeyError, UnreachableError } from './types.js';
 import type { Connection, ConnectionSpec, ExecResult, RunOptions } from './types.js';
 import { errorMessage } from '../errors.js';
+import { cachedFileParse } from './file_cache.js';
 
 const { Client, utils } = ssh2;
 export type SshClient = InstanceType<typeof Client>;
@@ -155,7 +158,12 @@ function where(spec: ConnectionSpec): string {
 
 async function loadKnownHosts(spec: ConnectionSpec): Promise<KnownHostEntry[]> {
   try {
-    return await readKnownHostsFile(spec.knownHostsFile);
+    const index = await cachedFileParse(
+      'known-hosts',
+      spec.knownHostsFile,
+      async (file) => new KnownHostsIndex(await readKnownHostsFile(file)),
+    );
+    return index.candidatesFor(spec.address, spec.port);
   } catch (error) {
     // Fail closed: without the file we cannot tell a known host from an attacker.
     throw new HostKeyError(spec.hostName, `refusing to connect to ${where(spec)}: ${errorMessage(error)}`);
@@ -271,26 +279,36 @@ async function buildAuthMethods(spec: ConnectionSpec): Promise<AuthCandidate[]> 
   return candidates;
 }
 
-async function readPrivateKey(spec: ConnectionSpec, file: string): Promise<Buffer> {
-  let key: Buffer;
+type ParsedPrivateKey = ParsedKey;
+
+/** The key parsed, or why it cannot be used (each connection reports it with its own host name). */
+async function parsePrivateKeyFile(file: string): Promise<{ key: ParsedPrivateKey } | { problem: string }> {
+  let data: Buffer;
   try {
-    key = await readFile(file);
+    data = await readFile(file);
   } catch (error) {
-    throw new UnreachableError(spec.hostName, `cannot read private key ${file}: ${errorMessage(error)}`);
+    return { problem: `cannot read private key ${file}: ${errorMessage(error)}` };
   }
-  const parsed = utils.parseKey(key);
+  const parsed = utils.parseKey(data);
   // Checked by shape: ssh2's Error may come from another realm than ours.
   if (!('type' in parsed) && 'message' in parsed) {
     if (/passphrase/i.test(parsed.message)) {
-      throw new UnreachableError(
-        spec.hostName,
-        `private key ${file} is protected by a passphrase, which sshfix does not support yet; ` +
+      return {
+        problem:
+          `private key ${file} is protected by a passphrase, which sshfix does not support yet; ` +
           'load it into ssh-agent (ssh-add) and use the agent instead',
-      );
+      };
     }
-    throw new UnreachableError(spec.hostName, `cannot use private key ${file}: ${parsed.message}`);
+    return { problem: `cannot use private key ${file}: ${parsed.message}` };
   }
-  return key;
+  return { key: parsed as ParsedKey };
+}
+
+/** Parsed once per run (per version of the file), handed to ssh2 parsed: it would parse it again per host. */
+async function readPrivateKey(spec: ConnectionSpec, file: string): Promise<ParsedPrivateKey> {
+  const result = await cachedFileParse('private-key', file, parsePrivateKeyFile);
+  if ('problem' in result) throw new UnreachableError(spec.hostName, result.problem);
+  return result.key;
 }
 
 /** How a connection authenticated: the method of the last credential offered before success. */

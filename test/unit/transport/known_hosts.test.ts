@@ -10,6 +10,7 @@ import {
   formatKnownHostsLine,
   globMatches,
   knownKeyTypes,
+  KnownHostsIndex,
   parseKnownHosts,
   readKnownHostsFile,
 } from '../../../src/transport/known_hosts.js';
@@ -166,6 +167,54 @@ describe('checkHostKey', () => {
     const text = line('web1', keyA);
     const sameTypeOtherKey = checkHostKey(parseKnownHosts(text), 'web1', 22, keyA.type, keyB.base64);
     expect(sameTypeOtherKey).toBe('mismatch');
+  });
+});
+
+describe('KnownHostsIndex', () => {
+  it('answers every check exactly as a scan of the whole file does', () => {
+    const file = join(workDir, 'index_hashed');
+    writeFileSync(file, `${line('10.0.0.3', keyB)}\n`);
+    execFileSync('ssh-keygen', ['-q', '-H', '-f', file], { stdio: 'pipe' });
+    const hashed = readFileSync(file, 'utf8').trim();
+    const pool = [
+      line('10.0.0.1', keyA),
+      line('10.0.0.1,web1', keyB),
+      line('[10.0.0.1]:2222', keyC),
+      line('10.0.0.*', keyC),
+      line('10.0.0.*,!10.0.0.2', keyA),
+      line('WEB2', keyA),
+      line('10.0.0.2', keyB, '@revoked'),
+      line('*', keyB, '@cert-authority'),
+      hashed,
+    ];
+    const keys = [keyA, keyB, keyC];
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom(...pool), { maxLength: 8 }),
+        fc.constantFrom('10.0.0.1', '10.0.0.2', '10.0.0.3', 'web1', 'web2', 'other'),
+        fc.constantFrom(22, 2222),
+        fc.integer({ min: 0, max: 2 }),
+        (lines, host, port, k) => {
+          const entries = parseKnownHosts(lines.join('\n'));
+          const key = keys[k]!;
+          const candidates = new KnownHostsIndex(entries).candidatesFor(host, port);
+          expect(checkHostKey(candidates, host, port, key.type, key.base64)).toBe(
+            checkHostKey(entries, host, port, key.type, key.base64),
+          );
+          expect(knownKeyTypes(candidates, host, port)).toEqual(knownKeyTypes(entries, host, port));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('looks literal names up without scanning them', () => {
+    const entries = parseKnownHosts(
+      Array.from({ length: 1000 }, (_, i) => line(`10.1.${i >> 8}.${i & 255}`, keyA)).join('\n'),
+    );
+    const index = new KnownHostsIndex(entries);
+    expect(index.candidatesFor('10.1.3.7', 22).map((e) => e.line)).toEqual([3 * 256 + 7 + 1]);
+    expect(index.candidatesFor('10.1.3.7', 2222)).toEqual([]);
   });
 });
 
