@@ -6,6 +6,7 @@
  * fsynced). Each target must still hold what the plan saw (sha256), so a file
  * edited by someone else between plan and apply is never overwritten.
  */
+import { posix } from 'node:path';
 import { shellQuote } from '../transport/shell.js';
 import type { FileChange } from '../plan/types.js';
 
@@ -18,7 +19,12 @@ function heredoc(content: string, marker: string): string {
   return `base64 -d <<'${marker}'\n${encoded}${marker}\n`;
 }
 
-/** The script that writes `changes` (all or none, short of a crash between renames). */
+/**
+ * The script that writes `changes` (all or none, short of a crash between
+ * renames). A fleet pays for every process it starts once per host, so paths
+ * are computed here, not with `dirname`, and one `sync` covers every temp
+ * file and one every directory.
+ */
 export function buildWriteScript(changes: FileChange[]): string {
   const lines: string[] = [
     'set -u',
@@ -26,40 +32,40 @@ export function buildWriteScript(changes: FileChange[]): string {
     'sshfix_temps=""',
     'cleanup() { for t in $sshfix_temps; do rm -f "$t"; done; }',
   ];
+  const temps: string[] = [];
   changes.forEach((change, i) => {
     const target = shellQuote(change.path);
     const temp = `"$t${i}"`;
-    lines.push(`t${i}=$(dirname -- ${target})/.sshfix.$$.${i}.tmp`);
+    temps.push(temp);
+    lines.push(`t${i}=${shellQuote(`${posix.dirname(change.path)}/.sshfix.`)}$$${shellQuote(`.${i}.tmp`)}`);
     lines.push(`sshfix_temps="$sshfix_temps $t${i}"`);
     if (change.beforeSha256 === null) {
       lines.push(
         `if [ -e ${target} ]; then echo ${shellQuote(`${change.path} appeared since the plan was made`)} >&2; cleanup; exit ${EXIT_CHANGED_SINCE_PLAN}; fi`,
       );
-    } else {
-      lines.push(
-        `if [ "$(sha256sum < ${target} 2>/dev/null | cut -d' ' -f1)" != ${shellQuote(change.beforeSha256)} ]; then echo ${shellQuote(`${change.path} changed since the plan was made`)} >&2; cleanup; exit ${EXIT_CHANGED_SINCE_PLAN}; fi`,
-      );
-    }
-    lines.push(`{ ${heredoc(change.after, `SSHFIX_EOF_${i}`)}} > ${temp} || { cleanup; exit 1; }`);
-    if (change.beforeSha256 !== null) {
-      lines.push(
-        `chown --reference=${target} ${temp} && chmod --reference=${target} ${temp} || { cleanup; exit 1; }`,
-      );
-    } else {
       const mode = change.mode ?? '0644';
       const owner = `${change.owner ?? 'root'}:${change.group ?? 'root'}`;
+      lines.push(`{ ${heredoc(change.after, `SSHFIX_EOF_${i}`)}} > ${temp} || { cleanup; exit 1; }`);
       lines.push(
         `chmod ${shellQuote(mode)} ${temp} && chown ${shellQuote(owner)} ${temp} || { cleanup; exit 1; }`,
       );
+    } else {
+      lines.push(
+        `h=$(sha256sum < ${target} 2>/dev/null); if [ "\${h%% *}" != ${shellQuote(change.beforeSha256)} ]; then echo ${shellQuote(`${change.path} changed since the plan was made`)} >&2; cleanup; exit ${EXIT_CHANGED_SINCE_PLAN}; fi`,
+      );
+      // A copy of the old file carries its owner and mode; then the new content replaces the copy's.
+      lines.push(`cp -p -- ${target} ${temp} || { cleanup; exit 1; }`);
+      lines.push(`{ ${heredoc(change.after, `SSHFIX_EOF_${i}`)}} > ${temp} || { cleanup; exit 1; }`);
     }
-    lines.push(`sync ${temp} 2>/dev/null || sync`);
   });
+  lines.push(`sync ${temps.join(' ')} 2>/dev/null || sync`);
+  const dirs = [...new Set(changes.map((c) => posix.dirname(c.path)))];
   changes.forEach((change, i) => {
     const target = shellQuote(change.path);
     lines.push(`mv -f "$t${i}" ${target} || { cleanup; exit 1; }`);
     lines.push(`command -v restorecon >/dev/null 2>&1 && restorecon ${target} 2>/dev/null`);
-    lines.push(`sync "$(dirname -- ${target})" 2>/dev/null || sync`);
   });
+  lines.push(`sync ${dirs.map(shellQuote).join(' ')} 2>/dev/null || sync`);
   lines.push('exit 0', '');
   return lines.join('\n');
 }

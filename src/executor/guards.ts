@@ -559,8 +559,15 @@ export function buildLockoutFactsScript(tree: StagedSshdTree, loginUser: string)
     factSection('addresses', "ip -o addr show 2>/dev/null | awk '{print $4}' | cut -d/ -f1"),
     factSection('iptables', 'iptables-save -t filter 2>/dev/null'),
     factSection('ip6tables', 'ip6tables-save -t filter 2>/dev/null'),
-    factSection('iptables-legacy', 'iptables-legacy-save -t filter 2>/dev/null'),
-    factSection('ip6tables-legacy', 'ip6tables-legacy-save -t filter 2>/dev/null'),
+    // Legacy tables only where the kernel lists one: the legacy tools would otherwise instantiate them.
+    factSection(
+      'iptables-legacy',
+      '{ read -r _ < /proc/net/ip_tables_names; } 2>/dev/null && iptables-legacy-save -t filter 2>/dev/null',
+    ),
+    factSection(
+      'ip6tables-legacy',
+      '{ read -r _ < /proc/net/ip6_tables_names; } 2>/dev/null && ip6tables-legacy-save -t filter 2>/dev/null',
+    ),
     factSection('activation', SSHD_ACTIVATION_PROBE),
     '',
   ].join('\n');

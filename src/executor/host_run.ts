@@ -4,14 +4,34 @@
  * write, run commands, then the notified handlers once, then verify.
  */
 import { createTwoFilesPatch } from 'diff';
-import type { Connection } from '../transport/types.js';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Connection, ExecResult } from '../transport/types.js';
 import { UnreachableError } from '../transport/types.js';
-import type { CommandStep, ResourcePlan, TaskStatus } from '../plan/types.js';
-import type { PlanContext, ResourceKind } from '../resources/types.js';
+import type { ResourcePlan, TaskStatus } from '../plan/types.js';
+import type { HostCheck, PlanContext, ResourceKind } from '../resources/types.js';
 import { RemoteHostView } from './host_view.js';
 import { buildWriteScript, EXIT_CHANGED_SINCE_PLAN } from './file_writer.js';
 import type { TaskResult } from './results.js';
-import { applyWithSafety, type ApplyOutcome, type SafetyOptions } from './transaction.js';
+import {
+  buildBeginScript,
+  confirmTargetScript,
+  confirmWithNewConnection,
+  disarmTransaction,
+  guardCheck,
+  leftToTheTimer,
+  lostConnection,
+  lostWhileApplying,
+  newRunId,
+  readBeginResult,
+  readConfirmTarget,
+  restoreNow,
+  transactionSpecFor,
+  type ChangingTask,
+  type SafetyOptions,
+  type Transaction,
+} from './transaction.js';
+import { runBatch, type BatchStep, type StepOutcome } from './host_batch.js';
 import { errorMessage } from '../errors.js';
 
 /** A task ready to plan on this host: arguments already rendered with its variables. */
@@ -133,33 +153,6 @@ function notifiedHandlers(play: BoundPlay, planned: PlannedTask[]): BoundTask[] 
   return play.handlers.filter((h) => names.has(h.name));
 }
 
-async function execute(
-  p: PlannedTask,
-  conn: Connection,
-  onStep: (step: string) => void,
-  onLive: () => void = () => undefined,
-): Promise<void> {
-  const plan = p.plan!;
-  onStep(`validating ${p.task.name}`);
-  await p.task.resource.validate?.(plan, { conn });
-  if (plan.fileChanges.length > 0) {
-    onStep(`writing ${p.task.name}`);
-    onLive();
-    const written = await conn.runScript(buildWriteScript(plan.fileChanges));
-    if (written.exitCode === EXIT_CHANGED_SINCE_PLAN) throw new Error(`refused: ${written.stderr.trim()}`);
-    if (written.exitCode !== 0) throw new Error(`writing files failed: ${written.stderr.trim()}`);
-  }
-  for (const command of plan.commands) {
-    onStep(`running ${command.description}`);
-    onLive();
-    const result = await conn.runScript(command.script);
-    if (result.exitCode !== 0) {
-      const output = (result.stderr.trim() || result.stdout.trim()).split('\n').slice(-5).join('\n');
-      throw new Error(`${command.description} exited ${result.exitCode}: ${output}`);
-    }
-  }
-}
-
 /** Plans and (unless check) applies one play on one host. Throws UnreachableError when the host goes away. */
 export async function runPlayOnHost(
   conn: Connection,
@@ -182,125 +175,277 @@ export async function runPlayOnHost(
   }
 
   const all = [...planned, ...handlers];
-  const changing = all.filter((p) => p.plan?.action === 'change');
-  if (!options.safety || changing.length === 0) return (await applyPlanned(all, conn, onStep, [])).results;
-  return applyInTransaction(all, changing, conn, onStep, options.safety);
+  return applyPlan(all, conn, onStep, options.safety);
 }
 
-interface PlannedOutcome extends ApplyOutcome {
-  results: TaskResult[];
-  resultOf: Map<PlannedTask, TaskResult>;
+// ---------------------------------------------------------------------------
+// Apply: the plan, executed in three round trips per host
+//
+//  1. checks: the lockout guard's facts and every task's validation (reads
+//     and staged copies only: nothing goes live);
+//  2. changes: the rollback's backup and timer, every task's writes and
+//     commands in plan order (stopping at the first failure), the handlers,
+//     then every verification and where sshd now listens;
+//  3. on a NEW connection: proof that it works, and the timer disarmed.
+// A failure after something changed restores the backup through the open
+// session; a lost session leaves it to the host's timer.
+
+/** A step of the change batch, and what it belongs to. */
+interface ChangeStep extends BatchStep {
+  owner: PlannedTask | 'begin' | 'after-handlers' | 'confirm-target';
+  description: string;
+  /** For verify steps: why the check failed, from its result. */
+  check?: HostCheck;
+  /** Steps that change the host (writes, commands): reached means a change started. */
+  changes: boolean;
 }
 
-/**
- * Executes the plan: each task (validate, write, commands), then
- * `afterHandlers` (e.g. restarting ssh.socket), then verify hooks. Stops at
- * the first failed task.
- */
-async function applyPlanned(
+function changeSteps(p: PlannedTask): ChangeStep[] {
+  const plan = p.plan!;
+  const steps: ChangeStep[] = [];
+  if (plan.fileChanges.length > 0)
+    steps.push({
+      owner: p,
+      description: `writing ${p.task.name}`,
+      script: buildWriteScript(plan.fileChanges),
+      stopOnFailure: true,
+      changes: true,
+    });
+  for (const command of plan.commands)
+    steps.push({
+      owner: p,
+      description: command.description,
+      script: command.script,
+      stopOnFailure: true,
+      changes: true,
+    });
+  return steps;
+}
+
+function changeFailure(step: ChangeStep, result: ExecResult): string {
+  if (step.description.startsWith('writing ')) {
+    if (result.exitCode === EXIT_CHANGED_SINCE_PLAN) return `refused: ${result.stderr.trim()}`;
+    return `writing files failed: ${result.stderr.trim()}`;
+  }
+  const output = (result.stderr.trim() || result.stdout.trim()).split('\n').slice(-5).join('\n');
+  return `${step.description} exited ${result.exitCode}: ${output}`;
+}
+
+async function applyPlan(
   all: PlannedTask[],
   conn: Connection,
   onStep: (step: string) => void,
-  afterHandlers: CommandStep[],
-): Promise<PlannedOutcome> {
-  const results: TaskResult[] = [];
-  const resultOf = new Map<PlannedTask, TaskResult>();
-  const outcome: PlannedOutcome = { results, resultOf, changeStarted: false };
-  const record = (p: PlannedTask, result: TaskResult): void => {
-    results.push(result);
-    resultOf.set(p, result);
-  };
-  const toVerify: PlannedTask[] = [];
-  for (const p of all) {
-    if (p.error !== undefined) {
-      record(p, toResult(p, 'failed', p.error));
-      return { ...outcome, failure: p.task.name };
-    }
-    const plan = p.plan!;
-    if (plan.action !== 'change') {
-      record(p, toResult(p, plannedStatus(plan)));
-      continue;
-    }
-    try {
-      await execute(p, conn, onStep, () => (outcome.changeStarted = true));
-      record(p, toResult(p, 'changed'));
-      if (p.task.resource.verify) toVerify.push(p);
-    } catch (error) {
-      if (error instanceof UnreachableError) throw error;
-      record(p, toResult(p, 'failed', errorMessage(error)));
-      return { ...outcome, failure: p.task.name };
-    }
-  }
-  for (const step of afterHandlers) {
-    onStep(`running ${step.description}`);
-    outcome.changeStarted = true;
-    const result = await conn.runScript(step.script);
-    if (result.exitCode !== 0) {
-      const failed = results.findLast((r) => r.status === 'changed');
-      const error = `${step.description} exited ${result.exitCode}: ${(result.stderr || result.stdout).trim()}`;
-      if (failed) Object.assign(failed, { status: 'failed', error });
-      return { ...outcome, failure: step.description };
-    }
-  }
-  for (const p of toVerify) {
-    onStep(`verifying ${p.task.name}`);
-    try {
-      await p.task.resource.verify!(p.plan!, { conn });
-    } catch (error) {
-      if (error instanceof UnreachableError) throw error;
-      const result = resultOf.get(p);
-      if (result)
-        Object.assign(result, { status: 'failed', error: `verification failed: ${errorMessage(error)}` });
-      outcome.failure ??= p.task.name;
-    }
-  }
-  return outcome;
-}
-
-/** Apply inside a transaction (transaction.ts), then turn its decisions into task results. */
-async function applyInTransaction(
-  all: PlannedTask[],
-  changing: PlannedTask[],
-  conn: Connection,
-  onStep: (step: string) => void,
-  safety: SafetyOptions,
+  safety: SafetyOptions | undefined,
 ): Promise<TaskResult[]> {
-  const kinds = changing.map((p) => ({ resource: p.task.resource.name, plan: p.plan! }));
-  const safe = await applyWithSafety(
-    conn,
-    kinds,
-    safety,
-    (extra) => applyPlanned(all, conn, onStep, extra),
-    onStep,
+  const changing = all.filter((p) => p.plan?.action === 'change');
+  const unchanged = (): TaskResult[] => all.map((p) => toResult(p, plannedStatus(p.plan!)));
+  if (changing.length === 0) return unchanged();
+  const kinds: ChangingTask[] = changing.map((p) => ({ resource: p.task.resource.name, plan: p.plan! }));
+
+  // 1. Checks.
+  onStep('validating the changes');
+  const guard = safety ? guardCheck(kinds, safety.spec.user, conn.authMethod) : undefined;
+  const validations = changing.flatMap((p) =>
+    (p.task.resource.validate?.(p.plan!) ?? []).map((check) => ({ owner: p, check })),
   );
-  if (safe.kind !== 'applied') {
-    // Nothing ran: the culprit fails, the other changes are reported as not applied.
-    const culprit = changing[safe.culprit];
-    return all.map((p) => {
-      if (p === culprit) return toResult(p, 'failed', safe.message);
+  const checked = await runBatch(conn, [
+    ...(guard ? [{ script: guard.script, stopOnFailure: false }] : []),
+    ...validations.map((v) => ({ script: v.check.script, stopOnFailure: false })),
+  ]);
+  const guarded = guard ? guard.read(checked[0] ?? { exitCode: 1, stdout: '', stderr: '' }) : undefined;
+  const refusal = (culprit: PlannedTask, message: string): TaskResult[] =>
+    all.map((p) => {
+      if (p === culprit) return toResult(p, 'failed', message);
       if (p.plan!.action === 'change')
-        return toResult(
-          p,
-          'skipped',
-          `not applied: ${culprit ? `${culprit.task.name} ` : ''}${safe.message}`,
-        );
+        return toResult(p, 'skipped', `not applied: ${culprit.task.name} ${message}`);
       return toResult(p, plannedStatus(p.plan!));
     });
+  if (guarded && guarded.findings.length > 0 && !safety!.force) {
+    return refusal(
+      changing[guarded.index]!,
+      `refused: this change would lock sshfix out: ${guarded.findings.join('; ')}. ` +
+        'Nothing was changed on this host (--force applies it anyway; a new connection then confirms it or it is rolled back)',
+    );
   }
-  const { results, resultOf } = safe.outcome;
-  if (safe.extraSteps) {
-    const result = resultOf.get(changing[safe.extraSteps.index]!);
-    result?.commands.push(...safe.extraSteps.steps.map((s) => s.description));
+  for (const [i, v] of validations.entries()) {
+    const result = checked[i + (guard ? 1 : 0)];
+    const failure = result ? v.check.failure(result) : 'the validation did not run';
+    if (failure !== undefined) return refusal(v.owner, failure);
   }
-  const forcedResult = safe.forced ? resultOf.get(changing[safe.forced.index]!) : undefined;
-  if (forcedResult && safe.forced)
-    forcedResult.warnings = [...forcedResult.warnings, ...safe.forced.messages];
-  if (safe.rolledBack !== undefined) {
-    for (const result of results) {
-      if (result.status === 'changed')
-        Object.assign(result, { status: 'failed', error: `rolled back: ${safe.rolledBack}` });
-      else if (result.status === 'failed') result.error = `${result.error ?? 'failed'}; rolled back`;
+
+  // 2. Changes.
+  const transaction =
+    safety?.rollback === true
+      ? transactionSpecFor(kinds, {
+          runId: newRunId(),
+          confirmTimeoutS: safety.confirmTimeoutS,
+          ...(safety.backupRoot !== undefined ? { backupRoot: safety.backupRoot } : {}),
+        })
+      : undefined;
+  const activation = guarded?.activation ?? [];
+  const verifications = changing.flatMap((p) =>
+    (p.task.resource.verify?.(p.plan!) ?? []).map((check) => ({ p, check })),
+  );
+  const steps: ChangeStep[] = [
+    ...(transaction
+      ? [
+          {
+            owner: 'begin' as const,
+            description: 'backup and rollback timer',
+            script: buildBeginScript(transaction),
+            stopOnFailure: true,
+            changes: false,
+          },
+        ]
+      : []),
+    ...all.filter((p) => p.plan?.action === 'change').flatMap(changeSteps),
+    ...activation.map((step) => ({
+      owner: 'after-handlers' as const,
+      description: step.description,
+      script: step.script,
+      stopOnFailure: true,
+      changes: true,
+    })),
+    ...verifications.map(({ p, check }) => ({
+      owner: p,
+      description: `verifying ${p.task.name}`,
+      script: check.script,
+      stopOnFailure: false,
+      changes: false,
+      check,
+    })),
+    ...(transaction && guarded
+      ? [
+          {
+            owner: 'confirm-target' as const,
+            description: 'where sshd listens now',
+            script: confirmTargetScript(guarded),
+            stopOnFailure: false,
+            changes: false,
+          },
+        ]
+      : []),
+  ];
+  onStep(`applying ${changing.length} change(s)`);
+  const sentAtMs = Date.now();
+  let outcomes: StepOutcome[];
+  try {
+    outcomes = await runBatch(conn, steps);
+  } catch (error) {
+    if (transaction && lostConnection(error)) throw lostWhileApplying(conn, transaction, sentAtMs, error);
+    throw error;
+  }
+
+  let tx: Transaction | undefined;
+  if (transaction) {
+    try {
+      tx = readBeginResult(
+        transaction,
+        outcomes[0] ?? { exitCode: 1, stdout: '', stderr: 'did not run' },
+        sentAtMs,
+      );
+    } catch (error) {
+      return refusal(changing[0]!, `nothing was changed: ${errorMessage(error)}`);
     }
   }
-  return results;
+
+  // Per task, in plan order, as if each had run on its own: changed, failed, or (after a failure) not reached.
+  const resultOf = new Map<PlannedTask, TaskResult>();
+  let failure: string | undefined;
+  let changeStarted = false;
+  for (const [i, step] of steps.entries()) {
+    const result = outcomes[i];
+    if (step.owner === 'begin' || step.owner === 'confirm-target') continue;
+    if (step.check) {
+      const why = result ? step.check.failure(result) : 'the verification did not run';
+      const owner = step.owner as PlannedTask;
+      const own = resultOf.get(owner);
+      if (why !== undefined && own && own.status === 'changed' && failure === undefined) {
+        Object.assign(own, { status: 'failed', error: `verification failed: ${why}` });
+        failure = owner.task.name;
+      }
+      continue;
+    }
+    if (failure !== undefined) continue;
+    if (result === undefined) break;
+    if (step.changes) changeStarted = true;
+    const failed = result.exitCode !== 0 ? changeFailure(step, result) : undefined;
+    if (step.owner === 'after-handlers') {
+      if (failed !== undefined) {
+        const last = [...resultOf.values()].findLast((r) => r.status === 'changed');
+        if (last)
+          Object.assign(last, {
+            status: 'failed',
+            error: `${step.description} exited ${result.exitCode}: ${(result.stderr || result.stdout).trim()}`,
+          });
+        failure = step.description;
+      }
+      continue;
+    }
+    const owner = step.owner;
+    if (failed !== undefined) {
+      resultOf.set(owner, toResult(owner, 'failed', failed));
+      failure = owner.task.name;
+    } else if (!resultOf.has(owner)) resultOf.set(owner, toResult(owner, 'changed'));
+  }
+  const results: TaskResult[] = [];
+  for (const p of all) {
+    if (p.plan!.action !== 'change') results.push(toResult(p, plannedStatus(p.plan!)));
+    else {
+      const r = resultOf.get(p);
+      if (r) results.push(r);
+      else if (failure === undefined) results.push(toResult(p, 'changed'));
+    }
+  }
+  if (guarded && guarded.findings.length > 0) {
+    const forced = resultOf.get(changing[guarded.index]!);
+    if (forced)
+      forced.warnings = [
+        ...forced.warnings,
+        ...guarded.findings.map((f) => `applied despite the lockout guard (--force): ${f}`),
+      ];
+  }
+  if (activation.length > 0)
+    resultOf.get(changing[guarded!.index]!)?.commands.push(...activation.map((s) => s.description));
+  if (!tx) return results;
+
+  // 3. Confirm, or restore.
+  const rolledBack = async (reason: string, again: boolean): Promise<TaskResult[]> => {
+    onStep('rolling back');
+    const why = await restoreNow(conn, tx, reason, again);
+    for (const result of results) {
+      if (result.status === 'changed')
+        Object.assign(result, { status: 'failed', error: `rolled back: ${why}` });
+      else if (result.status === 'failed') result.error = `${result.error ?? 'failed'}; rolled back`;
+    }
+    return results;
+  };
+  if (failure !== undefined) {
+    if (!changeStarted) {
+      await disarmTransaction(conn, tx).catch(() => undefined);
+      return results;
+    }
+    return rolledBack(`${failure} failed`, false);
+  }
+  onStep('confirming with a new connection');
+  const targetStep = steps.findIndex((st) => st.owner === 'confirm-target');
+  const target = await readConfirmTarget(
+    targetStep === -1 ? undefined : outcomes[targetStep],
+    safety!,
+    guarded,
+  );
+  try {
+    const confirmed = await confirmWithNewConnection(conn, tx, safety!, target);
+    if (confirmed.ok && confirmed.decision === 'confirmed') return results;
+    const reason = confirmed.ok
+      ? `the rollback timer fired before the change was confirmed (--confirm-timeout ${tx.spec.confirmTimeoutS}s is too short for this host)`
+      : `a new SSH connection to port ${target.port} failed after the change: ${confirmed.reason}`;
+    return await rolledBack(reason, confirmed.ok);
+  } catch (error) {
+    if (lostConnection(error)) throw leftToTheTimer(conn, tx, 'lost the connection before confirming', error);
+    throw error;
+  } finally {
+    if (target.knownHostsFile !== undefined)
+      await fs.rm(path.dirname(target.knownHostsFile), { recursive: true, force: true });
+  }
 }

@@ -51,11 +51,12 @@ export class BatchedHostReader {
     const requests = batch.map((p) => p.request);
     try {
       this.roundTrips++;
-      const result = await this.conn.runScript(buildReadScript(requests));
+      const script = buildReadScript(requests);
+      const result = await this.conn.runScript(script.text);
       if (result.exitCode !== 0 && !result.stdout) {
         throw new HostReadError(`${this.conn.hostName}: reading host state failed: ${result.stderr.trim()}`);
       }
-      const answers = parseReadOutput(requests, result.stdout);
+      const answers = parseReadOutput(requests, result.stdout, script.marker);
       batch.forEach((p, i) => p.resolve(answers[i]!));
     } catch (error) {
       for (const p of batch) p.reject(error);

@@ -1,9 +1,14 @@
 /**
- * Reading host state in as few round trips as possible: every read requested
- * while planning is batched into one `sh` script whose output is a sequence of
- * records that survive any file content (base64) and parsed back here.
+ * Reading host state in as few round trips, and as few processes, as
+ * possible: every read requested while planning is batched into one `sh`
+ * script. The script forks almost nothing per request, because on a fleet
+ * every process it starts is paid once per host: files are listed with shell
+ * built-ins, then one `stat`, one `cat` and one `base64` carry all of them;
+ * probes write straight to the output between markers that carry a random
+ * nonce, so no host data can forge one.
  */
 import { createHash } from 'node:crypto';
+import { batchPrologue, batchRecords, newMarker, parseRcBody, stepSection } from './host_batch.js';
 import { shellQuote } from '../transport/shell.js';
 import type { ExecResult } from '../transport/types.js';
 import type { FileState } from '../plan/types.js';
@@ -21,7 +26,11 @@ export type ReadAnswer =
   | { kind: 'probe'; result: ExecResult }
   | { kind: 'error'; message: string };
 
-const RECORD = '@@sshfix';
+export interface ReadScript {
+  text: string;
+  /** Starts every record line; unguessable, so file or probe output cannot contain it. */
+  marker: string;
+}
 
 /**
  * A glob pattern from a config file is host data: it may contain `$(...)`.
@@ -33,135 +42,162 @@ export function globWord(pattern: string): string {
   return pattern.replace(/[^A-Za-z0-9*?[\]/._-]/g, (c) => `\\${c}`);
 }
 
+/** Files whose contents are wanted are appended to "$@"; their stat lines and bytes come at the end, in that order. */
 function fileSection(index: number, path: string): string {
   const p = shellQuote(path);
   return [
     `if [ -f ${p} ]; then`,
-    `  if [ -r ${p} ]; then`,
-    `    printf '${RECORD} ${index} file %s\\n' "$(stat -c '%a %U %G' -- ${p})"; base64 -w0 < ${p}; echo`,
-    `  else printf '${RECORD} ${index} error unreadable\\n\\n'; fi`,
-    `elif [ -e ${p} ]; then printf '${RECORD} ${index} error not-a-regular-file\\n\\n'`,
-    `else printf '${RECORD} ${index} missing\\n\\n'; fi`,
+    `  if [ -r ${p} ]; then set -- "$@" ${p}; echo "$m ${index} file"; else echo "$m ${index} error unreadable"; fi`,
+    `elif [ -e ${p} ]; then echo "$m ${index} error not-a-regular-file"`,
+    `else echo "$m ${index} missing"; fi`,
   ].join('\n');
 }
 
-function globSection(index: number, pattern: string): string {
-  // One base64 name per field so that names with spaces survive.
+function globSection(index: number, pattern: string, withContents: boolean): string {
+  // Names NUL-terminated: any byte but NUL can be in a file name.
+  const test = withContents
+    ? '[ -f "$f" ] && [ -r "$f" ] && { set -- "$@" "$f"; printf \'%s\\0\' "$f"; }'
+    : '[ -e "$f" ] && printf \'%s\\0\' "$f"';
   return [
-    `printf '${RECORD} ${index} glob\\n'`,
-    `for f in ${globWord(pattern)}; do [ -e "$f" ] && printf '%s' "$f" | base64 -w0 && printf ' '; done; echo`,
+    `echo "$m ${index} ${withContents ? 'globfiles' : 'glob'}"`,
+    `for f in ${globWord(pattern)}; do ${test}; done; echo`,
   ].join('\n');
 }
 
-function globFilesSection(index: number, pattern: string): string {
-  // Names and contents in one pass, so a glob and the files it matches cost one round trip.
-  // Each field: base64(name):mode:owner:group:base64(content).
-  return [
-    `printf '${RECORD} ${index} globfiles\\n'`,
-    `for f in ${globWord(pattern)}; do [ -f "$f" ] && [ -r "$f" ] && { printf '%s' "$f" | base64 -w0; printf ':%s:' "$(stat -c '%a:%U:%G' -- "$f")"; base64 -w0 < "$f"; printf ' '; }; done; echo`,
-  ].join('\n');
-}
-
-function probeSection(index: number, script: string): string {
-  // The probe runs in a subshell with stdin closed: the batch script itself is on stdin.
-  return [
-    `( ${script}\n) </dev/null >"$sshfix_tmp/o" 2>"$sshfix_tmp/e"; rc=$?`,
-    `printf '${RECORD} ${index} probe %s\\n' "$rc"`,
-    `base64 -w0 < "$sshfix_tmp/o"; printf ' '; base64 -w0 < "$sshfix_tmp/e"; echo`,
-  ].join('\n');
-}
-
-export function buildReadScript(requests: ReadRequest[]): string {
+export function buildReadScript(requests: ReadRequest[], marker = newMarker()): ReadScript {
   const sections = requests.map((r, i) => {
     switch (r.kind) {
       case 'file':
         return fileSection(i, r.path);
       case 'glob':
-        return globSection(i, r.pattern);
+        return globSection(i, r.pattern, false);
       case 'globFiles':
-        return globFilesSection(i, r.pattern);
+        return globSection(i, r.pattern, true);
       case 'probe':
-        return probeSection(i, r.script);
+        return stepSection(i, r.script);
     }
   });
-  return [
+  const text = [
     // C locale: globs sort bytewise, as sshd's Include does.
     'LC_ALL=C; export LC_ALL',
-    'sshfix_tmp=$(mktemp -d) || exit 70',
-    'trap \'rm -rf "$sshfix_tmp"\' EXIT',
+    ...batchPrologue(marker),
+    'set --',
     ...sections,
+    // One stat line per file (size first: it splits the bytes), then all their bytes as one base64 text.
+    'if [ $# -gt 0 ]; then',
+    '  echo "$m stat"; stat -L -c \'%s %a %U %G\' -- "$@"',
+    '  echo "$m data"; cat -- "$@" | base64 -w0; echo',
+    'fi',
+    'echo "$m end"',
     '',
   ].join('\n');
+  return { text, marker };
 }
-
-const fromBase64 = (s: string): string => Buffer.from(s, 'base64').toString('utf8');
 
 export function sha256(content: string): string {
   return createHash('sha256').update(content, 'utf8').digest('hex');
 }
 
-export function parseReadOutput(requests: ReadRequest[], stdout: string): ReadAnswer[] {
+interface FileSlot {
+  /** Which answer the file belongs to. */
+  index: number;
+  path: string;
+}
+
+/** The file contents at the end of the output: one stat line per file, then their bytes together. */
+function splitFileData(
+  slots: FileSlot[],
+  statText: string,
+  dataText: string,
+): Map<number, FileState[]> | string {
+  const stats = statText.split('\n').filter((l) => l !== '');
+  if (stats.length !== slots.length) return 'a file vanished while it was read';
+  const bytes = Buffer.from(dataText.trim(), 'base64');
+  const byAnswer = new Map<number, FileState[]>();
+  let offset = 0;
+  for (let i = 0; i < slots.length; i++) {
+    const [size = '', mode = '', owner, group] = stats[i]!.split(' ');
+    const length = Number(size);
+    if (!Number.isInteger(length) || offset + length > bytes.length)
+      return 'a file changed while it was read';
+    const content = bytes.subarray(offset, offset + length).toString('utf8');
+    offset += length;
+    const slot = slots[i]!;
+    const list = byAnswer.get(slot.index) ?? [];
+    list.push({
+      path: slot.path,
+      exists: true,
+      content,
+      mode: mode.padStart(4, '0'),
+      owner,
+      group,
+      sha256: sha256(content),
+    });
+    byAnswer.set(slot.index, list);
+  }
+  if (offset !== bytes.length) return 'a file changed while it was read';
+  return byAnswer;
+}
+
+const byPath = (a: { path: string }, b: { path: string }): number =>
+  a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
+
+export function parseReadOutput(requests: ReadRequest[], stdout: string, marker: string): ReadAnswer[] {
   const answers: ReadAnswer[] = requests.map(() => ({ kind: 'error', message: 'no answer from host' }));
-  const lines = stdout.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const header = lines[i];
-    if (!header?.startsWith(`${RECORD} `)) continue;
-    const [, indexText, kind, ...rest] = header.split(' ');
-    const index = Number(indexText);
+  const slots: FileSlot[] = [];
+  const globFiles = new Set<number>();
+  let statText = '';
+  let dataText = '';
+  for (const [first, kind, body, rest] of batchRecords(stdout, marker)) {
+    if (first === 'stat') statText = body;
+    else if (first === 'data') dataText = body;
+    if (!/^\d+$/.test(first)) continue;
+    const index = Number(first);
     const request = requests[index];
-    const body = lines[i + 1] ?? '';
-    i++;
     if (!request) continue;
-    if (kind === 'file' && request.kind === 'file') {
-      const [mode, owner, group] = rest;
-      const content = fromBase64(body);
-      answers[index] = {
-        kind: 'file',
-        file: {
-          path: request.path,
-          exists: true,
-          content,
-          mode: mode?.padStart(4, '0'),
-          owner,
-          group,
-          sha256: sha256(content),
-        },
-      };
-    } else if (kind === 'missing' && request.kind === 'file') {
+    if (kind === 'file' && request.kind === 'file') slots.push({ index, path: request.path });
+    else if (kind === 'missing' && request.kind === 'file')
       answers[index] = { kind: 'file', file: { path: request.path, exists: false, content: '' } };
-    } else if (kind === 'glob') {
-      const paths = body.split(' ').filter(Boolean).map(fromBase64);
-      answers[index] = { kind: 'glob', paths: paths.sort() };
-    } else if (kind === 'globfiles') {
-      const files = body
-        .split(' ')
-        .filter(Boolean)
-        .map((field): FileState => {
-          const [name = '', mode = '', owner, group, data = ''] = field.split(':');
-          const content = fromBase64(data);
-          const path = fromBase64(name);
-          return {
-            path,
-            exists: true,
-            content,
-            mode: mode.padStart(4, '0'),
-            owner,
-            group,
-            sha256: sha256(content),
-          };
-        })
-        .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-      answers[index] = { kind: 'globFiles', files };
-    } else if (kind === 'probe') {
-      const [out = '', err = ''] = body.split(' ');
-      answers[index] = {
-        kind: 'probe',
-        result: { exitCode: Number(rest[0]), stdout: fromBase64(out), stderr: fromBase64(err) },
-      };
+    else if (kind === 'glob' || kind === 'globfiles') {
+      const names = body.split('\0').slice(0, -1);
+      if (kind === 'glob') answers[index] = { kind: 'glob', paths: names.sort() };
+      else {
+        globFiles.add(index);
+        answers[index] = { kind: 'globFiles', files: [] };
+        for (const path of names) slots.push({ index, path });
+      }
+    } else if (kind === 'step') {
+      answers[index] = { kind: 'probe', result: { exitCode: -1, stdout: body, stderr: '' } };
+    } else if (kind === 'rc') {
+      // The probe's stdout ended where printf put "\n" before this record.
+      const answer = answers[index];
+      const rc = parseRcBody(body);
+      if (answer?.kind === 'probe' && rc) answer.result = { stdout: answer.result.stdout, ...rc };
     } else if (kind === 'error') {
       const what = request.kind === 'file' ? request.path : request.kind;
       answers[index] = { kind: 'error', message: `${what}: ${rest.join(' ')}` };
     }
+  }
+  answers.forEach((answer, index) => {
+    if (answer.kind === 'probe' && answer.result.exitCode === -1)
+      answers[index] = { kind: 'error', message: 'probe: did not finish' };
+  });
+  if (slots.length > 0) {
+    const files = splitFileData(slots, statText, dataText);
+    for (const slot of slots) {
+      const request = requests[slot.index]!;
+      if (typeof files === 'string') {
+        answers[slot.index] = {
+          kind: 'error',
+          message: `${request.kind === 'file' ? request.path : request.kind}: ${files}`,
+        };
+      } else if (request.kind === 'file') {
+        answers[slot.index] = { kind: 'file', file: files.get(slot.index)![0]! };
+      }
+    }
+    if (typeof files !== 'string')
+      for (const index of globFiles)
+        answers[index] = { kind: 'globFiles', files: (files.get(index) ?? []).sort(byPath) };
   }
   return answers;
 }

@@ -22,7 +22,7 @@ import path from 'node:path';
 import { shellQuote } from '../transport/shell.js';
 import { formatKnownHostsLine } from '../transport/known_hosts.js';
 import { CommandTimeoutError, HostKeyError, UnreachableError } from '../transport/types.js';
-import type { Connection, ConnectionSpec } from '../transport/types.js';
+import type { Connection, ConnectionSpec, ExecResult } from '../transport/types.js';
 import type { CommandStep, ResourcePlan } from '../plan/types.js';
 import { parseSshdT } from '../formats/sshd_effective.js';
 import { errorMessage } from '../errors.js';
@@ -80,6 +80,12 @@ export function newRunId(now: Date = new Date(), random: string = randomBytes(3)
     .replace(/\.\d+Z$/, 'Z')
     .replace(/[-:]/g, '');
   return `${stamp}-${random}`;
+}
+
+/** `20250101T120000Z-…` → `2025-01-01T12:00:00Z`. */
+function runIdTime(runId: string): string {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z/.exec(runId);
+  return m ? `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}Z` : runId;
 }
 
 export function isRunId(text: string): boolean {
@@ -223,13 +229,15 @@ function firewallSnapshotSection(): string[] {
     'mkdir "$dir/firewall" || exit 1',
     'for v in iptables ip6tables iptables-legacy ip6tables-legacy; do',
     '  command -v "$v-save" >/dev/null 2>&1 || continue',
+    // A legacy variant with no table loaded is not in use (the kernel lists none): nothing to save or restore.
+    '  case $v in iptables-legacy) names=/proc/net/ip_tables_names ;; ip6tables-legacy) names=/proc/net/ip6_tables_names ;; *) names= ;; esac',
+    '  if [ -n "$names" ]; then { read -r _ < "$names"; } 2>/dev/null || continue; fi',
     '  "$v-save" > "$dir/firewall/$v.save" 2>/dev/null || { rm -f "$dir/firewall/$v.save"; continue; }',
-    // A legacy variant with no tables is not in use: restoring it would only be noise.
-    '  case $v in *-legacy) grep -q "^\\*" "$dir/firewall/$v.save" || rm -f "$dir/firewall/$v.save" ;; esac',
     'done',
     'if command -v nft >/dev/null 2>&1; then nft list ruleset > "$dir/firewall/nft.ruleset" 2>/dev/null || rm -f "$dir/firewall/nft.ruleset"; fi',
     'if [ -d /etc/ufw ]; then',
-    '  mkdir "$dir/firewall/ufw" && for f in /etc/ufw/*.rules /etc/ufw/ufw.conf; do [ -f "$f" ] && cp -p -- "$f" "$dir/firewall/ufw/"; done',
+    '  mkdir "$dir/firewall/ufw" && set -- && for f in /etc/ufw/*.rules /etc/ufw/ufw.conf; do [ -f "$f" ] && set -- "$@" "$f"; done',
+    '  [ $# -eq 0 ] || cp -p -- "$@" "$dir/firewall/ufw/"',
     'fi',
     'if [ -d /etc/firewalld ]; then cp -a /etc/firewalld "$dir/firewall/firewalld" || exit 1; fi',
     'echo "firewall snapshot" >> "$dir/manifest"',
@@ -238,7 +246,9 @@ function firewallSnapshotSection(): string[] {
 
 function pruneSection(root: string): string[] {
   return [
-    `ls -1 ${shellQuote(root)} 2>/dev/null | grep -E '${RUN_ID_PATTERN}' | sort -r | awk 'NR > ${KEEP_RUNS}' | while read -r old; do`,
+    // Counted with a glob first: the pipeline below runs only once there is something to prune.
+    `set -- ${shellQuote(root)}/[0-9]*T*Z-*`,
+    `[ $# -gt ${KEEP_RUNS} ] && ls -1 ${shellQuote(root)} 2>/dev/null | grep -E '${RUN_ID_PATTERN}' | sort -r | awk 'NR > ${KEEP_RUNS}' | while read -r old; do`,
     `  path=${shellQuote(root)}/$old`,
     // A run without an outcome may still have an armed timer: keep it unless it is clearly stale.
     `  if [ -f "$path/outcome" ] || [ -n "$(find "$path" -maxdepth 0 -mmin +${UNDECIDED_RUN_KEEP_MINUTES} 2>/dev/null)" ]; then rm -rf -- "$path"; fi`,
@@ -265,8 +275,9 @@ function armSection(spec: TransactionSpec): string[] {
     // Its own session and process group: no SIGHUP when our session ends; one kill stops sleep and shell.
     `  setsid sh -c 'echo $$ > "$1/timer.pid"; sleep "$2"; exec sh "$1/restore.sh"' sshfix-rollback "$dir" ${seconds} </dev/null >/dev/null 2>&1 &`,
     '  i=0; while [ ! -s "$dir/timer.pid" ]; do i=$((i+1)); [ $i -gt 200 ] && { echo "the rollback timer did not start" >&2; exit 1; }; sleep 0.05; done',
-    '  echo "timer process $(cat "$dir/timer.pid")" >> "$dir/manifest"',
-    '  echo "sshfix-timer process $(cat "$dir/timer.pid")"',
+    '  read -r tp < "$dir/timer.pid"',
+    '  echo "timer process $tp" >> "$dir/manifest"',
+    '  echo "sshfix-timer process $tp"',
     'else',
     '  echo "neither systemd-run nor setsid is available to arm the rollback timer (use --no-rollback to apply without it)" >&2',
     '  exit 1',
@@ -284,8 +295,10 @@ export function buildBeginScript(spec: TransactionSpec): string {
     'umask 077',
     'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH',
     `dir=${shellQuote(dir)}`,
-    `mkdir -p ${shellQuote(root)} && chmod 0700 ${shellQuote(root)} && mkdir -m 0700 "$dir" && mkdir "$dir/files" || { echo "cannot create the backup directory $dir" >&2; exit 1; }`,
-    `printf 'run %s\\ncreated %s\\nhost %s\\ndeadline %ss\\n' ${shellQuote(spec.runId)} "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(hostname 2>/dev/null || uname -n)" ${Math.round(spec.confirmTimeoutS)} > "$dir/manifest"`,
+    `mkdir -p ${shellQuote(root)} && chmod 0700 ${shellQuote(root)} && mkdir -m 0700 "$dir" "$dir/files" || { echo "cannot create the backup directory $dir" >&2; exit 1; }`,
+    // The host name from the kernel and the time from the run id: no process for either.
+    'h=; { read -r h < /proc/sys/kernel/hostname; } 2>/dev/null',
+    `printf 'run %s\\ncreated %s\\nhost %s\\ndeadline %ss\\n' ${shellQuote(spec.runId)} ${shellQuote(runIdTime(spec.runId))} "\${h:-unknown}" ${Math.round(spec.confirmTimeoutS)} > "$dir/manifest"`,
     ...backupSection(files),
     ...(spec.firewall ? firewallSnapshotSection() : []),
     `{ ${base64Heredoc(buildRestoreScript(spec), 'SSHFIX_RESTORE_EOF')}} > "$dir/restore.sh" && chmod 0700 "$dir/restore.sh" || exit 1`,
@@ -375,13 +388,30 @@ export function buildRollbackScript(tx: Pick<Transaction, 'runDir' | 'timer'>, a
 // Talking to the host
 
 export async function beginTransaction(conn: Connection, spec: TransactionSpec): Promise<Transaction> {
-  const result = await conn.runScript(buildBeginScript(spec));
+  const sentAtMs = Date.now();
+  return readBeginResult(spec, await conn.runScript(buildBeginScript(spec)), sentAtMs);
+}
+
+/**
+ * The transaction the begin script started; throws when it could not (nothing
+ * was changed then). `sentAtMs`: when the script was sent, no later than the
+ * host armed its timer, so the controller never counts on more time than the
+ * host gives.
+ */
+export function readBeginResult(spec: TransactionSpec, result: ExecResult, sentAtMs: number): Transaction {
   if (result.exitCode !== 0) {
     throw new Error(
       `cannot prepare the rollback (backup and dead-man timer): ${result.stderr.trim() || `exit ${result.exitCode}`}`,
     );
   }
-  return { spec, runDir: runDirOf(spec), timer: parseBeginOutput(result.stdout), armedAtMs: Date.now() };
+  return { spec, runDir: runDirOf(spec), timer: parseBeginOutput(result.stdout), armedAtMs: sentAtMs };
+}
+
+/** What the disarm script answered: 'confirmed', 'too-late' when the timer fired first, or undefined. */
+export function disarmDecision(result: ExecResult): 'confirmed' | 'too-late' | undefined {
+  if (result.stdout.includes('sshfix-confirmed')) return 'confirmed';
+  if (result.stdout.includes('sshfix-too-late')) return 'too-late';
+  return undefined;
 }
 
 /** 'confirmed', or 'too-late' when the timer fired first. */
@@ -390,8 +420,8 @@ export async function disarmTransaction(
   tx: Transaction,
 ): Promise<'confirmed' | 'too-late'> {
   const result = await conn.runScript(buildDisarmScript(tx));
-  if (result.stdout.includes('sshfix-confirmed')) return 'confirmed';
-  if (result.stdout.includes('sshfix-too-late')) return 'too-late';
+  const decision = disarmDecision(result);
+  if (decision) return decision;
   throw new Error(`cannot cancel the rollback timer: ${result.stderr.trim() || `exit ${result.exitCode}`}`);
 }
 
@@ -487,7 +517,7 @@ export function transactionSpecFor(
 }
 
 // ---------------------------------------------------------------------------
-// Apply with guards, backup, timer and confirmation
+// Guards, confirmation target and confirmation, as steps of the host's batches
 
 export interface SafetyOptions {
   /** How the run reached this host: the confirmation opens a new connection from it. */
@@ -501,58 +531,53 @@ export interface SafetyOptions {
   backupRoot?: string;
 }
 
-export interface ApplyOutcome {
-  /** Name of the task that failed, if one did. */
-  failure?: string;
-  /** Whether anything was written or run on the host before that. */
-  changeStarted: boolean;
-}
-
-export type SafeApplyResult<T extends ApplyOutcome> =
-  | { kind: 'refused'; culprit: number; message: string }
-  | { kind: 'not-started'; culprit: number; message: string }
-  | {
-      kind: 'applied';
-      outcome: T;
-      /** Set when the run was rolled back: why. */
-      rolledBack?: string;
-      /** Guard findings overridden by --force, for the sshd task (index into `changing`). */
-      forced?: { index: number; messages: string[] };
-      /** Extra steps run after the handlers, reported with the sshd task. */
-      extraSteps?: { index: number; steps: CommandStep[] };
-    };
-
-interface GuardResult {
+export interface GuardResult {
+  /** The sshd_config task (index into the changing tasks) the guard judged. */
   index: number;
   tree: StagedSshdTree;
   facts: GatheredFacts;
   findings: string[];
+  /** Extra steps after the handlers (socket activation). */
   activation: CommandStep[];
 }
 
-/** Runs the lockout guard for the last sshd_config change (it sees all earlier ones). */
-async function guard(
-  conn: Connection,
+export interface GuardCheck {
+  script: string;
+  read(result: ExecResult): GuardResult;
+}
+
+/**
+ * The lockout guard for the last sshd_config change (it sees all earlier
+ * ones): facts gathered by one script, judged here. Undefined when no
+ * sshd_config change is planned, or on the console (a local run cannot lock
+ * itself out of SSH).
+ */
+export function guardCheck(
   changing: readonly ChangingTask[],
-  safety: SafetyOptions,
-): Promise<GuardResult | undefined> {
+  loginUser: string,
+  authMethod: Connection['authMethod'],
+): GuardCheck | undefined {
   let index = -1;
   changing.forEach((t, i) => {
     if (t.resource === 'sshd_config' && isStagedSshdTree(t.plan.data)) index = i;
   });
-  if (index === -1 || conn.authMethod === 'local') return undefined;
+  if (index === -1 || authMethod === 'local') return undefined;
   const tree = changing[index]!.plan.data as StagedSshdTree;
-  const result = await conn.runScript(buildLockoutFactsScript(tree, safety.spec.user));
-  const facts = parseLockoutFacts(result.stdout, {
-    user: safety.spec.user,
-    ...(conn.authMethod !== undefined ? { authMethod: conn.authMethod } : {}),
-  });
   return {
-    index,
-    tree,
-    facts,
-    findings: findLockouts(facts).map((f) => f.message),
-    activation: sshdActivationSteps(facts.activation, listeningChanged(facts)),
+    script: buildLockoutFactsScript(tree, loginUser),
+    read(result) {
+      const facts = parseLockoutFacts(result.stdout, {
+        user: loginUser,
+        ...(authMethod !== undefined ? { authMethod } : {}),
+      });
+      return {
+        index,
+        tree,
+        facts,
+        findings: findLockouts(facts).map((f) => f.message),
+        activation: sshdActivationSteps(facts.activation, listeningChanged(facts)),
+      };
+    },
   };
 }
 
@@ -560,36 +585,43 @@ const CONFIRM_MARGIN_MS = 2000;
 const CONFIRM_RETRY_DELAY_MS = 1000;
 const CONFIRM_ATTEMPTS = 3;
 
-interface ConfirmTarget {
+export interface ConfirmTarget {
   port: number;
   knownHostsFile?: string;
 }
 
+const HOSTKEYS_MARK = '@@sshfix-hostkeys';
+
 /**
- * Where the new connection goes: the current port, or — when sshd no longer
- * listens there — its new port, read with `sshd -T` over the old session.
- * A new port has no known_hosts entry yet, so the host keys sshd uses are
- * read over the (authenticated) old session into a temporary known_hosts.
+ * Where sshd listens after the change, read with `sshd -T` over the old
+ * session (a step run after the handlers): the confirmation must reach sshd
+ * where it now listens.
  */
-async function confirmTarget(
-  conn: Connection,
-  safety: SafetyOptions,
-  guarded: GuardResult | undefined,
-): Promise<ConfirmTarget> {
-  if (!guarded) return { port: safety.spec.port };
+export function confirmTargetScript(guarded: GuardResult): string {
   const sshd = shellQuote(guarded.tree.sshd);
-  const script = [
+  return [
     't=$(mktemp) || exit 70',
     'trap \'rm -f "$t"\' EXIT',
     'mkdir -p /run/sshd',
     `${sshd} -T -f ${shellQuote(guarded.tree.mainPath)} > "$t" || exit 1`,
     `grep -E '^(port|listenaddress) ' "$t"`,
-    'echo @@sshfix-hostkeys',
+    `echo ${HOSTKEYS_MARK}`,
     `for k in $(awk '$1 == "hostkey" { print $2 }' "$t"); do [ -f "$k.pub" ] && cat "$k.pub"; done`,
   ].join('\n');
-  const result = await conn.runScript(script);
-  if (result.exitCode !== 0) return { port: safety.spec.port };
-  const [configText = '', keysText = ''] = result.stdout.split('@@sshfix-hostkeys');
+}
+
+/**
+ * The current port, or — when sshd no longer listens there — its new port.
+ * A new port has no known_hosts entry yet, so the host keys sshd uses (read
+ * over the authenticated old session) go into a temporary known_hosts.
+ */
+export async function readConfirmTarget(
+  result: ExecResult | undefined,
+  safety: SafetyOptions,
+  guarded: GuardResult | undefined,
+): Promise<ConfirmTarget> {
+  if (!guarded || !result || result.exitCode !== 0) return { port: safety.spec.port };
+  const [configText = '', keysText = ''] = result.stdout.split(HOSTKEYS_MARK);
   const config = parseSshdT(configText);
   const { login } = guarded.facts;
   const currentPort = login.localPort ?? safety.spec.port;
@@ -613,12 +645,14 @@ function worthRetrying(error: unknown): boolean {
   return !(error instanceof HostKeyError) && !/authentication/i.test(errorMessage(error));
 }
 
+const CONFIRM_MARK = 'sshfix-confirm';
+
 /**
  * Proves that a NEW connection (fresh TCP, handshake, authentication) works
- * and, through it, disarms the timer. Returns the failure reason, or
- * 'confirmed' / 'too-late'.
+ * and, through it, disarms the timer — in one script, since running it at
+ * all is the proof. Returns the failure reason, or 'confirmed' / 'too-late'.
  */
-async function confirmWithNewConnection(
+export async function confirmWithNewConnection(
   conn: Connection,
   tx: Transaction,
   safety: SafetyOptions,
@@ -641,18 +675,15 @@ async function confirmWithNewConnection(
         connectTimeoutMs: Math.min(safety.spec.connectTimeoutMs, remaining),
         commandTimeoutMs: Math.min(safety.spec.commandTimeoutMs, Math.max(remaining, 1000)),
       });
-      const answer = await probe.runScript('echo sshfix-confirm');
-      if (!answer.stdout.includes('sshfix-confirm')) {
+      const answer = await probe.runScript(`echo ${CONFIRM_MARK}\n${buildDisarmScript(tx)}`);
+      if (!answer.stdout.includes(CONFIRM_MARK)) {
         throw new Error(
           `the probe command failed on the new connection (exit ${answer.exitCode}): ${answer.stderr.trim()}`,
         );
       }
-      // Disarm through the new connection: it has just proved it can do what sshfix needs.
-      try {
-        return { ok: true, decision: await disarmTransaction(probe, tx) };
-      } catch {
-        return { ok: true, decision: await disarmTransaction(conn, tx) };
-      }
+      const decision = disarmDecision(answer);
+      // The new connection ran the script but the disarm did not answer: disarm through the old one.
+      return { ok: true, decision: decision ?? (await disarmTransaction(conn, tx)) };
     } catch (error) {
       lastError = errorMessage(error);
       if (!worthRetrying(error)) break;
@@ -664,7 +695,12 @@ async function confirmWithNewConnection(
 }
 
 /** The host cannot be told anything any more: its timer will restore. */
-function leftToTheTimer(conn: Connection, tx: Transaction, what: string, error: unknown): UnreachableError {
+export function leftToTheTimer(
+  conn: Connection,
+  tx: Transaction,
+  what: string,
+  error: unknown,
+): UnreachableError {
   return new UnreachableError(
     conn.hostName,
     `${what}: ${errorMessage(error)}; the host restores its previous state by itself by ${restoreDeadline(tx)} ` +
@@ -672,10 +708,29 @@ function leftToTheTimer(conn: Connection, tx: Transaction, what: string, error: 
   );
 }
 
-const lostConnection = (error: unknown): boolean =>
+/**
+ * The session was lost while the change batch ran: whether the timer was
+ * armed cannot be known, so the message says what the host does if it was.
+ */
+export function lostWhileApplying(
+  conn: Connection,
+  spec: TransactionSpec,
+  sentAtMs: number,
+  error: unknown,
+): UnreachableError {
+  const deadline = new Date(sentAtMs + spec.confirmTimeoutS * 1000).toISOString();
+  return new UnreachableError(
+    conn.hostName,
+    `lost the connection while applying: ${errorMessage(error)}; if the change had started, ` +
+      `the host restores its previous state by itself by ${deadline} (dead-man timer, backup in ${runDirOf(spec)})`,
+  );
+}
+
+export const lostConnection = (error: unknown): boolean =>
   error instanceof UnreachableError || error instanceof CommandTimeoutError;
 
-async function restoreNow(
+/** Restores now through the open session; returns the reason to report (with what failed, if it did). */
+export async function restoreNow(
   conn: Connection,
   tx: Transaction,
   reason: string,
@@ -688,109 +743,5 @@ async function restoreNow(
     if (lostConnection(error))
       throw leftToTheTimer(conn, tx, `${reason}, and restoring through the open session failed`, error);
     return `${reason} (${errorMessage(error)})`;
-  }
-}
-
-/**
- * Applies `changing` through `apply` inside a transaction: lockout guard,
- * backup and timer, apply, then a new connection confirms (or the host is
- * restored at once). Throws UnreachableError (explaining that the timer
- * restores) when the host is lost mid-way.
- */
-export async function applyWithSafety<T extends ApplyOutcome>(
-  conn: Connection,
-  changing: readonly ChangingTask[],
-  safety: SafetyOptions,
-  apply: (extraSteps: CommandStep[]) => Promise<T>,
-  onStep: (step: string) => void = () => undefined,
-): Promise<SafeApplyResult<T>> {
-  onStep('checking that the change cannot lock sshfix out');
-  const guarded = await guard(conn, changing, safety);
-  if (guarded && guarded.findings.length > 0 && !safety.force) {
-    return {
-      kind: 'refused',
-      culprit: guarded.index,
-      message:
-        `refused: this change would lock sshfix out: ${guarded.findings.join('; ')}. ` +
-        'Nothing was changed on this host (--force applies it anyway; a new connection then confirms it or it is rolled back)',
-    };
-  }
-  const forced =
-    guarded && guarded.findings.length > 0
-      ? {
-          index: guarded.index,
-          messages: guarded.findings.map((f) => `applied despite the lockout guard (--force): ${f}`),
-        }
-      : undefined;
-  const extra =
-    guarded && guarded.activation.length > 0
-      ? { index: guarded.index, steps: guarded.activation }
-      : undefined;
-  const decorate = (r: SafeApplyResult<T> & { kind: 'applied' }): SafeApplyResult<T> => ({
-    ...r,
-    ...(forced ? { forced } : {}),
-    ...(extra ? { extraSteps: extra } : {}),
-  });
-  if (!safety.rollback) return decorate({ kind: 'applied', outcome: await apply(guarded?.activation ?? []) });
-
-  onStep('backing up and arming the rollback timer');
-  let tx: Transaction;
-  try {
-    tx = await beginTransaction(
-      conn,
-      transactionSpecFor(changing, {
-        runId: newRunId(),
-        confirmTimeoutS: safety.confirmTimeoutS,
-        ...(safety.backupRoot !== undefined ? { backupRoot: safety.backupRoot } : {}),
-      }),
-    );
-  } catch (error) {
-    if (lostConnection(error)) throw error;
-    return { kind: 'not-started', culprit: 0, message: `nothing was changed: ${errorMessage(error)}` };
-  }
-
-  let outcome: T;
-  try {
-    outcome = await apply(guarded?.activation ?? []);
-  } catch (error) {
-    if (lostConnection(error)) throw leftToTheTimer(conn, tx, 'lost the connection while applying', error);
-    throw error;
-  }
-
-  if (outcome.failure !== undefined) {
-    if (!outcome.changeStarted) {
-      await disarmTransaction(conn, tx).catch(() => undefined);
-      return decorate({ kind: 'applied', outcome });
-    }
-    onStep('rolling back');
-    return decorate({
-      kind: 'applied',
-      outcome,
-      rolledBack: await restoreNow(conn, tx, `${outcome.failure} failed`, false),
-    });
-  }
-
-  onStep('confirming with a new connection');
-  let target: ConfirmTarget = { port: safety.spec.port };
-  try {
-    target = await confirmTarget(conn, safety, guarded);
-  } catch (error) {
-    if (lostConnection(error)) throw leftToTheTimer(conn, tx, 'lost the connection before confirming', error);
-  }
-  try {
-    const confirmed = await confirmWithNewConnection(conn, tx, safety, target);
-    if (confirmed.ok && confirmed.decision === 'confirmed') return decorate({ kind: 'applied', outcome });
-    const reason = confirmed.ok
-      ? `the rollback timer fired before the change was confirmed (--confirm-timeout ${tx.spec.confirmTimeoutS}s is too short for this host)`
-      : `a new SSH connection to port ${target.port} failed after the change: ${confirmed.reason}`;
-    onStep('rolling back');
-    return decorate({
-      kind: 'applied',
-      outcome,
-      rolledBack: await restoreNow(conn, tx, reason, confirmed.ok),
-    });
-  } finally {
-    if (target.knownHostsFile !== undefined)
-      await fs.rm(path.dirname(target.knownHostsFile), { recursive: true, force: true });
   }
 }

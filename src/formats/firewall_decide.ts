@@ -170,9 +170,7 @@ export function chooseBackend(
 export function sshPorts(facts: FirewallFacts, port: number | null): number[] {
   if (port !== null) return [port];
   if (facts.sshdPorts === null)
-    throw new FirewallPlanError(
-      `cannot tell sshd's port (sshd -T: ${facts.sshdError ?? 'no output'}); set port:`,
-    );
+    throw new FirewallPlanError(`cannot tell sshd's port (${facts.sshdError ?? 'unknown'}); set port:`);
   return [...new Set(facts.sshdPorts)];
 }
 

@@ -7,6 +7,8 @@
  * on the no-op path. No I/O here: the resource sends the script.
  */
 
+export type SshdPorts = { ports: number[] } | { error: string };
+
 export type IptablesVariant = 'legacy' | 'nft' | 'plain';
 
 export interface IptablesDump {
@@ -15,7 +17,7 @@ export interface IptablesDump {
 }
 
 export interface FirewallFacts {
-  /** Ports from `sshd -T`, or null when sshd is missing or `sshd -T` failed (then `sshdError`). */
+  /** Ports sshd listens on (from its configuration tree), or null when they are unknown (then `sshdError`). */
   sshdPorts: number[] | null;
   sshdError?: string;
   /** Which variant plain `iptables` is (`iptables -V` says "(legacy)" or "(nf_tables)"); null without iptables. */
@@ -39,8 +41,6 @@ export interface FirewallFacts {
 
 const MARK = '@@sshfix-fw';
 
-const SSHD_PATHS = ['/usr/sbin/sshd', '/usr/local/sbin/sshd', '/sbin/sshd', '/usr/bin/sshd'];
-
 /** The probe script (constant: HostView caches probes by their text). */
 export function firewallProbeScript(): string {
   const section = (name: string): string => `printf '\\n${MARK} ${name}\\n'`;
@@ -48,17 +48,15 @@ export function firewallProbeScript(): string {
     `command -v ${program} >/dev/null 2>&1 && { ${program} 2>/dev/null || echo '${MARK}-failed'; }`;
   return [
     'PATH="$PATH:/usr/sbin:/sbin:/usr/local/sbin"',
-    section('sshd'),
-    // The absolute path: a non-login shell's PATH often lacks /usr/sbin. -T needs the privsep directory.
-    `for p in ${SSHD_PATHS.join(' ')} "$(command -v sshd 2>/dev/null)"; do [ -n "$p" ] && [ -x "$p" ] && { mkdir -p /run/sshd; "$p" -T 2>&1 | grep -i -e '^port ' -e 'error' -e 'bad' ; break; }; done`,
     section('iptables-version'),
     'command -v iptables >/dev/null 2>&1 && iptables -V 2>&1',
     section('have-variants'),
     'command -v iptables-legacy-save >/dev/null 2>&1 && command -v iptables-nft-save >/dev/null 2>&1 && echo yes',
+    // A legacy variant with no table loaded has nothing to save: the kernel's table list says so without a process.
     section('v4-legacy'),
-    save('iptables-legacy-save'),
+    `{ read -r _ < /proc/net/ip_tables_names; } 2>/dev/null && ${save('iptables-legacy-save')}`,
     section('v6-legacy'),
-    save('ip6tables-legacy-save'),
+    `{ read -r _ < /proc/net/ip6_tables_names; } 2>/dev/null && ${save('ip6tables-legacy-save')}`,
     section('v4-nft'),
     save('iptables-nft-save'),
     section('v6-nft'),
@@ -72,15 +70,16 @@ export function firewallProbeScript(): string {
     section('ufw'),
     'command -v ufw >/dev/null 2>&1 && echo yes',
     section('ufw-v4'),
-    'cat /etc/ufw/user.rules 2>/dev/null',
+    '[ -f /etc/ufw/user.rules ] && cat /etc/ufw/user.rules 2>/dev/null',
     section('ufw-v6'),
-    'cat /etc/ufw/user6.rules 2>/dev/null',
+    '[ -f /etc/ufw/user6.rules ] && cat /etc/ufw/user6.rules 2>/dev/null',
     section('iptables-dir'),
     '[ -d /etc/iptables ] && echo yes',
     section('firewalld'),
     'command -v firewall-cmd >/dev/null 2>&1 && echo installed',
     // Only a running firewalld answers; checking its pid first keeps Python off hosts without it.
-    'pid=$(cat /run/firewalld.pid 2>/dev/null) && kill -0 "$pid" 2>/dev/null && command -v firewall-cmd >/dev/null 2>&1 && {',
+    // `read` fails on a pid file without a final newline, yet sets pid: test pid, not read.
+    'pid=; { read -r pid < /run/firewalld.pid; } 2>/dev/null; [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && command -v firewall-cmd >/dev/null 2>&1 && {',
     `  ${section('firewalld-default')}; firewall-cmd --get-default-zone 2>&1`,
     `  ${section('firewalld-runtime')}; firewall-cmd --list-all-zones 2>&1 || echo '${MARK}-failed'`,
     `  ${section('firewalld-permanent')}; firewall-cmd --permanent --list-all-zones 2>&1 || echo '${MARK}-failed'`,
@@ -97,6 +96,22 @@ export function probeSections(stdout: string): Map<string, string> {
   return sections;
 }
 
+/**
+ * fail2ban's part of the loaded rules: the f2b-* chains of every iptables
+ * variant, and nftables' f2b-table, as iptables-save and `nft list` print them.
+ */
+export function fail2banRulesText(stdout: string): string {
+  const s = probeSections(stdout);
+  const lines: string[] = [];
+  for (const [name, body] of s) {
+    if (/^v[46]-/.test(name)) lines.push(...body.split('\n').filter((l) => /^(:f2b-|-A f2b-)/.test(l)));
+  }
+  const nft = s.get('nft') ?? '';
+  const table = /^table inet f2b-table \{[^]*?^\}/m.exec(nft);
+  if (table) lines.push(...table[0].split('\n'));
+  return lines.map((l) => `${l}\n`).join('');
+}
+
 function dump(sections: Map<string, string>, variant: IptablesVariant): IptablesDump | undefined {
   const v4 = sections.get(`v4-${variant}`) ?? '';
   const v6 = sections.get(`v6-${variant}`) ?? '';
@@ -105,10 +120,9 @@ function dump(sections: Map<string, string>, variant: IptablesVariant): Iptables
   return { v4: failed(v4) ? '' : v4, v6: failed(v6) ? '' : v6 };
 }
 
-export function parseFirewallProbe(stdout: string): FirewallFacts {
+/** `sshd` says which ports sshd listens on (read from its configuration, not by this probe). */
+export function parseFirewallProbe(stdout: string, sshd: SshdPorts): FirewallFacts {
   const s = probeSections(stdout);
-  const sshd = s.get('sshd') ?? '';
-  const ports = [...sshd.matchAll(/^port (\d+)$/gim)].map((m) => Number(m[1]));
   const version = s.get('iptables-version') ?? '';
   const hasVariants = (s.get('have-variants') ?? '').trim() === 'yes';
   const iptables: FirewallFacts['iptables'] = {};
@@ -123,10 +137,7 @@ export function parseFirewallProbe(stdout: string): FirewallFacts {
   const permanent = s.get('firewalld-permanent');
   const firewalldOk = runtime !== undefined && !runtime.includes(`${MARK}-failed`);
   return {
-    sshdPorts: ports.length > 0 ? ports : null,
-    ...(ports.length === 0
-      ? { sshdError: sshd.trim().split('\n').slice(-3).join(' ') || 'sshd not found' }
-      : {}),
+    ...('ports' in sshd ? { sshdPorts: sshd.ports } : { sshdPorts: null, sshdError: sshd.error }),
     iptablesDefault: /nf_tables/.test(version) ? 'nft' : version.trim() !== '' ? 'legacy' : null,
     iptables,
     nftListing:

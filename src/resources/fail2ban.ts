@@ -47,7 +47,9 @@ import {
   type BanList,
 } from '../formats/fail2ban_state.js';
 import { assertNoControlChars } from '../formats/control_chars.js';
-import type { ApplyContext, ArgumentProblem, HostView, ResourceKind } from './types.js';
+import type { ArgumentProblem, HostCheck, HostView, ResourceKind } from './types.js';
+import type { ExecResult } from '../transport/types.js';
+import { fail2banRulesText, firewallProbeScript } from '../formats/firewall_probe.js';
 
 export type JailSettingValue = string | number | boolean;
 
@@ -74,8 +76,8 @@ interface Fail2banPlanData {
   client: string;
   baseDir: string;
   running: boolean;
-  /** The config file's planned content, staged for `fail2ban-client -t` by validate(). */
   configFile: string;
+  /** The config file's planned content, staged for `fail2ban-client -t` by validate(); null: no check needed. */
   staged: string | null;
   unbans: Array<{ jail: string; address: string }>;
 }
@@ -189,16 +191,22 @@ const FIREWALL_MARK = '@@fail2ban-firewall';
  * the server runs (pid file of a live process next to its socket), and the
  * firewall objects fail2ban's actions keep bans in. No Python is started.
  */
+/**
+ * Whether fail2ban is installed and running: shell built-ins only. Its bans
+ * are read from the firewall probe the firewall resource sends too (one
+ * probe per host, cached by its text), plus ipset where it is installed.
+ */
 function statusProbe(baseDir: string): string {
   return [
     'PATH=$PATH:/usr/sbin:/sbin:/usr/local/sbin',
     'client=""',
-    'for p in /usr/bin/fail2ban-client /usr/local/bin/fail2ban-client "$(command -v fail2ban-client 2>/dev/null)"; do',
-    '  if [ -n "$p" ] && [ -f "$p" ] && [ -x "$p" ]; then client=$p; break; fi',
+    'for p in /usr/bin/fail2ban-client /usr/local/bin/fail2ban-client; do',
+    '  if [ -f "$p" ] && [ -x "$p" ]; then client=$p; break; fi',
     'done',
+    '[ -n "$client" ] || { p=$(command -v fail2ban-client 2>/dev/null) && [ -f "$p" ] && [ -x "$p" ] && client=$p; }',
     'running=no',
     'for d in /run/fail2ban /var/run/fail2ban; do',
-    '  if [ -S "$d/fail2ban.sock" ] && pid=$(cat "$d/fail2ban.pid" 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then running=yes; break; fi',
+    '  if [ -S "$d/fail2ban.sock" ] && { pid=; read -r pid < "$d/fail2ban.pid" || :; } 2>/dev/null && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then running=yes; break; fi',
     'done',
     `basedir=no; [ -d ${shellQuote(baseDir)} ] && basedir=yes`,
     `echo '${STATUS_MARK}'`,
@@ -206,9 +214,7 @@ function statusProbe(baseDir: string): string {
     'echo "running=$running"',
     'echo "basedir=$basedir"',
     `echo '${FIREWALL_MARK}'`,
-    '{ iptables-save -t filter; ip6tables-save -t filter; } 2>/dev/null | grep -E "^(:f2b-|-A f2b-)"',
-    'ipset save 2>/dev/null | grep -E "^(create|add) f2b-"',
-    'nft list table inet f2b-table 2>/dev/null',
+    'command -v ipset >/dev/null 2>&1 && ipset save 2>/dev/null | grep -E "^(create|add) f2b-"',
     'exit 0',
   ].join('\n');
 }
@@ -217,18 +223,19 @@ interface HostStatus {
   client: string;
   running: boolean;
   baseDirExists: boolean;
+  /** The f2b-* chains, sets and tables of every firewall backend, as text for parseFirewallBans. */
   firewallDump: string;
 }
 
-function parseStatus(stdout: string): HostStatus {
-  const [statusPart = '', firewallDump = ''] = stdout.split(`${FIREWALL_MARK}\n`);
+function parseStatus(stdout: string, firewallProbeStdout: string): HostStatus {
+  const [statusPart = '', ipsets = ''] = stdout.split(`${FIREWALL_MARK}\n`);
   const field = (name: string): string =>
     new RegExp(`^${name}=(.*)$`, 'm').exec(statusPart.split(`${STATUS_MARK}\n`)[1] ?? '')?.[1] ?? '';
   return {
     client: field('client'),
     running: field('running') === 'yes',
     baseDirExists: field('basedir') === 'yes',
-    firewallDump,
+    firewallDump: `${fail2banRulesText(firewallProbeStdout)}${ipsets}`,
   };
 }
 
@@ -534,8 +541,9 @@ async function readJailFiles(
   configFile: string,
 ): Promise<{ status: HostStatus; files: JailConfigFile[]; states: Map<string, FileState> }> {
   // One round trip: the drop-in globs come back with their contents.
-  const [probe, confs, locals, mainStates] = await Promise.all([
+  const [probe, firewall, confs, locals, mainStates] = await Promise.all([
     host.probe(statusProbe(baseDir)),
+    host.probe(firewallProbeScript()),
     host.globFiles(`${baseDir}/jail.d/*.conf`),
     host.globFiles(`${baseDir}/jail.d/*.local`),
     host.readFiles([`${baseDir}/jail.conf`, `${baseDir}/jail.local`, configFile]),
@@ -552,7 +560,7 @@ async function readJailFiles(
     .map((path) => states.get(path))
     .filter((s): s is FileState => s !== undefined && (s.exists || s.path === configFile))
     .map((s) => ({ path: s.path, doc: parseIniOnce(s.content) }));
-  return { status: parseStatus(probe.stdout), files, states };
+  return { status: parseStatus(probe.stdout, firewall.stdout), files, states };
 }
 
 async function planFail2ban(args: Fail2banArgs, host: HostView): Promise<ResourcePlan> {
@@ -577,6 +585,7 @@ async function planFail2ban(args: Fail2banArgs, host: HostView): Promise<Resourc
     messages.push(...ignore.messages);
   }
   const settings = planJailSettings(files, configFile, text, args.jails ?? {});
+  const jailSettingsChanged = settings.text !== text;
   text = settings.text;
   messages.push(...settings.messages);
   const afterFiles = files.map((f) => (f.path === configFile ? { path: f.path, doc: parseIni(text) } : f));
@@ -600,6 +609,14 @@ async function planFail2ban(args: Fail2banArgs, host: HostView): Promise<Resourc
       messages.push('fail2ban is running → reload it to apply the new configuration');
     } else {
       messages.push('fail2ban is not running: the files are written, it reads them when it starts');
+    }
+    if (!status.running && !jailSettingsChanged) {
+      // fail2ban-client -t is a Python start-up on every host (~0.1 s of CPU each). With fail2ban
+      // stopped nothing goes live, and an ignoreip list sshfix wrote and re-parsed cannot break the
+      // syntax; jail settings (bantime, actions...) and a running fail2ban are checked by fail2ban itself.
+      messages.push(
+        'only ignoreip changes and fail2ban is not running: checked by sshfix, not by fail2ban-client -t',
+      );
     }
   }
 
@@ -644,7 +661,7 @@ async function planFail2ban(args: Fail2banArgs, host: HostView): Promise<Resourc
     baseDir,
     running: status.running,
     configFile,
-    staged: fileChanges.length > 0 ? text : null,
+    staged: fileChanges.length > 0 && (status.running || jailSettingsChanged) ? text : null,
     unbans: bans?.unbans ?? [],
   };
   return {
@@ -669,9 +686,9 @@ function base64Heredoc(content: string, marker: string): string {
 }
 
 /** `fail2ban-client -t` on a copy of the configuration directory holding the new file: nothing live is touched. */
-async function validateStaged(plan: ResourcePlan, { conn }: ApplyContext): Promise<void> {
+function validateStaged(plan: ResourcePlan): HostCheck[] {
   const data = plan.data as Fail2banPlanData;
-  if (data.staged === null) return;
+  if (data.staged === null) return [];
   const relative = data.configFile.slice(data.baseDir.length + 1);
   const script = [
     'umask 077',
@@ -686,26 +703,26 @@ async function validateStaged(plan: ResourcePlan, { conn }: ApplyContext): Promi
     '[ "$rc" -eq 0 ] || printf \'%s\\n\' "$out" | sed "s#$stage#$base#g" >&2',
     'exit "$rc"',
   ].join('\n');
-  const result = await conn.runScript(script);
-  if (result.exitCode !== 0) {
+  const failure = (result: ExecResult): string | undefined => {
+    if (result.exitCode === 0) return undefined;
     const detail = result.stderr.trim().split('\n').slice(-5).join('\n');
-    throw new Error(
-      `fail2ban-client -t rejected the new configuration: ${detail || `exit ${result.exitCode}`}`,
-    );
-  }
+    return `fail2ban-client -t rejected the new configuration: ${detail || `exit ${result.exitCode}`}`;
+  };
+  return [{ script, failure }];
 }
 
 /** The effect, not the text: fail2ban itself must no longer hold the lifted bans. */
-async function verifyBansLifted(plan: ResourcePlan, { conn }: ApplyContext): Promise<void> {
+function verifyBansLifted(plan: ResourcePlan): HostCheck[] {
   const data = plan.data as Fail2banPlanData;
-  if (!data.running || data.unbans.length === 0) return;
-  const result = await conn.runScript(clientBansScript(data.client, data.baseDir));
-  if (result.exitCode !== 0)
-    throw new Error(`fail2ban-client could not list the bans: ${result.stderr.trim()}`);
-  const bans = parseClientBans(result.stdout);
-  const left = data.unbans.filter(({ jail, address }) => bans.get(jail)?.has(address));
-  if (left.length > 0)
-    throw new Error(`still banned after unban: ${left.map((l) => `${l.address} in ${l.jail}`).join(', ')}`);
+  if (!data.running || data.unbans.length === 0) return [];
+  const failure = (result: ExecResult): string | undefined => {
+    if (result.exitCode !== 0) return `fail2ban-client could not list the bans: ${result.stderr.trim()}`;
+    const bans = parseClientBans(result.stdout);
+    const left = data.unbans.filter(({ jail, address }) => bans.get(jail)?.has(address));
+    if (left.length === 0) return undefined;
+    return `still banned after unban: ${left.map((l) => `${l.address} in ${l.jail}`).join(', ')}`;
+  };
+  return [{ script: clientBansScript(data.client, data.baseDir), failure }];
 }
 
 export const fail2banResource: ResourceKind<Fail2banArgs> = {

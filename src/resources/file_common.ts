@@ -15,7 +15,8 @@ import path from 'node:path';
 import { shellQuote } from '../transport/shell.js';
 import { assertNoControlChars } from '../formats/control_chars.js';
 import type { CommandStep, FileChange, FileState, ResourcePlan } from '../plan/types.js';
-import type { ApplyContext, ArgumentProblem, HostView } from './types.js';
+import type { ArgumentProblem, HostCheck, HostView } from './types.js';
+import type { ExecResult } from '../transport/types.js';
 
 /** The arguments that say where a file goes and how it must look on disk. */
 export interface FileTargetArgs {
@@ -396,17 +397,17 @@ export function buildValidateScript(validation: StagedValidation, stagedPath: st
  * staged copy in dest's directory (so relative paths in it resolve as they
  * will); a non-zero exit fails the task before the target is touched.
  */
-export async function validateStagedFile(plan: { data?: unknown }, { conn }: ApplyContext): Promise<void> {
-  if (!isStagedValidation(plan.data)) return;
+export function validateStagedFile(plan: { data?: unknown }): HostCheck[] {
+  if (!isStagedValidation(plan.data)) return [];
   const validation = plan.data;
   const stagedPath = stagedPathFor(validation.dest, randomBytes(6).toString('hex'));
-  const result = await conn.runScript(buildValidateScript(validation, stagedPath));
-  if (result.exitCode === 0) return;
-  // The tool names the staged file; the operator knows it as dest's new content.
-  const output = (result.stderr.trim() || result.stdout.trim()).split(stagedPath).join(validation.dest);
-  const tail = output.split('\n').slice(-10).join('\n');
-  if (output.includes(CANNOT_STAGE)) throw new Error(output.replace(/^sshfix: /m, ''));
-  throw new Error(
-    `validate rejected the new content of ${validation.dest} (exit ${result.exitCode ?? 'signal'}): ${tail || 'no output'}`,
-  );
+  const failure = (result: ExecResult): string | undefined => {
+    if (result.exitCode === 0) return undefined;
+    // The tool names the staged file; the operator knows it as dest's new content.
+    const output = (result.stderr.trim() || result.stdout.trim()).split(stagedPath).join(validation.dest);
+    const tail = output.split('\n').slice(-10).join('\n');
+    if (output.includes(CANNOT_STAGE)) return output.replace(/^sshfix: /m, '');
+    return `validate rejected the new content of ${validation.dest} (exit ${result.exitCode ?? 'signal'}): ${tail || 'no output'}`;
+  };
+  return [{ script: buildValidateScript(validation, stagedPath), failure }];
 }

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { shellQuote } from '../transport/shell.js';
 import type { CommandStep, FileChange, ResourcePlan } from '../plan/types.js';
 import { parseCidr, type Cidr } from '../formats/firewall_cidr.js';
-import { firewallProbeScript, parseFirewallProbe } from '../formats/firewall_probe.js';
+import { firewallProbeScript, parseFirewallProbe, type SshdPorts } from '../formats/firewall_probe.js';
 import {
   decideFirewall,
   FirewallPlanError,
@@ -26,7 +26,9 @@ import {
   type PlannedFile,
   type StoredFile,
 } from '../formats/firewall_decide.js';
-import type { ApplyContext, ArgumentProblem, HostView, ResourceKind } from './types.js';
+import type { ArgumentProblem, HostCheck, HostView, ResourceKind } from './types.js';
+import type { ExecResult } from '../transport/types.js';
+import { readSshdPorts } from './sshd_tree.js';
 
 export interface FirewallArgs {
   allow_ssh_from: string[];
@@ -39,6 +41,8 @@ export interface FirewallArgs {
 /** What validate() and verify() need, carried inside the plan. */
 interface FirewallPlanData {
   request: Omit<FirewallRequest, 'sources'> & { sources: string[] };
+  /** sshd's ports as planning saw them: verify checks the same ports. */
+  sshdPorts: SshdPorts;
   files: { path: string; after: string; check: string[] }[];
 }
 
@@ -94,11 +98,12 @@ function toFileChange(file: PlannedFile, stored: ReadonlyMap<string, { sha256?: 
 async function planFirewall(args: FirewallArgs, host: HostView): Promise<ResourcePlan> {
   const request = requestOf(args);
   // Issued in the same tick: one round trip for the probe and the files.
-  const [probe, stored] = await Promise.all([
+  const [probe, stored, ports] = await Promise.all([
     host.probe(firewallProbeScript()),
     request.persist ? host.readFiles(PERSISTENCE_FILES) : Promise.resolve(new Map()),
+    request.port === null ? readSshdPorts(host) : Promise.resolve({ ports: [request.port] }),
   ]);
-  const facts = parseFirewallProbe(probe.stdout);
+  const facts = parseFirewallProbe(probe.stdout, ports);
   const files = new Map<string, StoredFile>(
     [...stored].map(([p, f]) => [p, { exists: f.exists, content: f.content }]),
   );
@@ -110,6 +115,7 @@ async function planFirewall(args: FirewallArgs, host: HostView): Promise<Resourc
   const commands = decision.commands.map(toStep);
   const data: FirewallPlanData = {
     request: { ...request, sources: args.allow_ssh_from },
+    sshdPorts: ports,
     files: decision.files.map((f) => ({ path: f.path, after: f.after, check: f.check })),
   };
   const changing = fileChanges.length > 0 || commands.length > 0;
@@ -129,9 +135,9 @@ async function planFirewall(args: FirewallArgs, host: HostView): Promise<Resourc
 }
 
 /** Every persistence file must load as it will at boot: `nft -c -f`, `iptables-restore --test` on a staged copy. */
-async function validateFiles(plan: ResourcePlan, { conn }: ApplyContext): Promise<void> {
+function validateFiles(plan: ResourcePlan): HostCheck[] {
   const data = plan.data as FirewallPlanData;
-  for (const file of data.files) {
+  return data.files.map((file) => {
     const digest = createHash('sha256').update(file.after).digest('hex').slice(0, 12);
     const staged = `/run/sshfix/firewall-check-${digest}`;
     const encoded = Buffer.from(file.after, 'utf8')
@@ -148,31 +154,29 @@ async function validateFiles(plan: ResourcePlan, { conn }: ApplyContext): Promis
       `rm -f ${shellQuote(staged)}`,
       'exit $rc',
     ].join('\n');
-    const result = await conn.runScript(script);
-    if (result.exitCode !== 0) {
+    const failure = (result: ExecResult): string | undefined => {
+      if (result.exitCode === 0) return undefined;
       const output = (result.stdout + result.stderr).split(staged).join(file.path).trim();
-      throw new Error(
-        `${file.check.join(' ')} rejects the new ${file.path}: ${output || `exit code ${result.exitCode}`}`,
-      );
-    }
-  }
+      return `${file.check.join(' ')} rejects the new ${file.path}: ${output || `exit code ${result.exitCode}`}`;
+    };
+    return { script, failure };
+  });
 }
 
 /** After apply, the runtime firewall read again must need nothing more (files excepted: already checked). */
-async function verifyRuntime(plan: ResourcePlan, { conn }: ApplyContext): Promise<void> {
+function verifyRuntime(plan: ResourcePlan): HostCheck[] {
   const data = plan.data as FirewallPlanData;
-  const result = await conn.runScript(firewallProbeScript());
-  const facts = parseFirewallProbe(result.stdout);
-  const request: FirewallRequest = {
-    ...data.request,
-    sources: data.request.sources.map((s) => parseCidr(s).cidr!),
+  const failure = (result: ExecResult): string | undefined => {
+    const facts = parseFirewallProbe(result.stdout, data.sshdPorts);
+    const request: FirewallRequest = {
+      ...data.request,
+      sources: data.request.sources.map((s) => parseCidr(s).cidr!),
+    };
+    const again = decideFirewall(facts, { ...request, persist: false }, new Map());
+    if (again.commands.length === 0) return undefined;
+    return `the firewall still needs: ${again.commands.map((c) => displayCommand(c.words)).join('; ')}`;
   };
-  const again = decideFirewall(facts, { ...request, persist: false }, new Map());
-  if (again.commands.length > 0) {
-    throw new Error(
-      `the firewall still needs: ${again.commands.map((c) => displayCommand(c.words)).join('; ')}`,
-    );
-  }
+  return [{ script: firewallProbeScript(), failure }];
 }
 
 function checkArgs(args: FirewallArgs): ArgumentProblem[] {

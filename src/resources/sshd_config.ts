@@ -9,7 +9,6 @@ import { createHash } from 'node:crypto';
 import { shellQuote } from '../transport/shell.js';
 import type { FileChange, ResourcePlan } from '../plan/types.js';
 import {
-  loadSshdTree,
   planSshdSettings,
   stageTreeForValidation,
   parseSshdT,
@@ -18,7 +17,9 @@ import {
 } from '../formats/sshd_effective.js';
 import { canonicalKeyword, suggestKeyword } from '../formats/sshd_keywords.js';
 import { assertNoControlChars } from '../formats/control_chars.js';
-import type { ApplyContext, ArgumentProblem, HostView, ResourceKind } from './types.js';
+import type { ArgumentProblem, HostCheck, HostView, ResourceKind } from './types.js';
+import type { ExecResult } from '../transport/types.js';
+import { DEFAULT_SSHD_CONFIG, readSshdTree } from './sshd_tree.js';
 
 export interface SshdConfigArgs {
   settings?: Record<string, SettingValue>;
@@ -39,12 +40,11 @@ interface SshdPlanData {
   desired: Record<string, SettingValue>;
 }
 
-const DEFAULT_DROP_INS = '/etc/ssh/sshd_config.d/*.conf';
-
 const SSHD_LOCATIONS = ['/usr/sbin/sshd', '/usr/local/sbin/sshd', '/sbin/sshd', '/usr/bin/sshd'];
 
 /** Absolute path of sshd: the remote PATH of a non-login shell often lacks /usr/sbin. */
-const FIND_SSHD = `for p in ${SSHD_LOCATIONS.join(' ')} "$(command -v sshd 2>/dev/null)"; do [ -n "$p" ] && [ -x "$p" ] && { echo "$p"; exit 0; }; done; exit 1`;
+// PATH is searched last, and only then: `$(...)` costs a fork on every host.
+const FIND_SSHD = `for p in ${SSHD_LOCATIONS.join(' ')}; do [ -x "$p" ] && { echo "$p"; exit 0; }; done; p=$(command -v sshd 2>/dev/null) && [ -x "$p" ] && { echo "$p"; exit 0; }; exit 1`;
 
 export function renderSettingValue(value: SettingValue): string[] {
   const one = (v: string | number | boolean): string =>
@@ -53,12 +53,8 @@ export function renderSettingValue(value: SettingValue): string[] {
 }
 
 async function planSshdConfig(args: SshdConfigArgs, host: HostView): Promise<ResourcePlan> {
-  const mainPath = args.path ?? '/etc/ssh/sshd_config';
-  // The stock Debian/Ubuntu drop-in directory is read speculatively with the
-  // main file, so the usual tree costs one round trip instead of two.
-  const speculative = host.globFiles(DEFAULT_DROP_INS).catch(() => []);
-  const [found, tree] = await Promise.all([host.probe(FIND_SSHD), loadSshdTree(mainPath, host)]);
-  await speculative;
+  const mainPath = args.path ?? DEFAULT_SSHD_CONFIG;
+  const [found, tree] = await Promise.all([host.probe(FIND_SSHD), readSshdTree(host, mainPath)]);
   const settings = args.settings ?? {};
   const { files, decisions } = planSshdSettings(tree, settings, args.remove ?? []);
   const fileChanges: FileChange[] = [];
@@ -118,7 +114,7 @@ function heredocWrite(path: string, content: string, i: number): string {
 }
 
 /** `sshd -t` on the complete staged tree: catches an error in any file, not just the edited one. */
-async function validateStagedTree(plan: ResourcePlan, { conn }: ApplyContext): Promise<void> {
+function validateStagedTree(plan: ResourcePlan): HostCheck[] {
   const data = plan.data as SshdPlanData;
   const root = shellQuote(data.stageRoot);
   const script = [
@@ -131,31 +127,33 @@ async function validateStagedTree(plan: ResourcePlan, { conn }: ApplyContext): P
     `rm -rf ${root}`,
     'exit $rc',
   ].join('\n');
-  const result = await conn.runScript(script);
-  if (result.exitCode !== 0) {
+  const failure = (result: ExecResult): string | undefined => {
+    if (result.exitCode === 0) return undefined;
     const message = result.stderr.split(data.stageRoot).join('').trim() || `exit code ${result.exitCode}`;
-    throw new Error(`sshd -t rejected the new configuration: ${message}`);
-  }
+    return `sshd -t rejected the new configuration: ${message}`;
+  };
+  return [{ script, failure }];
 }
 
 /** After reload: the effective configuration (`sshd -T`) must show every desired value. */
-async function verifyEffective(plan: ResourcePlan, { conn }: ApplyContext): Promise<void> {
+function verifyEffective(plan: ResourcePlan): HostCheck[] {
   const data = plan.data as SshdPlanData;
-  const result = await conn.runScript(
-    `mkdir -p /run/sshd; ${shellQuote(data.sshd)} -T -f ${shellQuote(data.mainPath)}`,
-  );
-  if (result.exitCode !== 0) throw new Error(`sshd -T failed: ${result.stderr.trim()}`);
-  const effective = parseSshdT(result.stdout);
-  const wrong = Object.entries(data.desired).filter(([k, v]) => !effectiveMatches(k, v, effective));
-  if (wrong.length > 0) {
+  const failure = (result: ExecResult): string | undefined => {
+    if (result.exitCode !== 0) return `sshd -T failed: ${result.stderr.trim()}`;
+    const effective = parseSshdT(result.stdout);
+    const wrong = Object.entries(data.desired).filter(([k, v]) => !effectiveMatches(k, v, effective));
+    if (wrong.length === 0) return undefined;
     const detail = wrong
       .map(
         ([k, v]) =>
           `${k}: wanted ${renderSettingValue(v).join(' ')}, sshd -T shows ${(effective.get(k.toLowerCase()) ?? ['(nothing)']).join(' ')}`,
       )
       .join('; ');
-    throw new Error(`effective configuration differs: ${detail}`);
-  }
+    return `effective configuration differs: ${detail}`;
+  };
+  return [
+    { script: `mkdir -p /run/sshd; ${shellQuote(data.sshd)} -T -f ${shellQuote(data.mainPath)}`, failure },
+  ];
 }
 
 /** Unknown keywords and multi-line values are input errors, reported with their position before any host is touched. */

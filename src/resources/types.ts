@@ -1,4 +1,4 @@
-import type { ExecResult, Connection } from '../transport/types.js';
+import type { ExecResult } from '../transport/types.js';
 import type { FileState, ResourcePlan } from '../plan/types.js';
 
 /**
@@ -24,8 +24,16 @@ export interface PlanContext {
   playbookDir: string;
 }
 
-export interface ApplyContext {
-  conn: Connection;
+/**
+ * A check run on the host while applying: a script, and what its result
+ * means. Resources only describe checks; the executor sends them, batched
+ * with the host's other steps into as few round trips as it can.
+ */
+export interface HostCheck {
+  /** Runs with stdin closed; every value in it is already quoted. */
+  script: string;
+  /** Why the check failed (the tool's own message), or undefined when it passed. */
+  failure(result: ExecResult): string | undefined;
 }
 
 /** One kind of thing sshfix can converge (sshd_config, service, tcp_wrappers...). */
@@ -43,12 +51,12 @@ export interface ResourceKind<Args = unknown> {
   /** Computes what would change. Pure apart from reads through `host`. */
   plan(args: Args, host: HostView, ctx: PlanContext): Promise<ResourcePlan>;
   /**
-   * Checks the staged result before anything goes live (e.g. `sshd -t` on the
-   * whole staged tree). Throws with the tool's own message to fail the task.
+   * Checks of the staged result, run before anything of the run goes live
+   * (e.g. `sshd -t` on the whole staged tree). A failure fails the task.
    */
-  validate?(plan: ResourcePlan, ctx: ApplyContext): Promise<void>;
-  /** Checks the effect after handlers ran (e.g. `sshd -T` shows every value). Throws to fail. */
-  verify?(plan: ResourcePlan, ctx: ApplyContext): Promise<void>;
+  validate?(plan: ResourcePlan): HostCheck[];
+  /** Checks of the effect, run after the handlers (e.g. `sshd -T` shows every value). */
+  verify?(plan: ResourcePlan): HostCheck[];
 }
 
 /** A problem with one argument, located by its JSON pointer (e.g. "/settings/MaxStartup"). */

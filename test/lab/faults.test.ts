@@ -163,6 +163,20 @@ describeLab('transactional apply: confirm or revert under faults', () => {
       service: { name: sshd, state: reloaded }
 ${extraHandlers}`;
 
+  /**
+   * Faults land at an exact point of the change batch: a `service` task or
+   * handler restarts an init script of the test's own, which blocks or cuts
+   * the network right there (validations all run before anything changes).
+   */
+  async function faultService(host: LabHost, name: string, body: string): Promise<void> {
+    await host.writeFile(`/etc/init.d/${name}`, `#!/bin/sh\n${body}\n`);
+    const r = await host.exec(`chmod 755 /etc/init.d/${name}`);
+    if (r.code !== 0) throw new Error(`cannot install /etc/init.d/${name}: ${r.stderr}`);
+  }
+  const faultHandler = (name: string) => `    - name: fault
+      service: { name: ${name}, state: restarted }
+`;
+
   test('(1) AllowUsers of another user: refused by the guard; with --force, the new connection fails and it is rolled back', async () => {
     const host = h[0]!;
     const before = await snapshot(host, [SSHD_CONFIG]);
@@ -251,14 +265,8 @@ ${extraHandlers}`;
     const before = await snapshot(host, [SSHD_CONFIG]);
     const reloadsBefore = ((await read(host, '/var/log/auth.log')) ?? '').split('Received SIGHUP').length;
     // The second handler keeps the run busy after the reload, so the kill lands between reload and confirmation.
-    const pb = playbook(
-      sshdPlaybook(
-        '{ MaxAuthTries: 2 }',
-        `    - name: fault
-      file: { dest: /etc/sshfix-fault4, content: "x\\n", validate: "sleep 60 && test -f %s" }
-`,
-      ),
-    );
+    await faultService(host, 'sshfix-fault4', 'sleep 60');
+    const pb = playbook(sshdPlaybook('{ MaxAuthTries: 2 }', faultHandler('sshfix-fault4')));
     const child = spawn(process.execPath, [bin, ...cliArgs(pb, [host])], { cwd: REPO, stdio: 'ignore' });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
@@ -282,7 +290,6 @@ ${extraHandlers}`;
     );
     expect(Date.now() - killedAt).toBeLessThan((CONFIRM_TIMEOUT_S + 10) * 1000);
     await expectUnchanged(host, before);
-    expect(await read(host, '/etc/sshfix-fault4')).toBeNull();
     expect(await sshdT(host, 'maxauthtries')).toEqual(['maxauthtries 6']);
     await expectNewConnectionWorks(host);
   }, 150_000);
@@ -294,14 +301,17 @@ ${extraHandlers}`;
     test('during the write: no partial file, and what was already written is restored', async () => {
       const host = h[4]!;
       const before = await snapshot(host, ['/etc/hosts.allow', '/etc/issue.net']);
+      await faultService(host, 'sshfix-cut5', cut());
       const pb = playbook(`
 - name: cut during write
   hosts: all
   tasks:
     - name: written before the cut
       file: { dest: /etc/hosts.allow, content: "# fault 5\\nsshd: ALL\\n" }
-    - name: cut right before this write
-      file: { dest: /etc/issue.net, content: "new banner\\n", validate: "${cut()} && test -f %s" }
+    - name: the connection is cut here
+      service: { name: sshfix-cut5, state: restarted }
+    - name: written after the cut
+      file: { dest: /etc/issue.net, content: "new banner\\n" }
 `);
       try {
         const run = await apply(pb, [host], ['--command-timeout', '8']);
@@ -327,14 +337,8 @@ ${extraHandlers}`;
       const host = h[4]!;
       await host.exec('rm -rf /var/backups/sshfix');
       const before = await snapshot(host, [SSHD_CONFIG]);
-      const pb = playbook(
-        sshdPlaybook(
-          '{ MaxAuthTries: 3 }',
-          `    - name: fault
-      file: { dest: /etc/sshfix-fault5, content: "x\\n", validate: "${cut()} && test -f %s" }
-`,
-        ),
-      );
+      await faultService(host, 'sshfix-cut5b', cut());
+      const pb = playbook(sshdPlaybook('{ MaxAuthTries: 3 }', faultHandler('sshfix-cut5b')));
       try {
         const run = await apply(pb, [host], ['--command-timeout', '8']);
         expect(run.code).toBe(4);
@@ -348,7 +352,6 @@ ${extraHandlers}`;
         await uncut(host);
       }
       await expectUnchanged(host, before);
-      expect(await read(host, '/etc/sshfix-fault5')).toBeNull();
       expect(await sshdT(host, 'maxauthtries')).toEqual(['maxauthtries 6']);
       await expectNewConnectionWorks(host);
     }, 150_000);

@@ -36,6 +36,25 @@ describe('buildWriteScript', () => {
     expect(fs.readdirSync(dir).sort()).toEqual(['new.conf', 'sshd_config']);
   });
 
+  (process.getuid?.() === 0 ? test : test.skip)(
+    'keeps the owner and group of the file it replaces',
+    async () => {
+      const existing = path.join(dir, 'hosts.allow');
+      fs.writeFileSync(existing, 'old\n');
+      fs.chownSync(existing, 65534, 65534);
+      fs.chmodSync(existing, 0o604);
+      const result = await localShell().runScript(
+        buildWriteScript([
+          { path: existing, before: 'old\n', beforeSha256: sha256('old\n'), after: 'new\n' },
+        ]),
+      );
+      expect(result.exitCode).toBe(0);
+      const after = fs.statSync(existing);
+      expect([after.uid, after.gid, after.mode & 0o777]).toEqual([65534, 65534, 0o604]);
+      expect(fs.readFileSync(existing, 'utf8')).toBe('new\n');
+    },
+  );
+
   test('refuses to overwrite a file that changed since the plan, and writes nothing', async () => {
     const a = path.join(dir, 'a');
     const b = path.join(dir, 'b');

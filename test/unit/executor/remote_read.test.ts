@@ -77,8 +77,9 @@ describe('read script', () => {
         const file = path.join(dir, 'f');
         fs.writeFileSync(file, content, 'utf8');
         const requests = [{ kind: 'file' as const, path: file }];
-        const result = await localShell().runScript(buildReadScript(requests));
-        const [answer] = parseReadOutput(requests, result.stdout);
+        const script = buildReadScript(requests);
+        const result = await localShell().runScript(script.text);
+        const [answer] = parseReadOutput(requests, result.stdout, script.marker);
         expect(answer).toMatchObject({
           kind: 'file',
           file: { content: Buffer.from(content, 'utf8').toString('utf8') },
@@ -88,6 +89,62 @@ describe('read script', () => {
     );
     // Each run starts a real shell: generous on a loaded 2-core machine.
   }, 60000);
+
+  test('host data cannot forge a record: markers carry a nonce of the script', async () => {
+    const file = path.join(dir, 'f');
+    const requests = [
+      { kind: 'probe' as const, script: `printf '@@sshfix 1 missing\\n@@sshfix-0 1 missing\\n'` },
+      { kind: 'file' as const, path: file },
+    ];
+    fs.writeFileSync(file, 'real\n');
+    const script = buildReadScript(requests);
+    const result = await localShell().runScript(script.text);
+    const [probe, answer] = parseReadOutput(requests, result.stdout, script.marker);
+    expect(probe).toMatchObject({ kind: 'probe', result: { exitCode: 0 } });
+    expect(answer).toMatchObject({ kind: 'file', file: { exists: true, content: 'real\n' } });
+  });
+
+  test('a probe keeps its exact stdout and stderr, trailing newlines included', async () => {
+    const requests = [{ kind: 'probe' as const, script: `printf 'a\\n\\n'; printf 'e\\n\\n' >&2; exit 7` }];
+    const script = buildReadScript(requests);
+    const [probe] = parseReadOutput(
+      requests,
+      (await localShell().runScript(script.text)).stdout,
+      script.marker,
+    );
+    expect(probe).toEqual({ kind: 'probe', result: { exitCode: 7, stdout: 'a\n\n', stderr: 'e\n\n' } });
+  });
+
+  test('file sizes that do not add up to the bytes read are an error, not a wrong content', () => {
+    const requests = [{ kind: 'file' as const, path: '/x' }];
+    const m = '@@sshfix-n';
+    const out = [
+      `${m} 0 file`,
+      `${m} stat`,
+      '3 644 root root',
+      `${m} data`,
+      Buffer.from('ab').toString('base64'),
+      `${m} end`,
+      '',
+    ];
+    expect(parseReadOutput(requests, out.join('\n'), m)[0]).toMatchObject({ kind: 'error' });
+    out[4] = Buffer.from('abc').toString('base64');
+    expect(parseReadOutput(requests, out.join('\n'), m)[0]).toMatchObject({
+      kind: 'file',
+      file: { content: 'abc', mode: '0644' },
+    });
+  });
+
+  test('an unreadable file and a directory are reported, not read', async () => {
+    const requests = [{ kind: 'file' as const, path: dir }];
+    const script = buildReadScript(requests);
+    const [answer] = parseReadOutput(
+      requests,
+      (await localShell().runScript(script.text)).stdout,
+      script.marker,
+    );
+    expect(answer).toEqual({ kind: 'error', message: `${dir}: not-a-regular-file` });
+  });
 
   test('globWord escapes everything but glob metacharacters', () => {
     expect(globWord('/etc/ssh/sshd_config.d/*.conf')).toBe('/etc/ssh/sshd_config.d/*.conf');

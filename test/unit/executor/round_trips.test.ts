@@ -8,10 +8,34 @@ import { localShell } from '../../support/local_sh.js';
 
 const haveSshd = fs.existsSync('/usr/sbin/sshd');
 
+/** An sshd_config task on `file` (a stand-alone main file: no Include of the machine's drop-ins). */
+function sshdTask(file: string, name: string, settings: Record<string, string | number>): BoundTask {
+  return {
+    play: 'p',
+    name,
+    resource: sshdConfigResource as ResourceKind,
+    args: { path: file, settings },
+    notify: [],
+  };
+}
+
+/** Runs `body` with a fresh temporary directory, removed afterwards. */
+async function inTempDir(body: (dir: string) => Promise<void>): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-rt-'));
+  try {
+    await body(dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 (haveSshd ? describe : describe.skip)('reads are batched across tasks', () => {
-  test('planning five tasks costs the same round trips as planning one', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-rt-'));
-    try {
+  /** One play of sshd_config tasks on the local machine. */
+  const run = (conn: ReturnType<typeof localShell>, dir: string, tasks: BoundTask[], check: boolean) =>
+    runPlayOnHost(conn, { name: 'p', playbookDir: dir, vars: {}, tasks, handlers: [] }, { check });
+
+  test('planning five tasks costs the same round trips as planning one', () =>
+    inTempDir(async (dir) => {
       const configs = [1, 2, 3, 4, 5].map((i) => {
         const file = path.join(dir, `sshd_config_${i}`);
         fs.writeFileSync(file, `Include ${dir}/d${i}/*.conf\nPort 22\n`);
@@ -19,20 +43,10 @@ const haveSshd = fs.existsSync('/usr/sbin/sshd');
         fs.writeFileSync(path.join(dir, `d${i}`, '10-a.conf'), 'MaxAuthTries 2\n');
         return file;
       });
-      const task = (file: string, i: number): BoundTask => ({
-        play: 'p',
-        name: `t${i}`,
-        resource: sshdConfigResource as ResourceKind,
-        args: { path: file, settings: { MaxAuthTries: 4 } },
-        notify: [],
-      });
       const roundTrips = async (files: string[]) => {
         const conn = localShell();
-        const results = await runPlayOnHost(
-          conn,
-          { name: 'p', playbookDir: dir, vars: {}, tasks: files.map(task), handlers: [] },
-          { check: true },
-        );
+        const tasks = files.map((file, i) => sshdTask(file, `t${i}`, { MaxAuthTries: 4 }));
+        const results = await run(conn, dir, tasks, true);
         expect(results.map((r) => r.status)).toEqual(files.map(() => 'changed'));
         return conn.scripts.length;
       };
@@ -41,39 +55,59 @@ const haveSshd = fs.existsSync('/usr/sbin/sshd');
       // main file, then the Include glob with its files: two waves, whatever the number of tasks.
       expect(one).toBeLessThanOrEqual(2);
       expect(five).toBe(one);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 
-  test('a task planned after another one writes the same file sees its planned content', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-rt-'));
-    try {
+  test('a task planned after another one writes the same file sees its planned content', () =>
+    inTempDir(async (dir) => {
       const file = path.join(dir, 'sshd_config');
       fs.writeFileSync(file, 'Port 22\nMaxAuthTries 2\nMaxSessions 3\n');
-      const task = (name: string, settings: Record<string, number>): BoundTask => ({
-        play: 'p',
-        name,
-        resource: sshdConfigResource as ResourceKind,
-        args: { path: file, settings },
-        notify: [],
-      });
-      const results = await runPlayOnHost(
-        localShell(),
-        {
-          name: 'p',
-          playbookDir: dir,
-          vars: {},
-          tasks: [task('first', { MaxAuthTries: 4 }), task('second', { MaxSessions: 5 })],
-          handlers: [],
-        },
-        { check: true },
-      );
+      const tasks = [
+        sshdTask(file, 'first', { MaxAuthTries: 4 }),
+        sshdTask(file, 'second', { MaxSessions: 5 }),
+      ];
+      const results = await run(localShell(), dir, tasks, true);
       expect(results[0]!.diff).toContain('-MaxAuthTries 2\n+MaxAuthTries 4\n');
       // The second task's "before" is the first task's result, not the file on disk.
       expect(results[1]!.diff).toContain(' MaxAuthTries 4\n-MaxSessions 3\n+MaxSessions 5\n');
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    }));
+
+  test('applying several changing tasks costs one round trip for their checks and one for their changes', () =>
+    inTempDir(async (dir) => {
+      const file = path.join(dir, 'sshd_config');
+      fs.writeFileSync(file, 'Port 22\nMaxAuthTries 2\nMaxSessions 3\n');
+      const conn = localShell();
+      const tasks = [
+        sshdTask(file, 'first', { MaxAuthTries: 4 }),
+        sshdTask(file, 'second', { MaxSessions: 5 }),
+      ];
+      const results = await run(conn, dir, tasks, false);
+      expect(results.map((r) => [r.task, r.status, r.error])).toEqual([
+        ['first', 'changed', undefined],
+        ['second', 'changed', undefined],
+      ]);
+      expect(fs.readFileSync(file, 'utf8')).toBe('Port 22\nMaxAuthTries 4\nMaxSessions 5\n');
+      // Planning reads (one wave), then every sshd -t in one script, then writes and every sshd -T check in one.
+      expect(conn.scripts).toHaveLength(3);
+      expect(conn.scripts[1]!.match(/ -t -f /g)).toHaveLength(2);
+      expect(conn.scripts[2]!.match(/ -T -f /g)).toHaveLength(2);
+    }));
+
+  test('a validation that fails stops the run before anything is written', () =>
+    inTempDir(async (dir) => {
+      const file = path.join(dir, 'sshd_config');
+      const before = 'Port 22\nMaxAuthTries 2\n';
+      fs.writeFileSync(file, before);
+      const tasks = [
+        sshdTask(file, 'fine', { MaxAuthTries: 4 }),
+        sshdTask(file, 'broken', { MaxSessions: 'ten' }),
+      ];
+      const results = await run(localShell(), dir, tasks, false);
+      expect(results.map((r) => [r.task, r.status])).toEqual([
+        ['fine', 'skipped'],
+        ['broken', 'failed'],
+      ]);
+      expect(results[1]!.error).toMatch(/sshd -t rejected the new configuration/);
+      expect(results[0]!.error).toMatch(/^not applied: broken sshd -t rejected/);
+      expect(fs.readFileSync(file, 'utf8')).toBe(before);
+    }));
 });

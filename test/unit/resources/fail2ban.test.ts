@@ -3,6 +3,7 @@ import type { FileState } from '../../../src/plan/types.js';
 import type { HostView } from '../../../src/resources/types.js';
 import { globToRegExp } from '../../../src/executor/host_view.js';
 import { sha256 } from '../../../src/executor/remote_read.js';
+import { firewallProbeScript } from '../../../src/formats/firewall_probe.js';
 import { checkFail2banArgs, fail2banResource, type Fail2banArgs } from '../../../src/resources/fail2ban.js';
 
 const JAIL_CONF = `[INCLUDES]
@@ -75,8 +76,13 @@ class FakeView implements HostView {
         `running=${this.host.running === false ? 'no' : 'yes'}`,
         'basedir=yes',
         '@@fail2ban-firewall',
-        this.host.firewall ?? '',
+        '',
       ].join('\n');
+      return Promise.resolve({ exitCode: 0, stdout, stderr: '' });
+    }
+    if (script === firewallProbeScript()) {
+      // The bans are in the loaded rules the firewall probe dumps (here: iptables-nft's IPv4 table).
+      const stdout = `\n@@sshfix-fw v4-nft\n*filter\n${this.host.firewall ?? ''}\nCOMMIT\n`;
       return Promise.resolve({ exitCode: 0, stdout, stderr: '' });
     }
     if (script.includes(' banned'))
@@ -195,7 +201,8 @@ describe('fail2ban plan', () => {
       { label: 'fail2ban bans (firewall f2b-* rules)', before: 'sshd 10.20.0.5\n', after: '' },
     ]);
     expect(p.messages).toContain('10.20.0.6 is not banned in any jail (firewall f2b-* rules)');
-    expect(view.probes).toHaveLength(1);
+    // No Python: the status probe and the shared firewall probe only.
+    expect(view.probes).toHaveLength(2);
   });
 
   test('a network in unban lifts every ban inside it; nothing to do is action none', async () => {
@@ -220,8 +227,24 @@ describe('fail2ban plan', () => {
         clientBans: "[{'sshd': ['10.20.0.5']}]",
       },
     );
-    expect(view.probes).toHaveLength(2);
+    expect(view.probes).toHaveLength(3);
     expect(p.commands.map((c) => c.description)).toEqual(['fail2ban-client set sshd unbanip 10.20.0.5']);
+  });
+
+  test('fail2ban-client -t checks a change that goes live or touches jail settings, not an ignoreip list with fail2ban stopped', async () => {
+    const files = { '/etc/fail2ban/jail.conf': JAIL_CONF };
+    const stopped = await plan({ ignoreip: ['10.20.0.0/16'] }, { files, running: false });
+    expect(stopped.plan.fileChanges).toHaveLength(1);
+    expect(fail2banResource.validate!(stopped.plan)).toEqual([]);
+    expect(stopped.plan.messages).toContain(
+      'only ignoreip changes and fail2ban is not running: checked by sshfix, not by fail2ban-client -t',
+    );
+    const running = await plan({ ignoreip: ['10.20.0.0/16'] }, { files, running: true });
+    expect(fail2banResource.validate!(running.plan).map((c) => c.script)).toEqual([
+      expect.stringContaining('\'/usr/bin/fail2ban-client\' -c "$stage" -t'),
+    ]);
+    const settings = await plan({ jails: { sshd: { maxretry: 3 } } }, { files, running: false });
+    expect(fail2banResource.validate!(settings.plan)).toHaveLength(1);
   });
 
   test('ignoreip alone does not lift a ban (fail2ban#1152): the plan warns', async () => {

@@ -12,7 +12,7 @@ class FakeHost implements HostView {
   private pendingTick = false;
   constructor(
     private readonly probeStdout: string,
-    private readonly files: Record<string, string> = {},
+    private readonly files: Record<string, string> = { '/etc/ssh/sshd_config': '# Port 22\n' },
   ) {}
   private touch(): void {
     if (!this.pendingTick) {
@@ -53,7 +53,6 @@ class FakeHost implements HostView {
 
 const probe = (sections: Record<string, string>): string =>
   Object.entries({
-    sshd: 'port 22\n',
     'iptables-version': 'iptables v1.8.9 (nf_tables)\n',
     'have-variants': 'yes\n',
     ...sections,
@@ -91,6 +90,20 @@ describe('firewall resource', () => {
     );
     expect(plan).toMatchObject({ action: 'none', commands: [], fileChanges: [] });
     expect(plan.messages).toEqual(['iptables: SSH from 10.200.0.2 is accepted before any drop/reject']);
+  });
+
+  test("sshd's ports come from its configuration (every Port line), not from running sshd -T", async () => {
+    const host = new FakeHost(probe({ 'v4-nft': DROP_WS }), {
+      '/etc/ssh/sshd_config': 'Port 2222\nport 22\nMatch User x\n  Banner none\n',
+    });
+    const plan = await firewallResource.plan({ allow_ssh_from: ['10.200.0.2'], persist: false }, host, ctx);
+    expect(plan.commands.map((c) => c.description)).toEqual([
+      'iptables-nft -I INPUT 1 -s 10.200.0.2/32 -p tcp -m tcp --dport 22 -j ACCEPT',
+      'iptables-nft -I INPUT 1 -s 10.200.0.2/32 -p tcp -m tcp --dport 2222 -j ACCEPT',
+      "iptables-nft -t filter -D INPUT -s 10.200.0.2/32 -p tcp -m tcp --dport 22 -m comment --comment 'ban it' -j DROP",
+    ]);
+    expect(firewallProbeScript()).not.toMatch(/sshd.* -T/);
+    expect(host.batches).toBe(1);
   });
 
   test('no firewall tool: skipped with the reason', async () => {
