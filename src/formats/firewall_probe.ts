@@ -41,8 +41,16 @@ export interface FirewallFacts {
 
 const MARK = '@@sshfix-fw';
 
-/** The probe script (constant: HostView caches probes by their text). */
-export function firewallProbeScript(): string {
+/** ufw's own rule files: planning reads them with the other files; the verification probe cats them. */
+export const UFW_RULES_V4 = '/etc/ufw/user.rules';
+export const UFW_RULES_V6 = '/etc/ufw/user6.rules';
+
+/**
+ * The probe script (constant: HostView caches probes by their text). With
+ * `ufwRules`, it also prints ufw's rule files (planning reads them as files,
+ * in the read script's one `cat`, instead).
+ */
+export function firewallProbeScript(options: { ufwRules?: boolean } = {}): string {
   const section = (name: string): string => `printf '\\n${MARK} ${name}\\n'`;
   const save = (program: string): string =>
     `command -v ${program} >/dev/null 2>&1 && { ${program} 2>/dev/null || echo '${MARK}-failed'; }`;
@@ -69,10 +77,14 @@ export function firewallProbeScript(): string {
     `command -v nft >/dev/null 2>&1 && { nft -a list ruleset 2>/dev/null; echo '${MARK}-present'; }`,
     section('ufw'),
     'command -v ufw >/dev/null 2>&1 && echo yes',
-    section('ufw-v4'),
-    '[ -f /etc/ufw/user.rules ] && cat /etc/ufw/user.rules 2>/dev/null',
-    section('ufw-v6'),
-    '[ -f /etc/ufw/user6.rules ] && cat /etc/ufw/user6.rules 2>/dev/null',
+    ...(options.ufwRules
+      ? [
+          section('ufw-v4'),
+          `[ -f ${UFW_RULES_V4} ] && cat ${UFW_RULES_V4} 2>/dev/null`,
+          section('ufw-v6'),
+          `[ -f ${UFW_RULES_V6} ] && cat ${UFW_RULES_V6} 2>/dev/null`,
+        ]
+      : []),
     section('iptables-dir'),
     '[ -d /etc/iptables ] && echo yes',
     section('firewalld'),
@@ -120,8 +132,16 @@ function dump(sections: Map<string, string>, variant: IptablesVariant): Iptables
   return { v4: failed(v4) ? '' : v4, v6: failed(v6) ? '' : v6 };
 }
 
-/** `sshd` says which ports sshd listens on (read from its configuration, not by this probe). */
-export function parseFirewallProbe(stdout: string, sshd: SshdPorts): FirewallFacts {
+/**
+ * `sshd` says which ports sshd listens on (read from its configuration, not
+ * by this probe); `ufwRules`, ufw's rule files when they were read as files
+ * (else the probe's own sections, or null).
+ */
+export function parseFirewallProbe(
+  stdout: string,
+  sshd: SshdPorts,
+  ufwRules?: { v4: string | null; v6: string | null },
+): FirewallFacts {
   const s = probeSections(stdout);
   const version = s.get('iptables-version') ?? '';
   const hasVariants = (s.get('have-variants') ?? '').trim() === 'yes';
@@ -145,8 +165,8 @@ export function parseFirewallProbe(stdout: string, sshd: SshdPorts): FirewallFac
         ? nft.replace(`${MARK}-present`, '').trimEnd() + '\n'
         : null,
     ufwInstalled: (s.get('ufw') ?? '').trim() === 'yes',
-    ufwV4: s.get('ufw-v4') || null,
-    ufwV6: s.get('ufw-v6') || null,
+    ufwV4: (ufwRules ? ufwRules.v4 : s.get('ufw-v4')) || null,
+    ufwV6: (ufwRules ? ufwRules.v6 : s.get('ufw-v6')) || null,
     iptablesDir: (s.get('iptables-dir') ?? '').trim() === 'yes',
     firewalldInstalled: (s.get('firewalld') ?? '').trim() === 'installed',
     firewalld: firewalldOk

@@ -11,9 +11,15 @@
  */
 import { createHash } from 'node:crypto';
 import { shellQuote } from '../transport/shell.js';
-import type { CommandStep, FileChange, ResourcePlan } from '../plan/types.js';
+import type { CommandStep, FileChange, FileState, ResourcePlan } from '../plan/types.js';
 import { parseCidr, type Cidr } from '../formats/firewall_cidr.js';
-import { firewallProbeScript, parseFirewallProbe, type SshdPorts } from '../formats/firewall_probe.js';
+import {
+  firewallProbeScript,
+  parseFirewallProbe,
+  UFW_RULES_V4,
+  UFW_RULES_V6,
+  type SshdPorts,
+} from '../formats/firewall_probe.js';
 import {
   decideFirewall,
   FirewallPlanError,
@@ -98,12 +104,20 @@ function toFileChange(file: PlannedFile, stored: ReadonlyMap<string, { sha256?: 
 async function planFirewall(args: FirewallArgs, host: HostView): Promise<ResourcePlan> {
   const request = requestOf(args);
   // Issued in the same tick: one round trip for the probe and the files.
-  const [probe, stored, ports] = await Promise.all([
+  const [probe, stored, ufwFiles, ports] = await Promise.all([
     host.probe(firewallProbeScript()),
-    request.persist ? host.readFiles(PERSISTENCE_FILES) : Promise.resolve(new Map()),
+    request.persist ? host.readFiles(PERSISTENCE_FILES) : Promise.resolve(new Map<string, FileState>()),
+    host.readFiles([UFW_RULES_V4, UFW_RULES_V6]),
     request.port === null ? readSshdPorts(host) : Promise.resolve({ ports: [request.port] }),
   ]);
-  const facts = parseFirewallProbe(probe.stdout, ports);
+  const contentOf = (path: string): string | null => {
+    const file = ufwFiles.get(path);
+    return file?.exists ? file.content : null;
+  };
+  const facts = parseFirewallProbe(probe.stdout, ports, {
+    v4: contentOf(UFW_RULES_V4),
+    v6: contentOf(UFW_RULES_V6),
+  });
   const files = new Map<string, StoredFile>(
     [...stored].map(([p, f]) => [p, { exists: f.exists, content: f.content }]),
   );
@@ -176,7 +190,7 @@ function verifyRuntime(plan: ResourcePlan): HostCheck[] {
     if (again.commands.length === 0) return undefined;
     return `the firewall still needs: ${again.commands.map((c) => displayCommand(c.words)).join('; ')}`;
   };
-  return [{ script: firewallProbeScript(), failure }];
+  return [{ script: firewallProbeScript({ ufwRules: true }), failure }];
 }
 
 function checkArgs(args: FirewallArgs): ArgumentProblem[] {

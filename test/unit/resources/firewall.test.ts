@@ -106,6 +106,35 @@ describe('firewall resource', () => {
     expect(host.batches).toBe(1);
   });
 
+  test("ufw's rule files are read with the other files, in the same round trip, not by the probe", async () => {
+    const rules = [
+      '*filter',
+      ':ufw-user-input - [0:0]',
+      '### RULES ###',
+      '### tuple ### deny any 22 0.0.0.0/0 any 10.200.0.2 in',
+      '-A ufw-user-input -p tcp --dport 22 -s 10.200.0.2 -j DROP',
+      '### END RULES ###',
+      'COMMIT',
+      '',
+    ].join('\n');
+    const host = new FakeHost(
+      probe({ ufw: 'yes\n', 'v4-nft': '*filter\n:ufw-user-input - [0:0]\nCOMMIT\n' }),
+      {
+        '/etc/ssh/sshd_config': '# Port 22\n',
+        '/etc/ufw/user.rules': rules,
+      },
+    );
+    const plan = await firewallResource.plan({ allow_ssh_from: ['10.200.0.2'], persist: false }, host, ctx);
+    expect(host.batches).toBe(1);
+    expect(plan.messages[0]).toBe('backend auto → ufw (ufw is active)');
+    // The deny found in user.rules is deleted before the allow is inserted (its twin would make ufw skip it).
+    expect(plan.commands.map((c) => c.description)).toContain(
+      'ufw delete deny from 10.200.0.2 to any port 22',
+    );
+    expect(firewallProbeScript()).not.toContain('user.rules');
+    expect(firewallProbeScript({ ufwRules: true })).toContain('cat /etc/ufw/user.rules');
+  });
+
   test('no firewall tool: skipped with the reason', async () => {
     const plan = await firewallResource.plan(
       { allow_ssh_from: ['10.200.0.2'] },
