@@ -14,7 +14,9 @@
  * produce the same finding: we are connected through it, so a finding it
  * shares is a gap in our evaluation, not a lockout to come.
  */
+import { posix } from 'node:path';
 import { shellQuote } from '../transport/shell.js';
+import { batchRecords } from './host_batch.js';
 import { cidrContains, parseHostCidr, type Cidr, type IpFamily } from '../formats/firewall_cidr.js';
 import { iptablesRuleMatch, parseIptablesSave, type IptablesRuleset } from '../formats/firewall_iptables.js';
 import { parseSshdT } from '../formats/sshd_effective.js';
@@ -503,12 +505,16 @@ export function isStagedSshdTree(data: unknown): data is StagedSshdTree {
   );
 }
 
-const FACT = '@@sshfix-fact';
-
+/**
+ * One fact: its output straight out between records carrying the script's
+ * nonce ($m), so no temporary file or base64 process is needed and host data
+ * (sshd -T output, firewall rules) cannot forge a record.
+ */
 function factSection(name: string, body: string): string {
   return [
-    `( ${body}\n) </dev/null >"$ft/o" 2>/dev/null; rc=$?`,
-    `printf '${FACT} ${name} %s\\n' "$rc"; base64 -w0 < "$ft/o"; echo`,
+    `echo "$m ${name}"`,
+    `( ${body}\n) </dev/null 2>/dev/null; rc=$?`,
+    `printf '\\n%s ${name} rc %s\\n' "$m" "$rc"`,
   ].join('\n');
 }
 
@@ -528,17 +534,17 @@ function stageWrite(path: string, content: string, i: number): string {
   const encoded = Buffer.from(content, 'utf8')
     .toString('base64')
     .replace(/.{1,76}/g, '$&\n');
-  return `mkdir -p "$(dirname -- ${shellQuote(path)})" && base64 -d > ${shellQuote(path)} <<'SSHFIX_GUARD_${i}'\n${encoded}SSHFIX_GUARD_${i}\n`;
+  return `{ [ -d ${shellQuote(posix.dirname(path))} ] || mkdir -p ${shellQuote(posix.dirname(path))}; } && base64 -d > ${shellQuote(path)} <<'SSHFIX_GUARD_${i}'\n${encoded}SSHFIX_GUARD_${i}\n`;
 }
 
-export function buildLockoutFactsScript(tree: StagedSshdTree, loginUser: string): string {
+export function buildLockoutFactsScript(tree: StagedSshdTree, loginUser: string, marker: string): string {
   const sshd = shellQuote(tree.sshd);
   const root = shellQuote(tree.stageRoot);
   return [
     'umask 077',
-    'ft=$(mktemp -d) || exit 70',
-    `trap ${shellQuote(`rm -rf "$ft" ${root}`)} EXIT`,
-    'mkdir -p /run/sshd',
+    `m=${marker}`,
+    `trap ${shellQuote(`rm -rf ${root}`)} EXIT`,
+    '[ -d /run/sshd ] || mkdir -p /run/sshd',
     FIND_SSH_CONNECTION,
     'set -- $sc',
     'ctx=""',
@@ -580,15 +586,13 @@ export interface GatheredFacts extends LockoutFacts {
 export function parseLockoutFacts(
   stdout: string,
   login: Pick<LoginFacts, 'user' | 'authMethod'>,
+  marker: string,
 ): GatheredFacts {
   const sections = new Map<string, { rc: number; text: string }>();
-  const lines = stdout.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const header = lines[i] ?? '';
-    if (!header.startsWith(`${FACT} `)) continue;
-    const [, name = '', rc = ''] = header.split(' ');
-    sections.set(name, { rc: Number(rc), text: Buffer.from(lines[i + 1] ?? '', 'base64').toString('utf8') });
-    i++;
+  const texts = new Map<string, string>();
+  for (const [name, kind, body, rest] of batchRecords(stdout, marker)) {
+    if (kind === '') texts.set(name, body);
+    else if (kind === 'rc') sections.set(name, { rc: Number(rest[0]), text: texts.get(name) ?? '' });
   }
   const ok = (name: string): string => {
     const s = sections.get(name);

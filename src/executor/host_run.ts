@@ -314,7 +314,7 @@ async function applyPlan(
       changes: false,
       check,
     })),
-    ...(transaction && guarded
+    ...(transaction && guarded?.moves
       ? [
           {
             owner: 'confirm-target' as const,

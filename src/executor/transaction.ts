@@ -25,6 +25,7 @@ import { CommandTimeoutError, HostKeyError, UnreachableError } from '../transpor
 import type { Connection, ConnectionSpec, ExecResult } from '../transport/types.js';
 import type { CommandStep, ResourcePlan } from '../plan/types.js';
 import { parseSshdT } from '../formats/sshd_effective.js';
+import { newMarker } from './host_batch.js';
 import { errorMessage } from '../errors.js';
 import {
   buildLockoutFactsScript,
@@ -539,6 +540,8 @@ export interface GuardResult {
   findings: string[];
   /** Extra steps after the handlers (socket activation). */
   activation: CommandStep[];
+  /** Port or ListenAddress changes: the confirmation must first learn where sshd listens. */
+  moves: boolean;
 }
 
 export interface GuardCheck {
@@ -563,19 +566,23 @@ export function guardCheck(
   });
   if (index === -1 || authMethod === 'local') return undefined;
   const tree = changing[index]!.plan.data as StagedSshdTree;
+  const marker = newMarker();
   return {
-    script: buildLockoutFactsScript(tree, loginUser),
+    script: buildLockoutFactsScript(tree, loginUser, marker),
     read(result) {
-      const facts = parseLockoutFacts(result.stdout, {
-        user: loginUser,
-        ...(authMethod !== undefined ? { authMethod } : {}),
-      });
+      const facts = parseLockoutFacts(
+        result.stdout,
+        { user: loginUser, ...(authMethod !== undefined ? { authMethod } : {}) },
+        marker,
+      );
+      const changed = listeningChanged(facts);
       return {
         index,
         tree,
         facts,
         findings: findLockouts(facts).map((f) => f.message),
-        activation: sshdActivationSteps(facts.activation, listeningChanged(facts)),
+        activation: sshdActivationSteps(facts.activation, changed),
+        moves: changed.port || changed.listenAddress,
       };
     },
   };
@@ -602,7 +609,7 @@ export function confirmTargetScript(guarded: GuardResult): string {
   return [
     't=$(mktemp) || exit 70',
     'trap \'rm -f "$t"\' EXIT',
-    'mkdir -p /run/sshd',
+    '[ -d /run/sshd ] || mkdir -p /run/sshd',
     `${sshd} -T -f ${shellQuote(guarded.tree.mainPath)} > "$t" || exit 1`,
     `grep -E '^(port|listenaddress) ' "$t"`,
     `echo ${HOSTKEYS_MARK}`,

@@ -6,6 +6,7 @@
  * show every desired value.
  */
 import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
 import { shellQuote } from '../transport/shell.js';
 import type { FileChange, ResourcePlan } from '../plan/types.js';
 import {
@@ -110,7 +111,7 @@ function heredocWrite(path: string, content: string, i: number): string {
   const encoded = Buffer.from(content, 'utf8')
     .toString('base64')
     .replace(/.{1,76}/g, '$&\n');
-  return `mkdir -p "$(dirname -- ${shellQuote(path)})" && base64 -d > ${shellQuote(path)} <<'SSHFIX_STAGE_${i}'\n${encoded}SSHFIX_STAGE_${i}\n`;
+  return `{ [ -d ${shellQuote(posix.dirname(path))} ] || mkdir -p ${shellQuote(posix.dirname(path))}; } && base64 -d > ${shellQuote(path)} <<'SSHFIX_STAGE_${i}'\n${encoded}SSHFIX_STAGE_${i}\n`;
 }
 
 /** `sshd -t` on the complete staged tree: catches an error in any file, not just the edited one. */
@@ -120,7 +121,7 @@ function validateStagedTree(plan: ResourcePlan): HostCheck[] {
   const script = [
     'umask 077',
     // sshd -t refuses to run without its privilege separation directory.
-    'mkdir -p /run/sshd',
+    '[ -d /run/sshd ] || mkdir -p /run/sshd',
     `rm -rf ${root} && mkdir -p ${root} || exit 1`,
     ...Object.entries(data.staged).map(([path, content], i) => heredocWrite(path, content, i)),
     `${shellQuote(data.sshd)} -t -f ${shellQuote(data.stagedMain)}; rc=$?`,
@@ -152,7 +153,10 @@ function verifyEffective(plan: ResourcePlan): HostCheck[] {
     return `effective configuration differs: ${detail}`;
   };
   return [
-    { script: `mkdir -p /run/sshd; ${shellQuote(data.sshd)} -T -f ${shellQuote(data.mainPath)}`, failure },
+    {
+      script: `[ -d /run/sshd ] || mkdir -p /run/sshd; ${shellQuote(data.sshd)} -T -f ${shellQuote(data.mainPath)}`,
+      failure,
+    },
   ];
 }
 

@@ -257,8 +257,9 @@ describe('ports and listen addresses', () => {
 
 describe('parseLockoutFacts', () => {
   test('reads every section of the facts script output', () => {
+    const m = '@@sshfix-0123';
     const section = (name: string, rc: number, text: string) =>
-      `@@sshfix-fact ${name} ${rc}\n${Buffer.from(text).toString('base64')}\n`;
+      `${m} ${name}\n${text}\n${m} ${name} rc ${rc}\n`;
     const out = [
       section('connection', 0, '10.200.0.1 40000 10.200.1.1 22\n'),
       section('groups', 0, 'root adm\n'),
@@ -269,7 +270,7 @@ describe('parseLockoutFacts', () => {
       section('ip6tables', 1, ''),
       section('activation', 0, 'none no\n'),
     ].join('');
-    const parsed = parseLockoutFacts(out, { user: 'root', authMethod: 'publickey' });
+    const parsed = parseLockoutFacts(out, { user: 'root', authMethod: 'publickey' }, m);
     expect(parsed.login).toEqual({ ...ROOT_BY_KEY, groups: ['root', 'adm'] });
     expect(parsed.hostAddresses).toEqual(['127.0.0.1', '10.200.1.1']);
     expect(parsed.iptables.map((d) => d.variant)).toEqual(['iptables']);
