@@ -190,40 +190,44 @@ export async function runPlayOnHost(
 // A failure after something changed restores the backup through the open
 // session; a lost session leaves it to the host's timer.
 
-/** A step of the change batch, and what it belongs to. */
-interface ChangeStep extends BatchStep {
-  owner: PlannedTask | 'begin' | 'after-handlers' | 'confirm-target';
-  description: string;
-  /** For verify steps: why the check failed, from its result. */
-  check?: HostCheck;
-  /** Steps that change the host (writes, commands): reached means a change started. */
-  changes: boolean;
-}
+/** A step of the change batch: what it is, and the task it belongs to. */
+type ChangeStep = BatchStep & { description: string } & (
+    | { kind: 'begin' }
+    | { kind: 'confirm-target' }
+    | { kind: 'after-handlers' }
+    | { kind: 'write'; task: PlannedTask }
+    | { kind: 'command'; task: PlannedTask }
+    | { kind: 'verify'; task: PlannedTask; check: HostCheck }
+  );
 
 function changeSteps(p: PlannedTask): ChangeStep[] {
   const plan = p.plan!;
-  const steps: ChangeStep[] = [];
-  if (plan.fileChanges.length > 0)
-    steps.push({
-      owner: p,
-      description: `writing ${p.task.name}`,
-      script: buildWriteScript(plan.fileChanges),
-      stopOnFailure: true,
-      changes: true,
-    });
-  for (const command of plan.commands)
-    steps.push({
-      owner: p,
+  const write: ChangeStep[] =
+    plan.fileChanges.length === 0
+      ? []
+      : [
+          {
+            kind: 'write',
+            task: p,
+            description: `writing ${p.task.name}`,
+            script: buildWriteScript(plan.fileChanges),
+            stopOnFailure: true,
+          },
+        ];
+  return [
+    ...write,
+    ...plan.commands.map((command): ChangeStep => ({
+      kind: 'command',
+      task: p,
       description: command.description,
       script: command.script,
       stopOnFailure: true,
-      changes: true,
-    });
-  return steps;
+    })),
+  ];
 }
 
 function changeFailure(step: ChangeStep, result: ExecResult): string {
-  if (step.description.startsWith('writing ')) {
+  if (step.kind === 'write') {
     if (result.exitCode === EXIT_CHANGED_SINCE_PLAN) return `refused: ${result.stderr.trim()}`;
     return `writing files failed: ${result.stderr.trim()}`;
   }
@@ -238,8 +242,7 @@ async function applyPlan(
   safety: SafetyOptions | undefined,
 ): Promise<TaskResult[]> {
   const changing = all.filter((p) => p.plan?.action === 'change');
-  const unchanged = (): TaskResult[] => all.map((p) => toResult(p, plannedStatus(p.plan!)));
-  if (changing.length === 0) return unchanged();
+  if (changing.length === 0) return all.map((p) => toResult(p, plannedStatus(p.plan!)));
   const kinds: ChangingTask[] = changing.map((p) => ({ resource: p.task.resource.name, plan: p.plan! }));
 
   // 1. Checks.
@@ -290,38 +293,35 @@ async function applyPlan(
     ...(transaction
       ? [
           {
-            owner: 'begin' as const,
+            kind: 'begin' as const,
             description: 'backup and rollback timer',
             script: buildBeginScript(transaction),
             stopOnFailure: true,
-            changes: false,
           },
         ]
       : []),
-    ...all.filter((p) => p.plan?.action === 'change').flatMap(changeSteps),
+    ...changing.flatMap(changeSteps),
     ...activation.map((step) => ({
-      owner: 'after-handlers' as const,
+      kind: 'after-handlers' as const,
       description: step.description,
       script: step.script,
       stopOnFailure: true,
-      changes: true,
     })),
     ...verifications.map(({ p, check }) => ({
-      owner: p,
+      kind: 'verify' as const,
+      task: p,
+      check,
       description: `verifying ${p.task.name}`,
       script: check.script,
       stopOnFailure: false,
-      changes: false,
-      check,
     })),
     ...(transaction && guarded?.moves
       ? [
           {
-            owner: 'confirm-target' as const,
+            kind: 'confirm-target' as const,
             description: 'where sshd listens now',
             script: confirmTargetScript(guarded),
             stopOnFailure: false,
-            changes: false,
           },
         ]
       : []),
@@ -355,22 +355,21 @@ async function applyPlan(
   let changeStarted = false;
   for (const [i, step] of steps.entries()) {
     const result = outcomes[i];
-    if (step.owner === 'begin' || step.owner === 'confirm-target') continue;
-    if (step.check) {
+    if (step.kind === 'begin' || step.kind === 'confirm-target') continue;
+    if (step.kind === 'verify') {
       const why = result ? step.check.failure(result) : 'the verification did not run';
-      const owner = step.owner as PlannedTask;
-      const own = resultOf.get(owner);
-      if (why !== undefined && own && own.status === 'changed' && failure === undefined) {
+      const own = resultOf.get(step.task);
+      if (why !== undefined && own?.status === 'changed' && failure === undefined) {
         Object.assign(own, { status: 'failed', error: `verification failed: ${why}` });
-        failure = owner.task.name;
+        failure = step.task.task.name;
       }
       continue;
     }
     if (failure !== undefined) continue;
     if (result === undefined) break;
-    if (step.changes) changeStarted = true;
+    changeStarted = true;
     const failed = result.exitCode !== 0 ? changeFailure(step, result) : undefined;
-    if (step.owner === 'after-handlers') {
+    if (step.kind === 'after-handlers') {
       if (failed !== undefined) {
         const last = [...resultOf.values()].findLast((r) => r.status === 'changed');
         if (last)
@@ -382,11 +381,10 @@ async function applyPlan(
       }
       continue;
     }
-    const owner = step.owner;
     if (failed !== undefined) {
-      resultOf.set(owner, toResult(owner, 'failed', failed));
-      failure = owner.task.name;
-    } else if (!resultOf.has(owner)) resultOf.set(owner, toResult(owner, 'changed'));
+      resultOf.set(step.task, toResult(step.task, 'failed', failed));
+      failure = step.task.task.name;
+    } else if (!resultOf.has(step.task)) resultOf.set(step.task, toResult(step.task, 'changed'));
   }
   const results: TaskResult[] = [];
   for (const p of all) {
@@ -428,7 +426,7 @@ async function applyPlan(
     return rolledBack(`${failure} failed`, false);
   }
   onStep('confirming with a new connection');
-  const targetStep = steps.findIndex((st) => st.owner === 'confirm-target');
+  const targetStep = steps.findIndex((st) => st.kind === 'confirm-target');
   const target = await readConfirmTarget(
     targetStep === -1 ? undefined : outcomes[targetStep],
     safety!,
