@@ -7,17 +7,10 @@
  * edited by someone else between plan and apply is never overwritten.
  */
 import { posix } from 'node:path';
-import { shellQuote } from '../transport/shell.js';
+import { base64Heredoc, shellQuote } from '../transport/shell.js';
 import type { FileChange } from '../plan/types.js';
 
 export const EXIT_CHANGED_SINCE_PLAN = 65;
-
-function heredoc(content: string, marker: string): string {
-  const encoded = Buffer.from(content, 'utf8')
-    .toString('base64')
-    .replace(/.{1,76}/g, '$&\n');
-  return `base64 -d <<'${marker}'\n${encoded}${marker}\n`;
-}
 
 /**
  * The script that writes `changes` (all or none, short of a crash between
@@ -45,7 +38,7 @@ export function buildWriteScript(changes: FileChange[]): string {
       );
       const mode = change.mode ?? '0644';
       const owner = `${change.owner ?? 'root'}:${change.group ?? 'root'}`;
-      lines.push(`{ ${heredoc(change.after, `SSHFIX_EOF_${i}`)}} > ${temp} || { cleanup; exit 1; }`);
+      lines.push(`{ ${base64Heredoc(change.after, `SSHFIX_EOF_${i}`)}} > ${temp} || { cleanup; exit 1; }`);
       lines.push(
         `chmod ${shellQuote(mode)} ${temp} && chown ${shellQuote(owner)} ${temp} || { cleanup; exit 1; }`,
       );
@@ -55,7 +48,7 @@ export function buildWriteScript(changes: FileChange[]): string {
       );
       // A copy of the old file carries its owner and mode; then the new content replaces the copy's.
       lines.push(`cp -p -- ${target} ${temp} || { cleanup; exit 1; }`);
-      lines.push(`{ ${heredoc(change.after, `SSHFIX_EOF_${i}`)}} > ${temp} || { cleanup; exit 1; }`);
+      lines.push(`{ ${base64Heredoc(change.after, `SSHFIX_EOF_${i}`)}} > ${temp} || { cleanup; exit 1; }`);
     }
   });
   lines.push(`sync ${temps.join(' ')} 2>/dev/null || sync`);

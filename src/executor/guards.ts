@@ -14,8 +14,7 @@
  * produce the same finding: we are connected through it, so a finding it
  * shares is a gap in our evaluation, not a lockout to come.
  */
-import { posix } from 'node:path';
-import { shellQuote } from '../transport/shell.js';
+import { shellQuote, stagedFileWrite } from '../transport/shell.js';
 import { batchRecords } from './host_batch.js';
 import { cidrContains, parseHostCidr, type Cidr, type IpFamily } from '../formats/firewall_cidr.js';
 import { iptablesRuleMatch, parseIptablesSave, type IptablesRuleset } from '../formats/firewall_iptables.js';
@@ -530,13 +529,6 @@ const FIND_SSH_CONNECTION = [
   'done',
 ].join('\n');
 
-function stageWrite(path: string, content: string, i: number): string {
-  const encoded = Buffer.from(content, 'utf8')
-    .toString('base64')
-    .replace(/.{1,76}/g, '$&\n');
-  return `{ [ -d ${shellQuote(posix.dirname(path))} ] || mkdir -p ${shellQuote(posix.dirname(path))}; } && base64 -d > ${shellQuote(path)} <<'SSHFIX_GUARD_${i}'\n${encoded}SSHFIX_GUARD_${i}\n`;
-}
-
 export function buildLockoutFactsScript(tree: StagedSshdTree, loginUser: string, marker: string): string {
   const sshd = shellQuote(tree.sshd);
   const root = shellQuote(tree.stageRoot);
@@ -557,7 +549,9 @@ export function buildLockoutFactsScript(tree: StagedSshdTree, loginUser: string,
       `if [ -n "$ctx" ]; then ${sshd} -T -f ${shellQuote(tree.mainPath)} -C "$ctx"; else ${sshd} -T -f ${shellQuote(tree.mainPath)}; fi`,
     ),
     `rm -rf ${root} && mkdir -p ${root} || exit 1`,
-    ...Object.entries(tree.staged).map(([path, content], i) => stageWrite(path, content, i)),
+    ...Object.entries(tree.staged).map(([path, content], i) =>
+      stagedFileWrite(path, content, `SSHFIX_GUARD_${i}`),
+    ),
     factSection(
       'planned',
       `if [ -n "$ctx" ]; then ${sshd} -T -f ${shellQuote(tree.stagedMain)} -C "$ctx"; else ${sshd} -T -f ${shellQuote(tree.stagedMain)}; fi`,

@@ -9,6 +9,7 @@ import type { FileChange, FileState } from '../plan/types.js';
 import type { HostView } from '../resources/types.js';
 import {
   buildReadScript,
+  byPath,
   parseReadOutput,
   sha256,
   type ReadAnswer,
@@ -132,9 +133,9 @@ export class RemoteHostView implements HostView {
       throw new HostReadError(`${this.hostName}: cannot read ${pattern}: ${describe(answer)}`);
     const regex = globToRegExp(pattern);
     const planned = [...this.planned.values()].filter((f) => regex.test(f.path));
-    const byPath = new Map(answer.files.map((f) => [f.path, f]));
-    for (const f of planned) byPath.set(f.path, f);
-    return [...byPath.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    const found = new Map(answer.files.map((f) => [f.path, f]));
+    for (const f of planned) found.set(f.path, f);
+    return [...found.values()].sort(byPath);
   }
 
   async probe(script: string): Promise<ExecResult> {

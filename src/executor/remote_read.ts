@@ -150,7 +150,8 @@ function splitFileData(
   return byAnswer;
 }
 
-const byPath = (a: { path: string }, b: { path: string }): number =>
+/** Bytewise order of paths, as sshd's Include and the shell's globs (C locale) sort them. */
+export const byPath = (a: { path: string }, b: { path: string }): number =>
   a.path < b.path ? -1 : a.path > b.path ? 1 : 0;
 
 export function parseReadOutput(requests: ReadRequest[], stdout: string, marker: string): ReadAnswer[] {

@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { shellQuote } from '../transport/shell.js';
+import { base64Heredoc, shellQuote } from '../transport/shell.js';
 import { formatKnownHostsLine } from '../transport/known_hosts.js';
 import { CommandTimeoutError, HostKeyError, UnreachableError } from '../transport/types.js';
 import type { Connection, ConnectionSpec, ExecResult } from '../transport/types.js';
@@ -255,13 +255,6 @@ function pruneSection(root: string): string[] {
     `  if [ -f "$path/outcome" ] || [ -n "$(find "$path" -maxdepth 0 -mmin +${UNDECIDED_RUN_KEEP_MINUTES} 2>/dev/null)" ]; then rm -rf -- "$path"; fi`,
     'done',
   ];
-}
-
-function base64Heredoc(content: string, marker: string): string {
-  const encoded = Buffer.from(content, 'utf8')
-    .toString('base64')
-    .replace(/.{1,76}/g, '$&\n');
-  return `base64 -d <<'${marker}'\n${encoded}${marker}\n`;
 }
 
 function armSection(spec: TransactionSpec): string[] {

@@ -16,7 +16,7 @@
  * whose bans the firewall does not show is `fail2ban-client banned` run (it
  * starts a Python interpreter).
  */
-import { shellQuote } from '../transport/shell.js';
+import { base64Heredoc, shellQuote } from '../transport/shell.js';
 import type { CommandStep, FileChange, FileState, ResourcePlan, StateDiff } from '../plan/types.js';
 import {
   DEFAULT_SECTION,
@@ -677,13 +677,6 @@ async function planFail2ban(args: Fail2banArgs, host: HostView): Promise<Resourc
 
 // ---------------------------------------------------------------------------
 // Apply hooks
-
-function base64Heredoc(content: string, marker: string): string {
-  const encoded = Buffer.from(content, 'utf8')
-    .toString('base64')
-    .replace(/.{1,76}/g, '$&\n');
-  return `base64 -d <<'${marker}'\n${encoded}${marker}\n`;
-}
 
 /** `fail2ban-client -t` on a copy of the configuration directory holding the new file: nothing live is touched. */
 function validateStaged(plan: ResourcePlan): HostCheck[] {

@@ -12,7 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { shellQuote } from '../transport/shell.js';
+import { base64Heredoc, shellQuote } from '../transport/shell.js';
 import { assertNoControlChars } from '../formats/control_chars.js';
 import type { CommandStep, FileChange, FileState, ResourcePlan } from '../plan/types.js';
 import type { ArgumentProblem, HostCheck, HostView } from './types.js';
@@ -357,13 +357,6 @@ function isStagedValidation(data: unknown): data is StagedValidation {
     typeof (data as StagedValidation).command === 'string' &&
     typeof (data as StagedValidation).dest === 'string'
   );
-}
-
-function base64Heredoc(content: string, marker: string): string {
-  const encoded = Buffer.from(content, 'utf8')
-    .toString('base64')
-    .replace(/.{1,76}/g, '$&\n');
-  return `base64 -d <<'${marker}'\n${encoded}${marker}\n`;
 }
 
 /** First words of the line the staging script prints when the staged copy cannot be made. */

@@ -10,7 +10,7 @@
  * round trip); the decisions are pure code in src/formats/firewall_*.ts.
  */
 import { createHash } from 'node:crypto';
-import { shellQuote } from '../transport/shell.js';
+import { base64Heredoc, shellQuote } from '../transport/shell.js';
 import type { CommandStep, FileChange, FileState, ResourcePlan } from '../plan/types.js';
 import { parseCidr, type Cidr } from '../formats/firewall_cidr.js';
 import {
@@ -154,13 +154,10 @@ function validateFiles(plan: ResourcePlan): HostCheck[] {
   return data.files.map((file) => {
     const digest = createHash('sha256').update(file.after).digest('hex').slice(0, 12);
     const staged = `/run/sshfix/firewall-check-${digest}`;
-    const encoded = Buffer.from(file.after, 'utf8')
-      .toString('base64')
-      .replace(/.{1,76}/g, '$&\n');
     const check = [...file.check.map(shellQuote), shellQuote(staged)].join(' ');
     const script = [
       'umask 077',
-      `mkdir -p /run/sshfix && base64 -d > ${shellQuote(staged)} <<'SSHFIX_FIREWALL_FILE'\n${encoded}SSHFIX_FIREWALL_FILE`,
+      `mkdir -p /run/sshfix && { ${base64Heredoc(file.after, 'SSHFIX_FIREWALL_FILE')}} > ${shellQuote(staged)}`,
       // iptables-restore reads stdin; nft -f takes the path.
       file.check[0] === 'nft'
         ? `${check} 2>&1; rc=$?`

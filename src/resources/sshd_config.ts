@@ -6,8 +6,7 @@
  * show every desired value.
  */
 import { createHash } from 'node:crypto';
-import { posix } from 'node:path';
-import { shellQuote } from '../transport/shell.js';
+import { shellQuote, stagedFileWrite } from '../transport/shell.js';
 import type { FileChange, ResourcePlan } from '../plan/types.js';
 import {
   planSshdSettings,
@@ -107,13 +106,6 @@ async function planSshdConfig(args: SshdConfigArgs, host: HostView): Promise<Res
   };
 }
 
-function heredocWrite(path: string, content: string, i: number): string {
-  const encoded = Buffer.from(content, 'utf8')
-    .toString('base64')
-    .replace(/.{1,76}/g, '$&\n');
-  return `{ [ -d ${shellQuote(posix.dirname(path))} ] || mkdir -p ${shellQuote(posix.dirname(path))}; } && base64 -d > ${shellQuote(path)} <<'SSHFIX_STAGE_${i}'\n${encoded}SSHFIX_STAGE_${i}\n`;
-}
-
 /** `sshd -t` on the complete staged tree: catches an error in any file, not just the edited one. */
 function validateStagedTree(plan: ResourcePlan): HostCheck[] {
   const data = plan.data as SshdPlanData;
@@ -123,7 +115,9 @@ function validateStagedTree(plan: ResourcePlan): HostCheck[] {
     // sshd -t refuses to run without its privilege separation directory.
     '[ -d /run/sshd ] || mkdir -p /run/sshd',
     `rm -rf ${root} && mkdir -p ${root} || exit 1`,
-    ...Object.entries(data.staged).map(([path, content], i) => heredocWrite(path, content, i)),
+    ...Object.entries(data.staged).map(([path, content], i) =>
+      stagedFileWrite(path, content, `SSHFIX_STAGE_${i}`),
+    ),
     `${shellQuote(data.sshd)} -t -f ${shellQuote(data.stagedMain)}; rc=$?`,
     `rm -rf ${root}`,
     'exit $rc',

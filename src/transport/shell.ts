@@ -3,6 +3,7 @@
  * a remote fact and ends up in a script goes through shellQuote: scripts are
  * parsed by the remote `sh`, and `printf %q` style quoting is bash-only.
  */
+import { posix } from 'node:path';
 
 /**
  * Quotes a value as one POSIX sh word: the whole value in single quotes, each
@@ -23,6 +24,24 @@ export function shellQuote(value: string): string {
 }
 
 export { assertNoControlChars } from '../formats/control_chars.js';
+
+/**
+ * `base64 -d` of a here-document holding `content`: file contents reach the
+ * host byte for byte whatever they hold, and stay unreadable in `--verbose`
+ * output (which elides these bodies). `marker` must not be a base64 line.
+ */
+export function base64Heredoc(content: string, marker: string): string {
+  const encoded = Buffer.from(content, 'utf8')
+    .toString('base64')
+    .replace(/.{1,76}/g, '$&\n');
+  return `base64 -d <<'${marker}'\n${encoded}${marker}\n`;
+}
+
+/** Writes `content` to `path`, creating its directory when missing (staged copies of a tree). */
+export function stagedFileWrite(path: string, content: string, marker: string): string {
+  const dir = shellQuote(posix.dirname(path));
+  return `{ [ -d ${dir} ] || mkdir -p ${dir}; } && { ${base64Heredoc(content, marker)}} > ${shellQuote(path)}\n`;
+}
 
 /**
  * How to start the shell that reads a script from stdin, and what to write to
