@@ -35,6 +35,7 @@ import { CommandTimeoutError, HostKeyError, UnreachableError } from './types.js'
 import type { Connection, ConnectionSpec, ExecResult, RunOptions } from './types.js';
 import { errorMessage } from '../errors.js';
 import { cachedFileParse } from './file_cache.js';
+import { skipHostKeyProof } from './host_keys_notice.js';
 
 const { Client, utils } = ssh2;
 export type SshClient = InstanceType<typeof Client>;
@@ -365,10 +366,13 @@ function handshake(
       client.destroy();
       reject(error);
     };
+    // Checked before building an error: every connection closes, and an Error captures a stack.
     client.on('error', (error: SshError) => {
+      if (settled) return;
       fail(verifier.failure ?? new UnreachableError(spec.hostName, connectFailure(spec, error, tried)));
     });
     client.on('close', () => {
+      if (settled) return;
       fail(
         verifier.failure ??
           new UnreachableError(
@@ -389,6 +393,7 @@ function handshake(
       );
     });
     client.connect(config);
+    skipHostKeyProof(client);
   });
 }
 
