@@ -56,25 +56,36 @@ export function firewallProbeScript(options: { ufwRules?: boolean } = {}): strin
     `command -v ${program} >/dev/null 2>&1 && { ${program} 2>/dev/null || echo '${MARK}-failed'; }`;
   return [
     'PATH="$PATH:/usr/sbin:/sbin:/usr/local/sbin"',
+    // Which variant plain `iptables` is, without starting it: distributions point it (through
+    // alternatives) at one of the xtables multi-call programs, next to it. Otherwise ask it.
     section('iptables-version'),
-    'command -v iptables >/dev/null 2>&1 && iptables -V 2>&1',
+    'ipt=$(command -v iptables 2>/dev/null) && {',
+    '  if [ "$ipt" -ef "${ipt%/*}/xtables-nft-multi" ]; then echo "iptables (nf_tables)"',
+    '  elif [ "$ipt" -ef "${ipt%/*}/xtables-legacy-multi" ]; then echo "iptables (legacy)"',
+    '  else iptables -V 2>&1; fi',
+    '}',
     section('have-variants'),
-    'command -v iptables-legacy-save >/dev/null 2>&1 && command -v iptables-nft-save >/dev/null 2>&1 && echo yes',
+    'variants=; command -v iptables-legacy-save >/dev/null 2>&1 && command -v iptables-nft-save >/dev/null 2>&1 && variants=yes',
+    'echo "$variants"',
+    // nftables first: its listing says which iptables-nft families have tables at all, and
+    // iptables-nft-save of a family without tables prints nothing, so it is not started.
+    section('nft'),
+    'nft_ok=; nft_rules=',
+    `command -v nft >/dev/null 2>&1 && { nft_rules=$(nft -a list ruleset 2>/dev/null) && nft_ok=yes; printf '%s\\n' "$nft_rules"; echo '${MARK}-present'; }`,
     // A legacy variant with no table loaded has nothing to save: the kernel's table list says so without a process.
     section('v4-legacy'),
     `{ read -r _ < /proc/net/ip_tables_names; } 2>/dev/null && ${save('iptables-legacy-save')}`,
     section('v6-legacy'),
     `{ read -r _ < /proc/net/ip6_tables_names; } 2>/dev/null && ${save('ip6tables-legacy-save')}`,
     section('v4-nft'),
-    save('iptables-nft-save'),
+    `case "$nft_ok:$nft_rules" in yes:*'table ip '*|:*) ${save('iptables-nft-save')} ;; esac`,
     section('v6-nft'),
-    save('ip6tables-nft-save'),
+    `case "$nft_ok:$nft_rules" in yes:*'table ip6 '*|:*) ${save('ip6tables-nft-save')} ;; esac`,
+    // Plain iptables-save only where there are no variants: there it is one of them.
     section('v4-plain'),
-    `command -v iptables-legacy-save >/dev/null 2>&1 || ${save('iptables-save')}`,
+    `[ -n "$variants" ] || { ${save('iptables-save')}; }`,
     section('v6-plain'),
-    `command -v ip6tables-legacy-save >/dev/null 2>&1 || ${save('ip6tables-save')}`,
-    section('nft'),
-    `command -v nft >/dev/null 2>&1 && { nft -a list ruleset 2>/dev/null; echo '${MARK}-present'; }`,
+    `[ -n "$variants" ] || { ${save('ip6tables-save')}; }`,
     section('ufw'),
     'command -v ufw >/dev/null 2>&1 && echo yes',
     ...(options.ufwRules
