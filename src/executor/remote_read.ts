@@ -3,7 +3,7 @@
  * possible: every read requested while planning is batched into one `sh`
  * script. The script forks almost nothing per request, because on a fleet
  * every process it starts is paid once per host: files are listed with shell
- * built-ins, then one `stat`, one `cat` and one `base64` carry all of them;
+ * built-ins, then one `stat`, one `gzip` and one `base64` carry all of them;
  * probes write straight to the output between markers that carry a random
  * nonce, so no host data can forge one.
  */
@@ -89,7 +89,9 @@ export function buildReadScript(requests: ReadRequest[], marker = newMarker()): 
     '  echo "$m stat"; stat -L -c \'%s %a %U %G\' -- "$@"',
     // Compressed where gzip exists (config text shrinks about fourfold): fewer bytes to encrypt,
     // send, decrypt and decode on the controller for every host.
-    '  if command -v gzip >/dev/null 2>&1; then echo "$m data gzip"; cat -- "$@" | gzip -1 -c | base64 -w0',
+    // gzip reads the files itself: one gzip member per file, and concatenated members decompress
+    // to the concatenated contents, exactly what cat would have sent.
+    '  if command -v gzip >/dev/null 2>&1; then echo "$m data gzip"; gzip -1 -c -- "$@" | base64 -w0',
     '  else echo "$m data"; cat -- "$@" | base64 -w0; fi; echo',
     'fi',
     'echo "$m end"',
