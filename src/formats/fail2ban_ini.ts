@@ -193,14 +193,29 @@ export function renderIni(doc: IniDocument): string {
   return doc.lines.map((l) => l.text + l.eol).join('');
 }
 
+/**
+ * Each document's last assignment per section and key, built on first lookup.
+ * Planning looks up every jail's keys, and jail.conf has dozens of jails: a
+ * scan per lookup made that quadratic, per host. A document's sections and
+ * options never change after parsing (editors only rewrite the lines of a
+ * parse of their own), so the index stays right.
+ */
+const optionIndexes = new WeakMap<IniDocument, Map<string, IniOption>>();
+
+function optionIndex(doc: IniDocument): Map<string, IniOption> {
+  let index = optionIndexes.get(doc);
+  if (!index) {
+    index = new Map();
+    for (const section of doc.sections)
+      for (const option of section.options) index.set(`${section.name}\0${option.key}`, option);
+    optionIndexes.set(doc, index);
+  }
+  return index;
+}
+
 /** The last assignment of `key` in `section` within one file (later ones win in fail2ban's merge). */
 export function findOption(doc: IniDocument, section: string, key: string): IniOption | undefined {
-  const k = key.toLowerCase();
-  const found = doc.sections
-    .filter((s) => s.name === section)
-    .flatMap((s) => s.options)
-    .filter((o) => o.key === k);
-  return found[found.length - 1];
+  return optionIndex(doc).get(`${section}\0${key.toLowerCase()}`);
 }
 
 // ---------------------------------------------------------------------------
