@@ -43,17 +43,32 @@ function buildParser(argv: string[]) {
     .epilog(EXIT_CODES_EPILOG);
 }
 
+/**
+ * yargs renders the whole help text on every run that reaches a command, in
+ * case the command's handler shows help later (~50 ms of start-up, a tenth of
+ * the time before the first connection). Our handlers are empty: commands run
+ * after parsing, and help is only ever shown by yargs itself, which renders it
+ * on demand when nothing is cached. `getInternalMethods` is yargs' own
+ * instance API; if it changes shape, help is cached as before.
+ */
+function skipHelpCache(parser: ReturnType<typeof buildParser>): void {
+  const internal = (parser as unknown as { getInternalMethods?: () => unknown }).getInternalMethods?.();
+  const usage = (internal as { getUsageInstance?: () => unknown } | undefined)?.getUsageInstance?.() as
+    { cacheHelpMessage?: () => void } | undefined;
+  if (usage && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => undefined;
+}
+
 function parse(argv: string[]): { args?: ParsedArgs; output: string; error?: string } {
   let output = '';
   let error: string | undefined;
   let args: ParsedArgs | undefined;
-  buildParser(argv)
-    .exitProcess(false)
-    .parse(argv, {}, (err: Error | undefined, parsed: ParsedArgs, out: string) => {
-      output = out;
-      if (err) error = err.message;
-      args = parsed;
-    });
+  const parser = buildParser(argv);
+  skipHelpCache(parser);
+  parser.exitProcess(false).parse(argv, {}, (err: Error | undefined, parsed: ParsedArgs, out: string) => {
+    output = out;
+    if (err) error = err.message;
+    args = parsed;
+  });
   return { args, output, ...(error !== undefined ? { error } : {}) };
 }
 

@@ -160,7 +160,18 @@ export function playbookJsonSchema(
 
 // Resource schemas come from our own code: unknown keywords are bugs, but
 // union types (`type: ['string', 'number']`) are how they say "either".
-const ajv = new Ajv({ allErrors: true, verbose: true, allowUnionTypes: true, strictTypes: false });
+// Compiling them is start-up time of every run, before the first connection:
+// they are checked against the draft-07 meta-schema by the unit tests
+// (playbook-schema.test.ts) instead of on each run, and the generated code is
+// not optimised (these validators run a handful of times, on small documents).
+const ajv = new Ajv({
+  allErrors: true,
+  verbose: true,
+  allowUnionTypes: true,
+  strictTypes: false,
+  validateSchema: false,
+  code: { optimize: false },
+});
 
 const structureValidators = new WeakMap<ResourceSchemas, ValidateFunction>();
 const resourceValidators = new WeakMap<Record<string, unknown>, ValidateFunction>();
