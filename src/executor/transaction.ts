@@ -584,6 +584,22 @@ export function guardCheck(
 const CONFIRM_MARGIN_MS = 2000;
 const CONFIRM_RETRY_DELAY_MS = 1000;
 const CONFIRM_ATTEMPTS = 3;
+/**
+ * sshd re-executes itself on SIGHUP and refuses connections until it listens
+ * again (a few milliseconds, longer on a busy host). A refusal costs nothing
+ * to retry, so it is retried soon: waiting a whole second each time added a
+ * second to every host that happened to connect in that window.
+ */
+export const REFUSED_RETRY_DELAYS_MS: readonly number[] = [50, 100, 200, 400, 800, 1000, 1000, 1000];
+
+/** What to wait before the next confirmation attempt, or null to give up. */
+export function confirmRetryDelay(
+  failures: { refused: number; other: number },
+  lastWasRefused: boolean,
+): number | null {
+  if (lastWasRefused) return REFUSED_RETRY_DELAYS_MS[failures.refused - 1] ?? null;
+  return failures.other < CONFIRM_ATTEMPTS ? CONFIRM_RETRY_DELAY_MS : null;
+}
 
 export interface ConfirmTarget {
   port: number;
@@ -660,8 +676,10 @@ export async function confirmWithNewConnection(
 ): Promise<{ ok: true; decision: 'confirmed' | 'too-late' } | { ok: false; reason: string }> {
   const deadline = tx.armedAtMs + tx.spec.confirmTimeoutS * 1000 - CONFIRM_MARGIN_MS;
   let lastError = 'no time was left before the rollback deadline';
-  for (let attempt = 0; attempt < CONFIRM_ATTEMPTS && Date.now() < deadline; attempt++) {
-    if (attempt > 0) await sleep(CONFIRM_RETRY_DELAY_MS);
+  const failures = { refused: 0, other: 0 };
+  let delayMs: number | null = 0;
+  while (delayMs !== null && Date.now() < deadline) {
+    if (delayMs > 0) await sleep(delayMs);
     const remaining = deadline - Date.now();
     if (remaining <= 0) break;
     let probe: Connection | undefined;
@@ -687,6 +705,9 @@ export async function confirmWithNewConnection(
     } catch (error) {
       lastError = errorMessage(error);
       if (!worthRetrying(error)) break;
+      const refused = error instanceof UnreachableError && error.code === 'ECONNREFUSED';
+      failures[refused ? 'refused' : 'other']++;
+      delayMs = confirmRetryDelay(failures, refused);
     } finally {
       await probe?.close().catch(() => undefined);
     }

@@ -369,7 +369,10 @@ function handshake(
     // Checked before building an error: every connection closes, and an Error captures a stack.
     client.on('error', (error: SshError) => {
       if (settled) return;
-      fail(verifier.failure ?? new UnreachableError(spec.hostName, connectFailure(spec, error, tried)));
+      fail(
+        verifier.failure ??
+          new UnreachableError(spec.hostName, connectFailure(spec, error, tried), error.code ?? undefined),
+      );
     });
     client.on('close', () => {
       if (settled) return;

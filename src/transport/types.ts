@@ -65,6 +65,8 @@ export class UnreachableError extends Error {
   constructor(
     readonly hostName: string,
     message: string,
+    /** The socket error's code (ECONNREFUSED, ETIMEDOUT...), when a socket error was the cause. */
+    readonly code?: string,
   ) {
     super(message);
     this.name = 'UnreachableError';

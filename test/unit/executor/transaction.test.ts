@@ -11,9 +11,11 @@ import {
   beginTransaction,
   buildBeginScript,
   buildRestoreScript,
+  confirmRetryDelay,
   disarmTransaction,
   isRunId,
   newRunId,
+  REFUSED_RETRY_DELAYS_MS,
   rollbackTransaction,
   sshdActivationSteps,
   touchedFiles,
@@ -77,6 +79,30 @@ async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boo
   }
   return condition();
 }
+
+describe('confirmation retries', () => {
+  test('a refusal (sshd re-executing after SIGHUP) is retried soon and often, within a few seconds', () => {
+    const delays: number[] = [];
+    const failures = { refused: 0, other: 0 };
+    for (;;) {
+      failures.refused++;
+      const delay = confirmRetryDelay(failures, true);
+      if (delay === null) break;
+      delays.push(delay);
+    }
+    expect(delays[0]).toBeLessThanOrEqual(100);
+    expect(delays).toEqual([...REFUSED_RETRY_DELAYS_MS]);
+    const total = delays.reduce((a, b) => a + b, 0);
+    expect(total).toBeGreaterThanOrEqual(3000);
+    expect(total).toBeLessThanOrEqual(6000);
+  });
+
+  test('other failures get three attempts a second apart, refusals before them notwithstanding', () => {
+    expect(confirmRetryDelay({ refused: 0, other: 1 }, false)).toBe(1000);
+    expect(confirmRetryDelay({ refused: 3, other: 2 }, false)).toBe(1000);
+    expect(confirmRetryDelay({ refused: 0, other: 3 }, false)).toBeNull();
+  });
+});
 
 describe('run ids', () => {
   test('sort by time and match the pattern pruning relies on', () => {

@@ -398,6 +398,8 @@ describeWithSshd('SSH transport against a real sshd', () => {
     await expect(outcome).rejects.toThrow(
       `cannot reach lab-sshd (127.0.0.1:${closedPort}): connection refused`,
     );
+    // The confirmation after a reload retries a refusal sooner than other failures.
+    await expect(outcome).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   });
 
   it(
