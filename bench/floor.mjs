@@ -7,7 +7,11 @@
  * hosts at once. Nothing else: no inventory, no playbook, no planning. Run as
  * its own process so that its start-up and exit count, as sshfix's do.
  *
- *   node bench/floor.mjs --known-hosts FILE --key FILE [--forks N] [--user root] [--command true]
+ *   node bench/floor.mjs --known-hosts FILE --key FILE [--forks N] [--user root] [--command true] [--confirm]
+ *
+ * With `--confirm`, each host whose command succeeded gets a second, new
+ * connection that runs `true`: the least any tool must do to prove that a
+ * change it just made still lets a new login in.
  *
  * Prints one JSON line ({"hosts":N,"ok":N,"failed":[...]}); exits 1 when any host failed.
  */
@@ -90,6 +94,24 @@ function touchHost(target, options) {
   });
 }
 
+/** sshd refuses connections while it re-executes after a reload: retried as sshfix retries them. */
+const REFUSED_RETRY_DELAYS_MS = [50, 100, 200, 400, 800, 1000, 1000, 1000];
+
+/**
+ * A new connection running `true`, retried while refused.
+ * @param {Target} target
+ * @param {{ user: string, privateKey: Buffer, command: string, timeoutMs: number }} options
+ */
+async function confirm(target, options) {
+  let failure = await touchHost(target, { ...options, command: 'true' });
+  for (const delay of REFUSED_RETRY_DELAYS_MS) {
+    if (failure === null || !failure.includes('ECONNREFUSED')) break;
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    failure = await touchHost(target, { ...options, command: 'true' });
+  }
+  return failure;
+}
+
 /**
  * @template T
  * @param {readonly T[]} items
@@ -121,11 +143,12 @@ async function main() {
       user: { type: 'string', default: 'root' },
       command: { type: 'string', default: 'true' },
       timeout: { type: 'string', default: '30' },
+      confirm: { type: 'boolean', default: false },
     },
   });
   if (values['known-hosts'] === undefined || values.key === undefined) {
     process.stderr.write(
-      'usage: floor.mjs --known-hosts FILE --key FILE [--forks N] [--user U] [--command C]\n',
+      'usage: floor.mjs --known-hosts FILE --key FILE [--forks N] [--user U] [--command C] [--confirm]\n',
     );
     return 2;
   }
@@ -136,9 +159,10 @@ async function main() {
     command: values.command,
     timeoutMs: Number(values.timeout) * 1000,
   };
-  const failed = await forEachLimited(targets, Math.max(1, Number(values.forks)), (t) =>
-    touchHost(t, options),
-  );
+  const failed = await forEachLimited(targets, Math.max(1, Number(values.forks)), async (t) => {
+    const failure = await touchHost(t, options);
+    return failure !== null || !values.confirm ? failure : confirm(t, options);
+  });
   process.stdout.write(
     `${JSON.stringify({ hosts: targets.length, ok: targets.length - failed.length, failed })}\n`,
   );
