@@ -133,6 +133,9 @@ async function planTasks(
  * round trips, and fill the cache that the real, sequential planning then
  * reads from. Files written by earlier tasks are still seen as planned; a
  * task planned before any earlier task plans a write reuses its warm-up plan.
+ * The handlers that some task may notify are warmed up too, so that planning
+ * a notified one (on every host that changes) costs no round trip of its own;
+ * a warm-up plan that fails is only a cache that stays cold.
  */
 async function warmUp(
   tasks: BoundTask[],
@@ -163,10 +166,17 @@ export async function runPlayOnHost(
   const ctx: PlanContext = { vars: play.vars, playbookDir: play.playbookDir };
   const onStep = options.onStep ?? (() => undefined);
   onStep(`planning ${play.name}`);
-  const warmPlans = await warmUp(play.tasks, view, ctx);
+  const notifiable = new Set(play.tasks.flatMap((t) => t.notify));
+  const warmPlans = await warmUp(
+    [...play.tasks, ...play.handlers.filter((h) => notifiable.has(h.name))],
+    view,
+    ctx,
+  );
   const planned = await planTasks(play.tasks, view, ctx, false, warmPlans);
   const failedInPlanning = planned.some((p) => p.error !== undefined);
-  const handlers = failedInPlanning ? [] : await planTasks(notifiedHandlers(play, planned), view, ctx, true);
+  const handlers = failedInPlanning
+    ? []
+    : await planTasks(notifiedHandlers(play, planned), view, ctx, true, warmPlans);
 
   if (options.check || failedInPlanning) {
     return [...planned, ...handlers].map((p) =>

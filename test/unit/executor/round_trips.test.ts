@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runPlayOnHost, type BoundTask } from '../../../src/executor/host_run.js';
+import { serviceResource } from '../../../src/resources/service.js';
 import { sshdConfigResource } from '../../../src/resources/sshd_config.js';
 import type { ResourceKind } from '../../../src/resources/types.js';
 import { localShell } from '../../support/local_sh.js';
@@ -55,6 +56,39 @@ async function inTempDir(body: (dir: string) => Promise<void>): Promise<void> {
       // main file, then the Include glob with its files: two waves, whatever the number of tasks.
       expect(one).toBeLessThanOrEqual(2);
       expect(five).toBe(one);
+    }));
+
+  test('a notified handler is planned without a round trip of its own', () =>
+    inTempDir(async (dir) => {
+      const file = path.join(dir, 'sshd_config');
+      fs.writeFileSync(file, 'Port 22\nMaxAuthTries 2\n');
+      const handler: BoundTask = {
+        play: 'p',
+        name: 'reload sshd',
+        resource: serviceResource as ResourceKind,
+        args: { name: 'sshd', state: 'reloaded' },
+        notify: [],
+      };
+      const plan = async (withHandler: boolean) => {
+        const conn = localShell();
+        const task = {
+          ...sshdTask(file, 't', { MaxAuthTries: 4 }),
+          notify: withHandler ? [handler.name] : [],
+        };
+        const results = await runPlayOnHost(
+          conn,
+          { name: 'p', playbookDir: dir, vars: {}, tasks: [task], handlers: withHandler ? [handler] : [] },
+          { check: true },
+        );
+        return { results, roundTrips: conn.scripts.length };
+      };
+      const without = await plan(false);
+      const withHandler = await plan(true);
+      expect(withHandler.results.map((r) => [r.task, r.handler])).toEqual([
+        ['t', false],
+        ['reload sshd', true],
+      ]);
+      expect(withHandler.roundTrips).toBe(without.roundTrips);
     }));
 
   test('a task planned after another one writes the same file sees its planned content', () =>
