@@ -529,6 +529,22 @@ const FIND_SSH_CONNECTION = [
   'done',
 ].join('\n');
 
+/**
+ * The addresses in `ip -o addr show` output ("2: eth0    inet 10.0.0.5/24 brd ..."):
+ * the word after inet/inet6, without its prefix length. Parsed here rather
+ * than with awk and cut on the host, two processes fewer per changed host.
+ */
+export function addressesOf(ipOutput: string): string[] {
+  const addresses: string[] = [];
+  for (const line of ipOutput.split('\n')) {
+    const words = line.trim().split(/\s+/);
+    const at = words.findIndex((w) => w === 'inet' || w === 'inet6');
+    const address = at >= 0 ? words[at + 1]?.split('/')[0] : undefined;
+    if (address) addresses.push(address);
+  }
+  return addresses;
+}
+
 export function buildLockoutFactsScript(tree: StagedSshdTree, loginUser: string, marker: string): string {
   const sshd = shellQuote(tree.sshd);
   const root = shellQuote(tree.stageRoot);
@@ -556,7 +572,7 @@ export function buildLockoutFactsScript(tree: StagedSshdTree, loginUser: string,
       'planned',
       `if [ -n "$ctx" ]; then ${sshd} -T -f ${shellQuote(tree.stagedMain)} -C "$ctx"; else ${sshd} -T -f ${shellQuote(tree.stagedMain)}; fi`,
     ),
-    factSection('addresses', "ip -o addr show 2>/dev/null | awk '{print $4}' | cut -d/ -f1"),
+    factSection('addresses', 'ip -o addr show 2>/dev/null'),
     factSection('iptables', 'iptables-save -t filter 2>/dev/null'),
     factSection('ip6tables', 'ip6tables-save -t filter 2>/dev/null'),
     // Legacy tables only where the kernel lists one: the legacy tools would otherwise instantiate them.
@@ -614,7 +630,7 @@ export function parseLockoutFacts(
     },
     current: parseSshdT(ok('current')),
     planned: parseSshdT(ok('planned')),
-    hostAddresses: ok('addresses').trim().split(/\s+/).filter(Boolean),
+    hostAddresses: addressesOf(ok('addresses')),
     iptables,
     activation: parseSshdActivation(ok('activation')),
   };

@@ -265,14 +265,24 @@ describe('parseLockoutFacts', () => {
       section('groups', 0, 'root adm\n'),
       section('current', 0, BASE),
       section('planned', 0, `${BASE}allowusers alice\n`),
-      section('addresses', 0, '127.0.0.1\n10.200.1.1\n'),
+      section(
+        'addresses',
+        0,
+        [
+          '1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever',
+          '1: lo    inet6 ::1/128 scope host \\       valid_lft forever preferred_lft forever',
+          '2: eth0    inet 10.200.1.1/16 brd 10.200.255.255 scope global eth0\\       valid_lft forever',
+          '2: eth0    inet6 fe80::1/64 scope link \\       valid_lft forever preferred_lft forever',
+          '',
+        ].join('\n'),
+      ),
       section('iptables', 0, '*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n'),
       section('ip6tables', 1, ''),
       section('activation', 0, 'none no\n'),
     ].join('');
     const parsed = parseLockoutFacts(out, { user: 'root', authMethod: 'publickey' }, m);
     expect(parsed.login).toEqual({ ...ROOT_BY_KEY, groups: ['root', 'adm'] });
-    expect(parsed.hostAddresses).toEqual(['127.0.0.1', '10.200.1.1']);
+    expect(parsed.hostAddresses).toEqual(['127.0.0.1', '::1', '10.200.1.1', 'fe80::1']);
     expect(parsed.iptables.map((d) => d.variant)).toEqual(['iptables']);
     expect(parsed.activation).toEqual({ systemd: false, sshSocket: false });
     expect(findLockouts(parsed).map((f) => f.key)).toEqual(['allowusers:alice']);
