@@ -716,6 +716,7 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
     // Leftovers that never had a lease (a crash between lease removal and tear-down, manual runs).
     await removeLabResources(id);
     fs.mkdirSync(layout.stateDir, { recursive: true, mode: 0o700 });
+    ensureNeighbourTable(options.hosts);
     await createBridge(layout.bridge, [controllerAddress, workstationAddress]);
 
     const privateKeyFile = path.join(layout.stateDir, 'id_ed25519');
@@ -760,6 +761,25 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
   } catch (error) {
     await destroy();
     throw error;
+  }
+}
+
+/**
+ * The root namespace keeps one ARP entry per lab host it talks to. Linux's
+ * default table (gc_thresh3 = 1024 entries) overflows on a lab of ~1,000
+ * hosts: the kernel then drops neighbours, and connections to some hosts fail
+ * with "no route to host" or time out, depending on timing. The thresholds are
+ * raised (never lowered) to leave room for this lab and a few others.
+ */
+function ensureNeighbourTable(hosts: number): void {
+  const wanted: Array<[string, number]> = [
+    ['gc_thresh2', 2 * hosts + 512],
+    ['gc_thresh3', 4 * hosts + 1024],
+  ];
+  for (const [name, value] of wanted) {
+    const file = `/proc/sys/net/ipv4/neigh/default/${name}`;
+    const current = Number(fs.readFileSync(file, 'utf8').trim());
+    if (!(current >= value)) fs.writeFileSync(file, String(value));
   }
 }
 
