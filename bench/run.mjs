@@ -35,7 +35,6 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const LAB_ID = 'bench';
 /** Hosts that get a real connection from the admin workstation's address after each tool. */
 const WORKSTATION_SAMPLE = 5;
-/** The targets (#6), checked at any N but stated for 100 and 1,000 hosts. */
 /**
  * The least a first run that must not lock anyone out can do on a host, with
  * nothing read, written or planned: validate sshd's configuration, reload it
@@ -46,6 +45,7 @@ const WORKSTATION_SAMPLE = 5;
 const CONFIRMED_RELOAD_RUN = 'floor + confirmed reload';
 const CONFIRMED_RELOAD_COMMAND = '/usr/sbin/sshd -t && service ssh reload';
 
+/** The targets (#6), checked at any N but stated for 100 and 1,000 hosts. */
 const TARGETS = {
   noopOverFloor: 1.5,
   firstOverFloor: 2.5,
