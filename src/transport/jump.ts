@@ -12,7 +12,8 @@
  */
 
 import type { Duplex } from 'node:stream';
-import { connectSsh, openSshClient, Slots } from './ssh.js';
+import { connectSsh, openSshClient } from './ssh.js';
+import { Slots } from './slots.js';
 import type { SshClient } from './ssh.js';
 import { HostKeyError, UnreachableError } from './types.js';
 import type { Connection, ConnectionSpec } from './types.js';

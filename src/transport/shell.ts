@@ -65,26 +65,58 @@ export interface ScriptShell {
  */
 const PASSWORD_END_MARKER = 'sshfix-sudo-password-end';
 
-const DISCARD_UNTIL_MARKER_THEN_RUN = `while IFS= read -r line && [ "$line" != ${PASSWORD_END_MARKER} ]; do :; done; exec sh -s`;
+const DISCARD_UNTIL_MARKER = `while IFS= read -r line && [ "$line" != ${PASSWORD_END_MARKER} ]; do :; done`;
+
+/**
+ * What a shell that reports its pid writes first on stderr, followed by the
+ * pid: the transport stops a script past its time limit by that pid, since
+ * sshd refuses signal requests for root logins (it drops privilege separation
+ * after a root login, and signalling needs it).
+ */
+export const SCRIPT_PID_MARKER = 'sshfix-script-pid';
+const REPORT_PID = `echo ${SCRIPT_PID_MARKER} $$ >&2`;
 
 /**
  * The command that runs a script from stdin: `sh -s` as the login user;
  * with become, through `sudo -n` (fail instead of prompting) or, given a sudo
  * password, `sudo -S -p ''` with the password on stdin. A login that is
- * already root needs no sudo (and minimal hosts may not have it).
+ * already root needs no sudo (and minimal hosts may not have it). With
+ * `reportPid`, the shell first writes SCRIPT_PID_MARKER and its pid to stderr.
  */
 export function scriptShell(options: {
   become: boolean;
   becomePassword?: string;
   loginIsRoot: boolean;
+  reportPid?: boolean;
 }): ScriptShell {
-  if (!options.become || options.loginIsRoot) return { command: 'sh -s', stdinPrefix: '' };
-  if (options.becomePassword === undefined) return { command: 'sudo -n -- sh -s', stdinPrefix: '' };
+  const prelude = options.reportPid ? [REPORT_PID] : [];
+  const shellFor = (steps: string[]): string =>
+    steps.length === 0 ? 'sh -s' : `sh -c ${shellQuote([...steps, 'exec sh -s'].join('; '))}`;
+  if (!options.become || options.loginIsRoot) return { command: shellFor(prelude), stdinPrefix: '' };
+  if (options.becomePassword === undefined)
+    return { command: `sudo -n -- ${shellFor(prelude)}`, stdinPrefix: '' };
   if (/[\r\n\0]/.test(options.becomePassword)) {
     throw new TypeError('the sudo password contains a line break or NUL, which sudo -S cannot read');
   }
   return {
-    command: `sudo -S -p '' -- sh -c ${shellQuote(DISCARD_UNTIL_MARKER_THEN_RUN)}`,
+    command: `sudo -S -p '' -- ${shellFor([DISCARD_UNTIL_MARKER, ...prelude])}`,
     stdinPrefix: `${options.becomePassword}\n${PASSWORD_END_MARKER}\n`,
+  };
+}
+
+const SCRIPT_PID_LINE = new RegExp(`^${SCRIPT_PID_MARKER} (\\d+)\\n`, 'm');
+
+/**
+ * Takes the pid line a reporting shell wrote on stderr out of it. It is the
+ * shell's first output, though sshd itself may write before it (a debug
+ * LogLevel sends sshd's messages to the session). `pid` is null when the
+ * shell never started (sudo refused, say).
+ */
+export function splitScriptPid(stderr: string): { pid: number | null; stderr: string } {
+  const match = SCRIPT_PID_LINE.exec(stderr);
+  if (!match) return { pid: null, stderr };
+  return {
+    pid: Number(match[1]),
+    stderr: stderr.slice(0, match.index) + stderr.slice(match.index + match[0].length),
   };
 }

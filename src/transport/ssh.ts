@@ -29,13 +29,14 @@ import {
   KnownHostsIndex,
 } from './known_hosts.js';
 import type { KnownHostEntry } from './known_hosts.js';
-import { scriptShell } from './shell.js';
+import { scriptShell, splitScriptPid } from './shell.js';
 import type { ScriptShell } from './shell.js';
 import { CommandTimeoutError, HostKeyError, UnreachableError } from './types.js';
 import type { Connection, ConnectionSpec, ExecResult, RunOptions } from './types.js';
 import { errorMessage } from '../errors.js';
 import { cachedFileParse } from './file_cache.js';
 import { skipHostKeyProof } from './host_keys_notice.js';
+import { Slots, SlotWaitTimeout } from './slots.js';
 
 const { Client, utils } = ssh2;
 export type SshClient = InstanceType<typeof Client>;
@@ -47,13 +48,17 @@ export const MAX_SESSIONS_PER_CONNECTION = 10;
 /** Unanswered keepalives before the connection counts as dead (OpenSSH's ServerAliveCountMax default). */
 const KEEPALIVE_COUNT_MAX = 3;
 
-/** Retries of a refused channel open when none of our channels is open (a real refusal, then). */
-const OPEN_RETRIES_WHEN_IDLE = 5;
-
-/** 20, 40, 80, 160, then 250 ms between retries of a refused channel open. */
-function openRetryDelayMs(attempt: number): number {
-  return Math.min(20 * 2 ** attempt, 250);
+/**
+ * Delay before opening again after a refused open while none of our channels
+ * is open (so no close of ours will say when a session is free): 20, 40, 80…
+ * up to 1 s.
+ */
+function idleRefusalDelayMs(refusals: number): number {
+  return Math.min(20 * 2 ** Math.max(0, refusals - 1), 1000);
 }
+
+/** Time limit for stopping a timed-out script from a second session. */
+const STOP_SCRIPT_TIMEOUT_MS = 10000;
 
 /** How long close() waits for the server to acknowledge the disconnect before dropping the socket. */
 const CLOSE_GRACE_MS = 2000;
@@ -104,6 +109,7 @@ export async function connectSsh(spec: ConnectionSpec, sock?: Duplex): Promise<C
     become: spec.become,
     becomePassword: spec.becomePassword,
     loginIsRoot: spec.user === 'root',
+    reportPid: true,
   });
   const client = new Client();
   const connection = new SshConnection(client, spec, shell);
@@ -429,38 +435,21 @@ export function connectFailure(spec: ConnectionSpec, error: SshError, triedAuth:
   return `${prefix}${error.message.split('\n')[0] ?? error.message}`;
 }
 
-/** A counting semaphore: at most `size` holders, the rest wait in order. */
-export class Slots {
-  private free: number;
-  private readonly waiting: { grant: () => void; refuse: (error: Error) => void }[] = [];
-
-  constructor(size: number) {
-    this.free = size;
-  }
-
-  acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return Promise.resolve();
-    }
-    return new Promise((grant, refuse) => this.waiting.push({ grant, refuse }));
-  }
-
-  release(): void {
-    const nextInLine = this.waiting.shift();
-    if (nextInLine) nextInLine.grant();
-    else this.free++;
-  }
-
-  refuseAll(error: Error): void {
-    for (const waiter of this.waiting.splice(0)) waiter.refuse(error);
-  }
-}
+/** What a channel open came to. */
+type OpenOutcome = { channel: ClientChannel } | { refused: Error };
 
 class SshConnection implements Connection {
   readonly hostName: string;
   authMethod: AuthMethodUsed;
-  private readonly slots = new Slots(MAX_SESSIONS_PER_CONNECTION);
+  /**
+   * Sessions we may have open at once. Starts at OpenSSH's MaxSessions default
+   * and follows what the host shows: a refused open lowers it to the sessions
+   * of ours open at that moment, and a run of opens that all succeed raises it
+   * by one, back up to the default (a host may set MaxSessions lower, and sshd
+   * refuses an open that arrives before it has freed a session we just closed).
+   */
+  private readonly sessions = new Slots(MAX_SESSIONS_PER_CONNECTION);
+  private opensSinceRefusal = 0;
   /** Rejecters of the scripts running now, called when the connection drops. */
   private readonly running = new Set<(error: UnreachableError) => void>();
   private lastError: SshError | null = null;
@@ -483,15 +472,15 @@ class SshConnection implements Connection {
     client.on('close', () => this.onClosed());
   }
 
+  /**
+   * Waits for a session (at most the time limit), then runs the script (again
+   * at most the time limit): no script waits or runs unbounded.
+   */
   async runScript(script: string, options: RunOptions = {}): Promise<ExecResult> {
     const timeoutMs = options.timeoutMs ?? this.spec.commandTimeoutMs;
     if (this.lost) throw this.lost;
-    await this.slots.acquire();
-    if (this.lost) {
-      this.slots.release();
-      throw this.lost;
-    }
-    return this.exec(script, timeoutMs);
+    const channel = await this.openSession(timeoutMs);
+    return this.runOnChannel(channel, script, timeoutMs);
   }
 
   close(): Promise<void> {
@@ -507,17 +496,128 @@ class SshConnection implements Connection {
     });
   }
 
-  /** Runs one script on its own channel; the caller holds a slot, released when the channel closes. */
-  private exec(script: string, timeoutMs: number): Promise<ExecResult> {
+  /**
+   * Opens a session channel, holding one of `sessions` until it closes. A
+   * refused open gives its slot back and waits at the head of the line for a
+   * real free one: the close of one of our channels, or, when none of ours is
+   * open (nothing will close), a growing delay. Every wait ends at `waitMs`.
+   */
+  private async openSession(waitMs: number): Promise<ClientChannel> {
+    const deadline = Date.now() + waitMs;
+    let refusals = 0;
+    let lastRefusal: Error | null = null;
+    const timedOut = (): CommandTimeoutError =>
+      new CommandTimeoutError(
+        this.hostName,
+        waitMs,
+        `no SSH session could be opened within ${waitMs} ms` +
+          (lastRefusal
+            ? `: sshd refused ${refusals} session open(s) (${lastRefusal.message}; MaxSessions reached?)`
+            : ` (${this.openChannels} of ours open)`),
+      );
+    for (;;) {
+      try {
+        await this.sessions.acquire({ first: refusals > 0, waitMs: Math.max(0, deadline - Date.now()) });
+      } catch (error) {
+        throw error instanceof SlotWaitTimeout ? timedOut() : error;
+      }
+      if (this.lost) {
+        this.sessions.release();
+        throw this.lost;
+      }
+      const outcome = await this.openChannel(deadline);
+      if (outcome === null) throw timedOut();
+      if ('channel' in outcome) {
+        this.onOpened();
+        return outcome.channel;
+      }
+      // openChannel gave the slot back already.
+      refusals++;
+      lastRefusal = outcome.refused;
+      this.opensSinceRefusal = 0;
+      if (this.openChannels > 0) {
+        // The host holds as many of ours as it takes now; the next close frees one.
+        this.sessions.setLimit(this.openChannels);
+      } else {
+        // sshd frees a session only once it has processed our close of it, so
+        // an open right after a close can be refused with none of ours open.
+        const pauseMs = Math.min(idleRefusalDelayMs(refusals), deadline - Date.now());
+        if (pauseMs <= 0) throw timedOut();
+        await new Promise((resolve) => setTimeout(resolve, pauseMs));
+      }
+      if (this.lost) throw this.lost;
+    }
+  }
+
+  /** A run of successful opens as long as the limit raises it by one, up to the default. */
+  private onOpened(): void {
+    this.opensSinceRefusal++;
+    const limit = this.sessions.limit;
+    if (limit < MAX_SESSIONS_PER_CONNECTION && this.opensSinceRefusal >= limit) {
+      this.opensSinceRefusal = 0;
+      this.sessions.setLimit(limit + 1);
+    }
+  }
+
+  /**
+   * One channel open, the caller holding a slot. The slot is released when the
+   * channel closes, or here when no channel came of it. Resolves null when the
+   * deadline passed first (a channel that opens later is closed at once).
+   */
+  private openChannel(deadline: number): Promise<OpenOutcome | null> {
+    return new Promise((resolve, reject) => {
+      let abandoned = false;
+      const timer = setTimeout(
+        () => {
+          abandoned = true;
+          resolve(null);
+        },
+        Math.max(0, deadline - Date.now()),
+      );
+      const lostBeforeAnswer = (error: UnreachableError): void => {
+        abandoned = true;
+        clearTimeout(timer);
+        reject(error);
+      };
+      this.running.add(lostBeforeAnswer);
+      this.client.exec(this.shell.command, (error, opened) => {
+        this.running.delete(lostBeforeAnswer);
+        clearTimeout(timer);
+        if (error) {
+          this.sessions.release();
+          if (abandoned) return;
+          // ssh2 gives a refused open (CHANNEL_OPEN_FAILURE) its numeric reason code.
+          if (typeof (error as Error & { reason?: unknown }).reason === 'number') resolve({ refused: error });
+          else
+            reject(this.lost ?? new Error(`${this.hostName}: cannot start a remote shell: ${error.message}`));
+          return;
+        }
+        this.openChannels++;
+        // Writing to a channel the server already closed (a script that exits
+        // early) errors; the exit status tells the story, so just note it.
+        opened.on('error', () => undefined);
+        opened.once('close', () => {
+          this.openChannels--;
+          this.sessions.release();
+        });
+        if (abandoned) {
+          stopChannel(opened);
+          return;
+        }
+        resolve({ channel: opened });
+      });
+    });
+  }
+
+  /**
+   * Runs one script on an open channel. At the time limit the script is
+   * stopped (signal and close, then its process group killed from another
+   * session) before the CommandTimeoutError is raised, so nothing of it runs on.
+   */
+  private runOnChannel(channel: ClientChannel, script: string, timeoutMs: number): Promise<ExecResult> {
     return new Promise((resolve, reject) => {
       let settled = false;
-      let slotReleased = false;
-      let channel: ClientChannel | null = null;
-      const releaseSlot = (): void => {
-        if (slotReleased) return;
-        slotReleased = true;
-        this.slots.release();
-      };
+      let timedOut = false;
       const settle = (outcome: () => void): void => {
         if (settled) return;
         settled = true;
@@ -525,85 +625,57 @@ class SshConnection implements Connection {
         this.running.delete(onConnectionLost);
         outcome();
       };
-      const onConnectionLost = (error: UnreachableError): void => {
-        settle(() => reject(error));
-        releaseSlot();
-      };
+      const onConnectionLost = (error: UnreachableError): void => settle(() => reject(error));
       this.running.add(onConnectionLost);
+      const stdout: Buffer[] = [];
+      const stderr: Buffer[] = [];
+      let exitCode: number | null = null;
       const timer = setTimeout(() => {
-        settle(() => reject(new CommandTimeoutError(this.hostName, timeoutMs)));
-        if (channel) stopChannel(channel);
+        timedOut = true;
+        stopChannel(channel);
+        const { pid } = splitScriptPid(Buffer.concat(stderr).toString('utf8'));
+        const stopped = pid === null ? Promise.resolve() : this.stopRemoteScript(pid);
+        void stopped.then(() => settle(() => reject(new CommandTimeoutError(this.hostName, timeoutMs))));
       }, timeoutMs);
-
-      const start = (attempt: number): void => {
-        if (settled) {
-          // Timed out (or the connection dropped) while waiting to retry.
-          releaseSlot();
-          return;
-        }
-        this.client.exec(this.shell.command, (error, opened) => {
-          if (error) {
-            if (!settled && !this.lost && this.mayRetryOpen(error, attempt)) {
-              setTimeout(() => start(attempt + 1), openRetryDelayMs(attempt));
-              return;
-            }
-            settle(() =>
-              reject(
-                this.lost ?? new Error(`${this.hostName}: cannot start a remote shell: ${error.message}`),
-              ),
-            );
-            releaseSlot();
-            return;
-          }
-          channel = opened;
-          this.openChannels++;
-          const stdout: Buffer[] = [];
-          const stderr: Buffer[] = [];
-          let exitCode: number | null = null;
-          opened.on('data', (chunk: Buffer) => stdout.push(chunk));
-          opened.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-          // 'exit' is optional in the protocol: the result is decided on 'close'.
-          opened.on('exit', (code: number | null) => {
-            exitCode = typeof code === 'number' ? code : null;
-          });
-          // Writing to a channel the server already closed (a script that exits
-          // early) errors; the exit status tells the story, so just note it.
-          opened.on('error', () => undefined);
-          opened.on('close', () => {
-            this.openChannels--;
-            releaseSlot();
-            settle(() =>
-              resolve({
-                stdout: Buffer.concat(stdout).toString('utf8'),
-                stderr: Buffer.concat(stderr).toString('utf8'),
-                exitCode,
-              }),
-            );
-          });
-          if (settled) {
-            // Timed out (or the connection dropped) while the channel was opening.
-            stopChannel(opened);
-            return;
-          }
-          if (this.shell.stdinPrefix !== '') opened.write(this.shell.stdinPrefix);
-          opened.end(script);
-        });
-      };
-      start(0);
+      channel.on('data', (chunk: Buffer) => stdout.push(chunk));
+      channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+      // 'exit' is optional in the protocol: the result is decided on 'close'.
+      channel.on('exit', (code: number | null) => {
+        exitCode = typeof code === 'number' ? code : null;
+      });
+      channel.on('close', () => {
+        if (timedOut) return;
+        settle(() =>
+          resolve({
+            stdout: Buffer.concat(stdout).toString('utf8'),
+            stderr: splitScriptPid(Buffer.concat(stderr).toString('utf8')).stderr,
+            exitCode,
+          }),
+        );
+      });
+      if (this.shell.stdinPrefix !== '') channel.write(this.shell.stdinPrefix);
+      channel.end(script);
     });
   }
 
   /**
-   * Whether a refused channel open is worth another try. sshd frees a closed
-   * session only when it next collects garbage, so an open sent right after a
-   * close can be refused although we keep below MaxSessions; and hosts may set
-   * MaxSessions lower than 10. Either way a slot frees up once one of our
-   * channels closes: retry while any is open (the command timeout bounds it),
-   * and a few times otherwise, then report the refusal.
+   * Ends a timed-out script's process group from a second session: sshd
+   * ignores signal requests on root logins. Best effort, and bounded: the
+   * connection may be gone too.
    */
-  private mayRetryOpen(error: Error & { reason?: unknown }, attempt: number): boolean {
-    const refusedByServer = typeof error.reason === 'number';
-    return refusedByServer && (this.openChannels > 0 || attempt < OPEN_RETRIES_WHEN_IDLE);
+  private async stopRemoteScript(pid: number): Promise<void> {
+    // Field 5 of /proc/PID/stat is the process group: sshd makes each session
+    // a group of its own, so this is the script's shell and what it started.
+    // (`kill -- -N` is refused by dash; `kill -TERM -N` works in every sh.)
+    const stop =
+      `group=$(cut -d' ' -f5 /proc/${pid}/stat 2>/dev/null)\n` +
+      `[ -n "$group" ] && [ "$group" -gt 1 ] && kill -TERM "-$group" 2>/dev/null\n` +
+      `kill -TERM ${pid} 2>/dev/null\nexit 0\n`;
+    try {
+      await this.runScript(stop, { timeoutMs: STOP_SCRIPT_TIMEOUT_MS });
+    } catch {
+      // Nothing more can be done from here; the timeout is reported either way.
+    }
   }
 
   private onClosed(): void {
@@ -612,14 +684,30 @@ class SshConnection implements Connection {
       : `lost the connection to ${where(this.spec)}${this.lastError ? `: ${this.lastError.message}` : ''}`;
     this.lost = new UnreachableError(this.hostName, reason);
     for (const reject of [...this.running]) reject(this.lost);
-    this.slots.refuseAll(this.lost);
+    this.sessions.refuseAll(this.lost);
   }
 }
 
-/** Ends a remote script early: TERM to the shell (sudo relays it), then close the channel. */
+/** ssh2's channel internals that signalling needs (not in its public typings). */
+interface ChannelInternals {
+  outgoing?: { id?: number; state?: string };
+  _client?: { _protocol?: { signal?: (channelId: number, signalName: string) => void } };
+}
+
+/** Ends a remote script early: TERM to its process group (sudo relays it), then close the channel. */
 function stopChannel(channel: ClientChannel): void {
+  // ssh2's channel.signal() sends nothing once our side sent EOF (it checks
+  // `writable`), and every script ends its stdin. RFC 4254 6.9 allows a signal
+  // until the channel closes, and sshd then kills the session's process group,
+  // so the request goes out through the protocol object directly.
+  const internals = channel as unknown as ChannelInternals;
+  const channelId = internals.outgoing?.id;
+  const protocol = internals._client?._protocol;
   try {
-    channel.signal('TERM');
+    const state = internals.outgoing?.state;
+    if ((state === 'open' || state === 'eof') && channelId !== undefined && protocol?.signal) {
+      protocol.signal(channelId, 'TERM');
+    }
   } catch {
     // The channel may already be closing; closing it below is what matters.
   }

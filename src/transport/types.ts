@@ -81,13 +81,14 @@ export class HostKeyError extends UnreachableError {
   }
 }
 
-/** A remote command did not finish within its time limit. */
+/** A remote command did not finish (or, with a reason, could not start) within its time limit. */
 export class CommandTimeoutError extends Error {
   constructor(
     readonly hostName: string,
     readonly timeoutMs: number,
+    reason = `remote command did not finish within ${timeoutMs} ms`,
   ) {
-    super(`${hostName}: remote command did not finish within ${timeoutMs} ms`);
+    super(`${hostName}: ${reason}`);
     this.name = 'CommandTimeoutError';
   }
 }

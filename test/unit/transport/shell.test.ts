@@ -3,7 +3,12 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { assertNoControlChars, scriptShell, shellQuote } from '../../../src/transport/shell.js';
+import {
+  assertNoControlChars,
+  scriptShell,
+  shellQuote,
+  splitScriptPid,
+} from '../../../src/transport/shell.js';
 
 /** What /bin/sh makes of `printf %s QUOTED`: the value back, if the quoting is right. */
 function echoThroughSh(value: string): string {
@@ -145,6 +150,57 @@ describe('scriptShell', () => {
       expect(result.stderr).toBe('');
       expect(result.stdout).toBe('first line of the script\nsecond: 42\n');
       expect(result.status).toBe(0);
+    });
+
+    it('reports the pid of the shell that runs the script first, and the script still gets all of stdin', () => {
+      const shell = scriptShell({
+        become: true,
+        becomePassword: password,
+        loginIsRoot: false,
+        reportPid: true,
+      });
+      const result = spawnSync('/bin/sh', ['-c', shell.command], {
+        input: `${shell.stdinPrefix}echo "my pid $$"\necho "to stderr" >&2\n`,
+        encoding: 'utf8',
+        env: {
+          ...process.env,
+          PATH: `${binDir}:${process.env.PATH ?? ''}`,
+          FAKE_SUDO_ASKS: '1',
+          FAKE_SUDO_PASSWORD: password,
+        },
+      });
+      const { pid, stderr } = splitScriptPid(result.stderr);
+      expect(result.stdout).toBe(`my pid ${pid}\n`);
+      expect(stderr).toBe('to stderr\n');
+    });
+  });
+});
+
+describe('reporting the script pid', () => {
+  it('runs the script in the shell whose pid it reported, without become', () => {
+    const shell = scriptShell({ become: false, loginIsRoot: true, reportPid: true });
+    expect(shell.stdinPrefix).toBe('');
+    const result = spawnSync('/bin/sh', ['-c', shell.command], {
+      input: 'echo "pid $$"\n',
+      encoding: 'utf8',
+    });
+    const { pid, stderr } = splitScriptPid(result.stderr);
+    expect(pid).not.toBeNull();
+    expect(result.stdout).toBe(`pid ${pid}\n`);
+    expect(stderr).toBe('');
+  });
+
+  it('takes only the marker line out of stderr, even after lines sshd wrote first', () => {
+    expect(splitScriptPid('debug1: from sshd\r\nsshfix-script-pid 42\nerror: x\n')).toEqual({
+      pid: 42,
+      stderr: 'debug1: from sshd\r\nerror: x\n',
+    });
+  });
+
+  it('finds no pid when the shell never started', () => {
+    expect(splitScriptPid('sudo: a password is required\n')).toEqual({
+      pid: null,
+      stderr: 'sudo: a password is required\n',
     });
   });
 });

@@ -7,12 +7,21 @@
 
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openConnection } from '../../../src/transport/connect.js';
-import { connectFailure, connectSsh, hostKeyAlgorithmOrder, Slots } from '../../../src/transport/ssh.js';
+import { connectFailure, connectSsh, hostKeyAlgorithmOrder } from '../../../src/transport/ssh.js';
 import { CommandTimeoutError, HostKeyError, UnreachableError } from '../../../src/transport/types.js';
 import type { Connection, ConnectionSpec } from '../../../src/transport/types.js';
 
@@ -85,35 +94,23 @@ async function waitForListener(port: number, sshd: ChildProcess, log: () => stri
   throw new Error(`sshd did not listen on 127.0.0.1:${port} within 10 s: ${log()}`);
 }
 
-describe('Slots', () => {
-  it('grants at most `size` holders and hands freed slots to waiters in order', async () => {
-    const slots = new Slots(2);
-    const granted: string[] = [];
-    const take = (name: string): Promise<void> => slots.acquire().then(() => void granted.push(name));
-    const all = [take('a'), take('b'), take('c'), take('d')];
-    await Promise.resolve();
-    await Promise.resolve();
-    expect(granted).toEqual(['a', 'b']);
-    slots.release();
-    await all[2];
-    expect(granted).toEqual(['a', 'b', 'c']);
-    slots.release();
-    await all[3];
-    expect(granted).toEqual(['a', 'b', 'c', 'd']);
-    // Two releases were handed on, two remain held: one more release frees one slot.
-    slots.release();
-    await take('e');
-    expect(granted).toEqual(['a', 'b', 'c', 'd', 'e']);
-  });
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
-  it('rejects the waiters when refused, but not the holders', async () => {
-    const slots = new Slots(1);
-    await slots.acquire();
-    const waiting = slots.acquire();
-    slots.refuseAll(new Error('connection lost'));
-    await expect(waiting).rejects.toThrow('connection lost');
-  });
-});
+/** Polls `condition` until it holds; the bound only turns a hang into a failure. */
+async function waitUntil(condition: () => boolean, what: string): Promise<void> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    if (condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
 
 describe('hostKeyAlgorithmOrder', () => {
   it('puts the algorithms for known key types first and keeps every default once', () => {
@@ -204,15 +201,16 @@ describeWithSshd('SSH transport against a real sshd', () => {
     };
   }
 
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'sshfix-sshd-'));
-    hostKey = generateKey(dir, 'host_ed25519');
-    clientKey = generateKey(dir, 'client_ed25519');
-    otherKey = generateKey(dir, 'other_ed25519');
-    writeFileSync(join(dir, 'authorized_keys'), `${clientKey.publicType} ${clientKey.publicBase64}\n`, {
-      mode: 0o600,
-    });
-    const config = join(dir, 'sshd_config');
+  interface RunningSshd {
+    port: number;
+    process: ChildProcess;
+    /** What sshd wrote to stderr so far. */
+    log: () => string;
+  }
+
+  /** Starts an sshd on 127.0.0.1 with the test's host key and authorized_keys, plus `settings`. */
+  async function startSshd(name: string, settings: readonly string[]): Promise<RunningSshd> {
+    const config = join(dir, `sshd_config_${name}`);
     writeFileSync(
       config,
       [
@@ -225,22 +223,35 @@ describeWithSshd('SSH transport against a real sshd', () => {
         'PasswordAuthentication no',
         'KbdInteractiveAuthentication no',
         'PermitRootLogin prohibit-password',
-        // Stated explicitly: the concurrency test relies on the 11th channel being refused.
-        'MaxSessions 10',
-        'LogLevel ERROR',
+        ...settings,
         '',
       ].join('\n'),
     );
-    mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-    port = await freePort();
-    knownHostsFile = join(dir, 'known_hosts');
-    writeFileSync(knownHostsFile, `[127.0.0.1]:${port} ${hostKey.publicType} ${hostKey.publicBase64}\n`);
+    const sshdPort = await freePort();
     let log = '';
-    sshd = spawn(SSHD, ['-D', '-e', '-f', config, '-p', String(port), '-h', hostKey.privateFile], {
+    const child = spawn(SSHD, ['-D', '-e', '-f', config, '-p', String(sshdPort), '-h', hostKey.privateFile], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
-    sshd.stderr?.on('data', (chunk: Buffer) => (log += chunk.toString()));
-    await waitForListener(port, sshd, () => log);
+    child.stderr?.on('data', (chunk: Buffer) => (log += chunk.toString()));
+    await waitForListener(sshdPort, child, () => log);
+    return { port: sshdPort, process: child, log: () => log };
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sshfix-sshd-'));
+    hostKey = generateKey(dir, 'host_ed25519');
+    clientKey = generateKey(dir, 'client_ed25519');
+    otherKey = generateKey(dir, 'other_ed25519');
+    writeFileSync(join(dir, 'authorized_keys'), `${clientKey.publicType} ${clientKey.publicBase64}\n`, {
+      mode: 0o600,
+    });
+    mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+    // Stated explicitly: the concurrency tests rely on the 11th channel being refused.
+    const started = await startSshd('default', ['MaxSessions 10', 'LogLevel ERROR']);
+    sshd = started.process;
+    port = started.port;
+    knownHostsFile = join(dir, 'known_hosts');
+    writeFileSync(knownHostsFile, `[127.0.0.1]:${port} ${hostKey.publicType} ${hostKey.publicBase64}\n`);
     shared = await openConnection(spec());
   }, SLOW_MS);
 
@@ -291,14 +302,71 @@ describeWithSshd('SSH transport against a real sshd', () => {
   it(
     'stops a script at its time limit and the connection keeps working',
     async () => {
-      const started = Date.now();
-      const outcome = shared.runScript('sleep 5\n', { timeoutMs: 300 });
+      const pidFile = join(dir, 'time-limit.pid');
+      const marker = join(dir, 'time-limit.finished');
+      const outcome = shared.runScript(`echo $$ > '${pidFile}'\nsleep 60\ntouch '${marker}'\n`, {
+        timeoutMs: 1000,
+      });
       await expect(outcome).rejects.toThrow(CommandTimeoutError);
-      expect(Date.now() - started).toBeLessThan(3000);
+      // Stopped, not abandoned: the remote shell is gone and never reached its last line.
+      const pid = Number(readFileSync(pidFile, 'utf8').trim());
+      await waitUntil(() => !processExists(pid), `the timed-out shell ${pid} to end`);
+      expect(existsSync(marker)).toBe(false);
       await expect(shared.runScript('echo "still usable"\n')).resolves.toMatchObject({
         stdout: 'still usable\n',
         exitCode: 0,
       });
+    },
+    SLOW_MS,
+  );
+
+  it(
+    'waits for a session at most the time limit when every session is busy',
+    async () => {
+      const busy = await connectSsh(spec());
+      try {
+        const holders = Array.from({ length: 10 }, () =>
+          busy.runScript('sleep 120\n', { timeoutMs: 240000 }),
+        );
+        for (const holder of holders) holder.catch(() => undefined);
+        const waiting = busy.runScript('echo never\n', { timeoutMs: 1000 });
+        await expect(waiting).rejects.toThrow(CommandTimeoutError);
+        await expect(waiting).rejects.toThrow('no SSH session could be opened within 1000 ms');
+      } finally {
+        await busy.close();
+      }
+    },
+    SLOW_MS,
+  );
+
+  it(
+    'on a host with MaxSessions 2, runs 20 concurrent scripts and opens again only when a session frees',
+    async () => {
+      const strict = await startSshd('max_sessions_2', ['MaxSessions 2', 'LogLevel DEBUG1']);
+      appendFileSync(
+        knownHostsFile,
+        `[127.0.0.1]:${strict.port} ${hostKey.publicType} ${hostKey.publicBase64}\n`,
+      );
+      const connection = await connectSsh(spec({ port: strict.port }));
+      try {
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, index) => connection.runScript(`sleep 0.2\necho "run ${index}"\n`)),
+        );
+        expect(results.map((result) => result.stdout)).toEqual(
+          Array.from({ length: 20 }, (_, index) => `run ${index}\n`),
+        );
+        // Each refusal is logged by sshd. Retrying on a timer while our own
+        // sessions hold the host's slots costs several refusals per script;
+        // waiting for a close of ours costs well under one.
+        const refusals = strict
+          .log()
+          .split('\n')
+          .filter((line) => line.includes('session open failed'));
+        expect(refusals.length).toBeLessThan(20 * 3);
+      } finally {
+        await connection.close();
+        strict.process.kill('SIGTERM');
+      }
     },
     SLOW_MS,
   );
