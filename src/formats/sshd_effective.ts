@@ -50,9 +50,15 @@ export interface DirectiveOccurrence extends FilePosition {
   keyword: string;
   key: string;
   args: string[];
-  /** True when the line applies only to connections matching a Match block. */
+  /** True when the line sits inside a Match block (sshd_config(5) limits which keywords may). */
   inMatch: boolean;
-  /** The Match line whose block this line belongs to. */
+  /**
+   * True when every Match block the line sits in matches every connection
+   * (`Match Address *`): sshd does not apply it when it starts, nor in
+   * `sshd -T` without `-C`, but every connection gets it.
+   */
+  everyConnection: boolean;
+  /** The innermost Match line whose block this line belongs to. */
   matchAt?: FilePosition;
 }
 
@@ -71,10 +77,18 @@ export interface SshdTree {
   diagnostics: Diagnostic[];
 }
 
-interface MatchContext {
-  inMatch: boolean;
-  matchAt?: FilePosition;
+/** A Match line in effect, and whether its criteria match every connection. */
+interface MatchCondition {
+  at: FilePosition;
+  everyConnection: boolean;
 }
+
+/**
+ * The Match lines a line is subject to, outermost first: it applies only to
+ * connections that match all of them. More than one when an Include sits
+ * inside a Match block and the included file has Match blocks of its own.
+ */
+type MatchContext = readonly MatchCondition[];
 
 /** Reads `mainPath` and, recursively, every file it Includes, exactly in the order and context sshd does. */
 export async function loadSshdTree(mainPath: string, reader: SshdTreeReader): Promise<SshdTree> {
@@ -82,7 +96,7 @@ export async function loadSshdTree(mainPath: string, reader: SshdTreeReader): Pr
   const states = await reader.readFiles([mainPath]);
   const main = states.get(mainPath);
   if (main === undefined || !main.exists) throw new Error(`${mainPath}: sshd_config not found`);
-  await readFileInto(tree, main, reader, { inMatch: false }, 0);
+  await readFileInto(tree, main, reader, [], 0);
   return tree;
 }
 
@@ -107,12 +121,16 @@ async function readFileInto(
   // an included file and restores `*activep = oactive` afterwards ("Don't let
   // included files clobber the containing file's Match state"). The included
   // file starts in the includer's state, so an Include inside a Match block
-  // makes every included line conditional.
-  let context: MatchContext = { ...inherited };
+  // makes every included line conditional. And when the Include's block does
+  // not match, the file is parsed with SSHCFG_NEVERMATCH: none of its Match
+  // lines can match, not even `Match all`. So a Match in the included file
+  // only narrows the includer's condition, and `Match all` returns to it,
+  // never to global context.
+  let context: MatchContext = inherited;
   for (const line of parsed.lines) {
     if (line.kind !== 'directive') continue;
     const position = { file: state.path, line: line.line };
-    if (line.key === 'match') context = matchContextAfter(line, position);
+    if (line.key === 'match') context = matchContextAfter(line, position, inherited);
     recordOccurrence(tree, line, position, context);
     if (line.error !== undefined) {
       tree.diagnostics.push(diagnostic(position, `${line.keyword}: ${line.error}`));
@@ -127,10 +145,49 @@ async function readFileInto(
   }
 }
 
-/** `Match all` returns to unconditional context; any other Match starts a conditional block. */
-function matchContextAfter(line: DirectiveLine, position: FilePosition): MatchContext {
+/**
+ * `Match all` returns to the context the file started in (global at the top
+ * level, the enclosing Match inside an included file); any other Match
+ * starts a block under that context.
+ */
+function matchContextAfter(
+  line: DirectiveLine,
+  position: FilePosition,
+  fileContext: MatchContext,
+): MatchContext {
   const matchesAll = line.args.length === 1 && line.args[0]?.toLowerCase() === 'all';
-  return matchesAll ? { inMatch: false } : { inMatch: true, matchAt: position };
+  if (matchesAll) return fileContext;
+  return [...fileContext, { at: position, everyConnection: matchesEveryConnection(line.args) }];
+}
+
+/** Criteria whose `*` pattern matches any value a connection can have (servconf.c match_cfg_line). */
+const UNIVERSAL_CRITERIA = new Set(['user', 'host', 'address', 'localaddress']);
+
+/**
+ * Whether a Match line's criteria (ANDed) match every connection: each one is
+ * User, Host, Address or LocalAddress with `*` in its pattern list and no
+ * negation (`Match Address *`, `Match User=*`). Group is left out: a user that
+ * does not exist has no groups.
+ */
+export function matchesEveryConnection(args: readonly string[]): boolean {
+  const criteria: [string, string][] = [];
+  for (let i = 0; i < args.length; i++) {
+    const word = args[i] ?? '';
+    const equals = word.indexOf('=');
+    if (equals > 0) criteria.push([word.slice(0, equals), word.slice(equals + 1)]);
+    else criteria.push([word, args[++i] ?? '']);
+  }
+  return (
+    criteria.length > 0 &&
+    criteria.every(([attribute, list]) => {
+      const patterns = list.split(',');
+      return (
+        UNIVERSAL_CRITERIA.has(attribute.toLowerCase()) &&
+        patterns.includes('*') &&
+        !patterns.some((p) => p.startsWith('!'))
+      );
+    })
+  );
 }
 
 function recordOccurrence(
@@ -139,23 +196,26 @@ function recordOccurrence(
   position: FilePosition,
   context: MatchContext,
 ): void {
+  const inMatch = context.length > 0;
+  const matchAt = context[context.length - 1]?.at;
   const occurrence: DirectiveOccurrence = {
     ...position,
     keyword: line.keyword,
     key: line.key,
     args: line.args,
-    inMatch: context.inMatch,
+    inMatch,
+    everyConnection: inMatch && context.every((c) => c.everyConnection),
   };
-  if (context.matchAt !== undefined) occurrence.matchAt = context.matchAt;
+  if (matchAt !== undefined) occurrence.matchAt = matchAt;
   tree.occurrences.push(occurrence);
   const info = keywordInfo(line.key);
   if (info === undefined) {
     const suggestion = suggestKeyword(line.keyword);
     const hint = suggestion === undefined ? '' : ` (did you mean ${suggestion}?)`;
     tree.diagnostics.push(diagnostic(position, `unknown sshd_config keyword "${line.keyword}"${hint}`));
-  } else if (context.inMatch && line.key !== 'match' && !info.allowedInMatch) {
+  } else if (inMatch && line.key !== 'match' && !info.allowedInMatch) {
     tree.diagnostics.push(
-      diagnostic(position, `Directive '${info.name}' is not allowed within a Match block`, context.matchAt),
+      diagnostic(position, `Directive '${info.name}' is not allowed within a Match block`, matchAt),
     );
   }
 }
@@ -212,12 +272,17 @@ export interface EffectiveSetting {
   values: string[];
   /** The occurrence that wins (`single`/`list`), or the first of the contributing ones (`accumulate`). */
   winner?: DirectiveOccurrence;
-  /** Global occurrences that contribute: just the winner, or every line for `accumulate` keywords. */
+  /** Global lines that contribute: just the winner, or every line for `accumulate` keywords. */
   contributing: DirectiveOccurrence[];
-  /** Later global occurrences sshd ignores because the first value wins. */
+  /** Later global lines sshd ignores because the first value wins. */
   ignored: DirectiveOccurrence[];
-  /** Occurrences inside Match blocks: they apply only to matching connections. */
+  /** Lines inside Match blocks that apply only to some connections. */
   inMatch: DirectiveOccurrence[];
+  /**
+   * Lines inside Match blocks that match every connection (`Match Address *`):
+   * at connection time they override the global value for everyone.
+   */
+  everyConnection: DirectiveOccurrence[];
   /**
    * True for keywords OpenSSH 9.2 lets the *last* occurrence win (MaxStartups,
    * IPQoS...) when the global occurrences disagree: the value then depends on
@@ -242,27 +307,43 @@ function requireKeyword(keyword: string): KeywordInfo {
   return info;
 }
 
+const samePosition = (a: FilePosition, b: FilePosition): boolean => a.file === b.file && a.line === b.line;
+
+/**
+ * One occurrence per line of text. A file that is included several times
+ * (servcfginclude: one glob in six Match blocks) yields several occurrences
+ * of each of its lines, but each line can be edited, and reported, once.
+ */
+function distinctLines(occurrences: readonly DirectiveOccurrence[]): DirectiveOccurrence[] {
+  return occurrences.filter((o, i) => occurrences.findIndex((other) => samePosition(o, other)) === i);
+}
+
 /** What sshd uses for `keyword` outside Match blocks, and where it comes from. */
 export function effectiveSetting(tree: SshdTree, keyword: string): EffectiveSetting {
   const info = requireKeyword(keyword);
   const all = occurrencesOf(tree, info);
   const global = all.filter((o) => !o.inMatch);
-  const inMatch = all.filter((o) => o.inMatch);
+  const inMatch = distinctLines(all.filter((o) => o.inMatch && !o.everyConnection));
+  const everyConnection = distinctLines(all.filter((o) => o.everyConnection));
   const winner = global[0];
   if (info.multiplicity === 'accumulate') {
+    // Every line read counts, as often as it is read; each line is edited once.
     const values = global.flatMap((o) => (info.itemPerLine === 'line' ? [o.args.join(' ')] : o.args));
     const result: EffectiveSetting = {
       keyword: info.name,
       values,
-      contributing: global,
+      contributing: distinctLines(global),
       ignored: [],
       inMatch,
+      everyConnection,
       versionDependent: false,
     };
     if (winner !== undefined) result.winner = winner;
     return result;
   }
-  const ignored = global.slice(1);
+  const ignored = distinctLines(global.slice(1)).filter(
+    (o) => winner === undefined || !samePosition(o, winner),
+  );
   const versionDependent =
     info.lastWinsOnOlderSshd === true &&
     winner !== undefined &&
@@ -273,6 +354,7 @@ export function effectiveSetting(tree: SshdTree, keyword: string): EffectiveSett
     contributing: winner === undefined ? [] : [winner],
     ignored,
     inMatch,
+    everyConnection,
     versionDependent,
   };
   if (winner !== undefined) result.winner = winner;
@@ -418,7 +500,23 @@ function planSingle(
   const desiredText = desired[0] ?? '';
   const desiredArgs = argsOf(desiredText);
   const effective = effectiveSetting(tree, info.name);
-  const warnings = effective.inMatch.map(matchWarning);
+  const warnings = matchWarnings(effective.inMatch);
+  const decision = planGlobalSingle(editor, info, desiredText, effective, warnings);
+  const overriding = effective.everyConnection.filter((o) => !valuesEqual(info.name, o.args, desiredArgs));
+  for (const o of overriding) editor.replaceValue(o, desiredText);
+  return withOverridesEdited(decision, info, overriding, desiredText);
+}
+
+/** The decision for the value sshd uses outside Match blocks. */
+function planGlobalSingle(
+  editor: TreeEditor,
+  info: KeywordInfo,
+  desiredText: string,
+  effective: EffectiveSetting,
+  warnings: string[],
+): SettingDecision {
+  const desired = [desiredText];
+  const desiredArgs = argsOf(desiredText);
   const winner = effective.winner;
   if (winner === undefined) {
     editor.insert(info.name, [desiredText]);
@@ -467,6 +565,29 @@ function planSingle(
   };
 }
 
+/**
+ * A Match block that matches every connection (`Match Address *`) overrides
+ * the global value for everyone, so its lines are edited too: otherwise the
+ * new global value would reach no connection.
+ */
+function withOverridesEdited(
+  decision: SettingDecision,
+  info: KeywordInfo,
+  edited: readonly DirectiveOccurrence[],
+  shown: string,
+): SettingDecision {
+  if (edited.length === 0) return decision;
+  const messages = edited.map(
+    (o) =>
+      `${info.name} ${o.args.join(' ')} at ${formatAt(o)} (inside ${matchBlockAt(o)}, which matches every connection) → ${shown}`,
+  );
+  return {
+    ...decision,
+    action: decision.action === 'keep' ? 'replace' : decision.action,
+    message: [...(decision.action === 'keep' ? [] : [decision.message]), ...messages].join('; '),
+  };
+}
+
 function planAccumulating(
   tree: SshdTree,
   editor: TreeEditor,
@@ -474,8 +595,31 @@ function planAccumulating(
   desired: string[],
 ): SettingDecision {
   const effective = effectiveSetting(tree, info.name);
-  const warnings = effective.inMatch.map(matchWarning);
+  const warnings = matchWarnings(effective.inMatch);
   const desiredItems = desired.flatMap((text) => (info.itemPerLine === 'line' ? [text] : argsOf(text)));
+  const shown = desired.join(', ');
+  const decision = planGlobalAccumulating(editor, info, desired, desiredItems, effective, warnings);
+  const overriding = effective.everyConnection;
+  const overridingItems = overriding.flatMap((o) =>
+    info.itemPerLine === 'line' ? [o.args.join(' ')] : o.args,
+  );
+  const first = overriding[0];
+  if (first === undefined || sameItems(info, overridingItems, desiredItems)) return decision;
+  editor.replaceWithLines(first, desired);
+  const marker = `${SUPERSEDED_MARKER} (${info.name} is now set at ${formatAt(first)}): `;
+  for (const o of overriding.slice(1)) editor.commentOut(o, marker);
+  return withOverridesEdited(decision, info, overriding, shown);
+}
+
+/** The decision for the lines sshd uses outside Match blocks. */
+function planGlobalAccumulating(
+  editor: TreeEditor,
+  info: KeywordInfo,
+  desired: string[],
+  desiredItems: string[],
+  effective: EffectiveSetting,
+  warnings: string[],
+): SettingDecision {
   const currentItems = effective.values;
   const shown = desired.join(', ');
   const first = effective.winner;
@@ -526,9 +670,28 @@ function sameItems(info: KeywordInfo, a: readonly string[], b: readonly string[]
   return JSON.stringify(normalize(a)) === JSON.stringify(normalize(b));
 }
 
-function matchWarning(o: DirectiveOccurrence): string {
-  const block = o.matchAt === undefined ? '' : ` (Match at ${formatAt(o.matchAt)})`;
-  return `also set at ${formatAt(o)} inside Match block${block} (applies only to matching connections)`;
+function matchBlockAt(o: DirectiveOccurrence): string {
+  return o.matchAt === undefined ? 'a Match block' : `the Match block at ${formatAt(o.matchAt)}`;
+}
+
+/**
+ * One warning for every line inside conditional Match blocks, each line
+ * named once, grouped by file: `a:3` or `a:104,107; b:2,5`.
+ */
+function matchWarnings(occurrences: readonly DirectiveOccurrence[]): string[] {
+  const [only, ...others] = occurrences;
+  if (only === undefined) return [];
+  if (others.length === 0) {
+    return [
+      `also set at ${formatAt(only)} inside ${matchBlockAt(only)} (applies only to matching connections)`,
+    ];
+  }
+  const linesByFile = new Map<string, number[]>();
+  for (const o of occurrences) linesByFile.set(o.file, [...(linesByFile.get(o.file) ?? []), o.line]);
+  const where = [...linesByFile].map(([file, lines]) => `${file}:${lines.join(',')}`).join('; ');
+  return [
+    `also set on ${occurrences.length} lines inside Match blocks (apply only to matching connections): ${where}`,
+  ];
 }
 
 /**

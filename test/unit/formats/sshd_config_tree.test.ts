@@ -8,6 +8,7 @@ import {
   effectiveMatches,
   effectiveSetting,
   loadSshdTree,
+  matchesEveryConnection,
   parseSshdT,
   planSshdSettings,
   stageTreeForValidation,
@@ -78,6 +79,51 @@ const DEBIAN_MAIN = [
   '',
 ].join('\n');
 
+const INCLUDE_2 = '/etc/ssh/sshd_config.i.2';
+
+/** openssh-portable regress/servcfginclude.sh: one glob included from six Match blocks. */
+const SERVCFGINCLUDE: Record<string, string> = {
+  [MAIN]: [
+    'HostKey /etc/ssh/ssh_host_ed25519_key',
+    'Match host=a',
+    '\tBanner /aa',
+    '',
+    'Match host b',
+    '\tBanner /bb',
+    '\tInclude /etc/ssh/sshd_config.i.* # comment',
+    '',
+    'Match host=c',
+    '\tInclude /etc/ssh/sshd_config.i.* # comment',
+    '\tBanner /cc',
+    '',
+    'Match host m',
+    '\tInclude /etc/ssh/sshd_config.i.*',
+    '',
+    'Match Host d',
+    '\tBanner /dd # comment',
+    '',
+    'Match Host e',
+    '\tBanner /ee',
+    '\tInclude /etc/ssh/sshd_config.i.*',
+    '',
+    'Match Host=f',
+    '\tInclude /etc/ssh/sshd_config.i.*',
+    '\tBanner /ff',
+    '',
+    'Match Host n',
+    '\tInclude /etc/ssh/sshd_config.i.*',
+    '',
+  ].join('\n'),
+  '/etc/ssh/sshd_config.i.0': 'Match host xxxxxx\n',
+  '/etc/ssh/sshd_config.i.1': ['a', 'b', 'c', 'd', 'e', 'f']
+    .map((h) => `Match host ${h}\n\tBanner /${h.repeat(3)}\n`)
+    .join('\n'),
+  [INCLUDE_2]: [
+    ...['a', 'b', 'c', 'd', 'e', 'f'].map((h) => `Match host ${h}\n\tBanner /${h.repeat(4)}\n`),
+    'Match all\n\tBanner /xxxx\n',
+  ].join('\n'),
+};
+
 describe('loadSshdTree', () => {
   it('reads Includes where they stand, relative to /etc/ssh, several per line, sorted lexically', async () => {
     const t = await tree({
@@ -140,6 +186,26 @@ describe('loadSshdTree', () => {
     expect(effectiveSetting(t, 'MaxSessions').values).toEqual([]);
   });
 
+  it('keeps `Match all` in a file included inside a Match block under that block (servcfginclude.sh)', async () => {
+    // servconf.c parses a file included from a non-matching block with
+    // SSHCFG_NEVERMATCH: its `Match all` never reaches other connections.
+    const t = await tree(SERVCFGINCLUDE);
+    const banners = t.occurrences.filter((o) => o.key === 'banner');
+    expect(banners.every((o) => o.inMatch)).toBe(true);
+    const xxxx = banners.filter((o) => o.args[0] === '/xxxx');
+    // Read once for each of the six blocks that include the glob, under that block.
+    expect(xxxx.map((o) => [o.line, o.matchAt?.file, o.matchAt?.line])).toEqual(
+      [5, 9, 13, 19, 23, 27].map((matchLine) => [20, MAIN, matchLine]),
+    );
+    expect(effectiveSetting(t, 'Banner')).toMatchObject({ values: [], contributing: [], ignored: [] });
+    // At the top level `Match all` still ends the block.
+    const top = await tree({
+      [MAIN]: 'Include /etc/ssh/inner.conf\nMaxSessions 3\n',
+      '/etc/ssh/inner.conf': 'Match User x\nMaxSessions 2\nMatch all\nMaxSessions 5\n',
+    });
+    expect(effectiveSetting(top, 'MaxSessions')).toMatchObject({ values: ['5'], winner: { line: 4 } });
+  });
+
   it('returns to global context after `Match all`', async () => {
     const t = await tree({ [MAIN]: 'Match User x\nMaxSessions 2\nMatch all\nMaxSessions 5\n' });
     expect(effectiveSetting(t, 'MaxSessions')).toMatchObject({ values: ['5'], winner: { line: 4 } });
@@ -152,6 +218,23 @@ describe('loadSshdTree', () => {
       "Directive 'UseDNS' is not allowed within a Match block",
     ]);
     expect(t.diagnostics[1]?.position).toEqual({ file: MAIN, line: 3, column: 1 });
+  });
+});
+
+describe('matchesEveryConnection', () => {
+  it.each<[string, boolean]>([
+    ['Address *', true],
+    ['User=* Host *', true],
+    ['LocalAddress 10.0.0.1,*', true],
+    ['address *', true],
+    ['Address *,!10.0.0.1', false],
+    ['Address 10.0.0.0/8', false],
+    ['User * Address 10.0.0.0/8', false],
+    ['Group *', false],
+    ['LocalPort 22', false],
+    ['all', false],
+  ])('Match %s → %s', (criteria, expected) => {
+    expect(matchesEveryConnection(criteria.split(' '))).toBe(expected);
   });
 });
 
@@ -249,10 +332,65 @@ describe('planSshdSettings', () => {
       'Port 22\nX11Forwarding no\nUseDNS no\nMatch User backup\n  X11Forwarding no\n',
     );
     expect(p.decisions[0]?.warnings).toEqual([
-      `also set at ${MAIN}:3 inside Match block (Match at ${MAIN}:2) (applies only to matching connections)`,
+      `also set at ${MAIN}:3 inside the Match block at ${MAIN}:2 (applies only to matching connections)`,
     ]);
     const after = await tree(applied(files, p));
     expect(effectiveSetting(after, 'UseDNS').winner).toMatchObject({ inMatch: false, line: 3 });
+  });
+
+  it('converges the servcfginclude.sh tree in one plan, touching no included file, warning once per line', async () => {
+    const p = await plan(SERVCFGINCLUDE, { Banner: '/etc/issue.net' });
+    expect([...p.files.keys()]).toEqual([MAIN]);
+    expect(p.files.get(MAIN)?.split('\n').slice(0, 3)).toEqual([
+      'HostKey /etc/ssh/ssh_host_ed25519_key',
+      'Banner /etc/issue.net',
+      'Match host=a',
+    ]);
+    expect(p.decisions[0]).toMatchObject({
+      action: 'insert',
+      message: 'Banner (unset, default) → /etc/issue.net',
+    });
+    expect(p.decisions[0]?.warnings).toEqual([
+      'also set on 19 lines inside Match blocks (apply only to matching connections): ' +
+        `${MAIN}:3,6,11,17,20,25; /etc/ssh/sshd_config.i.1:2,5,8,11,14,17; ${INCLUDE_2}:2,5,8,11,14,17,20`,
+    ]);
+    const again = await plan(applied(SERVCFGINCLUDE, p), { Banner: '/etc/issue.net' });
+    expect(again.files.size).toBe(0);
+    expect(again.decisions[0]?.action).toBe('keep');
+  });
+
+  it('edits a file included twice at the top level once, keeping its line', async () => {
+    const files = {
+      [MAIN]: 'Include /etc/ssh/a.conf\nInclude /etc/ssh/a.conf\n',
+      '/etc/ssh/a.conf': 'MaxSessions 2\n',
+    };
+    const p = await plan(files, { MaxSessions: 4 });
+    expect(Object.fromEntries(p.files)).toEqual({ '/etc/ssh/a.conf': 'MaxSessions 4\n' });
+    expect(p.decisions[0]?.warnings).toEqual([]);
+  });
+
+  it('treats a Match block that matches every connection as overriding the global value', async () => {
+    const files = {
+      [MAIN]: 'MaxAuthTries 3\nAllowUsers root\nMatch Address *\n  MaxAuthTries 6\n  AllowUsers admin\n',
+    };
+    const p = await plan(files, { MaxAuthTries: 3, AllowUsers: ['root'] });
+    expect(p.files.get(MAIN)).toBe(
+      'MaxAuthTries 3\nAllowUsers root\nMatch Address *\n  MaxAuthTries 3\n  AllowUsers root\n',
+    );
+    expect(p.decisions.map((d) => [d.action, d.message, d.warnings])).toEqual([
+      [
+        'replace',
+        `MaxAuthTries 6 at ${MAIN}:4 (inside the Match block at ${MAIN}:3, which matches every connection) → 3`,
+        [],
+      ],
+      [
+        'replace',
+        `AllowUsers admin at ${MAIN}:5 (inside the Match block at ${MAIN}:3, which matches every connection) → root`,
+        [],
+      ],
+    ]);
+    const again = await plan(applied(files, p), { MaxAuthTries: 3, AllowUsers: ['root'] });
+    expect(again.decisions.map((d) => d.action)).toEqual(['keep', 'keep']);
   });
 
   it('ignores a commented default that sits inside the Match block', async () => {
