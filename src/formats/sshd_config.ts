@@ -170,11 +170,32 @@ export function tokenizeArguments(text: string): { tokens: Token[]; error?: stri
   return { tokens };
 }
 
-/** Quotes one argument for sshd_config when it needs it (whitespace, quotes, backslash, leading `#`, empty). */
+/**
+ * One argument as sshd_config text that every OpenSSH reads back unchanged:
+ * as is when it can be, else in double quotes, the one quoting
+ * sshd_config(5) documents ("Arguments may optionally be enclosed in double
+ * quotes (") in order to represent arguments containing spaces"). A single
+ * quote is fine inside them. Nothing can escape a double quote portably:
+ * before OpenSSH 8.7 (misc.c strdelim) a backslash is an ordinary
+ * character, since then (argv_split) it escapes a following quote,
+ * backslash or space. Such a value throws.
+ */
 export function quoteArgument(arg: string): string {
   assertNoControlCharacters(arg);
-  if (arg !== '' && !/[\s"'\\]/.test(arg) && !arg.startsWith('#')) return arg;
-  return `"${arg.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  if (arg.includes('"')) {
+    throw new Error(
+      `${JSON.stringify(arg)} contains a double quote ("), which sshd_config cannot hold in an argument`,
+    );
+  }
+  if (/\\(["'\\ \t]|$)/.test(arg)) {
+    throw new Error(
+      `${JSON.stringify(arg)} has a backslash before a quote, a backslash, a space or the end, ` +
+        'which OpenSSH before and after 8.7 read differently',
+    );
+  }
+  // Before 8.7 an unquoted `=` also ends an argument.
+  if (arg !== '' && !/[\s'=]/.test(arg) && !arg.startsWith('#')) return arg;
+  return `"${arg}"`;
 }
 
 /** Throws on a newline or other control character in a directive value. */

@@ -6,6 +6,7 @@
  * passed in.
  */
 import type { Diagnostic } from '../config/diagnostics.js';
+import { errorMessage } from '../errors.js';
 import type { FileState } from '../plan/types.js';
 import {
   assertNoControlCharacters,
@@ -23,6 +24,7 @@ import {
   keywordInfo,
   normalizeArgument,
   suggestKeyword,
+  valueProblem,
   valuesEqual,
   type KeywordInfo,
 } from './sshd_keywords.js';
@@ -400,15 +402,10 @@ export function planSshdSettings(
   const seen = new Map<string, string>();
   const decisions: SettingDecision[] = [];
   for (const [name, value] of Object.entries(settings)) {
-    const info = requireKeyword(name);
-    if (info.name === 'Match' || info.name === 'Include') {
-      throw new Error(`${info.name} cannot be set as a setting; edit the file's structure instead`);
-    }
-    if (info.deprecated === true) throw new Error(`${info.name} is deprecated and ignored by OpenSSH`);
+    const { info, lines: desired } = settingLines(name, value);
     const earlier = seen.get(info.name);
-    if (earlier !== undefined) throw new Error(`"${name}" and "${earlier}" both set ${info.name}`);
+    if (earlier !== undefined) throw new Error(duplicateSetting(name, earlier, info));
     seen.set(info.name, name);
-    const desired = desiredLines(info, name, value);
     decisions.push(
       info.multiplicity === 'accumulate'
         ? planAccumulating(tree, editor, info, desired)
@@ -417,6 +414,25 @@ export function planSshdSettings(
   }
   for (const name of remove) decisions.push(planRemoval(tree, editor, name, seen));
   return { files: editor.changedFiles(), decisions };
+}
+
+/**
+ * The lines one setting writes, after every check that needs no host: the
+ * keyword exists and can be set, and its value can be written so that sshd
+ * reads it back (quoting) and accepts it (value type). Throws with the reason.
+ */
+export function settingLines(name: string, value: SettingValue): { info: KeywordInfo; lines: string[] } {
+  const info = requireKeyword(name);
+  if (info.name === 'Match' || info.name === 'Include') {
+    throw new Error(`${info.name} cannot be set as a setting; edit the file's structure instead`);
+  }
+  if (info.deprecated === true) throw new Error(`${info.name} is deprecated and ignored by OpenSSH`);
+  return { info, lines: desiredLines(info, name, value) };
+}
+
+/** sshd reads keywords case-insensitively, and aliases as their keyword: one of two spellings would be lost. */
+export function duplicateSetting(name: string, earlier: string, info: KeywordInfo): string {
+  return `"${name}" and "${earlier}" both set ${info.name} (sshd reads keywords case-insensitively)`;
 }
 
 const REMOVED_MARKER = '# sshfix: removed: ';
@@ -451,8 +467,22 @@ function planRemoval(
   };
 }
 
-/** Desired value text, one entry per directive line. */
+/**
+ * Desired value text, one entry per directive line, in the form sshd reads
+ * back as the value given: a single-argument value quoted when it needs it
+ * (or refused when no quoting works), each list item one argument, and the
+ * value of a typed keyword checked as sshd checks it.
+ */
 function desiredLines(info: KeywordInfo, name: string, value: SettingValue): string[] {
+  const lines = desiredText(info, name, value);
+  for (const line of lines) {
+    const problem = valueProblem(info, argsOf(line));
+    if (problem !== undefined) throw new Error(`${info.name}: ${problem}`);
+  }
+  return lines;
+}
+
+function desiredText(info: KeywordInfo, name: string, value: SettingValue): string[] {
   if (Array.isArray(value)) {
     if (info.multiplicity === 'single') {
       throw new Error(`${info.name} takes a single value, got a list (${name})`);
@@ -460,9 +490,27 @@ function desiredLines(info: KeywordInfo, name: string, value: SettingValue): str
     if (value.length === 0) throw new Error(`${info.name}: empty list`);
     const items = value.map((v) => scalarText(info, v));
     // `list` keywords take every item as one argument of a single line.
-    return info.multiplicity === 'list' ? [items.map(quoteArgument).join(' ')] : items.map(checkedValueText);
+    if (info.multiplicity === 'list') return [items.map((item) => argumentText(info, item)).join(' ')];
+    // One line per item: an AllowUsers item is one argument, a Subsystem item the line's text.
+    return items.map((item) =>
+      info.itemPerLine === 'token' ? argumentText(info, item) : valueText(info, item),
+    );
   }
-  return [checkedValueText(scalarText(info, value))];
+  return [valueText(info, scalarText(info, value))];
+}
+
+/** A whole value as line text, by the keyword's shape. */
+function valueText(info: KeywordInfo, text: string): string {
+  return info.shape === 'one' ? argumentText(info, text) : checkedValueText(text);
+}
+
+/** One argument, quoted for sshd_config. */
+function argumentText(info: KeywordInfo, text: string): string {
+  try {
+    return quoteArgument(text);
+  } catch (error) {
+    throw new Error(`${info.name}: ${errorMessage(error)}`);
+  }
 }
 
 function scalarText(info: KeywordInfo, value: string | number | boolean): string {

@@ -18,6 +18,19 @@ export type Multiplicity = 'single' | 'accumulate' | 'list';
 /** How values compare: `flag` yes/no, `enum` a case-insensitive word, `time` seconds with s/m/h/d/w units. */
 export type ValueType = 'flag' | 'enum' | 'time' | 'int' | 'octal' | 'maxstartups' | 'string' | 'algorithms';
 
+/**
+ * How one value from a playbook becomes arguments on the line:
+ * - `one`: the value is a single argument (a path, a user name, a number):
+ *   quoted when it holds spaces.
+ * - `words`: the value is sshd_config text, arguments separated by spaces
+ *   (`Subsystem sftp internal-sftp`, `RekeyLimit 1G 1h`), written as given.
+ * - `rest`: sshd takes the rest of the line verbatim (servconf.c `str + len`:
+ *   ForceCommand, AuthorizedKeysCommand...), written as given.
+ * Items of a list are always one argument each, except for keywords whose
+ * every line is one item (Subsystem, ListenAddress): those take the keyword's shape.
+ */
+export type ArgumentShape = 'one' | 'words' | 'rest';
+
 export interface KeywordInfo {
   /** Spelling used by sshd_config(5). */
   readonly name: string;
@@ -43,6 +56,9 @@ export interface KeywordInfo {
   readonly aliasOf?: string;
   /** For `enum` keywords: spellings sshd treats as the same value (first is canonical for sshd -T). */
   readonly synonyms?: readonly (readonly string[])[];
+  /** For `enum` keywords: every value sshd accepts (case-insensitive), from servconf.c's tables. */
+  readonly values?: readonly string[];
+  readonly shape: ArgumentShape;
 }
 
 type Spec = Omit<KeywordInfo, 'name'>;
@@ -51,46 +67,85 @@ const flag = (allowedInMatch: boolean): Spec => ({
   multiplicity: 'single',
   valueType: 'flag',
   allowedInMatch,
+  shape: 'one',
 });
+/** A single-valued keyword: one argument unless `extra` says otherwise. */
 const single = (valueType: ValueType, allowedInMatch: boolean, extra: Partial<Spec> = {}): Spec => ({
   multiplicity: 'single',
   valueType,
   allowedInMatch,
+  shape: 'one',
   ...extra,
 });
-const accumulate = (itemPerLine: 'line' | 'token', allowedInMatch: boolean): Spec => ({
+const enumeration = (allowedInMatch: boolean, values: readonly string[], extra: Partial<Spec> = {}): Spec =>
+  single('enum', allowedInMatch, { values, ...extra });
+const accumulate = (
+  itemPerLine: 'line' | 'token',
+  allowedInMatch: boolean,
+  shape: ArgumentShape = 'words',
+): Spec => ({
   multiplicity: 'accumulate',
   valueType: 'string',
   allowedInMatch,
   itemPerLine,
+  shape,
 });
-const list = (allowedInMatch: boolean, valueType: ValueType = 'string'): Spec => ({
+const list = (
+  allowedInMatch: boolean,
+  valueType: ValueType = 'string',
+  values?: readonly string[],
+): Spec => ({
   multiplicity: 'list',
   valueType,
   allowedInMatch,
+  shape: 'words',
+  ...(values !== undefined ? { values } : {}),
 });
 const deprecated = (): Spec => ({
   multiplicity: 'single',
   valueType: 'string',
   allowedInMatch: true,
   deprecated: true,
+  shape: 'words',
 });
+/** The rest of the line, verbatim (servconf.c `xstrdup(str + len)`). */
+const restOfLine = (allowedInMatch: boolean): Spec => single('string', allowedInMatch, { shape: 'rest' });
+/** Several arguments written as given (`RekeyLimit 1G 1h`). */
+const words = (allowedInMatch: boolean, extra: Partial<Spec> = {}): Spec =>
+  single('string', allowedInMatch, { shape: 'words', ...extra });
 
 const FORWARDING_SYNONYMS = [['yes', 'all'], ['no'], ['local'], ['remote']] as const;
+const FORWARDING = ['yes', 'all', 'no', 'local', 'remote'];
+/** misc.c ipqos[]; numbers 0-255 are accepted too. */
+const IPQOS_NAMES = [
+  'none',
+  ...['af11', 'af12', 'af13', 'af21', 'af22', 'af23', 'af31', 'af32', 'af33', 'af41', 'af42', 'af43'],
+  ...['cs0', 'cs1', 'cs2', 'cs3', 'cs4', 'cs5', 'cs6', 'cs7'],
+  ...['ef', 'le', 'lowdelay', 'throughput', 'reliability'],
+];
+/** log.c log_levels[] and log_facilities[]. */
+const LOG_LEVELS = ['quiet', 'fatal', 'error', 'info', 'verbose', 'debug', 'debug1', 'debug2', 'debug3'];
+const SYSLOG_FACILITIES = [
+  'daemon',
+  'user',
+  'auth',
+  'authpriv',
+  ...[0, 1, 2, 3, 4, 5, 6, 7].map((n) => `local${n}`),
+];
 
 const KEYWORD_SPECS: Record<string, Spec> = {
   AcceptEnv: accumulate('token', true),
-  AddressFamily: single('enum', false),
+  AddressFamily: enumeration(false, ['any', 'inet', 'inet6']),
   AllowAgentForwarding: flag(true),
   AllowGroups: accumulate('token', true),
-  AllowStreamLocalForwarding: single('enum', true, { synonyms: FORWARDING_SYNONYMS }),
-  AllowTcpForwarding: single('enum', true, { synonyms: FORWARDING_SYNONYMS }),
+  AllowStreamLocalForwarding: enumeration(true, FORWARDING, { synonyms: FORWARDING_SYNONYMS }),
+  AllowTcpForwarding: enumeration(true, FORWARDING, { synonyms: FORWARDING_SYNONYMS }),
   AllowUsers: accumulate('token', true),
   AuthenticationMethods: list(true),
-  AuthorizedKeysCommand: single('string', true),
+  AuthorizedKeysCommand: restOfLine(true),
   AuthorizedKeysCommandUser: single('string', true),
   AuthorizedKeysFile: list(true),
-  AuthorizedPrincipalsCommand: single('string', true),
+  AuthorizedPrincipalsCommand: restOfLine(true),
   AuthorizedPrincipalsCommandUser: single('string', true),
   AuthorizedPrincipalsFile: single('string', true),
   Banner: single('string', true),
@@ -101,15 +156,18 @@ const KEYWORD_SPECS: Record<string, Spec> = {
   Ciphers: single('algorithms', false),
   ClientAliveCountMax: single('int', true),
   ClientAliveInterval: single('time', true),
-  Compression: single('enum', false, { synonyms: [['yes', 'delayed'], ['no']] }),
+  Compression: enumeration(false, ['yes', 'delayed', 'no'], { synonyms: [['yes', 'delayed'], ['no']] }),
   DebianBanner: flag(false),
   DenyGroups: accumulate('token', true),
   DenyUsers: accumulate('token', true),
   DisableForwarding: flag(true),
   ExposeAuthInfo: flag(true),
-  FingerprintHash: single('enum', false, { lastWinsOnOlderSshd: true }),
-  ForceCommand: single('string', true),
-  GatewayPorts: single('enum', true),
+  // digest.c digests[]: ssh_digest_alg_by_name() takes any of them.
+  FingerprintHash: enumeration(false, ['md5', 'sha1', 'sha256', 'sha384', 'sha512'], {
+    lastWinsOnOlderSshd: true,
+  }),
+  ForceCommand: restOfLine(true),
+  GatewayPorts: enumeration(true, ['clientspecified', 'yes', 'no']),
   GSSAPIAuthentication: flag(true),
   GSSAPICleanupCredentials: flag(false),
   GSSAPIKeyExchange: flag(false),
@@ -120,14 +178,15 @@ const KEYWORD_SPECS: Record<string, Spec> = {
   HostbasedAcceptedKeyTypes: { ...single('algorithms', true), aliasOf: 'HostbasedAcceptedAlgorithms' },
   HostbasedAuthentication: flag(true),
   HostbasedUsesNameFromPacketOnly: flag(true),
-  HostCertificate: accumulate('line', false),
-  HostKey: accumulate('line', false),
+  HostCertificate: accumulate('line', false, 'one'),
+  HostKey: accumulate('line', false, 'one'),
   HostKeyAgent: single('string', false),
   HostKeyAlgorithms: single('algorithms', false),
-  IgnoreRhosts: single('enum', true),
+  IgnoreRhosts: enumeration(true, ['yes', 'no', 'shosts-only']),
   IgnoreUserKnownHosts: flag(false),
-  Include: { multiplicity: 'accumulate', valueType: 'string', allowedInMatch: true, itemPerLine: 'token' },
-  IPQoS: single('enum', true, { lastWinsOnOlderSshd: true }),
+  Include: accumulate('token', true),
+  // One class for both, or interactive and bulk: `IPQoS af21 cs1`.
+  IPQoS: enumeration(true, IPQOS_NAMES, { lastWinsOnOlderSshd: true, shape: 'words' }),
   KbdInteractiveAuthentication: flag(true),
   KerberosAuthentication: flag(true),
   KerberosGetAFSToken: flag(false),
@@ -136,10 +195,10 @@ const KEYWORD_SPECS: Record<string, Spec> = {
   KexAlgorithms: single('algorithms', false),
   ListenAddress: accumulate('line', false),
   LoginGraceTime: single('time', false),
-  LogLevel: single('enum', true),
+  LogLevel: enumeration(true, LOG_LEVELS),
   LogVerbose: list(true),
   MACs: single('algorithms', false),
-  Match: { multiplicity: 'accumulate', valueType: 'string', allowedInMatch: true, itemPerLine: 'line' },
+  Match: accumulate('line', true),
   MaxAuthTries: single('int', true),
   MaxSessions: single('int', true),
   MaxStartups: single('maxstartups', false, { lastWinsOnOlderSshd: true }),
@@ -148,11 +207,15 @@ const KEYWORD_SPECS: Record<string, Spec> = {
   PermitEmptyPasswords: flag(true),
   PermitListen: list(true),
   PermitOpen: list(true),
-  PermitRootLogin: single('enum', true, {
-    synonyms: [['prohibit-password', 'without-password'], ['yes'], ['no'], ['forced-commands-only']],
-  }),
+  PermitRootLogin: enumeration(
+    true,
+    ['prohibit-password', 'without-password', 'forced-commands-only', 'yes', 'no'],
+    {
+      synonyms: [['prohibit-password', 'without-password'], ['yes'], ['no'], ['forced-commands-only']],
+    },
+  ),
   PermitTTY: flag(true),
-  PermitTunnel: single('enum', true),
+  PermitTunnel: enumeration(true, ['yes', 'point-to-point', 'ethernet', 'no']),
   PermitUserEnvironment: single('string', false),
   PermitUserRC: flag(true),
   PerSourceMaxStartups: single('string', false, { lastWinsOnOlderSshd: true }),
@@ -166,11 +229,12 @@ const KEYWORD_SPECS: Record<string, Spec> = {
   PubkeyAcceptedAlgorithms: single('algorithms', true),
   PubkeyAcceptedKeyTypes: { ...single('algorithms', true), aliasOf: 'PubkeyAcceptedAlgorithms' },
   PubkeyAuthentication: flag(true),
-  PubkeyAuthOptions: list(true, 'enum'),
+  PubkeyAuthOptions: list(true, 'enum', ['none', 'touch-required', 'verify-required']),
   RefuseConnection: flag(true),
-  RekeyLimit: single('string', true),
+  RekeyLimit: words(true),
   RequiredRSASize: single('int', false),
-  RevokedKeys: single('string', true),
+  // Several files since OpenSSH 10.1.
+  RevokedKeys: words(true),
   SecurityKeyProvider: single('string', false),
   SetEnv: list(true),
   SshdAuthPath: single('string', false),
@@ -179,13 +243,13 @@ const KEYWORD_SPECS: Record<string, Spec> = {
   StreamLocalBindUnlink: flag(true),
   StrictModes: flag(false),
   Subsystem: accumulate('line', false),
-  SyslogFacility: single('enum', false),
+  SyslogFacility: enumeration(false, SYSLOG_FACILITIES),
   TCPKeepAlive: flag(false),
   TrustedUserCAKeys: single('string', true),
   UnusedConnectionTimeout: single('time', true),
   UseDNS: flag(false),
   UsePAM: flag(false),
-  VersionAddendum: single('string', false),
+  VersionAddendum: restOfLine(false),
   X11DisplayOffset: single('int', true),
   X11Forwarding: flag(true),
   X11UseLocalhost: flag(true),
@@ -314,4 +378,83 @@ export function valuesEqual(keyword: string, a: readonly string[], b: readonly s
   if (a.length !== b.length) return false;
   const info = keywordInfo(keyword);
   return a.every((arg, i) => normalizeArgument(info, arg) === normalizeArgument(info, b[i] ?? ''));
+}
+
+const INT_MAX = 2 ** 31 - 1;
+
+/**
+ * Why sshd would refuse `args` as the value of a line of `info`'s keyword
+ * (servconf.c, per value type), or undefined when it would not. Strings are
+ * not checked: sshd reads them at connection time.
+ */
+export function valueProblem(info: KeywordInfo, args: readonly string[]): string | undefined {
+  if (info.valueType === 'string') return undefined;
+  if (info.name === 'IPQoS') {
+    if (args.length < 1 || args.length > 2) return 'takes one or two traffic classes';
+    const bad = args.find((a) => !isIpqos(a));
+    return bad === undefined
+      ? undefined
+      : `${quoted(bad)} is not a traffic class (${IPQOS_NAMES.join(', ')}, or 0-255)`;
+  }
+  if (info.multiplicity === 'list') {
+    const bad = args.find((a) => !(info.values ?? []).includes(a.toLowerCase()));
+    return bad === undefined ? undefined : `${quoted(bad)} is not one of ${(info.values ?? []).join(', ')}`;
+  }
+  if (args.length !== 1) return `takes one value, got ${args.length}`;
+  const arg = args[0] ?? '';
+  switch (info.valueType) {
+    case 'flag':
+      return /^(yes|no)$/i.test(arg) ? undefined : `${quoted(arg)} is not yes or no`;
+    case 'enum':
+      return (info.values ?? []).includes(arg.toLowerCase())
+        ? undefined
+        : `${quoted(arg)} is not one of ${(info.values ?? []).join(', ')}`;
+    case 'int':
+      return /^\d+$/.test(arg) && Number(arg) <= INT_MAX ? undefined : `${quoted(arg)} is not a whole number`;
+    case 'octal':
+      return /^[0-7]+$/.test(arg) && parseInt(arg, 8) <= 0o777
+        ? undefined
+        : `${quoted(arg)} is not an octal mode (0-0777)`;
+    case 'time':
+      if (info.name === 'UnusedConnectionTimeout' && arg === 'none') return undefined;
+      return parseTimeValue(arg) === undefined
+        ? `${quoted(arg)} is not a time (seconds, or a number with s, m, h, d or w: 90, 5m, 1h30m)`
+        : undefined;
+    case 'maxstartups':
+      return maxStartupsProblem(arg);
+    case 'algorithms':
+      // A comma-separated list, optionally starting with +, - or ^ (sshd_config(5), Ciphers).
+      return /^[+\-^]?[^,\s]+(,[^,\s]+)*$/.test(arg)
+        ? undefined
+        : `${quoted(arg)} is not a comma-separated list of algorithms`;
+  }
+}
+
+const quoted = (text: string): string => JSON.stringify(text);
+
+/** misc.c parse_ipqos(): a class name, or a number (strtol base 0) from 0 to 255. */
+function isIpqos(arg: string): boolean {
+  if (IPQOS_NAMES.includes(arg.toLowerCase())) return true;
+  if (!/^(0x[0-9a-f]+|0[0-7]*|[1-9]\d*)$/i.test(arg)) return false;
+  const value = arg.toLowerCase().startsWith('0x')
+    ? parseInt(arg, 16)
+    : arg.startsWith('0')
+      ? parseInt(arg, 8)
+      : Number(arg);
+  return value <= 255;
+}
+
+/**
+ * servconf.c sMaxStartups: `start` alone, or `start:rate:full` with
+ * start <= full and 1 <= rate <= 100; start and full above 0.
+ */
+function maxStartupsProblem(arg: string): string | undefined {
+  const spec = `${quoted(arg)} is not start or start:rate:full`;
+  const parts = arg.split(':');
+  if (!parts.every((p) => /^\d+$/.test(p)) || (parts.length !== 1 && parts.length !== 3)) return spec;
+  const [start = 0, rate = 30, full = start] = parts.length === 3 ? parts.map(Number) : [Number(parts[0])];
+  if (start <= 0 || full <= 0) return `${quoted(arg)}: start and full must be above 0`;
+  if (start > full) return `${quoted(arg)}: start (${start}) is above full (${full})`;
+  if (rate < 1 || rate > 100) return `${quoted(arg)}: rate (${rate}) is not a percentage from 1 to 100`;
+  return undefined;
 }

@@ -9,14 +9,17 @@ import { createHash } from 'node:crypto';
 import { shellQuote, stagedFileWrite } from '../transport/shell.js';
 import type { FileChange, ResourcePlan } from '../plan/types.js';
 import {
+  duplicateSetting,
   planSshdSettings,
+  settingLines,
   stageTreeForValidation,
   parseSshdT,
   effectiveMatches,
   type SettingValue,
 } from '../formats/sshd_effective.js';
-import { canonicalKeyword, suggestKeyword } from '../formats/sshd_keywords.js';
+import { keywordInfo, suggestKeyword } from '../formats/sshd_keywords.js';
 import { assertNoControlChars } from '../formats/control_chars.js';
+import { errorMessage } from '../errors.js';
 import type { ArgumentProblem, HostCheck, HostView, ResourceKind } from './types.js';
 import type { ExecResult } from '../transport/types.js';
 import { DEFAULT_SSHD_CONFIG, readSshdTree } from './sshd_tree.js';
@@ -154,24 +157,40 @@ function verifyEffective(plan: ResourcePlan): HostCheck[] {
   ];
 }
 
-/** Unknown keywords and multi-line values are input errors, reported with their position before any host is touched. */
+/**
+ * Everything about the settings that needs no host is an input error,
+ * reported with its position before any host is touched: unknown keywords,
+ * one keyword spelled twice (sshd reads keywords case-insensitively),
+ * multi-line values, values sshd_config cannot quote, and values sshd would
+ * reject for the keyword's type (`MaxAuthTries: ten`, `MaxStartups: 100:30:10`).
+ */
 function checkSettings(args: SshdConfigArgs): ArgumentProblem[] {
   const problems: ArgumentProblem[] = [];
+  const seen = new Map<string, string>();
   for (const [keyword, value] of Object.entries(args.settings ?? {})) {
     const pointer = `/settings/${keyword.replace(/~/g, '~0').replace(/\//g, '~1')}`;
-    if (!canonicalKeyword(keyword)) {
+    const info = keywordInfo(keyword);
+    if (info === undefined) {
       const suggestion = suggestKeyword(keyword);
       problems.push({
         pointer,
         message: `unknown sshd_config keyword '${keyword}'${suggestion ? ` (did you mean '${suggestion}'?)` : ''}`,
       });
+      continue;
     }
-    for (const text of renderSettingValue(value)) {
-      try {
-        assertNoControlChars(text, `value of ${keyword}`);
-      } catch {
-        problems.push({ pointer, message: `value of ${keyword} contains a newline or control character` });
-      }
+    const earlier = seen.get(info.name);
+    if (earlier !== undefined) problems.push({ pointer, message: duplicateSetting(keyword, earlier, info) });
+    seen.set(info.name, keyword);
+    try {
+      for (const text of renderSettingValue(value)) assertNoControlChars(text, `value of ${keyword}`);
+    } catch {
+      problems.push({ pointer, message: `value of ${keyword} contains a newline or control character` });
+      continue;
+    }
+    try {
+      settingLines(keyword, value);
+    } catch (error) {
+      problems.push({ pointer, message: errorMessage(error) });
     }
   }
   return problems;

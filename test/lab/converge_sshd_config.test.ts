@@ -184,7 +184,8 @@ describeLab('sshd_config converges on real OpenSSH servers', () => {
   test('an invalid value fails before any file changes', async () => {
     const host = lab.hosts[5]!;
     const bad = path.join(work, 'bad.yml');
-    fs.writeFileSync(bad, PLAYBOOK.replace('MaxSessions: 12', 'MaxSessions: ten'));
+    // A value only sshd can judge: RekeyLimit takes sizes such as 1G.
+    fs.writeFileSync(bad, PLAYBOOK.replace('MaxSessions: 12', 'MaxSessions: 12\n          RekeyLimit: lots'));
     const before = await configFiles(host);
     const pid = await host.sshdPid();
     const reloadsBefore = await reloads(host);
@@ -195,7 +196,7 @@ describeLab('sshd_config converges on real OpenSSH servers', () => {
     );
     const run = await runCli(['apply', bad, '-i', inv, '--known-hosts', lab.knownHostsFile]);
     expect(run.code).toBe(1);
-    expect(run.stdout).toMatch(/sshd -t rejected the new configuration: .*MaxSessions/);
+    expect(run.stdout).toMatch(/sshd -t rejected the new configuration: .*Bad RekeyLimit number 'lots'/);
     expect(await configFiles(host)).toEqual(before);
     expect(await host.sshdPid()).toBe(pid);
     expect(await reloads(host)).toBe(reloadsBefore);

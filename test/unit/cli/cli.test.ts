@@ -196,12 +196,13 @@ describe('help', () => {
   });
 
   test('an invalid value fails with sshd -t its message and changes nothing', async () => {
-    const pb = write('bad.yml', playbook('          MaxSessions: ten'));
+    // A value sshfix cannot check offline (RekeyLimit takes sizes with K, M and G).
+    const pb = write('bad.yml', playbook('          RekeyLimit: lots'));
     const original = fs.readFileSync(config, 'utf8');
     const run = await runCli(['apply', pb, '-i', inventory]);
     expect(run.code).toBe(1);
     expect(run.stdout).toContain(`sshd -t rejected the new configuration: ${config} line`);
-    expect(run.stdout).toContain('MaxSessions integer value invalid');
+    expect(run.stdout).toContain("Bad RekeyLimit number 'lots'");
     expect(fs.readFileSync(config, 'utf8')).toBe(original);
   });
 });

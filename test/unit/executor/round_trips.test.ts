@@ -133,7 +133,7 @@ async function inTempDir(body: (dir: string) => Promise<void>): Promise<void> {
       fs.writeFileSync(file, before);
       const tasks = [
         sshdTask(file, 'fine', { MaxAuthTries: 4 }),
-        sshdTask(file, 'broken', { MaxSessions: 'ten' }),
+        sshdTask(file, 'broken', { RekeyLimit: 'lots' }),
       ];
       const results = await run(localShell(), dir, tasks, false);
       expect(results.map((r) => [r.task, r.status])).toEqual([

@@ -9,9 +9,11 @@ import {
 } from '../../../src/formats/sshd_config.js';
 import {
   canonicalKeyword,
+  keywordInfo,
   parseTimeValue,
   SSHD_KEYWORDS,
   suggestKeyword,
+  valueProblem,
   valuesEqual,
 } from '../../../src/formats/sshd_keywords.js';
 
@@ -19,6 +21,37 @@ function directive(text: string): DirectiveLine {
   const line = parseSshdConfig(text).lines[0];
   if (line?.kind !== 'directive') throw new Error(`not a directive: ${JSON.stringify(text)}`);
   return line;
+}
+
+/**
+ * misc.c strdelim() of OpenSSH 8.6 and older, as servconf.c called it for
+ * each argument: whitespace or one `=` ends an argument; a `"` is removed and
+ * quotes up to the next `"`; there are no escapes.
+ */
+function legacyArguments(text: string): string[] | undefined {
+  const args: string[] = [];
+  const skipSpace = (t: string) => t.replace(/^[ \t\r\n]*/, '');
+  let rest = skipSpace(text);
+  while (rest !== '') {
+    const at = rest.search(/[ \t\r\n"=]/);
+    if (at === -1) {
+      args.push(rest);
+      break;
+    }
+    if (rest[at] === '"') {
+      const unquoted = rest.slice(0, at) + rest.slice(at + 1);
+      const close = unquoted.indexOf('"', at);
+      if (close === -1) return undefined;
+      args.push(unquoted.slice(0, close));
+      rest = skipSpace(unquoted.slice(close + 1));
+      continue;
+    }
+    args.push(rest.slice(0, at));
+    const afterEquals = rest[at] === '=';
+    rest = skipSpace(rest.slice(at + 1));
+    if (!afterEquals && rest.startsWith('=')) rest = skipSpace(rest.slice(1));
+  }
+  return args;
 }
 
 describe('parseSshdConfig / renderSshdConfig', () => {
@@ -149,12 +182,29 @@ describe('parseSshdConfig / renderSshdConfig', () => {
     );
   });
 
-  it('quotes arguments that need it and they read back unchanged (property)', () => {
+  it('quotes arguments that need it, and every OpenSSH reads them back unchanged (property)', () => {
     fc.assert(
       fc.property(fc.stringMatching(/^[ -~]{0,20}$/), (arg) => {
-        const tokens = tokenizeArguments(quoteArgument(arg)).tokens.map((t) => t.value);
-        expect(tokens).toEqual([arg]);
+        const unrepresentable = arg.includes('"') || /\\(["'\\ ]|$)/.test(arg);
+        if (unrepresentable) {
+          expect(() => quoteArgument(arg)).toThrow(/double quote|backslash/);
+          return;
+        }
+        const text = quoteArgument(arg);
+        expect(tokenizeArguments(text).tokens.map((t) => t.value)).toEqual([arg]);
+        expect(legacyArguments(text)).toEqual([arg]);
       }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('quotes spaces, single quotes and = with double quotes, and refuses a double quote', () => {
+    expect(quoteArgument('/etc/my issue')).toBe('"/etc/my issue"');
+    expect(quoteArgument("O'Brien")).toBe('"O\'Brien"');
+    expect(quoteArgument('A=1')).toBe('"A=1"');
+    expect(quoteArgument('C:\\tmp')).toBe('C:\\tmp');
+    expect(() => quoteArgument('/etc/my "issue" file')).toThrow(
+      '"/etc/my \\"issue\\" file" contains a double quote ("), which sshd_config cannot hold in an argument',
     );
   });
 
@@ -189,6 +239,48 @@ describe('sshd keywords', () => {
     expect(suggestKeyword('maxstartup')).toBe('MaxStartups');
     expect(suggestKeyword('PermitRootLogon')).toBe('PermitRootLogin');
     expect(suggestKeyword('zzzzzzzzzzzzzzzz')).toBeUndefined();
+  });
+
+  it.each<[string, string[], string | undefined]>([
+    ['MaxAuthTries', ['ten'], '"ten" is not a whole number'],
+    ['MaxAuthTries', ['10'], undefined],
+    ['MaxSessions', ['-1'], '"-1" is not a whole number'],
+    ['MaxStartups', ['100:30:10'], '"100:30:10": start (100) is above full (10)'],
+    ['MaxStartups', ['10:0:100'], '"10:0:100": rate (0) is not a percentage from 1 to 100'],
+    ['MaxStartups', ['10:30'], '"10:30" is not start or start:rate:full'],
+    ['MaxStartups', ['0'], '"0": start and full must be above 0'],
+    ['MaxStartups', ['10:30:100'], undefined],
+    ['MaxStartups', ['5'], undefined],
+    ['PasswordAuthentication', ['maybe'], '"maybe" is not yes or no'],
+    ['PasswordAuthentication', ['YES'], undefined],
+    ['PermitRootLogin', ['without-password'], undefined],
+    [
+      'PermitRootLogin',
+      ['root-only'],
+      expect.stringMatching(/^"root-only" is not one of prohibit-password, /),
+    ],
+    ['LoginGraceTime', ['2', 'minutes'], 'takes one value, got 2'],
+    ['LoginGraceTime', ['2min'], expect.stringMatching(/^"2min" is not a time/)],
+    ['UnusedConnectionTimeout', ['none'], undefined],
+    ['ClientAliveInterval', ['none'], expect.stringMatching(/^"none" is not a time/)],
+    ['StreamLocalBindMask', ['0177'], undefined],
+    ['StreamLocalBindMask', ['0999'], '"0999" is not an octal mode (0-0777)'],
+    ['LogLevel', ['VERBOSE'], undefined],
+    ['SyslogFacility', ['LOCAL7'], undefined],
+    ['IPQoS', ['af21', 'cs1'], undefined],
+    ['IPQoS', ['0x10'], undefined],
+    ['IPQoS', ['256'], expect.stringMatching(/^"256" is not a traffic class/)],
+    ['Ciphers', ['+aes128-cbc'], undefined],
+    [
+      'Ciphers',
+      ['aes128-ctr,,aes256-ctr'],
+      '"aes128-ctr,,aes256-ctr" is not a comma-separated list of algorithms',
+    ],
+    ['PubkeyAuthOptions', ['touch-required', 'verify-required'], undefined],
+    ['PubkeyAuthOptions', ['touch'], expect.stringMatching(/^"touch" is not one of none, /)],
+    ['Banner', ['anything at all'], undefined],
+  ])('valueProblem(%s %j) is %j', (keyword, args, expected) => {
+    expect(valueProblem(keywordInfo(keyword)!, args)).toEqual(expected);
   });
 
   it('parses time values as sshd convtime does', () => {

@@ -427,7 +427,39 @@ describe('planSshdSettings', () => {
     );
     await expect(plan(files, { MaxSesions: 3 })).rejects.toThrow(/did you mean MaxSessions/);
     await expect(plan(files, { MaxSessions: 3, maxsessions: 4 })).rejects.toThrow(/both set MaxSessions/);
-    await expect(plan(files, { Banner: '"/etc/issue' })).rejects.toThrow(/invalid quotes/);
+    await expect(plan(files, { Subsystem: 'sftp "/usr/lib' })).rejects.toThrow(/invalid quotes/);
+  });
+
+  it('rejects values sshd would refuse for the keyword type, before reading any host', async () => {
+    const files = { [MAIN]: 'Port 22\n' };
+    await expect(plan(files, { MaxAuthTries: 'ten' })).rejects.toThrow(
+      'MaxAuthTries: "ten" is not a whole number',
+    );
+    await expect(plan(files, { MaxStartups: '100:30:10' })).rejects.toThrow(
+      'MaxStartups: "100:30:10": start (100) is above full (10)',
+    );
+    await expect(plan(files, { PubkeyAuthentication: 'maybe' })).rejects.toThrow(/"maybe" is not yes or no/);
+  });
+
+  it('quotes a one-argument value with spaces, and each list item, as sshd reads them back', async () => {
+    const p = await plan(
+      { [MAIN]: 'Port 22\n' },
+      {
+        Banner: "/etc/ssh/the team's banner",
+        AllowUsers: ['alice smith', 'bob'],
+        Subsystem: 'sftp internal-sftp -l INFO',
+      },
+    );
+    expect(p.files.get(MAIN)).toBe(
+      'Port 22\nBanner "/etc/ssh/the team\'s banner"\nAllowUsers "alice smith"\nAllowUsers bob\nSubsystem sftp internal-sftp -l INFO\n',
+    );
+  });
+
+  it('refuses a value no sshd_config quoting can hold', async () => {
+    await expect(plan({ [MAIN]: '' }, { Banner: '/etc/my "issue" file' })).rejects.toThrow(
+      'Banner: "/etc/my \\"issue\\" file" contains a double quote ("), which sshd_config cannot hold in an argument',
+    );
+    await expect(plan({ [MAIN]: '' }, { AllowUsers: ['a"b'] })).rejects.toThrow(/AllowUsers: .*double quote/);
   });
 
   it('removes differing duplicates of keywords whose winner depends on the sshd version', async () => {
@@ -593,11 +625,11 @@ describe('stageTreeForValidation', () => {
       expect(() => check({ MaxSessions: 10, PasswordAuthentication: false })).not.toThrow();
       let message = '';
       try {
-        check({ MaxSessions: 'ten' });
+        check({ RekeyLimit: 'lots' });
       } catch (error) {
         message = String((error as { stderr?: string }).stderr);
       }
-      expect(message).toMatch(/MaxSessions integer value invalid/);
+      expect(message).toMatch(/Bad RekeyLimit number 'lots'/);
       expect(message).toContain(`${root}`);
     } finally {
       rmSync(root, { recursive: true, force: true });
@@ -670,6 +702,8 @@ describe('sshd -T', () => {
     try {
       mkdirSync('/run/sshd', { recursive: true });
       const settings: Record<string, SettingValue> = {
+        Banner: "/etc/ssh/the team's banner",
+        AllowUsers: ['alice smith', 'bob'],
         MaxStartups: '30:30:100',
         LoginGraceTime: '1m30s',
         PermitRootLogin: 'prohibit-password',
@@ -688,6 +722,9 @@ describe('sshd -T', () => {
       for (const [keyword, value] of Object.entries(settings)) {
         expect([keyword, effectiveMatches(keyword, value, sshdT)]).toEqual([keyword, true]);
       }
+      // One argument each: sshd -T prints one allowusers line per entry.
+      expect(sshdT.get('allowusers')).toEqual(['alice smith', 'bob']);
+      expect(sshdT.get('banner')).toEqual(["/etc/ssh/the team's banner"]);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
