@@ -131,6 +131,21 @@ export function renderTaskArgs(
   return rendered;
 }
 
+/**
+ * A resource's own findings about a task's rendered arguments (each at a
+ * JSON pointer into them), as diagnostics at the offending key.
+ */
+export function argumentProblemDiagnostics(
+  task: TaskSpec,
+  problems: readonly { pointer: string; message: string }[],
+): Diagnostic[] {
+  return problems.map((p) => ({
+    severity: 'error',
+    summary: p.message,
+    position: positionAt(task.argPositions, p.pointer, 'key') ?? task.position,
+  }));
+}
+
 // ---------------------------------------------------------------------------
 // YAML with positions
 

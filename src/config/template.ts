@@ -37,6 +37,14 @@ const COMPILE_OPTIONS: CompileOptions = { noEscape: true, strict: true };
 const compiled = new Map<string, CompiledTemplate>();
 const MAX_CACHED_TEMPLATES = 10_000;
 
+/** Whether any string in `value` (a task's arguments) is a template, to be rendered per host. */
+export function containsTemplate(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('{{');
+  if (Array.isArray(value)) return value.some(containsTemplate);
+  if (typeof value === 'object' && value !== null) return Object.values(value).some(containsTemplate);
+  return false;
+}
+
 export function renderString(template: string, vars: Vars, position?: SourcePosition): unknown {
   const entry = compile(template);
   switch (entry.kind) {

@@ -11,8 +11,7 @@ import PQueue from 'p-queue';
 import type { Inventory } from '../config/inventory.js';
 import { CONNECTION_VARIABLE_NAMES, connectionVars, selectHosts } from '../config/inventory.js';
 import type { Playbook, TaskSpec } from '../config/playbook.js';
-import { positionAt } from '../config/schema.js';
-import { renderTaskArgs } from '../config/playbook.js';
+import { argumentProblemDiagnostics, renderTaskArgs } from '../config/playbook.js';
 import { ConfigError, type Diagnostic } from '../config/diagnostics.js';
 import type { ResourceKind } from '../resources/types.js';
 import type { Connection, ConnectionSpec } from '../transport/types.js';
@@ -92,16 +91,8 @@ export function bindPlaybook(
         const resource = resources.get(t.resource)!;
         try {
           const args = renderTaskArgs(t, vars, schemas);
-          const problems = resource.checkArgs?.(args) ?? [];
-          if (problems.length > 0) {
-            throw new ConfigError(
-              problems.map((p) => ({
-                severity: 'error',
-                summary: p.message,
-                position: positionAt(t.argPositions, p.pointer, 'key') ?? t.position,
-              })),
-            );
-          }
+          const problems = argumentProblemDiagnostics(t, resource.checkArgs?.(args) ?? []);
+          if (problems.length > 0) throw new ConfigError(problems);
           return { play: play.name, name: t.name, resource, args, notify: t.notify };
         } catch (error) {
           if (!(error instanceof ConfigError)) throw error;

@@ -4,7 +4,9 @@
  * of a CI pipeline.
  *
  * The playbook alone: YAML syntax, the schema (plays, tasks, unknown argument
- * keys), handlers. With an inventory, also: the inventory itself, each play's
+ * keys), handlers, and the arguments that hold no `{{ }}` (they are final
+ * already), checked against the resource's schema and its own checks
+ * (sshd_config value types, for instance). With an inventory, also: the inventory itself, each play's
  * host pattern (a pattern that matches nothing is a warning, as in Ansible),
  * the connection variables of every selected host, and, for every host, its
  * task arguments rendered with its variables, checked against the resource's
@@ -17,7 +19,13 @@ import { ConfigError, formatDiagnostic, type Diagnostic } from '../../config/dia
 import { parseExtraVars } from '../../config/extra_vars.js';
 import { evaluatePattern } from '../../config/host_pattern.js';
 import { connectionVars, loadInventory, type Inventory } from '../../config/inventory.js';
-import { loadPlaybook, type Playbook } from '../../config/playbook.js';
+import {
+  argumentProblemDiagnostics,
+  loadPlaybook,
+  renderTaskArgs,
+  type Playbook,
+} from '../../config/playbook.js';
+import { containsTemplate } from '../../config/template.js';
 import { sortByPosition } from '../../config/schema.js';
 import { bindPlaybook, DEFAULT_FORKS, type RunOptions } from '../../executor/run.js';
 import { RESOURCES, resourceSchemas } from '../../resources/registry.js';
@@ -101,6 +109,26 @@ function unique(diagnostics: Diagnostic[]): Diagnostic[] {
   return diagnostics.filter((d, i) => diagnostics.findIndex((e) => sameDiagnostic(d, e)) === i);
 }
 
+/**
+ * Without an inventory: tasks whose arguments hold no template are checked
+ * as they will be for every host (schema, then the resource's own checks).
+ */
+function literalArgumentDiagnostics(playbook: Playbook): Diagnostic[] {
+  const schemas = resourceSchemas();
+  const diagnostics: Diagnostic[] = [];
+  for (const play of playbook.plays) {
+    for (const task of [...play.tasks, ...play.handlers]) {
+      const resource = RESOURCES.get(task.resource);
+      if (resource === undefined || containsTemplate(task.args)) continue;
+      const rendered = attempt(() => renderTaskArgs(task, {}, schemas));
+      diagnostics.push(...rendered.errors);
+      if (rendered.errors.length === 0)
+        diagnostics.push(...argumentProblemDiagnostics(task, resource.checkArgs?.(rendered.value) ?? []));
+    }
+  }
+  return diagnostics;
+}
+
 /** Checks a playbook, and with an inventory everything plan would check before connecting. Never connects. */
 export function validateOffline(input: ValidateInput): ValidationResult {
   const loadedPlaybook = attempt(() => loadPlaybook(input.playbook, resourceSchemas()));
@@ -115,7 +143,8 @@ export function validateOffline(input: ValidateInput): ValidationResult {
       }
     : {};
   const errors = [...loadedPlaybook.errors, ...(loadedInventory?.errors ?? [])];
-  if (!playbook || !inventory) return { errors: sortByPosition(errors), warnings: [], ...counts };
+  if (playbook && input.inventory === undefined) errors.push(...literalArgumentDiagnostics(playbook));
+  if (!playbook || !inventory) return { errors: sortByPosition(unique(errors)), warnings: [], ...counts };
 
   const patterns = patternDiagnostics(playbook, inventory, input.limit);
   errors.push(...patterns.errors, ...connectionDiagnostics(inventory, patterns.selected));

@@ -123,6 +123,38 @@ describe('exit 1 with file:line:column', () => {
     );
   });
 
+  describe('sshd_config values sshd would refuse, at their line, with or without an inventory', () => {
+    const settings = [
+      '          MaxAuthTries: "ten"',
+      '          MaxStartups: "100:30:10"',
+      '          PasswordAuthentication: no',
+      '          passwordauthentication: yes',
+      '          Banner: \'/etc/my "issue" file\'',
+    ].join('\n');
+    const expected = (pb: string) => [
+      `${pb}:7:11: error: MaxAuthTries: "ten" is not a whole number`,
+      `${pb}:8:11: error: MaxStartups: "100:30:10": start (100) is above full (10)`,
+      `${pb}:10:11: error: "passwordauthentication" and "PasswordAuthentication" both set PasswordAuthentication (sshd reads keywords case-insensitively)`,
+      `${pb}:11:11: error: Banner: "/etc/my \\"issue\\" file" contains a double quote ("), which sshd_config cannot hold in an argument`,
+    ];
+    const errorLines = (stderr: string) => stderr.split('\n').filter((l) => l.includes(': error: '));
+
+    test('with an inventory, for every host', async () => {
+      const pb = write('p.yml', limitsPlaybook('3').replace('          MaxAuthTries: 3', settings));
+      const run = await runCli(['validate', pb, '-i', write('hosts.yml', INVENTORY)]);
+      expect(run.code).toBe(1);
+      expect(errorLines(run.stderr)).toEqual(expected(pb));
+    });
+
+    test('without an inventory, for arguments that hold no template', async () => {
+      const pb = write('p.yml', limitsPlaybook('3').replace('          MaxAuthTries: 3', settings));
+      const run = await runCli(['validate', pb]);
+      expect(run.code).toBe(1);
+      expect(errorLines(run.stderr)).toEqual(expected(pb));
+      expect(run.stderr).toMatch(/: 4 errors\n$/);
+    });
+  });
+
   test('bad connection variables of every selected host, and errors in the inventory file itself', () => {
     const pb = write('p.yml', limitsPlaybook('3'));
     const badPorts = write(
