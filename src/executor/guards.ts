@@ -489,6 +489,8 @@ export interface StagedSshdTree {
   stageRoot: string;
   stagedMain: string;
   staged: Record<string, string>;
+  /** `sshd -T -C` argument that matches no Match block: plain `sshd -T` refuses `Match LocalPort`. */
+  unmatchedSpec: string;
 }
 
 export function isStagedSshdTree(data: unknown): data is StagedSshdTree {
@@ -500,7 +502,8 @@ export function isStagedSshdTree(data: unknown): data is StagedSshdTree {
     typeof d.stageRoot === 'string' &&
     typeof d.stagedMain === 'string' &&
     typeof d.staged === 'object' &&
-    d.staged !== null
+    d.staged !== null &&
+    typeof d.unmatchedSpec === 'string'
   );
 }
 
@@ -555,23 +558,18 @@ export function buildLockoutFactsScript(tree: StagedSshdTree, loginUser: string,
     '[ -d /run/sshd ] || mkdir -p /run/sshd',
     FIND_SSH_CONNECTION,
     'set -- $sc',
-    'ctx=""',
+    // Without the connection (no SSH_CONNECTION found), what connections matching no Match block get.
+    `ctx=${shellQuote(tree.unmatchedSpec)}`,
     `u=${shellQuote(loginUser)}`,
     '[ $# -ge 4 ] && ctx="user=$u,host=$1,addr=$1,laddr=$3,lport=$4"',
     factSection('connection', 'echo "$sc"'),
     factSection('groups', 'id -Gn -- "$u"'),
-    factSection(
-      'current',
-      `if [ -n "$ctx" ]; then ${sshd} -T -f ${shellQuote(tree.mainPath)} -C "$ctx"; else ${sshd} -T -f ${shellQuote(tree.mainPath)}; fi`,
-    ),
+    factSection('current', `${sshd} -T -f ${shellQuote(tree.mainPath)} -C "$ctx"`),
     `rm -rf ${root} && mkdir -p ${root} || exit 1`,
     ...Object.entries(tree.staged).map(([path, content], i) =>
       stagedFileWrite(path, content, `SSHFIX_GUARD_${i}`),
     ),
-    factSection(
-      'planned',
-      `if [ -n "$ctx" ]; then ${sshd} -T -f ${shellQuote(tree.stagedMain)} -C "$ctx"; else ${sshd} -T -f ${shellQuote(tree.stagedMain)}; fi`,
-    ),
+    factSection('planned', `${sshd} -T -f ${shellQuote(tree.stagedMain)} -C "$ctx"`),
     factSection('addresses', 'ip -o addr show 2>/dev/null'),
     factSection('iptables', 'iptables-save -t filter 2>/dev/null'),
     factSection('ip6tables', 'ip6tables-save -t filter 2>/dev/null'),

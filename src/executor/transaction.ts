@@ -619,7 +619,7 @@ export function confirmTargetScript(guarded: GuardResult): string {
     't=$(mktemp) || exit 70',
     'trap \'rm -f "$t"\' EXIT',
     '[ -d /run/sshd ] || mkdir -p /run/sshd',
-    `${sshd} -T -f ${shellQuote(guarded.tree.mainPath)} > "$t" || exit 1`,
+    `${sshd} -T -f ${shellQuote(guarded.tree.mainPath)} -C ${shellQuote(guarded.tree.unmatchedSpec)} > "$t" || exit 1`,
     `grep -E '^(port|listenaddress) ' "$t"`,
     `echo ${HOSTKEYS_MARK}`,
     `for k in $(awk '$1 == "hostkey" { print $2 }' "$t"); do [ -f "$k.pub" ] && cat "$k.pub"; done`,

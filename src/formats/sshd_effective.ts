@@ -172,13 +172,7 @@ const UNIVERSAL_CRITERIA = new Set(['user', 'host', 'address', 'localaddress']);
  * does not exist has no groups.
  */
 export function matchesEveryConnection(args: readonly string[]): boolean {
-  const criteria: [string, string][] = [];
-  for (let i = 0; i < args.length; i++) {
-    const word = args[i] ?? '';
-    const equals = word.indexOf('=');
-    if (equals > 0) criteria.push([word.slice(0, equals), word.slice(equals + 1)]);
-    else criteria.push([word, args[++i] ?? '']);
-  }
+  const criteria = matchCriteria(args);
   return (
     criteria.length > 0 &&
     criteria.every(([attribute, list]) => {
@@ -190,6 +184,38 @@ export function matchesEveryConnection(args: readonly string[]): boolean {
       );
     })
   );
+}
+
+/** A Match line's arguments as (criterion, patterns) pairs: `User alice`, `Address=10.0.0.0/8`. */
+function matchCriteria(args: readonly string[]): [string, string][] {
+  const criteria: [string, string][] = [];
+  for (let i = 0; i < args.length; i++) {
+    const word = args[i] ?? '';
+    const equals = word.indexOf('=');
+    if (equals > 0) criteria.push([word.slice(0, equals), word.slice(equals + 1)]);
+    else criteria.push([word, args[++i] ?? '']);
+  }
+  return criteria;
+}
+
+/**
+ * The `-C` argument under which `sshd -T` shows what connections that match
+ * no Match block get. Without `-C`, sshd -T cannot evaluate `Match LocalPort`
+ * ("'Match LocalPort' in configuration but 'lport' not in connection test
+ * specification": servconf.c match_cfg_line takes local port 0 as missing).
+ * Since OpenSSH 8.1 (bz#2858) any attribute -C leaves out matches nothing, so
+ * a local port that no `Match LocalPort` names is the whole answer.
+ */
+export function unmatchedConnectionSpec(tree: SshdTree): string {
+  const named = new Set<number>();
+  for (const o of tree.occurrences) {
+    if (o.key !== 'match') continue;
+    for (const [criterion, value] of matchCriteria(o.args))
+      if (criterion.toLowerCase() === 'localport') named.add(Number(value));
+  }
+  let port = 65535;
+  while (named.has(port)) port--;
+  return `lport=${port}`;
 }
 
 function recordOccurrence(

@@ -14,6 +14,7 @@ import {
   settingLines,
   stageTreeForValidation,
   parseSshdT,
+  unmatchedConnectionSpec,
   effectiveMatches,
   type SettingValue,
 } from '../formats/sshd_effective.js';
@@ -39,6 +40,8 @@ interface SshdPlanData {
   stageRoot: string;
   stagedMain: string;
   staged: Record<string, string>;
+  /** `sshd -T -C` argument that matches no Match block (unmatchedConnectionSpec). */
+  unmatchedSpec: string;
   /** The settings as the playbook gave them (effectiveMatches knows their sshd -T forms). */
   desired: Record<string, SettingValue>;
 }
@@ -97,6 +100,7 @@ async function planSshdConfig(args: SshdConfigArgs, host: HostView): Promise<Res
     stageRoot,
     stagedMain: staged.mainPath,
     staged: Object.fromEntries(staged.files),
+    unmatchedSpec: unmatchedConnectionSpec(tree),
     desired: settings,
   };
   return {
@@ -133,7 +137,11 @@ function validateStagedTree(plan: ResourcePlan): HostCheck[] {
   return [{ script, failure }];
 }
 
-/** After reload: the effective configuration (`sshd -T`) must show every desired value. */
+/**
+ * After reload: the effective configuration must show every desired value,
+ * for connections that match no Match block (`sshd -T -C`: plain `sshd -T`
+ * refuses a tree with `Match LocalPort`).
+ */
 function verifyEffective(plan: ResourcePlan): HostCheck[] {
   const data = plan.data as SshdPlanData;
   const failure = (result: ExecResult): string | undefined => {
@@ -151,7 +159,7 @@ function verifyEffective(plan: ResourcePlan): HostCheck[] {
   };
   return [
     {
-      script: `[ -d /run/sshd ] || mkdir -p /run/sshd; ${shellQuote(data.sshd)} -T -f ${shellQuote(data.mainPath)}`,
+      script: `[ -d /run/sshd ] || mkdir -p /run/sshd; ${shellQuote(data.sshd)} -T -f ${shellQuote(data.mainPath)} -C ${shellQuote(data.unmatchedSpec)}`,
       failure,
     },
   ];

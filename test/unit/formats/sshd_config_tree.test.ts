@@ -12,6 +12,7 @@ import {
   parseSshdT,
   planSshdSettings,
   stageTreeForValidation,
+  unmatchedConnectionSpec,
   type SettingValue,
   type SshdTree,
   type SshdTreeReader,
@@ -696,7 +697,51 @@ describe('sshd -T', () => {
     expect(effectiveMatches(keyword, desired, parsed)).toBe(expected);
   });
 
+  it('finds a local port no Match LocalPort names, for sshd -T -C', async () => {
+    expect(unmatchedConnectionSpec(await tree({ [MAIN]: 'Port 22\n' }))).toBe('lport=65535');
+    const t = await tree({
+      [MAIN]: 'Include /etc/ssh/d.conf\nMatch LocalPort 65535\n  X11Forwarding no\n',
+      '/etc/ssh/d.conf': 'Match User x LocalPort=65534\n',
+    });
+    expect(unmatchedConnectionSpec(t)).toBe('lport=65533');
+  });
+
   const realSshd = existsSync('/usr/sbin/sshd') && process.getuid?.() === 0;
+  (realSshd ? it : it.skip)(
+    'shows the real sshd -T of a tree with Match LocalPort/LocalAddress what unmatched connections get',
+    async () => {
+      const root = mkdtempSync(join(tmpdir(), 'sshfix-T-'));
+      try {
+        mkdirSync('/run/sshd', { recursive: true });
+        const t = await tree({
+          [MAIN]: [
+            'HostKey /etc/ssh/ssh_host_ed25519_key',
+            'MaxAuthTries 3',
+            'Match LocalPort 22',
+            '  MaxAuthTries 5',
+            'Match LocalAddress 10.0.0.1',
+            '  MaxAuthTries 4',
+            '',
+          ].join('\n'),
+        });
+        const staged = stageTreeForValidation(t, new Map(), root);
+        for (const [path, content] of staged.files) {
+          mkdirSync(dirname(path), { recursive: true });
+          writeFileSync(path, content);
+        }
+        const sshdT = (args: string[]) =>
+          execFileSync('/usr/sbin/sshd', ['-T', '-f', staged.mainPath, ...args], {
+            encoding: 'utf8',
+            stdio: 'pipe',
+          });
+        expect(() => sshdT([])).toThrow(/'Match LocalPort' in configuration but 'lport' not in connection/);
+        expect(parseSshdT(sshdT(['-C', unmatchedConnectionSpec(t)])).get('maxauthtries')).toEqual(['3']);
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    },
+  );
+
   (realSshd ? it : it.skip)('agrees with the real sshd -T about values written by the planner', async () => {
     const root = mkdtempSync(join(tmpdir(), 'sshfix-T-'));
     try {
