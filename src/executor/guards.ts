@@ -551,6 +551,8 @@ export function addressesOf(ipOutput: string): string[] {
 export function buildLockoutFactsScript(tree: StagedSshdTree, loginUser: string, marker: string): string {
   const sshd = shellQuote(tree.sshd);
   const root = shellQuote(tree.stageRoot);
+  // Staged files sit at their absolute paths under the root; this name is none of them.
+  const plannedErrors = shellQuote(`${tree.stageRoot}/.sshfix-planned.err`);
   return [
     'umask 077',
     `m=${marker}`,
@@ -569,7 +571,9 @@ export function buildLockoutFactsScript(tree: StagedSshdTree, loginUser: string,
     ...Object.entries(tree.staged).map(([path, content], i) =>
       stagedFileWrite(path, content, `SSHFIX_GUARD_${i}`),
     ),
-    factSection('planned', `${sshd} -T -f ${shellQuote(tree.stagedMain)} -C "$ctx"`),
+    // Its message, when it fails, is the verdict on the change (plannedRejection).
+    factSection('planned', `${sshd} -T -f ${shellQuote(tree.stagedMain)} -C "$ctx" 2>${plannedErrors}`),
+    factSection('planned-error', `cat ${plannedErrors}`),
     factSection('addresses', 'ip -o addr show 2>/dev/null'),
     factSection('iptables', 'iptables-save -t filter 2>/dev/null'),
     factSection('ip6tables', 'ip6tables-save -t filter 2>/dev/null'),
@@ -589,6 +593,8 @@ export function buildLockoutFactsScript(tree: StagedSshdTree, loginUser: string,
 
 export interface GatheredFacts extends LockoutFacts {
   activation: SshdActivationFacts;
+  /** What `sshd -T -C` said when it refused the planned (staged) configuration. */
+  plannedError?: string;
 }
 
 export function parseLockoutFacts(
@@ -606,6 +612,7 @@ export function parseLockoutFacts(
     const s = sections.get(name);
     return s && s.rc === 0 ? s.text : '';
   };
+  const planned = sections.get('planned');
   const [clientAddress, , localAddress, localPort] = ok('connection').trim().split(/\s+/);
   const iptables: LockoutFacts['iptables'] = [];
   for (const [variant, family] of [
@@ -631,7 +638,23 @@ export function parseLockoutFacts(
     hostAddresses: addressesOf(ok('addresses')),
     iptables,
     activation: parseSshdActivation(ok('activation')),
+    ...(planned !== undefined && planned.rc !== 0
+      ? { plannedError: (texts.get('planned-error') ?? '').trim() || `exit code ${planned.rc}` }
+      : {}),
   };
+}
+
+/**
+ * A configuration `sshd -T -C` refuses for this very connection is refused by
+ * every sshd that serves it: each new connection would die. `sshd -t` cannot
+ * tell (it evaluates no Match block): `AuthenticationMethods any` read after
+ * a matching block that already set methods is fatal only then (OpenSSH 9.2
+ * servconf.c: "any" must appear alone). So the failure is a verdict, and its
+ * message the reason; never a gap in the facts.
+ */
+export function plannedRejection(facts: GatheredFacts, stageRoot: string): string | undefined {
+  if (facts.plannedError === undefined) return undefined;
+  return facts.plannedError.split(stageRoot).join('');
 }
 
 /** Whether the change moves where sshd listens (for socket activation). */

@@ -32,6 +32,7 @@ import {
   type Transaction,
 } from './transaction.js';
 import { runBatch, type BatchStep, type StepOutcome } from './host_batch.js';
+import { plannedRejection } from './guards.js';
 import { errorMessage } from '../errors.js';
 
 /** A task ready to plan on this host: arguments already rendered with its variables. */
@@ -273,6 +274,15 @@ async function applyPlan(
         return toResult(p, 'skipped', `not applied: ${culprit.task.name} ${message}`);
       return toResult(p, plannedStatus(p.plan!));
     });
+  const rejected = guarded && plannedRejection(guarded.facts, guarded.tree.stageRoot);
+  if (guarded && rejected !== undefined) {
+    // sshd's own verdict, not a guess of ours: --force does not override it.
+    return refusal(
+      changing[guarded.index]!,
+      `refused: sshd -T -C for sshfix's own connection rejects the new configuration: ${rejected}. ` +
+        'Nothing was changed on this host',
+    );
+  }
   if (guarded && guarded.findings.length > 0 && !safety!.force) {
     return refusal(
       changing[guarded.index]!,

@@ -239,4 +239,29 @@ describeLab('real-world sshd_config trees', () => {
     expect(await reloads(host)).toBe(reloadsBefore + 1);
     await expectNewConnectionWorks(host);
   }, 120_000);
+
+  test('AuthenticationMethods any under a Match User root: refused with the message of sshd -T -C, before any reload', async () => {
+    const host = h[2]!;
+    await shell(
+      host,
+      "printf 'Match User root\\n  AuthenticationMethods publickey\\n' > /etc/ssh/sshd_config.d/10-root.conf",
+    );
+    await restartSshd(host);
+    const before = await host.readFile(SSHD_CONFIG);
+    const reloadsBefore = await reloads(host);
+    const pb = settingsPlaybook('{ AuthenticationMethods: any }');
+
+    for (const extra of [[], ['--force']]) {
+      const run = await apply(pb, host, extra);
+      expect(run.code).toBe(1);
+      expect(run.task.status).toBe('failed');
+      expect(run.task.error).toMatch(
+        /^refused: sshd -T -C for sshfix's own connection rejects the new configuration: .*"any" must appear alone in AuthenticationMethods/,
+      );
+    }
+    expect(await host.readFile(SSHD_CONFIG)).toBe(before);
+    expect(await reloads(host)).toBe(reloadsBefore);
+    expect(await outcomes(host)).toEqual([]);
+    await expectNewConnectionWorks(host);
+  }, 120_000);
 });

@@ -3,7 +3,11 @@
  * Facts are written as `sshd -T` prints them.
  */
 import fc from 'fast-check';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import {
+  buildLockoutFactsScript,
   findLockouts,
   firewallVerdict,
   listeningChanged,
@@ -13,10 +17,22 @@ import {
   nextPort,
   parseListenAddress,
   parseLockoutFacts,
+  plannedRejection,
   type LockoutFacts,
   type LoginFacts,
+  type StagedSshdTree,
 } from '../../../src/executor/guards.js';
-import { parseSshdT } from '../../../src/formats/sshd_effective.js';
+import {
+  loadSshdTree,
+  parseSshdT,
+  planSshdSettings,
+  stageTreeForValidation,
+  unmatchedConnectionSpec,
+  type SettingValue,
+} from '../../../src/formats/sshd_effective.js';
+import type { FileState } from '../../../src/plan/types.js';
+import { newMarker } from '../../../src/executor/host_batch.js';
+import { localShell } from '../../support/local_sh.js';
 
 const BASE = `port 22
 addressfamily any
@@ -287,4 +303,90 @@ describe('parseLockoutFacts', () => {
     expect(parsed.activation).toEqual({ systemd: false, sshSocket: false });
     expect(findLockouts(parsed).map((f) => f.key)).toEqual(['allowusers:alice']);
   });
+});
+
+describe('the staged tree refused by sshd -T -C', () => {
+  test("parseLockoutFacts keeps sshd's message, without the stage directory", () => {
+    const m = '@@sshfix-0123';
+    const section = (name: string, rc: number, text: string) =>
+      `${m} ${name}\n${text}\n${m} ${name} rc ${rc}\n`;
+    const out = [
+      section('connection', 0, '10.200.0.1 40000 10.200.1.1 22\n'),
+      section('current', 0, BASE),
+      section('planned', 255, ''),
+      section('planned-error', 0, '/run/sshfix/stage-1/etc/ssh/x.conf line 2: Bad configuration option\n'),
+    ].join('');
+    const parsed = parseLockoutFacts(out, { user: 'root', authMethod: 'publickey' }, m);
+    expect(plannedRejection(parsed, '/run/sshfix/stage-1')).toBe(
+      '/etc/ssh/x.conf line 2: Bad configuration option',
+    );
+    const accepted = parseLockoutFacts(
+      [section('current', 0, BASE), section('planned', 0, BASE)].join(''),
+      { user: 'root' },
+      m,
+    );
+    expect(plannedRejection(accepted, '/run/sshfix/stage-1')).toBeUndefined();
+  });
+
+  const realSshd = fs.existsSync('/usr/sbin/sshd') && process.getuid?.() === 0;
+  (realSshd ? test : test.skip)(
+    'AuthenticationMethods any after a Match User root that sets methods: only sshd -T -C for root tells',
+    async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-guard-'));
+      try {
+        fs.mkdirSync('/run/sshd', { recursive: true });
+        const main = path.join(dir, 'sshd_config');
+        const files: Record<string, string> = {
+          [main]: `HostKey /etc/ssh/ssh_host_ed25519_key\nInclude ${dir}/d/*.conf\n`,
+          [path.join(dir, 'd/10-root.conf')]: 'Match User root\n  AuthenticationMethods publickey\n',
+        };
+        for (const [file, text] of Object.entries(files)) {
+          fs.mkdirSync(path.dirname(file), { recursive: true });
+          fs.writeFileSync(file, text);
+        }
+        const reader = {
+          async readFiles(paths: string[]) {
+            return new Map(
+              paths.map((p): [string, FileState] => [
+                p,
+                { path: p, exists: p in files, content: files[p] ?? '' },
+              ]),
+            );
+          },
+          async glob() {
+            return [path.join(dir, 'd/10-root.conf')];
+          },
+        };
+        const tree = await loadSshdTree(main, reader);
+        const guardFacts = async (settings: Record<string, SettingValue>) => {
+          const stageRoot = path.join(dir, 'stage');
+          const staged = stageTreeForValidation(tree, planSshdSettings(tree, settings).files, stageRoot);
+          const data: StagedSshdTree = {
+            sshd: '/usr/sbin/sshd',
+            mainPath: main,
+            stageRoot,
+            stagedMain: staged.mainPath,
+            staged: Object.fromEntries(staged.files),
+            unmatchedSpec: unmatchedConnectionSpec(tree),
+          };
+          const marker = newMarker();
+          // As sshfix's own root login over SSH would see it.
+          const script = `SSH_CONNECTION='10.9.9.9 40000 10.9.9.8 22'\n${buildLockoutFactsScript(data, 'root', marker)}`;
+          const result = await localShell().runScript(script);
+          const gathered = parseLockoutFacts(
+            result.stdout,
+            { user: 'root', authMethod: 'publickey' },
+            marker,
+          );
+          return { gathered, rejection: plannedRejection(gathered, stageRoot) };
+        };
+        const any = await guardFacts({ AuthenticationMethods: 'any' });
+        expect(any.gathered.current.get('authenticationmethods')).toEqual(['publickey']);
+        expect(any.rejection).toMatch(/line \d+: "any" must appear alone in AuthenticationMethods$/);
+        expect((await guardFacts({ MaxAuthTries: 3 })).rejection).toBeUndefined();
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
