@@ -4,12 +4,16 @@
  * gets the old file's owner and mode, is fsynced, and only when every temp
  * file is ready are they renamed over their targets (then the directories are
  * fsynced). Each target must still hold what the plan saw (sha256), so a file
- * edited by someone else between plan and apply is never overwritten.
+ * edited by someone else between plan and apply is never overwritten. A
+ * target that is a symbolic link is refused: the rename would replace the
+ * link with a file and leave the file it points to as it was (resources that
+ * write through links plan the link's target instead).
  */
 import { posix } from 'node:path';
 import { base64Heredoc, shellQuote } from '../transport/shell.js';
 import type { FileChange } from '../plan/types.js';
 
+/** The write was refused and nothing was written: the target changed since the plan, or is a symbolic link. */
 export const EXIT_CHANGED_SINCE_PLAN = 65;
 
 /**
@@ -32,6 +36,9 @@ export function buildWriteScript(changes: FileChange[]): string {
     temps.push(temp);
     lines.push(`t${i}=${shellQuote(`${posix.dirname(change.path)}/.sshfix.`)}$$${shellQuote(`.${i}.tmp`)}`);
     lines.push(`sshfix_temps="$sshfix_temps $t${i}"`);
+    lines.push(
+      `if [ -L ${target} ]; then echo ${shellQuote(`${change.path} is a symbolic link (to `)}"$(readlink -- ${target}))"${shellQuote('; not replacing the link with a file: write to its target instead')} >&2; cleanup; exit ${EXIT_CHANGED_SINCE_PLAN}; fi`,
+    );
     if (change.beforeSha256 === null) {
       lines.push(
         `if [ -e ${target} ]; then echo ${shellQuote(`${change.path} appeared since the plan was made`)} >&2; cleanup; exit ${EXIT_CHANGED_SINCE_PLAN}; fi`,

@@ -113,10 +113,16 @@ export class RemoteHostView implements HostView {
         const answer = await this.reader.read({ kind: 'file', path });
         if (answer.kind !== 'file')
           throw new HostReadError(`${this.hostName}: cannot read ${path}: ${describe(answer)}`);
-        return answer.file;
+        return this.throughLink(answer.file);
       }),
     );
     return new Map(answers.map((file) => [file.path, file]));
+  }
+
+  /** A symbolic link whose target has a planned write reads as that write. */
+  private throughLink(file: FileState): FileState {
+    const planned = file.symlinkTarget === undefined ? undefined : this.planned.get(file.symlinkTarget);
+    return planned === undefined ? file : { ...planned, path: file.path, symlinkTarget: file.symlinkTarget };
   }
 
   async glob(pattern: string): Promise<string[]> {
@@ -133,7 +139,7 @@ export class RemoteHostView implements HostView {
       throw new HostReadError(`${this.hostName}: cannot read ${pattern}: ${describe(answer)}`);
     const regex = globToRegExp(pattern);
     const planned = [...this.planned.values()].filter((f) => regex.test(f.path));
-    const found = new Map(answer.files.map((f) => [f.path, f]));
+    const found = new Map(answer.files.map((f) => [f.path, this.throughLink(f)]));
     for (const f of planned) found.set(f.path, f);
     return [...found.values()].sort(byPath);
   }

@@ -87,6 +87,8 @@ export function buildReadScript(requests: ReadRequest[], marker = newMarker()): 
     // One stat line per file (size first: it splits the bytes), then all their bytes as one base64 text.
     'if [ $# -gt 0 ]; then',
     '  echo "$m stat"; stat -L -c \'%s %a %U %G\' -- "$@"',
+    // Which of them are symbolic links, and to what: a process only for each link.
+    '  echo "$m links"; i=0; for f; do [ -L "$f" ] && r=$(readlink -f -- "$f") && printf \'%s\\0%s\\0\' $i "$r"; i=$((i+1)); done; echo',
     // Compressed where gzip exists (config text shrinks about fourfold): fewer bytes to encrypt,
     // send, decrypt and decode on the controller for every host.
     // gzip reads the files itself: one gzip member per file, and concatenated members decompress
@@ -114,9 +116,13 @@ interface FileSlot {
 function splitFileData(
   slots: FileSlot[],
   statText: string,
+  linksText: string,
   dataText: string,
   gzipped: boolean,
 ): Map<number, FileState[]> | string {
+  const links = new Map<number, string>();
+  const linkWords = linksText.split('\0');
+  for (let i = 0; i + 1 < linkWords.length; i += 2) links.set(Number(linkWords[i]), linkWords[i + 1]!);
   const stats = statText.split('\n').filter((l) => l !== '');
   if (stats.length !== slots.length) return 'a file vanished while it was read';
   const encoded = Buffer.from(dataText.trim(), 'base64');
@@ -137,6 +143,7 @@ function splitFileData(
     offset += length;
     const slot = slots[i]!;
     const list = byAnswer.get(slot.index) ?? [];
+    const symlinkTarget = links.get(i);
     list.push({
       path: slot.path,
       exists: true,
@@ -145,6 +152,7 @@ function splitFileData(
       owner,
       group,
       sha256: sha256(content),
+      ...(symlinkTarget !== undefined ? { symlinkTarget } : {}),
     });
     byAnswer.set(slot.index, list);
   }
@@ -161,10 +169,12 @@ export function parseReadOutput(requests: ReadRequest[], stdout: string, marker:
   const slots: FileSlot[] = [];
   const globFiles = new Set<number>();
   let statText = '';
+  let linksText = '';
   let dataText = '';
   let gzipped = false;
   for (const [first, kind, body, rest] of batchRecords(stdout, marker)) {
     if (first === 'stat') statText = body;
+    else if (first === 'links') linksText = body;
     else if (first === 'data') {
       dataText = body;
       gzipped = kind === 'gzip';
@@ -201,7 +211,7 @@ export function parseReadOutput(requests: ReadRequest[], stdout: string, marker:
       answers[index] = { kind: 'error', message: 'probe: did not finish' };
   });
   if (slots.length > 0) {
-    const files = splitFileData(slots, statText, dataText, gzipped);
+    const files = splitFileData(slots, statText, linksText, dataText, gzipped);
     for (const slot of slots) {
       const request = requests[slot.index]!;
       if (typeof files === 'string') {

@@ -14,6 +14,12 @@ export interface FileState {
   group?: string;
   /** sha256 of content, hex; lets apply refuse to overwrite a file that changed after planning. */
   sha256?: string;
+  /**
+   * When `path` itself is a symbolic link: the file it resolves to
+   * (`readlink -f`). A rename onto `path` would replace the link and leave
+   * that file as it was, so writes go to it instead.
+   */
+  symlinkTarget?: string;
 }
 
 /** Replace (or create) one file. Apply writes it atomically and keeps owner and mode. */

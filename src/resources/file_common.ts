@@ -283,6 +283,12 @@ export async function planFilePresent(file: WantedFile, host: HostView): Promise
 
   const currentAttributes = { mode: normaliseMode(current.mode), owner: current.owner, group: current.group };
   const contentChanges = file.content !== null && file.content !== current.content;
+  if (contentChanges && current.symlinkTarget !== undefined) {
+    // An atomic rename onto dest would replace the link, and its target would keep the old content.
+    throw new Error(
+      `${file.dest} is a symbolic link to ${current.symlinkTarget}: set dest to ${current.symlinkTarget} to change that file`,
+    );
+  }
   const steps = attributeSteps(file.dest, currentAttributes, file.wanted);
   const messages: string[] = [];
   const fileChanges: FileChange[] = [];

@@ -64,10 +64,14 @@ async function planSshdConfig(args: SshdConfigArgs, host: HostView): Promise<Res
   const settings = args.settings ?? {};
   const { files, decisions } = planSshdSettings(tree, settings, args.remove ?? []);
   const fileChanges: FileChange[] = [];
+  const throughLinks: string[] = [];
   for (const [path, after] of files) {
     const before = tree.files.get(path)?.state;
+    // A symlinked sshd_config (dotfiles, configuration management) is written through the link.
+    const target = before?.symlinkTarget;
+    if (target !== undefined) throughLinks.push(`${path} is a symbolic link: writing its target ${target}`);
     fileChanges.push({
-      path,
+      path: target ?? path,
       before: before?.exists ? before.content : null,
       beforeSha256: before?.exists ? (before.sha256 ?? null) : null,
       after,
@@ -105,7 +109,7 @@ async function planSshdConfig(args: SshdConfigArgs, host: HostView): Promise<Res
   };
   return {
     action: fileChanges.length > 0 ? 'change' : 'none',
-    messages: changed.map((d) => d.message),
+    messages: [...changed.map((d) => d.message), ...throughLinks],
     warnings,
     fileChanges,
     commands: [],

@@ -264,4 +264,38 @@ describeLab('real-world sshd_config trees', () => {
     expect(await outcomes(host)).toEqual([]);
     await expectNewConnectionWorks(host);
   }, 120_000);
+
+  test('a symlinked /etc/ssh/sshd_config is written through, stays a link, and is restored through it', async () => {
+    const host = h[3]!;
+    const real = '/etc/dotfiles/ssh/sshd_config';
+    await shell(
+      host,
+      `mkdir -p /etc/dotfiles/ssh && mv ${SSHD_CONFIG} ${real} && ln -s ../dotfiles/ssh/sshd_config ${SSHD_CONFIG}`,
+    );
+    await restartSshd(host);
+    const original = await host.readFile(real);
+    const isLink = async () => (await host.exec(`test -L ${SSHD_CONFIG}`)).code === 0;
+
+    const first = await apply(settingsPlaybook('{ MaxAuthTries: 3 }'), host);
+    expect({ code: first.code, status: first.task.status, error: first.task.error }).toEqual({
+      code: 0,
+      status: 'changed',
+      error: undefined,
+    });
+    expect(await isLink()).toBe(true);
+    expect(await host.readFile(real)).toContain('\nMaxAuthTries 3\n');
+    expect(await sshdT(host, 'maxauthtries')).toEqual(['maxauthtries 3']);
+    const second = await apply(settingsPlaybook('{ MaxAuthTries: 3 }'), host);
+    expect(second.host.changed).toBe(0);
+
+    // A change the new connection refutes is rolled back into the link's target.
+    const applied = await host.readFile(real);
+    const forced = await apply(settingsPlaybook('{ AllowUsers: nobody }'), host, ['--force']);
+    expect(forced.code).toBe(1);
+    expect(forced.task.error).toMatch(/^rolled back: a new SSH connection to port 22 failed/);
+    expect(await isLink()).toBe(true);
+    expect(await host.readFile(real)).toBe(applied);
+    expect(applied).not.toBe(original);
+    await expectNewConnectionWorks(host);
+  }, 150_000);
 });

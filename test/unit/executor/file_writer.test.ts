@@ -55,6 +55,23 @@ describe('buildWriteScript', () => {
     },
   );
 
+  test('refuses to replace a symbolic link with a file, and writes nothing', async () => {
+    const real = path.join(dir, 'real_config');
+    fs.writeFileSync(real, 'old\n');
+    const link = path.join(dir, 'sshd_config');
+    fs.symlinkSync('real_config', link);
+    const result = await localShell().runScript(
+      buildWriteScript([{ path: link, before: 'old\n', beforeSha256: sha256('old\n'), after: 'new\n' }]),
+    );
+    expect(result.exitCode).toBe(EXIT_CHANGED_SINCE_PLAN);
+    expect(result.stderr).toBe(
+      `${link} is a symbolic link (to real_config); not replacing the link with a file: write to its target instead\n`,
+    );
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync(real, 'utf8')).toBe('old\n');
+    expect(fs.readdirSync(dir).sort()).toEqual(['real_config', 'sshd_config']);
+  });
+
   test('refuses to overwrite a file that changed since the plan, and writes nothing', async () => {
     const a = path.join(dir, 'a');
     const b = path.join(dir, 'b');

@@ -61,6 +61,33 @@ describe('RemoteHostView', () => {
     expect(view.roundTrips).toBe(2);
   });
 
+  test('names the file a symbolic link resolves to, and reads a planned write to it through the link', async () => {
+    fs.mkdirSync(path.join(dir, 'dotfiles'));
+    const real = path.join(dir, 'dotfiles', 'sshd_config');
+    fs.writeFileSync(real, 'Port 22\n');
+    const link = path.join(dir, 'sshd_config');
+    fs.symlinkSync('dotfiles/sshd_config', link);
+    fs.mkdirSync(path.join(dir, 'd'));
+    fs.writeFileSync(path.join(dir, 'd', 'a.conf'), 'A\n');
+    fs.symlinkSync('../dotfiles/sshd_config', path.join(dir, 'd', 'b.conf'));
+    const view = new RemoteHostView(localShell());
+    const [files, globbed] = await Promise.all([
+      view.readFiles([link, real]),
+      view.globFiles(path.join(dir, 'd', '*.conf')),
+    ]);
+    expect(files.get(link)).toMatchObject({ path: link, content: 'Port 22\n', symlinkTarget: real });
+    expect(files.get(real)?.symlinkTarget).toBeUndefined();
+    expect(globbed.map((f) => [path.basename(f.path), f.symlinkTarget])).toEqual([
+      ['a.conf', undefined],
+      ['b.conf', real],
+    ]);
+    view.recordPlannedWrites([{ path: real, before: 'Port 22\n', beforeSha256: null, after: 'Port 2222\n' }]);
+    expect((await view.readFiles([link])).get(link)).toMatchObject({
+      content: 'Port 2222\n',
+      symlinkTarget: real,
+    });
+  });
+
   test('a glob pattern from a config file cannot run commands', async () => {
     const canary = path.join(dir, 'canary');
     const view = new RemoteHostView(localShell());

@@ -144,4 +144,25 @@ async function inTempDir(body: (dir: string) => Promise<void>): Promise<void> {
       expect(results[0]!.error).toMatch(/^not applied: broken sshd -t rejected/);
       expect(fs.readFileSync(file, 'utf8')).toBe(before);
     }));
+
+  test('a symlinked main file is written through the link, by every task of the play', () =>
+    inTempDir(async (dir) => {
+      fs.mkdirSync(path.join(dir, 'dotfiles'));
+      const real = path.join(dir, 'dotfiles', 'sshd_config');
+      fs.writeFileSync(real, 'Port 22\nMaxAuthTries 2\n');
+      const link = path.join(dir, 'sshd_config');
+      fs.symlinkSync('dotfiles/sshd_config', link);
+      const tasks = [
+        sshdTask(link, 'tries', { MaxAuthTries: 4 }),
+        sshdTask(link, 'sessions', { MaxSessions: 5 }),
+      ];
+      const results = await run(localShell(), dir, tasks, false);
+      expect(results.map((r) => [r.task, r.status, r.error])).toEqual([
+        ['tries', 'changed', undefined],
+        ['sessions', 'changed', undefined],
+      ]);
+      expect(results[0]!.messages).toContain(`${link} is a symbolic link: writing its target ${real}`);
+      expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+      expect(fs.readFileSync(real, 'utf8')).toBe('Port 22\nMaxAuthTries 4\nMaxSessions 5\n');
+    }));
 });

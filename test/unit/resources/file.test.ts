@@ -54,6 +54,18 @@ const listing = () => fs.readdirSync(dir).sort();
 const NOBODY = 65534;
 
 describe('state: present', () => {
+  test('a dest that is a symbolic link fails the plan: a write would replace the link', async () => {
+    const real = path.join(dir, 'issue.real');
+    fs.writeFileSync(real, 'old\n');
+    const dest = path.join(dir, 'issue.net');
+    fs.symlinkSync('issue.real', dest);
+    await expect(plan({ dest, content: 'new\n' })).rejects.toThrow(
+      `${dest} is a symbolic link to ${real}: set dest to ${real} to change that file`,
+    );
+    expect(fs.lstatSync(dest).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync(real, 'utf8')).toBe('old\n');
+  });
+
   test('creates a missing file with the given content, mode and owner; then nothing to do', async () => {
     const dest = path.join(dir, 'issue.net');
     const args: FileArgs = {
