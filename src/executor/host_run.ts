@@ -274,15 +274,6 @@ async function applyPlan(
         return toResult(p, 'skipped', `not applied: ${culprit.task.name} ${message}`);
       return toResult(p, plannedStatus(p.plan!));
     });
-  const rejected = guarded && plannedRejection(guarded.facts, guarded.tree.stageRoot);
-  if (guarded && rejected !== undefined) {
-    // sshd's own verdict, not a guess of ours: --force does not override it.
-    return refusal(
-      changing[guarded.index]!,
-      `refused: sshd -T -C for sshfix's own connection rejects the new configuration: ${rejected}. ` +
-        'Nothing was changed on this host',
-    );
-  }
   if (guarded && guarded.findings.length > 0 && !safety!.force) {
     return refusal(
       changing[guarded.index]!,
@@ -294,6 +285,16 @@ async function applyPlan(
     const result = checked[i + (guard ? 1 : 0)];
     const failure = result ? v.check.failure(result) : 'the validation did not run';
     if (failure !== undefined) return refusal(v.owner, failure);
+  }
+  // A tree sshd -t accepts may still be one sshd -T -C refuses for this very connection.
+  const rejected = guarded && plannedRejection(guarded.facts, guarded.tree.stageRoot);
+  if (guarded && rejected !== undefined) {
+    // sshd's own verdict, not a guess of ours: --force does not override it.
+    return refusal(
+      changing[guarded.index]!,
+      `refused: sshd -T -C for sshfix's own connection rejects the new configuration: ${rejected}. ` +
+        'Nothing was changed on this host',
+    );
   }
 
   // 2. Changes.
