@@ -593,7 +593,7 @@ export function buildLockoutFactsScript(tree: StagedSshdTree, loginUser: string,
 
 export interface GatheredFacts extends LockoutFacts {
   activation: SshdActivationFacts;
-  /** What `sshd -T -C` said when it refused the planned (staged) configuration. */
+  /** What `sshd -T -C` said when it refused the planned (staged) configuration, but not the live one. */
   plannedError?: string;
 }
 
@@ -613,6 +613,9 @@ export function parseLockoutFacts(
     return s && s.rc === 0 ? s.text : '';
   };
   const planned = sections.get('planned');
+  // Only a refusal the live configuration does not share is about the change: an sshd too old
+  // to evaluate Match blocks with a partial -C (before 8.1) refuses both.
+  const plannedRefused = planned !== undefined && planned.rc !== 0 && sections.get('current')?.rc === 0;
   const [clientAddress, , localAddress, localPort] = ok('connection').trim().split(/\s+/);
   const iptables: LockoutFacts['iptables'] = [];
   for (const [variant, family] of [
@@ -638,7 +641,7 @@ export function parseLockoutFacts(
     hostAddresses: addressesOf(ok('addresses')),
     iptables,
     activation: parseSshdActivation(ok('activation')),
-    ...(planned !== undefined && planned.rc !== 0
+    ...(plannedRefused
       ? { plannedError: (texts.get('planned-error') ?? '').trim() || `exit code ${planned.rc}` }
       : {}),
   };

@@ -326,6 +326,13 @@ describe('the staged tree refused by sshd -T -C', () => {
       m,
     );
     expect(plannedRejection(accepted, '/run/sshfix/stage-1')).toBeUndefined();
+    // Refused like the live configuration: about sshd or the facts, not about the change.
+    const both = parseLockoutFacts(
+      [section('current', 255, ''), section('planned', 255, ''), section('planned-error', 0, 'x\n')].join(''),
+      { user: 'root' },
+      m,
+    );
+    expect(plannedRejection(both, '/run/sshfix/stage-1')).toBeUndefined();
   });
 
   const realSshd = fs.existsSync('/usr/sbin/sshd') && process.getuid?.() === 0;
