@@ -28,6 +28,23 @@ export function formatDiagnostic(d: Diagnostic): string {
   return `${where}${d.severity}: ${d.summary}${detail}`;
 }
 
+/** What makes two diagnostics the same report: their summary and where they point (not their detail). */
+export function diagnosticIdentity(d: Diagnostic): string {
+  const p = d.position;
+  return [p?.file ?? '', p?.line ?? '', p?.column ?? '', d.summary].join('\u0000');
+}
+
+/** The first of each set of diagnostics with the same identity, in order. */
+export function uniqueDiagnostics(diagnostics: readonly Diagnostic[]): Diagnostic[] {
+  const seen = new Set<string>();
+  return diagnostics.filter((d) => {
+    const identity = diagnosticIdentity(d);
+    if (seen.has(identity)) return false;
+    seen.add(identity);
+    return true;
+  });
+}
+
 /** Bad input: the run stops before touching any host. */
 export class ConfigError extends Error {
   constructor(readonly diagnostics: Diagnostic[]) {

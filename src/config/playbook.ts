@@ -108,10 +108,12 @@ export function renderTaskArgs(
   const render = (value: unknown, pointer: string): unknown => {
     if (typeof value === 'string') {
       try {
-        return renderString(value, vars, positionAt(task.argPositions, pointer) ?? task.position);
+        return renderString(value, vars);
       } catch (error) {
         if (!(error instanceof ConfigError)) throw error;
-        renderErrors.push(...error.diagnostics);
+        // Looked up only now: every string of every task renders once per host.
+        const position = positionAt(task.argPositions, pointer) ?? task.position;
+        renderErrors.push(...error.diagnostics.map((d) => ({ ...d, position: d.position ?? position })));
         return value;
       }
     }
@@ -179,16 +181,22 @@ export function parseYaml(text: string, file: string): ParsedYaml {
     const summary = error instanceof Error ? error.message : String(error);
     throw new ConfigError([{ severity: 'error', summary, position: at(unresolvedAliasOffset(doc) ?? 0) }]);
   }
-  const positions: SourcePositionMap = { values: new Map(), keys: new Map() };
+  const positions: RecordedPositions = { values: new Map(), keys: new Map() };
   positions.values.set('', at(0));
   if (doc.contents) recordPositions(doc.contents, '', positions, at);
   return { data, positions };
 }
 
+/** The positions of a whole document, as recordPositions fills them in. */
+interface RecordedPositions {
+  values: Map<string, SourcePosition>;
+  keys: Map<string, SourcePosition>;
+}
+
 function recordPositions(
   node: YamlNode,
   pointer: string,
-  positions: SourcePositionMap,
+  positions: RecordedPositions,
   at: (offset: number) => SourcePosition,
 ): void {
   if (node.range) positions.values.set(pointer, at(node.range[0]));

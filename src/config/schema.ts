@@ -15,12 +15,18 @@ export interface ResourceSchemas {
   [resource: string]: Record<string, unknown>;
 }
 
+/** Positions by JSON pointer: a Map, or a view of part of one (subPositionMap). */
+export interface PositionLookup {
+  get(pointer: string): SourcePosition | undefined;
+  has(pointer: string): boolean;
+}
+
 /** Where each node of a parsed document came from. */
 export interface SourcePositionMap {
   /** Position of the value at each JSON pointer ("" is the root). */
-  values: Map<string, SourcePosition>;
+  values: PositionLookup;
   /** Position of the key, for pointers whose parent is a mapping. */
-  keys: Map<string, SourcePosition>;
+  keys: PositionLookup;
 }
 
 // ---------------------------------------------------------------------------
@@ -63,18 +69,20 @@ export function positionAt(
   return undefined;
 }
 
-/** The part of `map` under `prefix`, re-rooted so that `prefix` becomes "". */
+/**
+ * The part of `map` under `prefix`, re-rooted so that `prefix` becomes "".
+ * A view that prefixes each lookup, not a copy: every task of a playbook gets
+ * one, and copying meant scanning the whole document's map per task, which
+ * made loading quadratic (4,000 tasks took over a minute).
+ */
 export function subPositionMap(map: SourcePositionMap, prefix: string): SourcePositionMap {
-  const reroot = (source: Map<string, SourcePosition>): Map<string, SourcePosition> => {
-    const result = new Map<string, SourcePosition>();
-    for (const [pointer, position] of source) {
-      if (pointer === prefix || pointer.startsWith(`${prefix}/`)) {
-        result.set(pointer.slice(prefix.length), position);
-      }
-    }
-    return result;
-  };
-  return { values: reroot(map.values), keys: reroot(map.keys) };
+  // A pointer is "" or starts with "/": anything else names no node, here or in `map`.
+  const inside = (pointer: string) => pointer === '' || pointer.startsWith('/');
+  const under = (lookup: PositionLookup): PositionLookup => ({
+    get: (pointer) => (inside(pointer) ? lookup.get(prefix + pointer) : undefined),
+    has: (pointer) => inside(pointer) && lookup.has(prefix + pointer),
+  });
+  return { values: under(map.values), keys: under(map.keys) };
 }
 
 /** Diagnostics in source order; those without a position last. Stable otherwise. */

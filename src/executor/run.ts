@@ -11,8 +11,9 @@ import PQueue from 'p-queue';
 import type { Inventory } from '../config/inventory.js';
 import { CONNECTION_VARIABLE_NAMES, connectionVars, selectHosts } from '../config/inventory.js';
 import type { Playbook, TaskSpec } from '../config/playbook.js';
+import { positionAt } from '../config/schema.js';
 import { argumentProblemDiagnostics, renderTaskArgs } from '../config/playbook.js';
-import { ConfigError, type Diagnostic } from '../config/diagnostics.js';
+import { ConfigError, diagnosticIdentity, type Diagnostic } from '../config/diagnostics.js';
 import type { ResourceKind } from '../resources/types.js';
 import type { Connection, ConnectionSpec } from '../transport/types.js';
 import { UnreachableError } from '../transport/types.js';
@@ -82,6 +83,7 @@ export function bindPlaybook(
   const limited = options.limit ? new Set(selectHosts(inventory, options.limit)) : undefined;
   const jobs = new Map<string, HostJob>();
   const diagnostics: Diagnostic[] = [];
+  const reported = new Set<string>();
   for (const play of playbook.plays) {
     const hosts = selectHosts(inventory, play.hosts).filter((h) => !limited || limited.has(h));
     for (const hostName of hosts) {
@@ -98,8 +100,10 @@ export function bindPlaybook(
           if (!(error instanceof ConfigError)) throw error;
           // The same mistake shows once, not once per host.
           for (const d of error.diagnostics) {
-            if (!diagnostics.some((x) => sameDiagnostic(x, d)))
-              diagnostics.push({ ...d, detail: d.detail ?? `for host ${hostName}` });
+            const identity = diagnosticIdentity(d);
+            if (reported.has(identity)) continue;
+            reported.add(identity);
+            diagnostics.push({ ...d, detail: d.detail ?? `for host ${hostName}` });
           }
           return undefined;
         }
@@ -122,15 +126,6 @@ export function bindPlaybook(
   }
   if (diagnostics.length > 0) throw new ConfigError(diagnostics);
   return [...jobs.values()];
-}
-
-function sameDiagnostic(a: Diagnostic, b: Diagnostic): boolean {
-  return (
-    a.summary === b.summary &&
-    a.position?.file === b.position?.file &&
-    a.position?.line === b.position?.line &&
-    a.position?.column === b.position?.column
-  );
 }
 
 function connectionSpec(

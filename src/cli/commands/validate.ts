@@ -15,7 +15,12 @@
  *
  * Exit 0 when valid (warnings allowed), 1 with file:line:column diagnostics.
  */
-import { ConfigError, formatDiagnostic, type Diagnostic } from '../../config/diagnostics.js';
+import {
+  ConfigError,
+  formatDiagnostic,
+  uniqueDiagnostics,
+  type Diagnostic,
+} from '../../config/diagnostics.js';
 import { parseExtraVars } from '../../config/extra_vars.js';
 import { evaluatePattern } from '../../config/host_pattern.js';
 import { connectionVars, loadInventory, type Inventory } from '../../config/inventory.js';
@@ -96,19 +101,6 @@ function connectionDiagnostics(inventory: Inventory, hosts: Iterable<string>): D
   return [...hosts].flatMap((name) => attempt(() => connectionVars(inventory.hosts.get(name)!)).errors);
 }
 
-function sameDiagnostic(a: Diagnostic, b: Diagnostic): boolean {
-  return (
-    a.summary === b.summary &&
-    a.position?.file === b.position?.file &&
-    a.position?.line === b.position?.line &&
-    a.position?.column === b.position?.column
-  );
-}
-
-function unique(diagnostics: Diagnostic[]): Diagnostic[] {
-  return diagnostics.filter((d, i) => diagnostics.findIndex((e) => sameDiagnostic(d, e)) === i);
-}
-
 /**
  * Without an inventory: tasks whose arguments hold no template are checked
  * as they will be for every host (schema, then the resource's own checks).
@@ -144,7 +136,7 @@ export function validateOffline(input: ValidateInput): ValidationResult {
     : {};
   const errors = [...loadedPlaybook.errors, ...(loadedInventory?.errors ?? [])];
   if (playbook && input.inventory === undefined) errors.push(...literalArgumentDiagnostics(playbook));
-  if (!playbook || !inventory) return { errors: sortByPosition(unique(errors)), warnings: [], ...counts };
+  if (!playbook || !inventory) return { errors: sortByPosition(uniqueDiagnostics(errors)), warnings: [], ...counts };
 
   const patterns = patternDiagnostics(playbook, inventory, input.limit);
   errors.push(...patterns.errors, ...connectionDiagnostics(inventory, patterns.selected));
@@ -161,8 +153,8 @@ export function validateOffline(input: ValidateInput): ValidationResult {
     errors.push(...attempt(() => bindPlaybook(playbook, inventory, RESOURCES, options)).errors);
   }
   return {
-    errors: sortByPosition(unique(errors)),
-    warnings: sortByPosition(unique(patterns.warnings)),
+    errors: sortByPosition(uniqueDiagnostics(errors)),
+    warnings: sortByPosition(uniqueDiagnostics(patterns.warnings)),
     ...counts,
     hosts: patterns.selected.size,
   };
