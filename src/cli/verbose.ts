@@ -1,9 +1,9 @@
 /**
  * `--verbose`: shows every script sent to a host and how it ended, for
- * debugging a run. Secrets are masked before anything is printed: the login
- * and sudo passwords of the host, and the values of variables whose names say
- * they are secrets (`db_password`, `api_token`, ...), wherever they appear in
- * a script (a template may have rendered them into a file's content).
+ * debugging a run. Secrets are masked (redact.ts) before anything is printed:
+ * the login and sudo passwords of the host, and the values of variables whose
+ * names say they are secrets (`db_password`, `api_token`, ...), wherever they
+ * appear in a script (a template may have rendered them into a command).
  *
  * The sudo password never appears in a script anyway — the transport writes
  * it to sudo's stdin ahead of the script — but a playbook may still render it
@@ -11,30 +11,7 @@
  * where masking cannot see them, so they are not shown at all.
  */
 import type { Connection, ConnectionSpec, ExecResult, RunOptions } from '../transport/types.js';
-
-export const REDACTED = '********';
-
-/** Variable names whose values are secrets; `*_file` names hold paths (ansible_ssh_private_key_file). */
-const SECRET_NAME = /(^|_)(pass|passwd|password|secret|token|api_?key|private_key|credentials?)(_|$)/i;
-
-export function isSecretVariableName(name: string): boolean {
-  return SECRET_NAME.test(name) && !/_file$/i.test(name);
-}
-
-/** Values of the secret-named variables among `vars` (top level only). */
-export function secretValues(vars: Record<string, unknown>): string[] {
-  return Object.entries(vars).flatMap(([name, value]) =>
-    isSecretVariableName(name) && (typeof value === 'string' || typeof value === 'number')
-      ? [String(value)]
-      : [],
-  );
-}
-
-/** Masks every occurrence of every secret; longer secrets first, so one that contains another is masked whole. */
-export function redact(text: string, secrets: Iterable<string>): string {
-  const ordered = [...new Set(secrets)].filter((s) => s !== '').sort((a, b) => b.length - a.length);
-  return ordered.reduce((masked, secret) => masked.split(secret).join(REDACTED), text);
-}
+import { redact } from './redact.js';
 
 /**
  * Replaces the bodies of `base64 -d <<'EOF'` here-documents (file contents on

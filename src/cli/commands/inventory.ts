@@ -1,12 +1,18 @@
 /** `sshfix inventory`: the resolved hosts, their groups and variables. */
 import { loadInventory, selectHosts } from '../../config/inventory.js';
 import { EXIT } from '../exit_codes.js';
+import { redactVariables, secretValues } from '../redact.js';
 import type { CliIO, Command, ParsedArgs } from '../io.js';
 
 function showInventory(args: ParsedArgs, io: CliIO): number {
   const inventory = loadInventory(String(args.inventory));
   const names = selectHosts(inventory, (args.limit as string | undefined) ?? 'all');
-  const hosts = names.map((n) => inventory.hosts.get(n)!);
+  // Passwords and secret-named variables are masked, also where another variable repeats them.
+  const secrets = [...inventory.hosts.values()].flatMap((h) => secretValues(h.vars));
+  const hosts = names.map((n) => {
+    const host = inventory.hosts.get(n)!;
+    return { name: host.name, groups: host.groups, vars: redactVariables(host.vars, secrets) };
+  });
   if (args.format === 'json') {
     io.stdout(
       JSON.stringify(

@@ -14,7 +14,8 @@ import { renderJson } from '../render_json.js';
 import { renderJunit } from '../render_junit.js';
 import { parseShard, selectShard } from '../shard.js';
 import { createLiveOutput } from '../progress.js';
-import { secretValues, tracingConnect } from '../verbose.js';
+import { tracingConnect } from '../verbose.js';
+import { redactHostResult, secretValues } from '../redact.js';
 import { openConnection } from '../../transport/connect.js';
 import { EXIT_CODES_EPILOG, type CliIO, type Command, type ParsedArgs } from '../io.js';
 import { parseMaxFailPercentage, parseSerial } from '../../executor/rollout.js';
@@ -136,20 +137,19 @@ async function runPlaybook(args: ParsedArgs, mode: 'apply' | 'plan', io: CliIO):
     total: jobs.length,
     columns: process.stdout.columns || 80,
   });
+  const varSets = [...[...inventory.hosts.values()].map((h) => h.vars), ...playbook.plays.map((p) => p.vars)];
+  const secrets = [...varSets, options.extraVars ?? {}].flatMap(secretValues);
   options.onProgress = live.step;
   options.onHostDone = (r: HostResult) => {
     live.hostDone(r);
-    if (format === 'text') live.print(renderHost(r, style));
+    if (format === 'text') live.print(renderHost(redactHostResult(r, secrets), style));
   };
   if (args.verbose) {
-    const varSets = [
-      ...[...inventory.hosts.values()].map((h) => h.vars),
-      ...playbook.plays.map((p) => p.vars),
-    ];
-    const secrets = [...varSets, options.extraVars ?? {}].flatMap(secretValues);
     options.connect = tracingConnect(options.connect ?? openConnection, live.printError, secrets);
   }
-  const results = await runJobs(jobs, options).finally(() => live.finish());
+  const results = (await runJobs(jobs, options).finally(() => live.finish())).map((r) =>
+    redactHostResult(r, secrets),
+  );
   if (format === 'json') io.stdout(renderJson(results, mode));
   else if (format === 'junit') io.stdout(renderJunit(results, { mode, check, diff: style.diff }));
   else io.stdout('\n' + renderRecap(results, style));
