@@ -34,6 +34,10 @@ export interface TaskSpec {
   args: unknown;
   /** Handler names; a single string in YAML becomes a one-item list. */
   notify: string[];
+  /** `no_log: true`: only the task's status may be shown, as in Ansible. */
+  noLog: boolean;
+  /** `diff: false`: the task's diff is never shown. */
+  diff: boolean;
   /** Of the task mapping. */
   position: SourcePosition;
   /** Positions inside `args`, keyed by JSON pointer relative to the arguments ("" is `args`). */
@@ -352,6 +356,8 @@ function handlerDiagnostics(data: unknown, positions: SourcePositionMap): Diagno
 interface RawTask {
   name: string;
   notify?: string | string[];
+  no_log?: boolean;
+  diff?: boolean;
   [key: string]: unknown;
 }
 
@@ -382,6 +388,8 @@ function buildPlaybook(
       resource,
       args: task[resource],
       notify,
+      noLog: task.no_log ?? false,
+      diff: task.diff ?? true,
       position: positionOf(pointer),
       argPositions: subPositionMap(positions, childPointer(pointer, resource)),
     };

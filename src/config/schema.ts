@@ -137,6 +137,16 @@ export function playbookJsonSchema(
         items: { type: 'string' },
         description: 'Handlers of this play to run once, at the end, if this task changed something.',
       },
+      no_log: {
+        type: 'boolean',
+        description:
+          "As in Ansible: hide this task's diff, messages, commands and errors in every output; only its status shows.",
+      },
+      diff: {
+        type: 'boolean',
+        description:
+          "false: never show this task's diff (file contents may hold secrets), even with --diff or plan.",
+      },
     },
   };
   if (resourceNames.length > 0) {

@@ -12,7 +12,7 @@ import type { ResourcePlan, TaskStatus } from '../plan/types.js';
 import type { HostCheck, PlanContext, ResourceKind } from '../resources/types.js';
 import { RemoteHostView } from './host_view.js';
 import { buildWriteScript, EXIT_CHANGED_SINCE_PLAN } from './file_writer.js';
-import type { TaskResult } from './results.js';
+import { censorTaskResult, NO_LOG_MESSAGE, type TaskResult } from './results.js';
 import {
   buildBeginScript,
   confirmTargetScript,
@@ -42,6 +42,10 @@ export interface BoundTask {
   resource: ResourceKind;
   args: unknown;
   notify: string[];
+  /** `no_log: true`: the result shows only the status (censorTaskResult). */
+  noLog?: boolean;
+  /** `diff: false`: the result shows no diff. */
+  diff?: boolean;
 }
 
 export interface BoundPlay {
@@ -97,6 +101,8 @@ function toResult(p: PlannedTask, status: TaskStatus, error?: string): TaskResul
     diff: p.plan ? renderDiff(p.plan) : '',
     commands: p.plan?.commands.map((c) => c.description) ?? [],
     ...(error !== undefined ? { error } : {}),
+    ...(p.task.noLog ? { noLog: true } : {}),
+    ...(p.task.diff === false ? { diffHidden: true } : {}),
   };
 }
 
@@ -180,13 +186,16 @@ export async function runPlayOnHost(
     : await planTasks(notifiedHandlers(play, planned), view, ctx, true, warmPlans);
 
   if (options.check || failedInPlanning) {
-    return [...planned, ...handlers].map((p) =>
-      p.error !== undefined ? toResult(p, 'failed', p.error) : toResult(p, plannedStatus(p.plan!)),
-    );
+    return [...planned, ...handlers]
+      .map((p) =>
+        p.error !== undefined ? toResult(p, 'failed', p.error) : toResult(p, plannedStatus(p.plan!)),
+      )
+      .map(censorTaskResult);
   }
 
   const all = [...planned, ...handlers];
-  return applyPlan(all, conn, onStep, options.safety);
+  // Censored last: applying adds errors (rollback, verification) to results already made.
+  return (await applyPlan(all, conn, onStep, options.safety)).map(censorTaskResult);
 }
 
 // ---------------------------------------------------------------------------
@@ -270,8 +279,9 @@ async function applyPlan(
   const refusal = (culprit: PlannedTask, message: string): TaskResult[] =>
     all.map((p) => {
       if (p === culprit) return toResult(p, 'failed', message);
+      const why = culprit.task.noLog ? NO_LOG_MESSAGE : message;
       if (p.plan!.action === 'change')
-        return toResult(p, 'skipped', `not applied: ${culprit.task.name} ${message}`);
+        return toResult(p, 'skipped', `not applied: ${culprit.task.name} ${why}`);
       return toResult(p, plannedStatus(p.plan!));
     });
   if (guarded && guarded.findings.length > 0 && !safety!.force) {

@@ -16,6 +16,33 @@ export interface TaskResult {
   commands: string[];
   /** Why it failed or was skipped. */
   error?: string;
+  /** The task's `no_log: true`: censorTaskResult has hidden everything but the status. */
+  noLog?: boolean;
+  /** The task's `diff: false`: censorTaskResult has dropped the diff. */
+  diffHidden?: boolean;
+}
+
+/** Ansible's own words, so that people who know them recognise what happened. */
+export const NO_LOG_MESSAGE =
+  "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
+
+/**
+ * What may be shown of a task, by its `no_log` and `diff` settings. Applied
+ * where results are made (as Ansible censors a result before any callback
+ * sees it), so no output — text, JSON, JUnit — can show more.
+ */
+export function censorTaskResult(task: TaskResult): TaskResult {
+  if (task.noLog) {
+    return {
+      ...task,
+      messages: task.error === undefined ? [NO_LOG_MESSAGE] : [],
+      warnings: [],
+      diff: '',
+      commands: [],
+      ...(task.error !== undefined ? { error: NO_LOG_MESSAGE } : {}),
+    };
+  }
+  return task.diffHidden ? { ...task, diff: '' } : task;
 }
 
 export interface HostResult {

@@ -95,7 +95,15 @@ export function bindPlaybook(
           const args = renderTaskArgs(t, vars, schemas);
           const problems = argumentProblemDiagnostics(t, resource.checkArgs?.(args) ?? []);
           if (problems.length > 0) throw new ConfigError(problems);
-          return { play: play.name, name: t.name, resource, args, notify: t.notify };
+          return {
+            play: play.name,
+            name: t.name,
+            resource,
+            args,
+            notify: t.notify,
+            noLog: t.noLog,
+            diff: t.diff,
+          };
         } catch (error) {
           if (!(error instanceof ConfigError)) throw error;
           // The same mistake shows once, not once per host.

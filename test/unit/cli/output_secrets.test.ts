@@ -117,3 +117,98 @@ describe('plan and apply', () => {
     expect(fs.existsSync(path.join(dir, 'app.conf'))).toBe(false);
   });
 });
+
+describe('no_log and diff on a task, as in Ansible', () => {
+  const NO_LOG =
+    "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
+  /** `app_value` is not secret-named: only no_log can hide it. */
+  const playbookFile = (taskOptions: string, validate = 'test -f %s') =>
+    write(
+      'site.yml',
+      `- hosts: all
+  vars:
+    app_value: plain-value-7
+  tasks:
+    - name: app config
+      file:
+        dest: ${dir}/app.conf
+        content: "value={{ app_value }}\\n"
+        mode: "0600"
+        validate: "${validate}"
+${taskOptions}
+    - name: other
+      file: { dest: ${dir}/other.conf, content: "other\\n" }
+`,
+    );
+  const inventory = () => write('hosts.ini', 'web1 ansible_connection=local\n');
+
+  test('no_log: true hides the diff, the messages and the commands in text, JSON and JUnit', async () => {
+    fs.writeFileSync(path.join(dir, 'app.conf'), 'old\n');
+    const playbook = playbookFile('      no_log: true');
+    const text = await runCli(['plan', playbook, '-i', inventory()]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(
+      `  changed  app config [file]\n           ${NO_LOG}\n  changed  other [file]`,
+    );
+    expect(text.stdout).not.toMatch(/plain-value-7|value=|app\.conf|chmod/);
+    expect(text.stdout).toContain('+other'); // the other task's diff still shows
+
+    const json = await runCli(['plan', playbook, '-i', inventory(), '--format', 'json']);
+    expect(json.stdout).not.toMatch(/plain-value-7|value=|app\.conf|chmod/);
+    const doc = JSON.parse(json.stdout) as { hosts: Record<string, { tasks: Record<string, unknown>[] }> };
+    expect(doc.hosts.web1?.tasks[0]).toMatchObject({
+      task: 'app config',
+      status: 'changed',
+      diff: '',
+      message: NO_LOG,
+      messages: [NO_LOG],
+      warnings: [],
+      commands: [],
+    });
+
+    const junit = await runCli(['plan', playbook, '-i', inventory(), '--format', 'junit']);
+    expect(junit.stdout).not.toMatch(/plain-value-7|value=|app\.conf|chmod/);
+    const cases = childrenNamed(childrenNamed(parseXml(junit.stdout), 'testsuite')[0]!, 'testcase');
+    expect(childrenNamed(cases[0]!, 'system-out')[0]?.text).toBe(`would change\n${NO_LOG}`);
+  });
+
+  test('no_log: true hides why the task failed, also from the tasks it kept from running', async () => {
+    const playbook = playbookFile('      no_log: true', "grep -q 'nothing-{{ app_value }}' %s");
+    const run = await runCli(['apply', playbook, '-i', inventory(), '--format', 'json']);
+    expect(run.code).toBe(1);
+    expect(run.stdout + run.stderr).not.toMatch(/plain-value-7|app\.conf/);
+    const doc = JSON.parse(run.stdout) as { hosts: Record<string, { tasks: Record<string, unknown>[] }> };
+    expect(doc.hosts.web1?.tasks.map((t) => [t.task, t.status, t.error])).toEqual([
+      ['app config', 'failed', NO_LOG],
+      ['other', 'skipped', `not applied: app config ${NO_LOG}`],
+    ]);
+    expect(fs.existsSync(path.join(dir, 'app.conf'))).toBe(false);
+  });
+
+  test('diff: false hides only the diff', async () => {
+    const playbook = playbookFile('      diff: false');
+    const run = await runCli(['plan', playbook, '-i', inventory(), '--format', 'json']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).not.toContain('plain-value-7');
+    const doc = JSON.parse(run.stdout) as { hosts: Record<string, { tasks: Record<string, unknown>[] }> };
+    expect(doc.hosts.web1?.tasks[0]).toMatchObject({ diff: '', status: 'changed' });
+    expect(doc.hosts.web1?.tasks[0]?.messages).toEqual([
+      expect.stringMatching(/app\.conf does not exist → created: 1 line, mode 0600/),
+    ]);
+    expect(doc.hosts.web1?.tasks[1]?.diff).toContain('+other');
+  });
+
+  test('both must be booleans, reported at file:line:column; validate accepts them', async () => {
+    const bad = playbookFile('      no_log: yes\n      diff: 0');
+    const run = await runCli(['validate', bad, '-i', inventory()]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(
+      `${bad}:11:15: error: 'no_log' must be a boolean (true or false), got the string "yes" (write true or false: in YAML 1.2 this word is a string)`,
+    );
+    expect(run.stderr).toContain(
+      `${bad}:12:13: error: 'diff' must be a boolean (true or false), got the number 0`,
+    );
+    const good = playbookFile('      no_log: true\n      diff: false');
+    expect((await runCli(['validate', good, '-i', inventory()])).code).toBe(0);
+  });
+});
