@@ -4,7 +4,9 @@
  * the exit code so tests can run the CLI in-process.
  */
 import yargs from 'yargs';
-import { ConfigError, formatDiagnostic } from '../config/diagnostics.js';
+import { ConfigError, formatDiagnostic, type Diagnostic } from '../config/diagnostics.js';
+import { renderJsonError } from './render_json.js';
+import { renderJunitError } from './render_junit.js';
 import { EXIT } from './exit_codes.js';
 import { VERSION } from './version.js';
 import { EXIT_CODES_EPILOG, processIO, type CliIO, type Command, type ParsedArgs } from './io.js';
@@ -72,10 +74,22 @@ function parse(argv: string[]): { args?: ParsedArgs; output: string; error?: str
   return { args, output, ...(error !== undefined ? { error } : {}) };
 }
 
+/**
+ * With `--format json|junit`, stdout is read by programs: on bad input they
+ * get a document that says what was wrong, not nothing (stderr is for people).
+ */
+function writeInputErrorDocument(args: ParsedArgs | undefined, diagnostics: Diagnostic[], io: CliIO): void {
+  const name = args?._[0];
+  const mode = name === 'apply' || name === 'plan' ? name : undefined;
+  if (args?.format === 'json') io.stdout(renderJsonError(diagnostics, mode));
+  else if (args?.format === 'junit' && mode) io.stdout(renderJunitError(diagnostics, mode));
+}
+
 export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
   const { args, output, error } = parse(argv);
   if (error !== undefined) {
     io.stderr(`${output ? output + '\n\n' : ''}sshfix: ${error}\n`);
+    writeInputErrorDocument(args, [{ severity: 'error', summary: error }], io);
     return EXIT.failed;
   }
   if (output) {
@@ -92,6 +106,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
   } catch (e) {
     if (e instanceof ConfigError) {
       io.stderr(e.diagnostics.map(formatDiagnostic).join('\n') + '\n');
+      writeInputErrorDocument(args, e.diagnostics, io);
       return EXIT.failed;
     }
     throw e;

@@ -1,4 +1,5 @@
 /** `--format json`: one document on stdout; its shape is part of the interface (README). */
+import { formatDiagnostic, type Diagnostic } from '../config/diagnostics.js';
 import type { HostResult } from '../executor/results.js';
 import { countTasks, summarize } from '../executor/results.js';
 
@@ -34,4 +35,21 @@ export function renderJson(results: HostResult[], mode: 'apply' | 'plan'): strin
     }),
   );
   return JSON.stringify({ mode, hosts, summary: summarize(results) }, null, 2) + '\n';
+}
+
+/**
+ * The document for a run that bad input stopped before it started: the usual
+ * shape for apply and plan (no hosts, zero counts), plus `errors`, each with
+ * its position when it has one and the message as printed on stderr.
+ */
+export function renderJsonError(diagnostics: readonly Diagnostic[], mode?: 'apply' | 'plan'): string {
+  const errors = diagnostics.map((d) => ({
+    severity: d.severity,
+    summary: d.summary,
+    ...(d.detail !== undefined ? { detail: d.detail } : {}),
+    ...(d.position ? { file: d.position.file, line: d.position.line, column: d.position.column } : {}),
+    message: formatDiagnostic(d),
+  }));
+  const run = mode === undefined ? { hosts: {} } : { mode, hosts: {}, summary: summarize([]) };
+  return JSON.stringify({ ...run, errors }, null, 2) + '\n';
 }

@@ -17,6 +17,7 @@
  * No `time` attributes: sshfix does not measure tasks, and a made-up 0 would
  * read as a measurement.
  */
+import { formatDiagnostic, type Diagnostic } from '../config/diagnostics.js';
 import type { HostResult, TaskResult } from '../executor/results.js';
 import { countTasks } from '../executor/results.js';
 
@@ -174,4 +175,26 @@ export function renderJunit(results: HostResult[], options: JunitOptions): strin
   );
   const root = element('testsuites', { name: `sshfix ${options.mode}`, ...totals }, suites);
   return `<?xml version="1.0" encoding="UTF-8"?>\n${root}\n`;
+}
+
+/** The name (and classname) of the testcase that reports bad input. */
+export const INPUT_ERROR_CASE_NAME = 'bad input';
+
+/**
+ * The report of a run that bad input stopped before it started: one suite,
+ * "input", with one testcase in error holding every problem, so that a CI
+ * job shows a red test with the reason instead of an empty or missing report.
+ */
+export function renderJunitError(diagnostics: readonly Diagnostic[], mode: 'apply' | 'plan'): string {
+  const text = diagnostics.map(formatDiagnostic).join('\n');
+  const counts = { tests: 1, failures: 0, errors: 1, skipped: 0 };
+  const error = textElement(
+    'error',
+    { message: diagnostics[0]?.summary ?? 'bad input', type: INPUT_ERROR_CASE_NAME },
+    text,
+    '      ',
+  );
+  const testcase = element('testcase', { classname: 'input', name: INPUT_ERROR_CASE_NAME }, [error], '    ');
+  const suite = element('testsuite', { name: 'input', ...counts }, [testcase], '  ');
+  return `<?xml version="1.0" encoding="UTF-8"?>\n${element('testsuites', { name: `sshfix ${mode}`, ...counts }, [suite])}\n`;
 }

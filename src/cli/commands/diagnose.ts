@@ -18,6 +18,7 @@ import { DEFAULT_BURST } from '../../diagnose/probe.js';
 import { MAX_ALTERNATE_SOURCES } from '../../diagnose/sources.js';
 import { EXIT } from '../exit_codes.js';
 import type { CliIO, Command, ParsedArgs } from '../io.js';
+import { countOption, portOption, readableFileOption, secondsOption } from '../options.js';
 
 const DEFAULT_CONCURRENCY = 10;
 
@@ -177,6 +178,11 @@ export function renderDiagnosisText(d: HostDiagnosis): string {
 
 async function runDiagnose(args: ParsedArgs, io: CliIO): Promise<number> {
   const format = args.format as 'text' | 'json';
+  // Checked before anything is probed; where they are used, they are read as given.
+  countOption(args, 'forks', 'how many hosts to diagnose at once');
+  secondsOption(args, 'connect-timeout');
+  readableFileOption(args, 'private-key');
+  if (args.port !== undefined) portOption(args, 'port');
   const client = checkAddress(args.client, 'client');
   const source = checkAddress(args.source, 'source');
   const alsoFrom = ((args['also-from'] as unknown[] | undefined) ?? []).map((a) =>

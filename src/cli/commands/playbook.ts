@@ -1,6 +1,5 @@
 /** `sshfix apply` and `sshfix plan`: the same code path, plan being apply --check --diff. */
 import type { Argv } from 'yargs';
-import { ConfigError } from '../../config/diagnostics.js';
 import { loadInventory } from '../../config/inventory.js';
 import { loadPlaybook } from '../../config/playbook.js';
 import { RESOURCES, resourceSchemas } from '../../resources/registry.js';
@@ -20,6 +19,7 @@ import { openConnection } from '../../transport/connect.js';
 import { EXIT_CODES_EPILOG, type CliIO, type Command, type ParsedArgs } from '../io.js';
 import { parseMaxFailPercentage, parseSerial } from '../../executor/rollout.js';
 import { DEFAULT_CONFIRM_TIMEOUT_S } from '../../executor/transaction.js';
+import { countOption, numberOption, readableFileOption, secondsOption } from '../options.js';
 
 export function runOptions(y: Argv): Argv {
   return y
@@ -38,12 +38,13 @@ export function runOptions(y: Argv): Argv {
       alias: 'f',
       type: 'number',
       default: DEFAULT_FORKS,
-      describe: 'Hosts worked on at once',
+      describe: 'Hosts worked on at once (a whole number, 1 or more)',
     })
     .option('format', {
       choices: ['text', 'json', 'junit'] as const,
       default: 'text' as const,
-      describe: 'Output format (junit: JUnit XML for CI test reports)',
+      describe:
+        'Output format (junit: JUnit XML for CI test reports); on bad input, json and junit still write a document saying what was wrong',
     })
     .option('shard', {
       type: 'string',
@@ -69,7 +70,7 @@ export function runOptions(y: Argv): Argv {
     .option('private-key', {
       alias: 'key-file',
       type: 'string',
-      describe: 'Private key file for authentication',
+      describe: 'Private key file for authentication (must be readable: checked before connecting)',
     })
     .option('ssh-config', {
       alias: 'F',
@@ -92,11 +93,15 @@ export function runOptions(y: Argv): Argv {
       array: true,
       describe: 'Variables that beat every other source: key=value, or a YAML/JSON mapping',
     })
-    .option('connect-timeout', { type: 'number', default: 10, describe: 'Seconds to wait for a connection' })
+    .option('connect-timeout', {
+      type: 'number',
+      default: 10,
+      describe: 'Seconds to wait for a connection (more than 0)',
+    })
     .option('command-timeout', {
       type: 'number',
       default: 120,
-      describe: 'Seconds a remote command may take',
+      describe: 'Seconds a remote command may take (more than 0)',
     })
     .option('detailed-exitcode', {
       type: 'boolean',
@@ -114,22 +119,27 @@ async function runPlaybook(args: ParsedArgs, mode: 'apply' | 'plan', io: CliIO):
     diff: mode === 'plan' || Boolean(args.diff),
     check,
   };
+  const forks = countOption(args, 'forks', 'how many hosts to work on at once');
+  const connectTimeoutS = secondsOption(args, 'connect-timeout');
+  const commandTimeoutS = secondsOption(args, 'command-timeout');
+  const privateKeyFile = readableFileOption(args, 'private-key');
+  const safety = applySafetyOptions(args);
   const playbook = loadPlaybook(String(args.playbook), resourceSchemas());
   const inventory = loadInventory(String(args.inventory));
   const options: RunOptions = {
     check,
     limit: args.limit as string | undefined,
-    forks: Number(args.forks),
+    forks,
     connection: args.connection as 'ssh' | 'local' | undefined,
     user: args.user as string | undefined,
-    privateKeyFile: args['private-key'] as string | undefined,
+    ...(privateKeyFile !== undefined ? { privateKeyFile } : {}),
     knownHostsFile: args['known-hosts'] as string | undefined,
     sshConfig: loadSshConfig(args['ssh-config'] as string | undefined),
     acceptNewHostKeys: Boolean(args['accept-new-host-keys']),
     extraVars: parseExtraVars((args['extra-vars'] as string[] | undefined) ?? []),
-    connectTimeoutMs: Number(args['connect-timeout']) * 1000,
-    commandTimeoutMs: Number(args['command-timeout']) * 1000,
-    ...applySafetyOptions(args),
+    connectTimeoutMs: connectTimeoutS * 1000,
+    commandTimeoutMs: commandTimeoutS * 1000,
+    ...safety,
   };
   const jobs = selectShard(bindPlaybook(playbook, inventory, RESOURCES, options), shard);
   const live = createLiveOutput(io, {
@@ -160,21 +170,14 @@ async function runPlaybook(args: ParsedArgs, mode: 'apply' | 'plan', io: CliIO):
 function applySafetyOptions(args: ParsedArgs): Partial<RunOptions> {
   const options: Partial<RunOptions> = {};
   if (args.rollback !== undefined) options.rollback = Boolean(args.rollback);
-  if (args['confirm-timeout'] !== undefined) {
-    const seconds = Number(args['confirm-timeout']);
-    if (!Number.isFinite(seconds) || seconds < 5)
-      throw new ConfigError([
-        {
-          severity: 'error',
-          summary: `--confirm-timeout ${String(args['confirm-timeout'])}: give at least 5 seconds`,
-        },
-      ]);
-    options.confirmTimeoutS = seconds;
-  }
+  if (args['confirm-timeout'] !== undefined)
+    options.confirmTimeoutS = secondsOption(args, 'confirm-timeout', 5);
   if (args.force !== undefined) options.force = Boolean(args.force);
   if (args.serial !== undefined) options.serial = parseSerial(String(args.serial));
   if (args['max-fail-percentage'] !== undefined)
-    options.maxFailPercentage = parseMaxFailPercentage(Number(args['max-fail-percentage']));
+    options.maxFailPercentage = parseMaxFailPercentage(
+      numberOption(args, 'max-fail-percentage', 'give a percentage from 0 to 100'),
+    );
   return options;
 }
 
