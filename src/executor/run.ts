@@ -9,7 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import PQueue from 'p-queue';
 import type { Inventory } from '../config/inventory.js';
-import { CONNECTION_VARIABLE_NAMES, connectionVars, selectHosts } from '../config/inventory.js';
+import { CONNECTION_VARIABLE_NAMES, connectionVars } from '../config/inventory.js';
+import { selectPlaybookHosts, type PlaybookSelection } from '../config/selection.js';
 import type { Playbook, TaskSpec } from '../config/playbook.js';
 import { positionAt } from '../config/schema.js';
 import { argumentProblemDiagnostics, renderTaskArgs } from '../config/playbook.js';
@@ -27,7 +28,7 @@ import { runInBatches, type Serial } from './rollout.js';
 
 export interface RunOptions {
   check: boolean;
-  /** Extra host pattern intersected with every play's `hosts:`. */
+  /** Extra host pattern intersected with every play's `hosts:` (see config/selection.ts). */
   limit?: string;
   forks: number;
   /** Overrides for every host (from CLI flags). */
@@ -72,21 +73,25 @@ export function defaultKnownHostsFile(): string {
   return path.join(os.homedir(), '.ssh', 'known_hosts');
 }
 
-/** Selects hosts for every play and renders every task for every host; throws ConfigError with all problems. */
+/**
+ * Renders every task for every host its play selects (`selection`, whose
+ * warnings are the caller's to show); throws ConfigError with all problems,
+ * "no hosts matched" included.
+ */
 export function bindPlaybook(
   playbook: Playbook,
   inventory: Inventory,
   resources: ReadonlyMap<string, ResourceKind>,
   options: RunOptions,
+  selection: PlaybookSelection = selectPlaybookHosts(playbook.plays, inventory, options.limit),
 ): HostJob[] {
+  if (selection.errors.length > 0) throw new ConfigError(selection.errors);
   const schemas = Object.fromEntries([...resources].map(([name, r]) => [name, r.argsSchema]));
-  const limited = options.limit ? new Set(selectHosts(inventory, options.limit)) : undefined;
   const jobs = new Map<string, HostJob>();
   const diagnostics: Diagnostic[] = [];
   const reported = new Set<string>();
-  for (const play of playbook.plays) {
-    const hosts = selectHosts(inventory, play.hosts).filter((h) => !limited || limited.has(h));
-    for (const hostName of hosts) {
+  for (const [index, play] of playbook.plays.entries()) {
+    for (const hostName of selection.playHosts[index] ?? []) {
       const host = inventory.hosts.get(hostName)!;
       const vars = { ...host.vars, ...play.vars, ...options.extraVars, inventory_hostname: hostName };
       const bind = (t: TaskSpec): BoundTask | undefined => {

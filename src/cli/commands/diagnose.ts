@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import type { Argv } from 'yargs';
-import { ConfigError } from '../../config/diagnostics.js';
+import { ConfigError, formatDiagnostic, type Diagnostic } from '../../config/diagnostics.js';
+import { selectLimitHosts } from '../../config/selection.js';
 import { connectionVars, loadInventory, selectHosts } from '../../config/inventory.js';
 import { defaultKnownHostsFile } from '../../executor/run.js';
 import type { ConnectionSpec } from '../../transport/types.js';
@@ -53,8 +54,14 @@ function baseSpec(name: string, address: string, d: SpecDefaults): ConnectionSpe
   };
 }
 
-/** The hosts to diagnose: inventory hosts (by --limit and/or names), or names and addresses as given. */
-export function diagnoseTargets(args: ParsedArgs): DiagnoseTarget[] {
+/**
+ * The hosts to diagnose: inventory hosts (by --limit and/or names), or names
+ * and addresses as given. `warn` is told of --limit terms that match nothing.
+ */
+export function diagnoseTargets(
+  args: ParsedArgs,
+  warn: (warnings: Diagnostic[]) => void = () => undefined,
+): DiagnoseTarget[] {
   const named = ((args.hosts as string[] | undefined) ?? []).map(String);
   const defaults: SpecDefaults = {
     connection: args.connection as 'ssh' | 'local' | undefined,
@@ -71,12 +78,15 @@ export function diagnoseTargets(args: ParsedArgs): DiagnoseTarget[] {
     return named.map((name) => ({ name, spec: baseSpec(name, name, defaults) }));
   }
   const inventory = loadInventory(inventoryPath);
-  let names = selectHosts(inventory, (args.limit as string | undefined) ?? 'all');
+  const limited = selectLimitHosts(inventory, args.limit as string | undefined);
+  warn(limited.warnings);
+  if (limited.errors.length > 0) throw new ConfigError(limited.errors);
+  let names = limited.hosts;
   if (named.length > 0) {
     const wanted = new Set(named.flatMap((pattern) => selectHosts(inventory, pattern)));
     names = names.filter((n) => wanted.has(n));
   }
-  if (names.length === 0) throw inputError(`no host of ${inventoryPath} matches`);
+  if (names.length === 0) throw inputError(`no hosts matched: no host of ${inventoryPath} matches`);
   return names.map((name) => {
     const host = inventory.hosts.get(name)!;
     const vars = connectionVars(host);
@@ -190,7 +200,9 @@ async function runDiagnose(args: ParsedArgs, io: CliIO): Promise<number> {
   );
   if (alsoFrom.length > MAX_ALTERNATE_SOURCES)
     throw inputError(`--also-from: at most ${MAX_ALTERNATE_SOURCES} addresses`);
-  const targets = diagnoseTargets(args);
+  const targets = diagnoseTargets(args, (warnings) =>
+    warnings.forEach((w) => io.stderr(`${formatDiagnostic(w)}\n`)),
+  );
   if (args.via !== undefined) {
     const jump = jumpSpec(String(args.via), args);
     for (const t of targets) if (t.spec.connection === 'ssh') t.spec.jump = [jump];

@@ -1,12 +1,17 @@
 /** `sshfix inventory`: the resolved hosts, their groups and variables. */
-import { loadInventory, selectHosts } from '../../config/inventory.js';
+import { ConfigError, formatDiagnostic } from '../../config/diagnostics.js';
+import { loadInventory } from '../../config/inventory.js';
+import { selectLimitHosts } from '../../config/selection.js';
 import { EXIT } from '../exit_codes.js';
 import { redactVariables, secretValues } from '../redact.js';
 import type { CliIO, Command, ParsedArgs } from '../io.js';
 
 function showInventory(args: ParsedArgs, io: CliIO): number {
   const inventory = loadInventory(String(args.inventory));
-  const names = selectHosts(inventory, (args.limit as string | undefined) ?? 'all');
+  const selection = selectLimitHosts(inventory, args.limit as string | undefined);
+  if (selection.warnings.length > 0) io.stderr(selection.warnings.map(formatDiagnostic).join('\n') + '\n');
+  if (selection.errors.length > 0) throw new ConfigError(selection.errors);
+  const names = selection.hosts;
   // Passwords and secret-named variables are masked, also where another variable repeats them.
   const secrets = [...inventory.hosts.values()].flatMap((h) => secretValues(h.vars));
   const hosts = names.map((n) => {
@@ -41,7 +46,11 @@ export const inventoryCommand: Command = {
         demandOption: true,
         describe: 'Inventory file (Ansible YAML or INI)',
       })
-      .option('limit', { alias: 'l', type: 'string', describe: 'Host pattern' })
+      .option('limit', {
+        alias: 'l',
+        type: 'string',
+        describe: 'Host pattern; a term matching nothing warns, no host left is an error',
+      })
       .option('format', { choices: ['text', 'json'] as const, default: 'text' as const }),
   run: async (args, io) => showInventory(args, io),
 };

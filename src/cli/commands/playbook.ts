@@ -1,6 +1,8 @@
 /** `sshfix apply` and `sshfix plan`: the same code path, plan being apply --check --diff. */
 import type { Argv } from 'yargs';
+import { formatDiagnostic } from '../../config/diagnostics.js';
 import { loadInventory } from '../../config/inventory.js';
+import { selectPlaybookHosts } from '../../config/selection.js';
 import { loadPlaybook } from '../../config/playbook.js';
 import { RESOURCES, resourceSchemas } from '../../resources/registry.js';
 import { loadSshConfig } from '../../transport/ssh_config.js';
@@ -32,7 +34,8 @@ export function runOptions(y: Argv): Argv {
     .option('limit', {
       alias: 'l',
       type: 'string',
-      describe: 'Further limit the hosts with a pattern (a:b, a:&b, a:!b, globs)',
+      describe:
+        'Further limit the hosts with a pattern (a:b, a:&b, a:!b, globs); a term matching nothing warns, no host left is an error',
     })
     .option('forks', {
       alias: 'f',
@@ -141,7 +144,9 @@ async function runPlaybook(args: ParsedArgs, mode: 'apply' | 'plan', io: CliIO):
     commandTimeoutMs: commandTimeoutS * 1000,
     ...safety,
   };
-  const jobs = selectShard(bindPlaybook(playbook, inventory, RESOURCES, options), shard);
+  const selection = selectPlaybookHosts(playbook.plays, inventory, options.limit);
+  if (selection.warnings.length > 0) io.stderr(selection.warnings.map(formatDiagnostic).join('\n') + '\n');
+  const jobs = selectShard(bindPlaybook(playbook, inventory, RESOURCES, options, selection), shard);
   const live = createLiveOutput(io, {
     live: io.isTTY,
     total: jobs.length,

@@ -6,8 +6,10 @@
  * The playbook alone: YAML syntax, the schema (plays, tasks, unknown argument
  * keys), handlers, and the arguments that hold no `{{ }}` (they are final
  * already), checked against the resource's schema and its own checks
- * (sshd_config value types, for instance). With an inventory, also: the inventory itself, each play's
- * host pattern (a pattern that matches nothing is a warning, as in Ansible),
+ * (sshd_config value types, for instance). With an inventory, also: the
+ * inventory itself, each play's host pattern (a term that matches nothing is
+ * a warning, as in Ansible, and no host selected at all an error, as for plan
+ * and apply),
  * the connection variables of every selected host, and, for every host, its
  * task arguments rendered with its variables, checked against the resource's
  * schema and its own checks — the same `bindPlaybook` that plan and apply run
@@ -22,7 +24,7 @@ import {
   type Diagnostic,
 } from '../../config/diagnostics.js';
 import { parseExtraVars } from '../../config/extra_vars.js';
-import { evaluatePattern } from '../../config/host_pattern.js';
+import { selectPlaybookHosts } from '../../config/selection.js';
 import { connectionVars, loadInventory, type Inventory } from '../../config/inventory.js';
 import {
   argumentProblemDiagnostics,
@@ -62,38 +64,6 @@ function attempt<T>(load: () => T): { value?: T; errors: Diagnostic[] } {
     if (error instanceof ConfigError) return { errors: error.diagnostics };
     throw error;
   }
-}
-
-/** Errors (bad syntax) and warnings (matches nothing) of each play's pattern and of --limit. */
-function patternDiagnostics(playbook: Playbook, inventory: Inventory, limit: string | undefined) {
-  const errors: Diagnostic[] = [];
-  const warnings: Diagnostic[] = [];
-  const selected = new Set<string>();
-  const limited = limit === undefined ? undefined : attempt(() => evaluatePattern(inventory, limit));
-  if (limited) {
-    errors.push(...limited.errors.map((d) => ({ ...d, summary: `--limit: ${d.summary}` })));
-    warnings.push(
-      ...(limited.value?.warnings ?? []).map((d) => ({ ...d, summary: `--limit: ${d.summary}` })),
-    );
-  }
-  for (const play of playbook.plays) {
-    const at = (d: Diagnostic): Diagnostic => ({
-      ...d,
-      position: d.position ?? play.position,
-      detail: d.detail ?? `in the hosts of play '${play.name}'`,
-    });
-    const { value, errors: patternErrors } = attempt(() => evaluatePattern(inventory, play.hosts));
-    errors.push(...patternErrors.map(at));
-    if (!value) continue;
-    warnings.push(...value.warnings.map(at));
-    const hosts = value.hosts.filter((h) => !limited?.value || limited.value.hosts.includes(h));
-    // With --limit, a play left without hosts is what was asked for.
-    if (hosts.length === 0 && value.warnings.length === 0 && limit === undefined) {
-      warnings.push(at({ severity: 'warning', summary: `play '${play.name}' selects no host` }));
-    }
-    hosts.forEach((h) => selected.add(h));
-  }
-  return { errors, warnings, selected };
 }
 
 /** Connection variables of every selected host: all bad ones at once, not only the first. */
@@ -138,8 +108,8 @@ export function validateOffline(input: ValidateInput): ValidationResult {
   if (playbook && input.inventory === undefined) errors.push(...literalArgumentDiagnostics(playbook));
   if (!playbook || !inventory) return { errors: sortByPosition(uniqueDiagnostics(errors)), warnings: [], ...counts };
 
-  const patterns = patternDiagnostics(playbook, inventory, input.limit);
-  errors.push(...patterns.errors, ...connectionDiagnostics(inventory, patterns.selected));
+  const selection = selectPlaybookHosts(playbook.plays, inventory, input.limit);
+  errors.push(...selection.errors, ...connectionDiagnostics(inventory, selection.hosts));
   if (errors.length === 0) {
     const options: RunOptions = {
       check: true,
@@ -150,13 +120,13 @@ export function validateOffline(input: ValidateInput): ValidationResult {
       connectTimeoutMs: 0,
       commandTimeoutMs: 0,
     };
-    errors.push(...attempt(() => bindPlaybook(playbook, inventory, RESOURCES, options)).errors);
+    errors.push(...attempt(() => bindPlaybook(playbook, inventory, RESOURCES, options, selection)).errors);
   }
   return {
     errors: sortByPosition(uniqueDiagnostics(errors)),
-    warnings: sortByPosition(uniqueDiagnostics(patterns.warnings)),
+    warnings: sortByPosition(uniqueDiagnostics(selection.warnings)),
     ...counts,
-    hosts: patterns.selected.size,
+    hosts: selection.hosts.length,
   };
 }
 

@@ -64,13 +64,13 @@ describe('exit 0 when valid', () => {
   });
 
   test('a pattern that matches nothing is a warning at its play, not an error', async () => {
-    const pb = write('p.yml', limitsPlaybook('3', 'webservers'));
+    const pb = write('p.yml', limitsPlaybook('3', 'webservers') + limitsPlaybook('3'));
     const run = await runCli(['validate', pb, '-i', write('hosts.yml', INVENTORY)]);
     expect(run.code).toBe(0);
     expect(run.stderr).toBe(
       `${pb}:1:3: warning: host pattern 'webservers' matched no host or group\n  in the hosts of play 'limits'\n`,
     );
-    expect(run.stdout).toContain('rendered for 0 hosts');
+    expect(run.stdout).toContain('rendered for 2 hosts');
   });
 
   test('-e supplies variables, as for apply', async () => {
@@ -82,6 +82,17 @@ describe('exit 0 when valid', () => {
 });
 
 describe('exit 1 with file:line:column', () => {
+  test('no host selected at all: "no hosts matched", as plan and apply say', async () => {
+    const pb = write('p.yml', limitsPlaybook('3', 'webservers'));
+    const inventory = write('hosts.yml', INVENTORY);
+    const run = await runCli(['validate', pb, '-i', inventory]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`${pb}:1:3: warning: host pattern 'webservers' matched no host or group`);
+    expect(run.stderr).toContain(
+      `error: no hosts matched: the plays' host patterns select no host of ${inventory}`,
+    );
+  });
+
   test('YAML syntax', async () => {
     const pb = write('bad.yml', '- name: x\n  hosts: all\n  tasks:\n    - name: a: b\n');
     const run = await runCli(['validate', pb]);
