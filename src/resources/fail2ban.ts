@@ -16,7 +16,7 @@
  * whose bans the firewall does not show is `fail2ban-client banned` run (it
  * starts a Python interpreter).
  */
-import { base64Heredoc, shellQuote } from '../transport/shell.js';
+import { base64Heredoc, shellCommand, shellQuote } from '../transport/shell.js';
 import type { CommandStep, FileChange, FileState, ResourcePlan, StateDiff } from '../plan/types.js';
 import {
   DEFAULT_SECTION,
@@ -239,10 +239,13 @@ function parseStatus(stdout: string, firewallProbeStdout: string): HostStatus {
   };
 }
 
+/** fail2ban-client as found on the host, with `-c` for a configuration elsewhere. */
+function clientWords(client: string, baseDir: string): string[] {
+  return baseDir === DEFAULT_BASE_DIR ? [client] : [client, '-c', baseDir];
+}
+
 function clientCommand(client: string, baseDir: string): string {
-  return baseDir === DEFAULT_BASE_DIR
-    ? shellQuote(client)
-    : `${shellQuote(client)} -c ${shellQuote(baseDir)}`;
+  return clientWords(client, baseDir).map(shellQuote).join(' ');
 }
 
 /** The bans as fail2ban itself reports them (Python start-up: used only when the firewall cannot tell). */
@@ -479,10 +482,9 @@ function planUnbans(
     if (!lifted.some((l) => l.entry === entry))
       messages.push(`${entry} is not banned in any jail (${source})`);
   }
-  const commands = lifted.map(({ jail, address }) => {
-    const script = `${clientCommand(client, baseDir)} set ${shellQuote(jail)} unbanip ${shellQuote(address)}`;
-    return { description: `fail2ban-client set ${jail} unbanip ${address}`, script };
-  });
+  const commands = lifted.map(({ jail, address }) =>
+    shellCommand([...clientWords(client, baseDir), 'set', jail, 'unbanip', address]),
+  );
   const after: BanList = new Map([...bans].map(([jail, set]) => [jail, new Set(set)]));
   for (const { jail, address } of lifted) after.get(jail)?.delete(address);
   const stateDiff =
@@ -604,8 +606,7 @@ async function planFail2ban(args: Fail2banArgs, host: HostView): Promise<Resourc
       group: 'root',
     });
     if (status.running) {
-      const script = `${clientCommand(status.client, baseDir)} reload`;
-      commands.push({ description: 'fail2ban-client reload', script });
+      commands.push(shellCommand([...clientWords(status.client, baseDir), 'reload']));
       messages.push('fail2ban is running → reload it to apply the new configuration');
     } else {
       messages.push('fail2ban is not running: the files are written, it reads them when it starts');

@@ -12,7 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { base64Heredoc, shellQuote } from '../transport/shell.js';
+import { base64Heredoc, shellCommand, shellQuote } from '../transport/shell.js';
 import { assertNoControlChars } from '../formats/control_chars.js';
 import type { CommandStep, FileChange, FileState, ResourcePlan } from '../plan/types.js';
 import type { ArgumentProblem, HostCheck, HostView } from './types.js';
@@ -181,7 +181,6 @@ export function attributeSteps(
 ): { commands: CommandStep[]; messages: string[] } {
   const commands: CommandStep[] = [];
   const messages: string[] = [];
-  const target = shellQuote(dest);
   const ownerDiffers = wanted.owner !== undefined && wanted.owner !== current.owner;
   const groupDiffers = wanted.group !== undefined && wanted.group !== current.group;
   // chown before chmod: changing the owner clears setuid/setgid bits the mode may ask for.
@@ -191,24 +190,15 @@ export function attributeSteps(
     messages.push(`${dest} owner ${from} → ${to}`);
     if (ownerDiffers) {
       const spec = groupDiffers ? `${wanted.owner}:${wanted.group}` : wanted.owner!;
-      commands.push({
-        description: `chown ${spec} ${dest}`,
-        script: `chown -- ${shellQuote(spec)} ${target}`,
-      });
+      commands.push(shellCommand(['chown', '--', spec, dest]));
     } else {
-      commands.push({
-        description: `chgrp ${wanted.group} ${dest}`,
-        script: `chgrp -- ${shellQuote(wanted.group!)} ${target}`,
-      });
+      commands.push(shellCommand(['chgrp', '--', wanted.group!, dest]));
     }
   }
   const currentMode = normaliseMode(current.mode);
   if (wanted.mode !== undefined && wanted.mode !== currentMode) {
     messages.push(`${dest} mode ${currentMode ?? '?'} → ${wanted.mode}`);
-    commands.push({
-      description: `chmod ${wanted.mode} ${dest}`,
-      script: `chmod -- ${shellQuote(wanted.mode)} ${target}`,
-    });
+    commands.push(shellCommand(['chmod', '--', wanted.mode, dest]));
   }
   return { commands, messages };
 }
@@ -348,7 +338,7 @@ export async function planFileAbsent(dest: string, host: HostView): Promise<Reso
     messages: [`${dest} exists (${lineCount(current.content)}) → removed`],
     warnings: [],
     fileChanges: [],
-    commands: [{ description: `rm -f -- ${dest}`, script: `rm -f -- ${shellQuote(dest)}` }],
+    commands: [shellCommand(['rm', '-f', '--', dest])],
     stateDiffs: [{ label: dest, before: current.content, after: '' }],
   };
 }

@@ -10,7 +10,7 @@
  * round trip); the decisions are pure code in src/formats/firewall_*.ts.
  */
 import { createHash } from 'node:crypto';
-import { base64Heredoc, shellQuote } from '../transport/shell.js';
+import { base64Heredoc, shellCommand, shellQuote } from '../transport/shell.js';
 import type { CommandStep, FileChange, FileState, ResourcePlan } from '../plan/types.js';
 import { parseCidr, type Cidr } from '../formats/firewall_cidr.js';
 import {
@@ -54,21 +54,19 @@ interface FirewallPlanData {
 
 const PERSISTENCE_FILES = [RULES_V4, RULES_V6, NFTABLES_CONF];
 
-/** Words an operator can paste: quoted only where sh needs it. */
-export function displayCommand(words: string[]): string {
-  return words.map((w) => (/^[A-Za-z0-9_./:,=@%+-]+$/.test(w) ? w : shellQuote(w))).join(' ');
-}
-
-/** The script for one command: every word quoted; extra exit codes that mean success map to 0. */
+/**
+ * The script for one command: the command as shown (shellCommand), then
+ * extra exit codes that mean success mapped to 0.
+ */
 export function commandScript(command: PlannedCommand): string {
-  const line = command.words.map(shellQuote).join(' ');
+  const line = shellCommand(command.words).script;
   if (command.alsoOk.length === 0) return line;
   const ok = command.alsoOk.map((c) => `[ "$rc" -eq ${c} ]`).join(' || ');
   return `${line}; rc=$?; if [ "$rc" -eq 0 ] || ${ok}; then exit 0; fi; exit "$rc"`;
 }
 
 function toStep(command: PlannedCommand): CommandStep {
-  return { description: displayCommand(command.words), script: commandScript(command) };
+  return { description: shellCommand(command.words).description, script: commandScript(command) };
 }
 
 function parseSources(args: FirewallArgs): Cidr[] {
@@ -185,7 +183,7 @@ function verifyRuntime(plan: ResourcePlan): HostCheck[] {
     };
     const again = decideFirewall(facts, { ...request, persist: false }, new Map());
     if (again.commands.length === 0) return undefined;
-    return `the firewall still needs: ${again.commands.map((c) => displayCommand(c.words)).join('; ')}`;
+    return `the firewall still needs: ${again.commands.map((c) => shellCommand(c.words).description).join('; ')}`;
   };
   return [{ script: firewallProbeScript({ ufwRules: true }), failure }];
 }

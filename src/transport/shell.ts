@@ -25,6 +25,24 @@ export function shellQuote(value: string): string {
 
 export { assertNoControlChars } from '../formats/control_chars.js';
 
+/** Words sh reads as themselves anywhere: no quoting, expansion, globbing or splitting applies. */
+const PLAIN_WORD = /^[A-Za-z0-9_./:,=@%+-]+$/;
+
+/**
+ * One command, as it runs and as the operator reads it: `script` quotes every
+ * word (shellQuote); `description` quotes only the words that need it, so
+ * `rm -f -- /etc/x` reads as typed, and `/tmp/a'b $(touch x)` as the one
+ * quoted word it is. sh reads both as the same words: what is shown is
+ * exactly what runs, and can be pasted. The first word is quoted when it
+ * holds `=`, which sh could take for a variable assignment.
+ */
+export function shellCommand(words: readonly string[]): { description: string; script: string } {
+  const shown = words.map((word, index) =>
+    PLAIN_WORD.test(word) && !(index === 0 && word.includes('=')) ? word : shellQuote(word),
+  );
+  return { description: shown.join(' '), script: words.map(shellQuote).join(' ') };
+}
+
 /**
  * `base64 -d` of a here-document holding `content`: file contents reach the
  * host byte for byte whatever they hold, and stay unreadable in `--verbose`

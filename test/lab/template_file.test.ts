@@ -180,7 +180,7 @@ describeLab('template and file on real OpenSSH servers', () => {
     const content = await host.readFile(DROP_IN);
     const modePlan = await run('plan', pb, host, '--format', 'json');
     const planned = (JSON.parse(modePlan.stdout) as Report).hosts[host.name]!.tasks[0]!;
-    expect(planned).toMatchObject({ status: 'changed', diff: '', commands: [`chmod 0600 ${DROP_IN}`] });
+    expect(planned).toMatchObject({ status: 'changed', diff: '', commands: [`chmod -- 0600 ${DROP_IN}`] });
     expect((await applyJson(pb, host)).report.failed).toBe(0);
     expect(await modeOf(host, DROP_IN)).toBe('600');
     expect(await host.readFile(DROP_IN)).toBe(content);

@@ -111,7 +111,7 @@ describe('fail2ban plan', () => {
     expect(p.action).toBe('change');
     expect(p.fileChanges.map((c) => c.path)).toEqual(['/etc/fail2ban/jail.local']);
     expect(p.fileChanges[0]!.after).toBe(`${local}\n[DEFAULT]\nignoreip = 10.20.0.0/16\n`);
-    expect(p.commands.map((c) => c.description)).toEqual(['fail2ban-client reload']);
+    expect(p.commands.map((c) => c.description)).toEqual(['/usr/bin/fail2ban-client reload']);
     expect(p.messages[0]).toContain('ignoreip in [DEFAULT] (from nowhere');
   });
 
@@ -193,10 +193,10 @@ describe('fail2ban plan', () => {
       },
     );
     expect(p.commands.map((c) => c.description)).toEqual([
-      'fail2ban-client reload',
-      'fail2ban-client set sshd unbanip 10.20.0.5',
+      '/usr/bin/fail2ban-client reload',
+      '/usr/bin/fail2ban-client set sshd unbanip 10.20.0.5',
     ]);
-    expect(p.commands[1]!.script).toBe("'/usr/bin/fail2ban-client' set 'sshd' unbanip '10.20.0.5'");
+    expect(p.commands[1]!.script).toBe("'/usr/bin/fail2ban-client' 'set' 'sshd' 'unbanip' '10.20.0.5'");
     expect(p.stateDiffs).toEqual([
       { label: 'fail2ban bans (firewall f2b-* rules)', before: 'sshd 10.20.0.5\n', after: '' },
     ]);
@@ -211,7 +211,9 @@ describe('fail2ban plan', () => {
       '/etc/fail2ban/jail.local': '[sshd]\nenabled = true\n',
     };
     const { plan: p } = await plan({ unban: ['10.20.0.0/24'] }, { files, firewall: BANNED });
-    expect(p.commands.map((c) => c.description)).toEqual(['fail2ban-client set sshd unbanip 10.20.0.5']);
+    expect(p.commands.map((c) => c.description)).toEqual([
+      '/usr/bin/fail2ban-client set sshd unbanip 10.20.0.5',
+    ]);
     const none = await plan({ unban: ['10.30.0.0/24'] }, { files, firewall: BANNED });
     expect(none.plan.action).toBe('none');
   });
@@ -228,7 +230,9 @@ describe('fail2ban plan', () => {
       },
     );
     expect(view.probes).toHaveLength(3);
-    expect(p.commands.map((c) => c.description)).toEqual(['fail2ban-client set sshd unbanip 10.20.0.5']);
+    expect(p.commands.map((c) => c.description)).toEqual([
+      '/usr/bin/fail2ban-client set sshd unbanip 10.20.0.5',
+    ]);
   });
 
   test('fail2ban-client -t checks a change that goes live or touches jail settings, not an ignoreip list with fail2ban stopped', async () => {
@@ -252,7 +256,7 @@ describe('fail2ban plan', () => {
       { ignoreip: ['10.20.0.0/16'] },
       { files: { '/etc/fail2ban/jail.conf': JAIL_CONF }, firewall: BANNED },
     );
-    expect(p.commands.map((c) => c.description)).toEqual(['fail2ban-client reload']);
+    expect(p.commands.map((c) => c.description)).toEqual(['/usr/bin/fail2ban-client reload']);
     expect(p.warnings).toEqual([
       '10.20.0.5 is in ignoreip but stays banned in jail sshd: ignoreip does not lift an existing ban (add it to unban)',
     ]);

@@ -111,7 +111,7 @@ describe('state: present', () => {
     expect(planned).toMatchObject({
       status: 'changed',
       diff: '',
-      commands: [`chmod 0600 ${dest}`],
+      commands: [`chmod -- 0600 ${dest}`],
       messages: [`${dest} mode 0644 → 0600`],
     });
     expect(stat(dest).mode).toBe('0644'); // check mode ran nothing
@@ -125,7 +125,7 @@ describe('state: present', () => {
     const dest = path.join(dir, 'both');
     fs.writeFileSync(dest, 'a\n');
     const result = await apply({ dest, content: 'b\n', owner: 'nobody', group: 'nogroup' });
-    expect(result.commands).toEqual([`chown nobody:nogroup ${dest}`]);
+    expect(result.commands).toEqual([`chown -- nobody:nogroup ${dest}`]);
     expect(fs.readFileSync(dest, 'utf8')).toBe('b\n');
     expect(stat(dest)).toMatchObject({ uid: NOBODY, gid: NOBODY });
     expect((await apply({ dest, content: 'b\n', owner: 'nobody', group: 'nogroup' })).status).toBe('ok');
@@ -134,7 +134,7 @@ describe('state: present', () => {
   test('without content only the attributes are converged; a missing file is an error', async () => {
     const dest = path.join(dir, 'sshd_config');
     fs.writeFileSync(dest, 'Port 22\n', { mode: 0o644 });
-    expect((await apply({ dest, mode: '0600' })).commands).toEqual([`chmod 0600 ${dest}`]);
+    expect((await apply({ dest, mode: '0600' })).commands).toEqual([`chmod -- 0600 ${dest}`]);
     expect(fs.readFileSync(dest, 'utf8')).toBe('Port 22\n');
     const missing = await apply({ dest: path.join(dir, 'nope'), mode: '0600' });
     expect(missing.status).toBe('failed');

@@ -184,8 +184,8 @@ describe('attributeSteps', () => {
   test('owner and group in one chown, before chmod', () => {
     const steps = attributeSteps('/etc/x y', current, { mode: '0600', owner: 'nobody', group: 'nogroup' });
     expect(steps.commands.map((c) => c.script)).toEqual([
-      "chown -- 'nobody:nogroup' '/etc/x y'",
-      "chmod -- '0600' '/etc/x y'",
+      "'chown' '--' 'nobody:nogroup' '/etc/x y'",
+      "'chmod' '--' '0600' '/etc/x y'",
     ]);
     expect(steps.messages).toEqual([
       '/etc/x y owner root:root → nobody:nogroup',
@@ -195,6 +195,6 @@ describe('attributeSteps', () => {
 
   test('group alone is a chgrp', () => {
     const steps = attributeSteps('/etc/x', current, { group: 'adm' });
-    expect(steps.commands.map((c) => c.description)).toEqual(['chgrp adm /etc/x']);
+    expect(steps.commands.map((c) => c.description)).toEqual(['chgrp -- adm /etc/x']);
   });
 });

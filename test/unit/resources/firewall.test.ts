@@ -2,7 +2,8 @@ import { execFileSync } from 'node:child_process';
 import type { FileState } from '../../../src/plan/types.js';
 import type { ExecResult } from '../../../src/transport/types.js';
 import type { HostView } from '../../../src/resources/types.js';
-import { commandScript, displayCommand, firewallResource } from '../../../src/resources/firewall.js';
+import { commandScript, firewallResource } from '../../../src/resources/firewall.js';
+import { shellCommand } from '../../../src/transport/shell.js';
 import { firewallProbeScript } from '../../../src/formats/firewall_probe.js';
 
 /** A HostView that answers from fixed data and counts batches the way RemoteHostView does (same tick = one). */
@@ -160,7 +161,8 @@ describe('firewall resource', () => {
 describe('command scripts', () => {
   test('display quotes only what sh needs', () => {
     expect(
-      displayCommand(['firewall-cmd', '--zone=public', '--add-rich-rule=rule family="ipv4" accept']),
+      shellCommand(['firewall-cmd', '--zone=public', '--add-rich-rule=rule family="ipv4" accept'])
+        .description,
     ).toBe(`firewall-cmd --zone=public '--add-rich-rule=rule family="ipv4" accept'`);
   });
 

@@ -198,7 +198,7 @@ describe('converging', () => {
     const dest = put(path.join(root, 'a'), 'x\n');
     fs.chmodSync(dest, 0o644);
     const result = await apply({ src: 'a.hbs', dest, mode: '0600' }, {});
-    expect(result).toMatchObject({ status: 'changed', diff: '', commands: [`chmod 0600 ${dest}`] });
+    expect(result).toMatchObject({ status: 'changed', diff: '', commands: [`chmod -- 0600 ${dest}`] });
     expect((fs.statSync(dest).mode & 0o777).toString(8)).toBe('600');
   });
 });

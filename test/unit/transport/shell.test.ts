@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import {
   assertNoControlChars,
   scriptShell,
+  shellCommand,
   shellQuote,
   splitScriptPid,
 } from '../../../src/transport/shell.js';
@@ -56,6 +57,38 @@ describe('shellQuote', () => {
 
   it('refuses NUL, which no sh word can carry', () => {
     expect(() => shellQuote('a\0b')).toThrow(/NUL.*offset 1/);
+  });
+});
+
+describe('shellCommand: what is shown is what runs', () => {
+  /** The words /bin/sh makes of a command line, read back with printf. */
+  function wordsOf(line: string): string[] {
+    const out = execFileSync('/bin/sh', ['-c', `printf '%s\\0' ${line}`], { encoding: 'utf8' });
+    return out.split('\0').slice(0, -1);
+  }
+
+  it('quotes only what sh needs in what it shows', () => {
+    expect(shellCommand(['rm', '-f', '--', "/tmp/a'b $(touch x)"])).toEqual({
+      description: `rm -f -- '/tmp/a'\\''b $(touch x)'`,
+      script: `'rm' '-f' '--' '/tmp/a'\\''b $(touch x)'`,
+    });
+    expect(shellCommand(['chmod', '--', '0600', '/etc/app.conf']).description).toBe(
+      'chmod -- 0600 /etc/app.conf',
+    );
+    // An empty word, and a first word sh would take for a variable assignment.
+    expect(shellCommand(['A=1', '']).description).toBe(`'A=1' ''`);
+  });
+
+  it('sh reads the shown command and the script as the same words, for any words', () => {
+    const word = fc.string({ unit: 'binary', maxLength: 12 }).filter((w) => !w.includes('\0'));
+    fc.assert(
+      fc.property(fc.array(word, { minLength: 1, maxLength: 4 }), (words) => {
+        const { description, script } = shellCommand(words);
+        expect(wordsOf(description)).toEqual(words);
+        expect(wordsOf(script)).toEqual(words);
+      }),
+      { numRuns: 100 },
+    );
   });
 });
 
