@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { labAvailability, labInventory, startLab, type Lab, type LabHost } from '../lab/lab.js';
+import { colourWanted } from './io.js';
 
 export interface DemoIO {
   stdout(text: string): void;
@@ -75,7 +76,8 @@ export async function runDemo(
     );
     return 1;
   }
-  const step = (text: string) => io.stdout(io.isTTY ? `\n\x1b[1m==> ${text}\x1b[0m\n` : `\n==> ${text}\n`);
+  const step = (text: string) =>
+    io.stdout(colourWanted(io) ? `\n\x1b[1m==> ${text}\x1b[0m\n` : `\n==> ${text}\n`);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-demo-'));
   let lab: Lab | undefined;
   try {

@@ -5,6 +5,14 @@ export interface CliIO {
   isTTY: boolean;
 }
 
+/**
+ * Colour only on a terminal, and not when NO_COLOR is set to anything but
+ * the empty string (no-color.org).
+ */
+export function colourWanted(io: Pick<CliIO, 'isTTY'>, env: NodeJS.ProcessEnv = process.env): boolean {
+  return io.isTTY && (env.NO_COLOR ?? '') === '';
+}
+
 export const processIO: CliIO = {
   stdout: (t) => process.stdout.write(t),
   stderr: (t) => process.stderr.write(t),

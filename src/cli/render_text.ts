@@ -1,4 +1,7 @@
-/** Human output: one block per host as it finishes, then a recap. Colour only on a TTY. */
+/**
+ * Human output: one block per host (printed in inventory order: host_order.ts),
+ * then a recap. Colour only on a TTY, and not with NO_COLOR (io.ts).
+ */
 import type { HostResult, TaskResult } from '../executor/results.js';
 import { countTasks } from '../executor/results.js';
 

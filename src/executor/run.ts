@@ -138,7 +138,8 @@ export function bindPlaybook(
     }
   }
   if (diagnostics.length > 0) throw new ConfigError(diagnostics);
-  return [...jobs.values()];
+  // Inventory order, not the order plays first name the hosts in: results and reports follow it.
+  return selection.hosts.flatMap((host) => jobs.get(host) ?? []);
 }
 
 function connectionSpec(

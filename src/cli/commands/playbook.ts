@@ -18,7 +18,8 @@ import { createLiveOutput } from '../progress.js';
 import { tracingConnect } from '../verbose.js';
 import { redactHostResult, secretValues } from '../redact.js';
 import { openConnection } from '../../transport/connect.js';
-import { EXIT_CODES_EPILOG, type CliIO, type Command, type ParsedArgs } from '../io.js';
+import { colourWanted, EXIT_CODES_EPILOG, type CliIO, type Command, type ParsedArgs } from '../io.js';
+import { inOrder } from '../host_order.js';
 import { parseMaxFailPercentage, parseSerial } from '../../executor/rollout.js';
 import { DEFAULT_CONFIRM_TIMEOUT_S } from '../../executor/transaction.js';
 import { countOption, numberOption, readableFileOption, secondsOption } from '../options.js';
@@ -118,7 +119,7 @@ async function runPlaybook(args: ParsedArgs, mode: 'apply' | 'plan', io: CliIO):
   const format = args.format as 'text' | 'json' | 'junit';
   const shard = args.shard === undefined ? undefined : parseShard(String(args.shard));
   const style: TextStyle = {
-    color: io.isTTY && format === 'text',
+    color: colourWanted(io) && format === 'text',
     diff: mode === 'plan' || Boolean(args.diff),
     check,
   };
@@ -155,16 +156,23 @@ async function runPlaybook(args: ParsedArgs, mode: 'apply' | 'plan', io: CliIO):
   const varSets = [...[...inventory.hosts.values()].map((h) => h.vars), ...playbook.plays.map((p) => p.vars)];
   const secrets = [...varSets, options.extraVars ?? {}].flatMap(secretValues);
   options.onProgress = live.step;
+  const blocks = inOrder<HostResult>(
+    jobs.map((j) => j.host),
+    (r) => live.print(renderHost(redactHostResult(r, secrets), style)),
+  );
   options.onHostDone = (r: HostResult) => {
     live.hostDone(r);
-    if (format === 'text') live.print(renderHost(redactHostResult(r, secrets), style));
+    if (format === 'text') blocks.done(r.host, r);
   };
   if (args.verbose) {
     options.connect = tracingConnect(options.connect ?? openConnection, live.printError, secrets);
   }
-  const results = (await runJobs(jobs, options).finally(() => live.finish())).map((r) =>
-    redactHostResult(r, secrets),
-  );
+  const results = (
+    await runJobs(jobs, options).finally(() => {
+      blocks.flush();
+      live.finish();
+    })
+  ).map((r) => redactHostResult(r, secrets));
   if (format === 'json') io.stdout(renderJson(results, mode));
   else if (format === 'junit') io.stdout(renderJunit(results, { mode, check, diff: style.diff }));
   else io.stdout('\n' + renderRecap(results, style));
