@@ -12,7 +12,6 @@ import type { Inventory } from '../config/inventory.js';
 import { CONNECTION_VARIABLE_NAMES, connectionVars } from '../config/inventory.js';
 import { selectPlaybookHosts, type PlaybookSelection } from '../config/selection.js';
 import type { Playbook, TaskSpec } from '../config/playbook.js';
-import { positionAt } from '../config/schema.js';
 import { argumentProblemDiagnostics, renderTaskArgs } from '../config/playbook.js';
 import { ConfigError, diagnosticIdentity, type Diagnostic } from '../config/diagnostics.js';
 import type { ResourceKind } from '../resources/types.js';

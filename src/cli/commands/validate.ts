@@ -106,7 +106,8 @@ export function validateOffline(input: ValidateInput): ValidationResult {
     : {};
   const errors = [...loadedPlaybook.errors, ...(loadedInventory?.errors ?? [])];
   if (playbook && input.inventory === undefined) errors.push(...literalArgumentDiagnostics(playbook));
-  if (!playbook || !inventory) return { errors: sortByPosition(uniqueDiagnostics(errors)), warnings: [], ...counts };
+  if (!playbook || !inventory)
+    return { errors: sortByPosition(uniqueDiagnostics(errors)), warnings: [], ...counts };
 
   const selection = selectPlaybookHosts(playbook.plays, inventory, input.limit);
   errors.push(...selection.errors, ...connectionDiagnostics(inventory, selection.hosts));
