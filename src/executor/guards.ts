@@ -17,7 +17,8 @@
 import { shellQuote, stagedFileWrite } from '../transport/shell.js';
 import { batchRecords } from './host_batch.js';
 import { cidrContains, parseHostCidr, type Cidr, type IpFamily } from '../formats/firewall_cidr.js';
-import { iptablesRuleMatch, parseIptablesSave, type IptablesRuleset } from '../formats/firewall_iptables.js';
+import { parseIptablesSave, type IptablesRuleset } from '../formats/firewall_iptables.js';
+import { traceIptablesInput } from '../formats/firewall_iptables_path.js';
 import { parseSshdT } from '../formats/sshd_effective.js';
 
 export type AuthMethodUsed = 'publickey' | 'password' | 'keyboard-interactive' | 'local';
@@ -324,119 +325,17 @@ export interface FirewallVerdict {
   reason: string;
 }
 
-const STATE_OPTIONS = new Set(['--ctstate', '--state']);
-
-/**
- * Whether a rule matches a new connection's first packet for sure, never, or
- * maybe. Connection-state matches are decided (a SYN is NEW), `-i lo` never
- * sees a remote client; anything else we do not model makes it "maybe".
- */
-function certainty(
-  args: string[],
-  family: IpFamily,
-  chains: ReadonlySet<string>,
-  client: Cidr,
-  port: number,
-): Tri {
-  const remaining: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const word = args[i]!;
-    const next = args[i + 1] ?? '';
-    if (word === '-m' && (next === 'conntrack' || next === 'state')) {
-      i++;
-      continue;
-    }
-    if (STATE_OPTIONS.has(word)) {
-      const negated = remaining[remaining.length - 1] === '!';
-      if (negated) remaining.pop();
-      const includesNew = next.toUpperCase().split(',').includes('NEW');
-      if (includesNew === negated) return 'no';
-      i++;
-      continue;
-    }
-    if ((word === '-i' || word === '--in-interface') && remaining[remaining.length - 1] !== '!') {
-      if (next === 'lo') return 'no';
-    }
-    remaining.push(word);
-  }
-  const simplified = iptablesRuleMatch(remaining, family, chains);
-  if (simplified.family !== 'any' && simplified.family !== client.family) return 'no';
-  if (simplified.protocol === 'other') return 'no';
-  const sources = simplified.sources;
-  let sourceHit: Tri = 'yes';
-  if (sources.kind === 'unknown') sourceHit = 'unknown';
-  else if (sources.kind === 'list') {
-    const inside = sources.items.some((c) => c.family === client.family && cidrContains(c, client));
-    sourceHit = inside !== sources.negated ? 'yes' : 'no';
-  }
-  let portHit: Tri = 'yes';
-  if (simplified.ports.kind === 'unknown') portHit = 'unknown';
-  else if (simplified.ports.kind === 'list') {
-    const inside = simplified.ports.items.some((r) => r.from <= port && port <= r.to);
-    portHit = inside !== simplified.ports.negated ? 'yes' : 'no';
-  }
-  if (sourceHit === 'no' || portHit === 'no') return 'no';
-  if (sourceHit === 'unknown' || portHit === 'unknown' || simplified.extraMatches) return 'unknown';
-  if (simplified.protocol === 'unknown') return 'unknown';
-  return 'yes';
-}
-
-type ChainOutcome =
-  | { verdict: 'admit'; rule: string }
-  | { verdict: 'block'; rule: string }
-  | { verdict: 'fallthrough'; unsureAccept: boolean };
-
-function walkChain(
-  ruleset: IptablesRuleset,
-  chainName: string,
-  client: Cidr,
-  port: number,
-  seen: Set<string>,
-): ChainOutcome {
-  const filter = ruleset.tables.get('filter');
-  const chain = filter?.chains.get(chainName);
-  if (!filter || !chain || seen.has(chainName) || seen.size > 32)
-    return { verdict: 'fallthrough', unsureAccept: false };
-  seen.add(chainName);
-  const chains = new Set(filter.chains.keys());
-  let unsureAccept = false;
-  for (const rule of chain.rules) {
-    const hit = certainty(rule.args, ruleset.family, chains, client, port);
-    if (hit === 'no') continue;
-    const { verdict, target } = rule.match;
-    if (verdict === 'accept') {
-      if (hit === 'yes') return { verdict: 'admit', rule: rule.text };
-      unsureAccept = true;
-    } else if ((verdict === 'drop' || verdict === 'reject') && hit === 'yes') {
-      return { verdict: 'block', rule: rule.text };
-    } else if ((verdict === 'jump' || verdict === 'goto') && target) {
-      const inner = walkChain(ruleset, target, client, port, new Set(seen));
-      if (inner.verdict !== 'fallthrough') {
-        if (hit === 'yes') return inner;
-        if (inner.verdict === 'admit') unsureAccept = true;
-      } else {
-        unsureAccept ||= inner.unsureAccept;
-        if (verdict === 'goto' && hit === 'yes') return { verdict: 'fallthrough', unsureAccept };
-      }
-    } else if (verdict === 'return' && hit === 'yes') {
-      return { verdict: 'fallthrough', unsureAccept };
-    }
-  }
-  return { verdict: 'fallthrough', unsureAccept };
-}
-
-/** Evaluates filter/INPUT of one iptables-save dump. */
+/** Evaluates filter/INPUT of one iptables-save dump for the SYN of a new connection. */
 export function iptablesVerdict(ruleset: IptablesRuleset, client: Cidr, port: number): FirewallVerdict {
-  const input = ruleset.tables.get('filter')?.chains.get('INPUT');
-  if (!input) return { verdict: 'admit', reason: 'no filter/INPUT chain' };
-  const outcome = walkChain(ruleset, 'INPUT', client, port, new Set());
-  if (outcome.verdict === 'admit') return { verdict: 'admit', reason: `accepted by "${outcome.rule}"` };
-  if (outcome.verdict === 'block') return { verdict: 'block', reason: `"${outcome.rule}"` };
-  const policy = input.policy.toUpperCase();
-  if (policy === 'ACCEPT' || policy === '-') return { verdict: 'admit', reason: 'INPUT policy ACCEPT' };
-  if (outcome.unsureAccept)
-    return { verdict: 'unknown', reason: `INPUT policy ${policy}, and an ACCEPT rule may or may not match` };
-  return { verdict: 'block', reason: `INPUT policy ${policy} and no rule accepts tcp/${port}` };
+  const path = traceIptablesInput(ruleset, client, port, 'new');
+  if (!path) return { verdict: 'admit', reason: 'no filter/INPUT chain' };
+  if (path.outcome === 'accept') return { verdict: 'admit', reason: `accepted by "${path.rule?.text}"` };
+  if (path.outcome === 'drop' || path.outcome === 'reject')
+    return { verdict: 'block', reason: `"${path.rule?.text}"` };
+  if (path.outcome === 'policy_accept') return { verdict: 'admit', reason: 'INPUT policy ACCEPT' };
+  if (path.uncertainAccept)
+    return { verdict: 'unknown', reason: 'INPUT policy DROP, and an ACCEPT rule may or may not match' };
+  return { verdict: 'block', reason: `INPUT policy DROP and no rule accepts tcp/${port}` };
 }
 
 /** Blocked if any iptables variant in use blocks; admitted if all admit. */
