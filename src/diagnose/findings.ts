@@ -199,23 +199,25 @@ interface RefusedRule {
 
 /** The causes of a refused connect, by what refused it (an ICMP error, a TCP reset, unknown). */
 const REFUSED_RULES: Record<RefusalAnswer, Partial<Record<RefusedCause, RefusedRule>>> = {
-  // A stopped sshd never answers with ICMP: only a firewall rule does.
+  // A stopped sshd never answers with ICMP: only a firewall rule does. A fail2ban ban is an iptables
+  // REJECT too, the same on the wire as one written by hand: only the server side tells them apart,
+  // so neither may reach high confidence here; the same holds for a ban whose banaction resets.
   icmp: {
     fail2ban_ban: {
       reason: "fail2ban's default banaction (iptables-multiport) rejects with icmp-port-unreachable",
-      bySource: 75,
-      otherwise: 60,
+      bySource: 65,
+      otherwise: 55,
     },
     firewall_reject: {
       reason: 'an iptables REJECT answers with icmp-port-unreachable unless told otherwise',
-      bySource: 65,
-      otherwise: 55,
+      bySource: 60,
+      otherwise: 50,
     },
   },
   rst: {
     firewall_reject: {
       reason: 'a REJECT --reject-with tcp-reset rule answers the SYN with a TCP reset',
-      bySource: 75,
+      bySource: 65,
       otherwise: 35,
     },
     fail2ban_ban: {

@@ -129,10 +129,11 @@ const SCENARIOS: Scenario[] = [
         `iptables -I INPUT -s ${lab.controllerAddress} -p tcp --dport 22 -j REJECT --reject-with tcp-reset`,
       ),
     // Refused by a reset, as a closed port would be; but the workstation's address gets a banner.
+    // A fail2ban ban that resets looks the same on the wire: first, but not sure from this side.
     clientSideProbe: (probe, lab, first) => {
       expect(probe.tcp.refusal?.answer).toBe('rst');
       servedFromWorkstation(probe, lab, first);
-      expect(first.confidence).toBe('high');
+      expect(first.confidence).toBe('medium');
     },
   },
   {
@@ -156,14 +157,15 @@ const SCENARIOS: Scenario[] = [
       await host.startFail2ban();
       await check(host, `fail2ban-client set sshd banip ${lab.controllerAddress} >/dev/null`);
     },
-    // Debian's default banaction (iptables-multiport) rejects with icmp-port-unreachable: an ICMP answer.
+    // Debian's default banaction (iptables-multiport) rejects with icmp-port-unreachable: an ICMP answer,
+    // which a plain iptables REJECT also gives: first, but not sure from this side.
     clientSideProbe: (probe, lab, first) => {
       expect(probe.tcp.refusal?.answer).toBe('icmp');
       expect(first.evidence.join('\n')).toMatch(
         /refused by an ICMP destination-unreachable \(InDestUnreachs \+\d/,
       );
       servedFromWorkstation(probe, lab, first);
-      expect(first.confidence).toBe('high');
+      expect(first.confidence).toBe('medium');
     },
   },
   {

@@ -131,7 +131,8 @@ describe('diagnose: telling the causes of "connection refused" apart, client sid
 
   it('an ICMP answer is a firewall rule, fail2ban’s first (its default banaction), never a stopped sshd', () => {
     const f = probeOnly(refused('icmp', 'banner'));
-    expect(ranked(f)).toEqual(['fail2ban_ban:high', 'firewall_reject:medium']);
+    // A ban and a plain REJECT are the same on the wire: neither is sure without the server's side.
+    expect(ranked(f)).toEqual(['fail2ban_ban:medium', 'firewall_reject:medium']);
     expect(f[0]!.evidence.join('\n')).toContain(
       'refused by an ICMP destination-unreachable (InDestUnreachs +1, +1, +1)',
     );
@@ -149,7 +150,8 @@ describe('diagnose: telling the causes of "connection refused" apart, client sid
 
   it('a reset here and a banner from another of our addresses is a tcp-reset REJECT for our address', () => {
     const f = probeOnly(refused('rst', 'banner'));
-    expect(ranked(f)).toEqual(['firewall_reject:high', 'fail2ban_ban:medium']);
+    // A fail2ban banaction that resets looks the same: first, but not sure.
+    expect(ranked(f)).toEqual(['firewall_reject:medium', 'fail2ban_ban:medium']);
     const evidence = f[0]!.evidence.join('\n');
     expect(evidence).toContain(
       `from ${CLIENT}: refused (ECONNREFUSED) after 1 ms; from ${OTHER}: banner SSH-2.0-OpenSSH_9.2p1 after 12 ms`,
@@ -171,6 +173,15 @@ describe('diagnose: telling the causes of "connection refused" apart, client sid
       expect(f[0]!.confidence).toBe('medium');
     }
     expect(probeOnly(refused('rst', 'refused'))[0]!.evidence.join('\n')).toContain(`from ${OTHER}: refused`);
+  });
+
+  it('a refused connect names no firewall rule or ban high, however it was refused', () => {
+    for (const answer of ['icmp', 'rst', 'unknown', null] as const) {
+      for (const other of ['banner', 'refused', null] as const) {
+        const high = probeOnly(refused(answer, other)).filter((x) => x.confidence === 'high');
+        expect({ answer, other, high: high.map((x) => x.cause) }).toEqual({ answer, other, high: [] });
+      }
+    }
   });
 
   it('when ICMP and reset cannot be told apart, a banner elsewhere still rules out a stopped sshd', () => {
