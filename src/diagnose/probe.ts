@@ -30,6 +30,7 @@ import {
 import { errorMessage } from '../errors.js';
 import { classifyRefusal, readInDestUnreachs, REFUSAL_ATTEMPTS, type RefusalEvidence } from './refusal.js';
 import { alternateSources, sourceAddressToward } from './sources.js';
+import { exclusiveWindow } from './icmp_window.js';
 
 const { Client } = ssh2;
 
@@ -416,22 +417,30 @@ export async function burst(
  * Repeats a refused connect REFUSAL_ATTEMPTS times, one at a time, reading
  * the kernel's ICMP destination-unreachable counter just before and after
  * each: an ICMP answer is a firewall REJECT, a reset is the host's TCP stack.
+ * Each "read, connect, read" is an exclusive window (icmp_window.ts): the
+ * counter is the whole machine's, and another host's ICMP arriving during
+ * the window would be read as this host's.
  */
 export async function measureRefusal(
   address: string,
   port: number,
   options: { sourceAddress?: string; connectTimeoutMs: number },
   readCounter: (family: 4 | 6) => number | null = readInDestUnreachs,
+  window: typeof exclusiveWindow = exclusiveWindow,
 ): Promise<RefusalEvidence> {
   const family = net.isIP(address) === 6 ? 6 : 4;
   const icmpDeltas: (number | null)[] = [];
   for (let i = 0; i < REFUSAL_ATTEMPTS; i++) {
-    const before = readCounter(family);
-    const attempt = rawAttempt(address, port, { ...options, bannerTimeoutMs: 0 });
-    const { tcp } = await attempt.result;
-    const after = readCounter(family);
-    attempt.release();
-    if (tcp.outcome === 'refused') icmpDeltas.push(before === null || after === null ? null : after - before);
+    const measured = await window(async (exclusive) => {
+      const before = readCounter(family);
+      const attempt = rawAttempt(address, port, { ...options, bannerTimeoutMs: 0 });
+      const { tcp } = await attempt.result;
+      const after = readCounter(family);
+      attempt.release();
+      const trusted = exclusive && before !== null && after !== null;
+      return { tcp, delta: trusted ? after - before : null };
+    });
+    if (measured.tcp.outcome === 'refused') icmpDeltas.push(measured.delta);
   }
   return { answer: classifyRefusal(icmpDeltas), attempts: REFUSAL_ATTEMPTS, icmpDeltas };
 }

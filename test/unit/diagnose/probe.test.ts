@@ -217,3 +217,23 @@ describe('probeHost', () => {
     expect(e.burst).toBeUndefined();
   });
 });
+
+describe('measureRefusal on many hosts at once', () => {
+  it('never opens two counter windows at once: each before/after pair is read with no other read between', async () => {
+    const port = await closedPort();
+    const reads: string[] = [];
+    const reader = (id: string) => (): number => {
+      reads.push(id);
+      return 0;
+    };
+    const results = await Promise.all(
+      ['a', 'b', 'c', 'd'].map((id) =>
+        measureRefusal('127.0.0.1', port, { connectTimeoutMs: 1000 }, reader(id)),
+      ),
+    );
+    expect(results.map((r) => r.answer)).toEqual(['rst', 'rst', 'rst', 'rst']);
+    expect(reads).toHaveLength(4 * 3 * 2);
+    const pairs = Array.from({ length: reads.length / 2 }, (_, i) => [reads[2 * i], reads[2 * i + 1]]);
+    for (const [before, after] of pairs) expect(after).toBe(before);
+  });
+});
