@@ -483,6 +483,9 @@ function fromProbe(outer: FindingSet, input: DiagnosisInput): void {
   const b = probe.burst;
   if (b) {
     const dropped = b.resets + b.closedBeforeBanner;
+    const servedFirst = probe.banner?.outcome === 'banner';
+    const throttle = `Raise MaxStartups (e.g. ${RECOMMENDED_MAX_STARTUPS}); open fewer connections at once.`;
+    const remedy: Remedy = { kind: 'sshd_settings', settings: { MaxStartups: RECOMMENDED_MAX_STARTUPS } };
     if (dropped > 0 && b.banners > 0) {
       // Measured, not guessed: some connections were served, others dropped.
       outer.add(
@@ -491,8 +494,22 @@ function fromProbe(outer: FindingSet, input: DiagnosisInput): void {
         [
           `of ${b.connections} concurrent connections, ${b.banners} got a banner and ${dropped} were dropped before it (${seconds(b.ms)}): sshd throttles unauthenticated connections`,
         ],
-        `Raise MaxStartups (e.g. ${RECOMMENDED_MAX_STARTUPS}); open fewer connections at once.`,
-        { kind: 'sshd_settings', settings: { MaxStartups: RECOMMENDED_MAX_STARTUPS } },
+        throttle,
+        remedy,
+      );
+    } else if (dropped === b.connections && servedFirst) {
+      // sshd served our first connection a moment ago, then dropped the whole burst: a MaxStartups
+      // whose limit our own connections reach at once (1:100:1 drops all past the first). sshd drops
+      // by closing; a reset may also be a firewall's connection limit.
+      const closedAll = b.closedBeforeBanner === b.connections;
+      outer.add(
+        'max_startups',
+        closedAll ? 75 : 55,
+        [
+          `sshd served our first connection, then of ${b.connections} concurrent connections none got a banner: all ${b.connections} were ${closedAll ? 'closed' : 'closed or reset'} before it (${seconds(b.ms)}), as sshd drops connections past MaxStartups`,
+        ],
+        throttle,
+        remedy,
       );
     }
   }

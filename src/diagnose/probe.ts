@@ -80,6 +80,8 @@ export const DEFAULT_BURST: BurstOptions = { connections: 8, windowMs: 4000 };
 /** The upper bounds of the burst, whatever the caller asks: it must never become a flood. */
 export const MAX_BURST_CONNECTIONS = 30;
 export const MAX_BURST_WINDOW_MS = 10_000;
+/** Time for sshd to stop counting a connection we closed against MaxStartups (its child exits at once). */
+export const OWN_CONNECTION_SETTLE_MS = 500;
 
 export interface DnsEvidence {
   addresses: string[];
@@ -148,6 +150,8 @@ export interface ProbeEvidence {
   burst?: BurstEvidence;
   /** The connect repeated from other local addresses, when the first one got no banner. */
   alternates?: SourceAttempt[];
+  /** The first connect, when sshd closed it before the banner and it was repeated (tcp and banner are the repeat's). */
+  closedFirst?: BannerEvidence;
 }
 
 const now = (): number => performance.now();
@@ -469,13 +473,24 @@ export async function probeHost(target: ProbeTarget, options: ProbeOptions): Pro
   if (address === undefined) return evidence;
   evidence.address = address;
   const source = target.sourceAddress !== undefined ? { sourceAddress: target.sourceAddress } : {};
-  const first = rawAttempt(address, target.port, {
-    ...source,
-    connectTimeoutMs: options.connectTimeoutMs,
-    bannerTimeoutMs: options.bannerTimeoutMs,
-  });
-  const attempt = await first.result;
-  first.release();
+  const connectAndWait = async (): Promise<RawAttempt> => {
+    const raw = rawAttempt(address, target.port, {
+      ...source,
+      connectTimeoutMs: options.connectTimeoutMs,
+      bannerTimeoutMs: options.bannerTimeoutMs,
+    });
+    const result = await raw.result;
+    raw.release();
+    return result;
+  };
+  let attempt = await connectAndWait();
+  if (attempt.banner?.outcome === 'closed') {
+    // sshd closes what it drops past MaxStartups, and our own connections of a moment ago (an
+    // earlier run's burst) may still fill a low limit: once more, after sshd has let go of them.
+    evidence.closedFirst = attempt.banner;
+    await new Promise((resolve) => setTimeout(resolve, OWN_CONNECTION_SETTLE_MS));
+    attempt = await connectAndWait();
+  }
   evidence.tcp = attempt.tcp;
   if (attempt.banner) evidence.banner = attempt.banner;
   if (attempt.banner?.outcome !== 'banner') {
@@ -495,11 +510,19 @@ export async function probeHost(target: ProbeTarget, options: ProbeOptions): Pro
     }
     return evidence;
   }
-  const session = await kexAndAuth(address, target.port, {
-    ...source,
-    connectTimeoutMs: options.connectTimeoutMs,
-    ...(options.auth ? { auth: options.auth } : {}),
-  });
+  const login = (): Promise<{ kex: KexEvidence; auth?: AuthEvidence }> =>
+    kexAndAuth(address, target.port, {
+      ...source,
+      connectTimeoutMs: options.connectTimeoutMs,
+      ...(options.auth ? { auth: options.auth } : {}),
+    });
+  let session = await login();
+  if (session.kex.outcome === 'failed') {
+    // sshd counts our first connection against MaxStartups until its child has seen us close it:
+    // under a low limit (1:100:1) the next connection is dropped. Once more, after that moment.
+    await new Promise((resolve) => setTimeout(resolve, OWN_CONNECTION_SETTLE_MS));
+    session = await login();
+  }
   evidence.kex = session.kex;
   if (session.auth) evidence.auth = session.auth;
   if (options.burst) {

@@ -10,7 +10,14 @@ import type { Connection, ConnectionSpec } from '../transport/types.js';
 import { openConnection } from '../transport/connect.js';
 import { readKnownHostsFile, type KnownHostEntry } from '../transport/known_hosts.js';
 import { errorMessage } from '../errors.js';
-import { DEFAULT_BURST, probeHost, type ProbeEvidence, type ProbeKey } from './probe.js';
+import {
+  burst,
+  DEFAULT_BURST,
+  OWN_CONNECTION_SETTLE_MS,
+  probeHost,
+  type ProbeEvidence,
+  type ProbeKey,
+} from './probe.js';
 import { sourceAddressToward } from './sources.js';
 import { runServerChecks, type ServerEvidence } from './server_checks.js';
 import { diagnose, type Finding } from './findings.js';
@@ -97,9 +104,8 @@ async function diagnoseOne(target: DiagnoseTarget, options: DiagnoseOptions): Pr
         bannerTimeoutMs: Math.max(MIN_BANNER_TIMEOUT_MS, spec.connectTimeoutMs),
         auth: { user: spec.user, keys, knownHosts: await knownHostsOf(spec) },
         ...(options.alsoFrom !== undefined ? { alsoFrom: options.alsoFrom } : {}),
-        ...(options.burstConnections > 0
-          ? { burst: { ...DEFAULT_BURST, connections: options.burstConnections } }
-          : {}),
+        // The burst comes last (below): it fills sshd's unauthenticated slots, and under a low
+        // MaxStartups the server-side login right after it would be dropped.
       },
     );
     const probe = result.probe;
@@ -125,7 +131,13 @@ async function diagnoseOne(target: DiagnoseTarget, options: DiagnoseOptions): Pr
   } else {
     let conn: Connection | undefined;
     try {
-      conn = await connect(spec);
+      conn = await connect(spec).catch(async (error: unknown) => {
+        if (result.probe?.banner?.outcome !== 'banner') throw error;
+        // sshd served the probe a moment ago: our own probe connections may still count against a
+        // low MaxStartups. Once more, after sshd has let go of them.
+        await new Promise((resolve) => setTimeout(resolve, OWN_CONNECTION_SETTLE_MS));
+        return connect(spec);
+      });
       result.server = await runServerChecks(
         conn,
         { client: result.client, port: spec.port, user: spec.user },
@@ -140,6 +152,15 @@ async function diagnoseOne(target: DiagnoseTarget, options: DiagnoseOptions): Pr
     }
   }
   if (serverUnavailable !== undefined) result.serverChecks = { via: null, reason: serverUnavailable };
+  const probe = result.probe;
+  if (probe?.address !== undefined && probe.banner?.outcome === 'banner' && options.burstConnections > 0) {
+    probe.burst = await burst(probe.address, spec.port, {
+      ...DEFAULT_BURST,
+      connections: options.burstConnections,
+      ...(options.source !== undefined ? { sourceAddress: options.source } : {}),
+      connectTimeoutMs: spec.connectTimeoutMs,
+    });
+  }
   result.findings = diagnose({
     port: spec.port,
     client: result.client,

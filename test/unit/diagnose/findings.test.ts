@@ -82,6 +82,28 @@ describe('diagnose: client-side evidence only', () => {
     expect(first(probeOnly(healthyProbe({ burst })))).toBe('max_startups');
   });
 
+  it('a burst that sshd closed entirely, right after it served our first connection, is MaxStartups', () => {
+    // MaxStartups 1:100:1: every connection of the burst is closed before the banner, none served.
+    const burst = {
+      connections: 8,
+      banners: 0,
+      resets: 0,
+      closedBeforeBanner: 8,
+      timeouts: 0,
+      refused: 0,
+      ms: 3,
+    };
+    const f = probeOnly(healthyProbe({ burst }));
+    expect(f[0]).toMatchObject({ cause: 'max_startups', confidence: 'high' });
+    expect(f[0]!.evidence.join('\n')).toContain('all 8 were closed before it');
+    // Resets may also be a firewall's connection limit: MaxStartups, but not sure.
+    const resets = { ...burst, closedBeforeBanner: 0, resets: 8 };
+    expect(probeOnly(healthyProbe({ burst: resets }))[0]).toMatchObject({
+      cause: 'max_startups',
+      confidence: 'medium',
+    });
+  });
+
   it('an unresolvable name is network_unreachable', () => {
     const f = probeOnly({
       target: { host: 'nowhere.invalid', port: 22 },
