@@ -16,7 +16,7 @@
  */
 import type { ProbeEvidence, SourceAttempt, TcpOutcome } from './probe.js';
 import type { RefusalAnswer, RefusalEvidence } from './refusal.js';
-import type { ServerEvidence } from './server_checks.js';
+import { mentionsAddress, type ServerEvidence } from './server_checks.js';
 import { traceSshPacket, type PathVerdict } from './firewall_path.js';
 import {
   describeVerdict,
@@ -607,7 +607,7 @@ function fromNft(set: FindingSet, server: ServerEvidence): void {
     const text = line.trim();
     const verdict = /\b(drop|reject)\b/.exec(text)?.[1];
     if (!verdict) continue;
-    if (!text.includes(server.client) && !new RegExp(`dport\\s+(\\{[^}]*\\b)?${port}\\b`).test(text))
+    if (!mentionsAddress(text, server.client) && !new RegExp(`dport\\s+(\\{[^}]*\\b)?${port}\\b`).test(text))
       continue;
     set.add(
       verdict === 'drop' ? 'firewall_drop' : 'firewall_reject',
@@ -676,7 +676,9 @@ function fromServer(set: FindingSet, input: DiagnosisInput): void {
 
   // TCP wrappers
   const verdict = wrappersVerdict(server);
-  const refusedLines = server.authLog.filter((l) => /refused connect from/.test(l) && l.includes(client));
+  const refusedLines = server.authLog.filter(
+    (l) => /refused connect from/.test(l) && mentionsAddress(l, client),
+  );
   if (verdict?.access === 'refused' || refusedLines.length > 0) {
     const linked = server.libwrap !== false;
     const evidence = [
@@ -689,10 +691,15 @@ function fromServer(set: FindingSet, input: DiagnosisInput): void {
           ? ['sshd is not linked with libwrap: hosts.allow/deny have no effect on it']
           : []),
       ...refusedLines.slice(-3),
+      ...(verdict?.access === 'granted'
+        ? [`hosts.allow/deny grant ${client} now: the refusals above are older than the files' last change`]
+        : []),
     ];
+    // libwrap reads the files on every connection: once they grant the client, logged refusals are history.
+    const score = verdict?.access === 'granted' ? 40 : linked || refusedLines.length > 0 ? 95 : 20;
     set.add(
       'tcp_wrappers_deny',
-      linked || refusedLines.length > 0 ? 95 : 20,
+      score,
       evidence,
       `Let ${client} through TCP wrappers (tcp_wrappers: not_denied / allow).`,
       { kind: 'tcp_wrappers', client },
@@ -736,7 +743,7 @@ function fromServer(set: FindingSet, input: DiagnosisInput): void {
   const maxAuthTries = Number(effective?.get('maxauthtries')?.[0] ?? NaN);
   const authLines = server.authLog.filter(
     (l) =>
-      l.includes(client) &&
+      mentionsAddress(l, client) &&
       /maximum authentication attempts exceeded|Too many authentication failures/i.test(l),
   );
   const offered = input.probe?.auth?.keysOffered ?? 0;

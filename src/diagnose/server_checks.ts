@@ -49,7 +49,11 @@ export interface ServerEvidence {
   nft: string | null;
   ufw: string | null;
   fail2ban: { running: boolean; bannedIn: string[]; raw: string };
-  /** Auth log lines that mention the client or MaxStartups drops, oldest first. */
+  /**
+   * Auth log lines of refusals, MaxStartups drops and authentication limits (AUTH_LOG_PATTERNS), for
+   * every client, logged since sshd's listener last started; oldest first. Match the client with
+   * mentionsAddress.
+   */
   authLog: string[];
   /** Kernel log lines of sshd killed by the OOM killer. */
   oomKills: string[];
@@ -64,6 +68,60 @@ const KERNEL_LOGS = ['/var/log/kern.log', '/var/log/messages'];
 /** How far back the logs are read: enough for today's incident, bounded for huge logs. */
 const LOG_TAIL_LINES = 20000;
 const LOG_MATCH_LINES = 80;
+
+/**
+ * What sshd logs when it refuses, drops or cuts off a client: libwrap's refusal, a MaxStartups drop,
+ * MaxAuthTries reached (both wordings), and OpenSSH 9.8+'s PerSourcePenalties drops.
+ */
+export const AUTH_LOG_PATTERNS = [
+  'refused connect from',
+  'past MaxStartups',
+  'maximum authentication attempts exceeded',
+  'Too many authentication failures',
+  'penalty:',
+] as const;
+/** sshd logs this line each time its listener starts: at start, restart and reload (SIGHUP re-executes it). */
+const LISTENER_START = 'Server listening on ';
+
+/**
+ * Shell that prints the lines of the auth logs (or, without one, sshd's
+ * journal) that match AUTH_LOG_PATTERNS, logged since sshd's listener last
+ * started. Older lines describe a configuration that is gone: a limit fixed
+ * and sshd restarted must not be reported again from its old refusals. sshd's
+ * own log (`-E`) has no timestamps, so the bound is its start line, not a time.
+ */
+export function authLogScript(files: readonly string[]): string {
+  const patterns = AUTH_LOG_PATTERNS.map((p) => `-e ${shellQuote(p)}`).join(' ');
+  const sinceStart = `awk -v start=${shellQuote(LISTENER_START)} 'index($0, start) { n = 0 } { kept[n++] = $0 } END { for (i = 0; i < n; i++) print kept[i] }'`;
+  const matching = `${sinceStart} | grep -F ${patterns} | tail -n ${LOG_MATCH_LINES}`;
+  const readable = files.map((f) => `[ -r ${shellQuote(f)} ]`).join(' || ');
+  return `for f in ${files.map(shellQuote).join(' ')}; do
+  [ -r "$f" ] && tail -n ${LOG_TAIL_LINES} "$f" | ${matching}
+done
+if have journalctl && ! { ${readable}; }; then
+  journalctl -q --no-pager -S -1d -u ssh -u sshd 2>/dev/null | tail -n ${LOG_TAIL_LINES} | ${matching}
+fi`;
+}
+
+/**
+ * Whether a log line names `address` itself: 10.0.0.1 must not match a line
+ * about 10.0.0.10 or 110.0.0.1, as sshd writes addresses ("from ADDR port",
+ * "[ADDR]:PORT", "(ADDR)").
+ */
+export function mentionsAddress(line: string, address: string): boolean {
+  let from = 0;
+  for (;;) {
+    const at = line.indexOf(address, from);
+    if (at < 0) return false;
+    const before = line[at - 1] ?? '';
+    const after = line.slice(at + address.length);
+    const joinedBefore = /[0-9A-Za-z.:]/.test(before);
+    // A dot after the address ends a sentence; a dot and a digit continue an address.
+    const joinedAfter = /^[0-9A-Za-z:]/.test(after) || /^\.\d/.test(after);
+    if (!joinedBefore && !joinedAfter) return true;
+    from = at + 1;
+  }
+}
 
 /** Throws unless `client` is a literal IP address: it is put into a script and into grep patterns. */
 export function assertClientAddress(client: string): void {
@@ -115,12 +173,7 @@ if have fail2ban-client && { [ -S /run/fail2ban/fail2ban.sock ] || [ -S /var/run
   timeout 15 fail2ban-client banned 2>&1
 fi
 section authlog
-for f in ${AUTH_LOGS.join(' ')}; do
-  [ -r "$f" ] && tail -n ${LOG_TAIL_LINES} "$f" | grep -F -e "$client" -e 'past MaxStartups' | tail -n ${LOG_MATCH_LINES}
-done
-if have journalctl && ! [ -r /var/log/auth.log ] && ! [ -r /var/log/secure ]; then
-  journalctl -q --no-pager -S -1d -u ssh -u sshd 2>/dev/null | tail -n ${LOG_TAIL_LINES} | grep -F -e "$client" -e 'past MaxStartups' | tail -n ${LOG_MATCH_LINES}
-fi
+${authLogScript(AUTH_LOGS)}
 section oom
 { dmesg 2>/dev/null; for f in ${KERNEL_LOGS.join(' ')}; do [ -r "$f" ] && tail -n ${LOG_TAIL_LINES} "$f"; done; } | grep -iE 'killed process [0-9]+ \\(sshd' | tail -n 5
 section meminfo; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo 2>/dev/null
@@ -241,7 +294,7 @@ export function parseServerChecks(stdout: string, params: ServerCheckParams): Se
       bannedIn: parseFail2banBanned(fail2banRaw, params.client),
       raw: fail2banRaw,
     },
-    authLog: nonEmptyLines(s.get('authlog')),
+    authLog: nonEmptyLines(s.get('authlog')).map((line) => line.trimEnd()),
     oomKills: nonEmptyLines(s.get('oom')),
     memory: parseMeminfo(s.get('meminfo') ?? ''),
     disks: parseDf(s.get('df') ?? ''),

@@ -285,38 +285,35 @@ describeLab('sshfix diagnose on a fleet', () => {
     expect(plan.stdout).toMatch(/MaxStartups/);
   });
 
-  it.failing(
-    'counts only log lines of this client since sshd started: no MaxAuthTries finding once it is fixed',
-    async () => {
-      const host = lab.hosts[AUTH_TRIES]!;
-      await host.writeFile('/etc/ssh/sshd_config.d/10-auth.conf', 'MaxAuthTries 1\n');
-      await host.stopSshd();
-      await host.startSshd();
-      // 10.x.1.10 (host 9) is refused; host 0 is 10.x.1.1, a prefix of it, and never connected.
-      const neighbour = lab.hosts[STARTUPS]!;
-      const prefixOfNeighbour = lab.hosts[0]!.address;
-      expect(neighbour.address.startsWith(prefixOfNeighbour)).toBe(true);
-      expect(await manyKeysSsh(host, neighbour)).not.toBe(0);
-      const forPrefix = await runCli(['diagnose', host.name, ...common(), '--client', prefixOfNeighbour]);
-      const prefixFindings = hostsOf(forPrefix.stdout)[host.name]!.findings;
-      notHigh(prefixFindings, 'max_auth_tries');
-      expect(prefixFindings.flatMap((f) => f.evidence).join('\n')).not.toContain(neighbour.address);
+  it('counts only log lines of this client since sshd started: no MaxAuthTries finding once it is fixed', async () => {
+    const host = lab.hosts[AUTH_TRIES]!;
+    await host.writeFile('/etc/ssh/sshd_config.d/10-auth.conf', 'MaxAuthTries 1\n');
+    await host.stopSshd();
+    await host.startSshd();
+    // 10.x.1.10 (host 9) is refused; host 0 is 10.x.1.1, a prefix of it, and never connected.
+    const neighbour = lab.hosts[STARTUPS]!;
+    const prefixOfNeighbour = lab.hosts[0]!.address;
+    expect(neighbour.address.startsWith(prefixOfNeighbour)).toBe(true);
+    expect(await manyKeysSsh(host, neighbour)).not.toBe(0);
+    const forPrefix = await runCli(['diagnose', host.name, ...common(), '--client', prefixOfNeighbour]);
+    const prefixFindings = hostsOf(forPrefix.stdout)[host.name]!.findings;
+    notHigh(prefixFindings, 'max_auth_tries');
+    expect(prefixFindings.flatMap((f) => f.evidence).join('\n')).not.toContain(neighbour.address);
 
-      // The controller itself is refused, then the limit is raised and sshd restarted.
-      expect(await manyKeysSsh(host)).not.toBe(0);
-      const before = await runCli(['diagnose', host.name, ...common()]);
-      expect(hostsOf(before.stdout)[host.name]!.findings[0]).toMatchObject({
-        cause: 'max_auth_tries',
-        confidence: 'high',
-      });
-      await host.writeFile('/etc/ssh/sshd_config.d/10-auth.conf', 'MaxAuthTries 6\n');
-      await host.stopSshd();
-      await host.startSshd();
-      expect(await manyKeysSsh(host)).toBe(0);
-      const after = await runCli(['diagnose', host.name, ...common()]);
-      expect(sure(hostsOf(after.stdout)[host.name]!.findings)).toEqual([]);
-    },
-  );
+    // The controller itself is refused, then the limit is raised and sshd restarted.
+    expect(await manyKeysSsh(host)).not.toBe(0);
+    const before = await runCli(['diagnose', host.name, ...common()]);
+    expect(hostsOf(before.stdout)[host.name]!.findings[0]).toMatchObject({
+      cause: 'max_auth_tries',
+      confidence: 'high',
+    });
+    await host.writeFile('/etc/ssh/sshd_config.d/10-auth.conf', 'MaxAuthTries 6\n');
+    await host.stopSshd();
+    await host.startSshd();
+    expect(await manyKeysSsh(host)).toBe(0);
+    const after = await runCli(['diagnose', host.name, ...common()]);
+    expect(sure(hostsOf(after.stdout)[host.name]!.findings)).toEqual([]);
+  });
 
   it.failing(
     '-c local with no host and no client diagnoses this machine for every client it refuses',

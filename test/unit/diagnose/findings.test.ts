@@ -340,6 +340,29 @@ describe('diagnose: server-side evidence', () => {
     expect(first(withServer(healthyServer({ effective }), probe))).toBe('max_auth_tries');
   });
 
+  it('log lines of another client whose address starts like ours are not ours', () => {
+    const effective = new Map(STOCK_SSHD_T).set('maxauthtries', ['6']);
+    const authLog = [
+      `error: maximum authentication attempts exceeded for root from ${CLIENT}0 port 5 ssh2 [preauth]`,
+      `refused connect from ${CLIENT}0 (${CLIENT}0)`,
+    ];
+    const f = withServer(healthyServer({ effective, authLog }));
+    expect(f.filter((x) => x.confidence !== 'low')).toEqual([]);
+    const ours = withServer(
+      healthyServer({ effective, authLog: authLog.map((l) => l.replaceAll(`${CLIENT}0`, CLIENT)) }),
+    );
+    expect(ours.map((x) => `${x.cause}:${x.confidence}`)).toEqual(
+      expect.arrayContaining(['max_auth_tries:high', 'tcp_wrappers_deny:medium']),
+    );
+  });
+
+  it('refusals logged before hosts.allow/deny granted the client are history', () => {
+    const f = withServer(
+      healthyServer({ hostsDeny: '', authLog: [`refused connect from ${CLIENT} (${CLIENT})`] }),
+    );
+    expect(f.find((x) => x.cause === 'tcp_wrappers_deny')?.confidence).toBe('medium');
+  });
+
   it('fail2ban-client listing the client', () => {
     const f = withServer(healthyServer({ fail2ban: { running: true, bannedIn: ['sshd'], raw: '' } }));
     expect(first(f)).toBe('fail2ban_ban');

@@ -1,10 +1,16 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import {
+  authLogScript,
+  mentionsAddress,
   parseFail2banBanned,
   parseListenerTitle,
   parseServerChecks,
   serverCheckScript,
   splitSections,
 } from '../../../src/diagnose/server_checks.js';
+import { localShell } from '../../support/local_sh.js';
 
 const params = { client: '10.20.0.5', port: 22, user: 'root' };
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -119,5 +125,49 @@ describe('server checks', () => {
     });
     expect(parseListenerTitle(['1 /usr/sbin/sshd -D'])).toBeNull();
     expect(parseFail2banBanned("[{'sshd': ['10.20.0.50']}]", '10.20.0.5')).toEqual([]);
+  });
+});
+
+describe('auth log lines', () => {
+  it('names an address exactly, never as part of another', () => {
+    expect(mentionsAddress('Failed password for root from 10.0.0.1 port 5 ssh2', '10.0.0.1')).toBe(true);
+    expect(
+      mentionsAddress('drop connection #0 from [10.0.0.1]:5 on [10.0.0.9]:22 past MaxStartups', '10.0.0.1'),
+    ).toBe(true);
+    expect(mentionsAddress('refused connect from 10.0.0.1 (10.0.0.1)', '10.0.0.1')).toBe(true);
+    expect(mentionsAddress('Connection closed by 10.0.0.1.', '10.0.0.1')).toBe(true);
+    expect(
+      mentionsAddress('maximum authentication attempts exceeded for root from 10.0.0.10 port 5', '10.0.0.1'),
+    ).toBe(false);
+    expect(mentionsAddress('refused connect from 110.0.0.1 (110.0.0.1)', '10.0.0.1')).toBe(false);
+    expect(mentionsAddress('from 10.0.0.1.5 port 2', '10.0.0.1')).toBe(false);
+    expect(mentionsAddress('from fd00::10 port 2', 'fd00::1')).toBe(false);
+    expect(mentionsAddress('from [fd00::1]:2', 'fd00::1')).toBe(true);
+  });
+
+  it('keeps only the lines logged since sshd last started, and only refusals, drops and limits', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-authlog-'));
+    const log = path.join(dir, 'auth.log');
+    fs.writeFileSync(
+      log,
+      [
+        'Server listening on 0.0.0.0 port 22.',
+        'error: maximum authentication attempts exceeded for root from 10.0.0.1 port 5 ssh2 [preauth]',
+        'Received SIGHUP; restarting.',
+        'Server listening on 0.0.0.0 port 22.',
+        'Server listening on :: port 22.',
+        'Accepted publickey for root from 10.0.0.1 port 6 ssh2',
+        'Disconnecting authenticating user root 10.0.0.7 port 7: Too many authentication failures [preauth]',
+        'drop connection #1 from [10.0.0.8]:8 on [10.0.0.9]:22 past MaxStartups',
+        '',
+      ].join('\n'),
+    );
+    const script = `have() { command -v "$1" >/dev/null 2>&1; }\n${authLogScript([log, path.join(dir, 'absent')])}\n`;
+    const result = await localShell().runScript(script);
+    fs.rmSync(dir, { recursive: true, force: true });
+    expect(result.stdout.split('\n').filter((l) => l !== '')).toEqual([
+      'Disconnecting authenticating user root 10.0.0.7 port 7: Too many authentication failures [preauth]',
+      'drop connection #1 from [10.0.0.8]:8 on [10.0.0.9]:22 past MaxStartups',
+    ]);
   });
 });
