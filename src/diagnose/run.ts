@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import PQueue from 'p-queue';
 import type { Connection, ConnectionSpec } from '../transport/types.js';
 import { openConnection } from '../transport/connect.js';
+import { defaultIdentityFiles } from '../transport/identities.js';
 import { readKnownHostsFile, type KnownHostEntry } from '../transport/known_hosts.js';
 import { errorMessage } from '../errors.js';
 import {
@@ -64,8 +65,16 @@ export interface HostDiagnosis {
 const MIN_BANNER_TIMEOUT_MS = 8000;
 const SERVER_CHECKS_TIMEOUT_MS = 60_000;
 
+/** The keys the probe offers: the extra ones, then the login's key (or, with nothing configured, ssh's defaults). */
 async function probeKeys(spec: ConnectionSpec, offerKeys: readonly string[]): Promise<ProbeKey[]> {
-  const files = [...offerKeys, ...(spec.privateKeyFile !== undefined ? [spec.privateKeyFile] : [])];
+  const nothingConfigured = spec.privateKeyFile === undefined && !spec.agent && spec.password === undefined;
+  const login =
+    spec.privateKeyFile !== undefined
+      ? [spec.privateKeyFile]
+      : nothingConfigured
+        ? defaultIdentityFiles()
+        : [];
+  const files = [...offerKeys, ...login];
   return Promise.all(files.map(async (file) => ({ label: file, key: await readFile(file) })));
 }
 

@@ -5,11 +5,9 @@
  * over one connection reused for all of its plays. A failure on one host never
  * stops the others.
  */
-import os from 'node:os';
 import path from 'node:path';
 import PQueue from 'p-queue';
 import type { Inventory } from '../config/inventory.js';
-import { CONNECTION_VARIABLE_NAMES, connectionVars } from '../config/inventory.js';
 import { selectPlaybookHosts, type PlaybookSelection } from '../config/selection.js';
 import type { Playbook, TaskSpec } from '../config/playbook.js';
 import { argumentProblemDiagnostics, renderTaskArgs } from '../config/playbook.js';
@@ -18,7 +16,8 @@ import type { ResourceKind } from '../resources/types.js';
 import type { Connection, ConnectionSpec } from '../transport/types.js';
 import { UnreachableError } from '../transport/types.js';
 import { openConnection } from '../transport/connect.js';
-import { applySshConfig, type SshConfigFile } from '../transport/ssh_config.js';
+import type { SshConfigFile } from '../transport/ssh_config.js';
+import { buildConnectionSpec, defaultKnownHostsFile } from '../transport/spec.js';
 import { runPlayOnHost, type BoundPlay, type BoundTask } from './host_run.js';
 import { hostFailure, type HostResult } from './results.js';
 import { errorMessage } from '../errors.js';
@@ -68,9 +67,7 @@ interface HostJob {
   plays: BoundPlay[];
 }
 
-export function defaultKnownHostsFile(): string {
-  return path.join(os.homedir(), '.ssh', 'known_hosts');
-}
+export { defaultKnownHostsFile };
 
 /**
  * Renders every task for every host its play selects (`selection`, whose
@@ -147,34 +144,16 @@ function connectionSpec(
   playBecome: boolean | undefined,
   options: RunOptions,
 ): ConnectionSpec {
-  const c = connectionVars({ name: hostName, vars, groups: [] });
-  const spec: ConnectionSpec = {
-    hostName,
-    connection: options.connection ?? c.connection,
-    address: c.address,
-    port: c.port,
-    user: options.user ?? c.user ?? os.userInfo().username,
-    privateKeyFile: options.privateKeyFile ?? c.privateKeyFile,
-    password: c.password,
-    agent: process.env.SSH_AUTH_SOCK,
-    become: playBecome ?? c.become,
-    becomePassword: c.becomePassword,
-    knownHostsFile: options.knownHostsFile ?? defaultKnownHostsFile(),
+  return buildConnectionSpec(hostName, vars, {
+    ...(options.connection !== undefined ? { connection: options.connection } : {}),
+    ...(options.user !== undefined ? { user: options.user } : {}),
+    ...(options.privateKeyFile !== undefined ? { privateKeyFile: options.privateKeyFile } : {}),
+    ...(options.knownHostsFile !== undefined ? { knownHostsFile: options.knownHostsFile } : {}),
+    ...(playBecome !== undefined ? { become: playBecome } : {}),
+    ...(options.sshConfig ? { sshConfig: options.sshConfig } : {}),
     acceptNewHostKeys: options.acceptNewHostKeys,
     connectTimeoutMs: options.connectTimeoutMs,
     commandTimeoutMs: options.commandTimeoutMs,
-    keepaliveIntervalMs: 5000,
-  };
-  if (!options.sshConfig) return spec;
-  const inInventory = (setting: keyof typeof CONNECTION_VARIABLE_NAMES): boolean =>
-    CONNECTION_VARIABLE_NAMES[setting].some((name) => vars[name] !== undefined && vars[name] !== null);
-  return applySshConfig(spec, options.sshConfig, {
-    address: inInventory('address'),
-    port: inInventory('port'),
-    user: options.user !== undefined || inInventory('user'),
-    privateKeyFile: options.privateKeyFile !== undefined || inInventory('privateKeyFile'),
-    knownHostsFile: options.knownHostsFile !== undefined,
-    acceptNewHostKeys: options.acceptNewHostKeys,
   });
 }
 

@@ -35,6 +35,7 @@ import { CommandTimeoutError, HostKeyError, UnreachableError } from './types.js'
 import type { Connection, ConnectionSpec, ExecResult, RunOptions } from './types.js';
 import { errorMessage } from '../errors.js';
 import { cachedFileParse } from './file_cache.js';
+import { defaultIdentityFiles } from './identities.js';
 import { skipHostKeyProof } from './host_keys_notice.js';
 import { Slots, SlotWaitTimeout } from './slots.js';
 
@@ -248,7 +249,8 @@ interface AuthCandidate {
 
 /**
  * Credentials in OpenSSH's order: the configured key file, then the agent's
- * keys, then the password. Each is offered only while the server still lists
+ * keys, then the password; with none of them configured, OpenSSH's default
+ * identities (~/.ssh/id_rsa, id_ecdsa, id_ed25519) that exist. Each is offered only while the server still lists
  * its method, so a server that allows publickey only never sees the password
  * (and fail2ban does not count an attempt that was bound to fail).
  */
@@ -278,10 +280,24 @@ async function buildAuthMethods(spec: ConnectionSpec): Promise<AuthCandidate[]> 
     });
   }
   if (candidates.length === 0) {
-    throw new UnreachableError(
-      spec.hostName,
-      `cannot log in to ${where(spec)}: no private key file, ssh-agent or password configured`,
-    );
+    // Nothing configured: as ssh does, the default identities that exist and can be used.
+    const defaults = defaultIdentityFiles();
+    for (const file of defaults) {
+      const parsed = await cachedFileParse('private-key', file, parsePrivateKeyFile);
+      if (!('key' in parsed)) continue;
+      candidates.push({
+        method: { type: 'publickey', username, key: parsed.key },
+        protocolMethod: 'publickey',
+        label: `key ${file}`,
+      });
+    }
+    if (candidates.length === 0) {
+      const tried = defaults.length > 0 ? ` (none of ${defaults.join(', ')} is usable)` : '';
+      throw new UnreachableError(
+        spec.hostName,
+        `cannot log in to ${where(spec)}: no private key file, ssh-agent, password or default identity${tried}`,
+      );
+    }
   }
   return candidates;
 }

@@ -180,7 +180,7 @@ describeLab('sshfix diagnose on a fleet', () => {
     }
   });
 
-  it.failing("--via a jump host outside the inventory logs in with the target's credentials", async () => {
+  it("--via a jump host outside the inventory logs in with the target's credentials", async () => {
     const rejected = lab.hosts[2]!;
     const jump = lab.hosts[3]!;
     const r = await runCli(['diagnose', rejected.name, ...common(), '--via', `root@${jump.address}`]);
@@ -191,57 +191,54 @@ describeLab('sshfix diagnose on a fleet', () => {
     });
   });
 
-  it.failing(
-    'with nothing configured, logs in with ~/.ssh/id_ed25519 and follows ~/.ssh/config',
-    async () => {
-      const home = path.join(work, 'home');
-      fs.mkdirSync(path.join(home, '.ssh'), { recursive: true, mode: 0o700 });
-      fs.copyFileSync(lab.privateKeyFile, path.join(home, '.ssh', 'id_ed25519'));
-      fs.chmodSync(path.join(home, '.ssh', 'id_ed25519'), 0o600);
-      const healthy = lab.hosts[4]!;
-      fs.writeFileSync(
-        path.join(home, '.ssh', 'config'),
-        `Host fleet-alias\n  HostName ${healthy.address}\n  User root\n`,
-      );
-      const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8' };
-      const run = (argv: string[]): Promise<CommandResult> =>
-        new Promise((resolve) => {
-          const child = spawn(process.execPath, [CLI, ...argv], { env });
-          let stdout = '';
-          let stderr = '';
-          child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-          child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-          child.on('close', (code) => resolve({ stdout, stderr, code: code ?? 128 }));
-        });
-      const byAddress = await run([
-        'diagnose',
-        healthy.address,
-        '-u',
-        'root',
-        '--known-hosts',
-        lab.knownHostsFile,
-        '--format',
-        'json',
-      ]);
-      expect(hostsOf(byAddress.stdout)[healthy.address]).toMatchObject({
-        reachable: true,
-        serverChecks: 'ssh',
+  it('with nothing configured, logs in with ~/.ssh/id_ed25519 and follows ~/.ssh/config', async () => {
+    const home = path.join(work, 'home');
+    fs.mkdirSync(path.join(home, '.ssh'), { recursive: true, mode: 0o700 });
+    fs.copyFileSync(lab.privateKeyFile, path.join(home, '.ssh', 'id_ed25519'));
+    fs.chmodSync(path.join(home, '.ssh', 'id_ed25519'), 0o600);
+    const healthy = lab.hosts[4]!;
+    fs.writeFileSync(
+      path.join(home, '.ssh', 'config'),
+      `Host fleet-alias\n  HostName ${healthy.address}\n  User root\n`,
+    );
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8' };
+    const run = (argv: string[]): Promise<CommandResult> =>
+      new Promise((resolve) => {
+        const child = spawn(process.execPath, [CLI, ...argv], { env });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+        child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+        child.on('close', (code) => resolve({ stdout, stderr, code: code ?? 128 }));
       });
-      const byAlias = await run([
-        'diagnose',
-        'fleet-alias',
-        '--known-hosts',
-        lab.knownHostsFile,
-        '--format',
-        'json',
-      ]);
-      expect(hostsOf(byAlias.stdout)['fleet-alias']).toMatchObject({
-        address: healthy.address,
-        reachable: true,
-        serverChecks: 'ssh',
-      });
-    },
-  );
+    const byAddress = await run([
+      'diagnose',
+      healthy.address,
+      '-u',
+      'root',
+      '--known-hosts',
+      lab.knownHostsFile,
+      '--format',
+      'json',
+    ]);
+    expect(hostsOf(byAddress.stdout)[healthy.address]).toMatchObject({
+      reachable: true,
+      serverChecks: 'ssh',
+    });
+    const byAlias = await run([
+      'diagnose',
+      'fleet-alias',
+      '--known-hosts',
+      lab.knownHostsFile,
+      '--format',
+      'json',
+    ]);
+    expect(hostsOf(byAlias.stdout)['fleet-alias']).toMatchObject({
+      address: healthy.address,
+      reachable: true,
+      serverChecks: 'ssh',
+    });
+  });
 
   it('names MaxStartups 1:100:1 high on every run, logged in or not', async () => {
     const host = lab.hosts[STARTUPS]!;

@@ -9,8 +9,9 @@ import os from 'node:os';
 import type { Argv } from 'yargs';
 import { ConfigError, formatDiagnostic, type Diagnostic } from '../../config/diagnostics.js';
 import { selectLimitHosts } from '../../config/selection.js';
-import { connectionVars, loadInventory, selectHosts } from '../../config/inventory.js';
-import { defaultKnownHostsFile } from '../../executor/run.js';
+import { connectionVars, loadInventory, selectHosts, type Inventory } from '../../config/inventory.js';
+import { loadSshConfig } from '../../transport/ssh_config.js';
+import { buildConnectionSpec, type SpecOptions } from '../../transport/spec.js';
 import type { ConnectionSpec } from '../../transport/types.js';
 import { diagnoseHosts, type DiagnoseTarget, type HostDiagnosis } from '../../diagnose/run.js';
 import { fixPlaybook } from '../../diagnose/fix_playbook.js';
@@ -27,55 +28,72 @@ function inputError(summary: string): ConfigError {
   return new ConfigError([{ severity: 'error', summary }]);
 }
 
-interface SpecDefaults {
-  connection?: 'ssh' | 'local';
-  user?: string;
-  port?: number;
-  privateKeyFile?: string;
-  knownHostsFile: string;
-  connectTimeoutMs: number;
-}
-
-function baseSpec(name: string, address: string, d: SpecDefaults): ConnectionSpec {
+/** What the flags say about every host's connection; the inventory and ssh_config fill in the rest. */
+function specOptions(args: ParsedArgs): SpecOptions {
+  const sshConfig = loadSshConfig(args['ssh-config'] as string | undefined);
+  const flag = <T>(name: string): T | undefined => args[name] as T | undefined;
   return {
-    hostName: name,
-    connection: d.connection ?? 'ssh',
-    address,
-    port: d.port ?? 22,
-    user: d.user ?? os.userInfo().username,
-    ...(d.privateKeyFile !== undefined ? { privateKeyFile: d.privateKeyFile } : {}),
-    ...(process.env.SSH_AUTH_SOCK ? { agent: process.env.SSH_AUTH_SOCK } : {}),
-    become: false,
-    knownHostsFile: d.knownHostsFile,
+    ...(flag<'ssh' | 'local'>('connection') !== undefined
+      ? { connection: flag<'ssh' | 'local'>('connection') }
+      : {}),
+    ...(flag<string>('user') !== undefined ? { user: String(flag<string>('user')) } : {}),
+    ...(flag<number>('port') !== undefined ? { port: Number(flag<number>('port')) } : {}),
+    ...(flag<string>('private-key') !== undefined
+      ? { privateKeyFile: String(flag<string>('private-key')) }
+      : {}),
+    ...(flag<string>('known-hosts') !== undefined
+      ? { knownHostsFile: String(flag<string>('known-hosts')) }
+      : {}),
+    ...(sshConfig ? { sshConfig } : {}),
+    // diagnose changes nothing, not even known_hosts: an unknown host key ends the probe.
     acceptNewHostKeys: false,
-    connectTimeoutMs: d.connectTimeoutMs,
+    connectTimeoutMs: Number(args['connect-timeout']) * 1000,
     commandTimeoutMs: 60_000,
-    keepaliveIntervalMs: 5000,
   };
 }
 
 /**
- * The hosts to diagnose: inventory hosts (by --limit and/or names), or names
- * and addresses as given. `warn` is told of --limit terms that match nothing.
+ * Inventory hosts for one name given on the command line: a pattern of
+ * names and groups, or else the address of a host (its ansible_host), so
+ * that findings and the fix playbook name it as the inventory does.
+ */
+function hostsNamed(inventory: Inventory, pattern: string): string[] {
+  const byPattern = selectHosts(inventory, pattern);
+  if (byPattern.length > 0 || net.isIP(pattern) === 0) return byPattern;
+  return [...inventory.hosts.values()]
+    .filter((host) => {
+      try {
+        return connectionVars(host).address === pattern;
+      } catch {
+        return false;
+      }
+    })
+    .map((host) => host.name);
+}
+
+/**
+ * The hosts to diagnose: inventory hosts (by --limit and/or names or
+ * addresses), names and addresses as given, or with `-c local` and no host
+ * this machine itself. `warn` is told of --limit terms that match nothing.
  */
 export function diagnoseTargets(
   args: ParsedArgs,
   warn: (warnings: Diagnostic[]) => void = () => undefined,
 ): DiagnoseTarget[] {
   const named = ((args.hosts as string[] | undefined) ?? []).map(String);
-  const defaults: SpecDefaults = {
-    connection: args.connection as 'ssh' | 'local' | undefined,
-    user: args.user as string | undefined,
-    port: args.port as number | undefined,
-    privateKeyFile: args['private-key'] as string | undefined,
-    knownHostsFile: (args['known-hosts'] as string | undefined) ?? defaultKnownHostsFile(),
-    connectTimeoutMs: Number(args['connect-timeout']) * 1000,
-  };
+  const options = specOptions(args);
   const inventoryPath = args.inventory as string | undefined;
   if (inventoryPath === undefined) {
-    if (named.length === 0) throw inputError('name the hosts to diagnose, or give an inventory with -i');
     if (args.limit !== undefined) throw inputError('--limit needs an inventory (-i)');
-    return named.map((name) => ({ name, spec: baseSpec(name, name, defaults) }));
+    if (named.length === 0) {
+      if (options.connection !== 'local')
+        throw inputError(
+          'name the hosts to diagnose, give an inventory with -i, or use -c local for this machine',
+        );
+      const name = os.hostname();
+      return [{ name, spec: buildConnectionSpec(name, { ansible_host: 'localhost' }, options) }];
+    }
+    return named.map((name) => ({ name, spec: buildConnectionSpec(name, {}, options) }));
   }
   const inventory = loadInventory(inventoryPath);
   const limited = selectLimitHosts(inventory, args.limit as string | undefined);
@@ -83,58 +101,52 @@ export function diagnoseTargets(
   if (limited.errors.length > 0) throw new ConfigError(limited.errors);
   let names = limited.hosts;
   if (named.length > 0) {
-    const wanted = new Set(named.flatMap((pattern) => selectHosts(inventory, pattern)));
+    const wanted = new Set(named.flatMap((pattern) => hostsNamed(inventory, pattern)));
     names = names.filter((n) => wanted.has(n));
   }
   if (names.length === 0) throw inputError(`no hosts matched: no host of ${inventoryPath} matches`);
-  return names.map((name) => {
-    const host = inventory.hosts.get(name)!;
-    const vars = connectionVars(host);
-    const spec = baseSpec(name, vars.address, {
-      ...defaults,
-      connection: defaults.connection ?? vars.connection,
-      user: defaults.user ?? vars.user,
-      port: defaults.port ?? vars.port,
-      privateKeyFile: defaults.privateKeyFile ?? vars.privateKeyFile,
-    });
-    if (vars.password !== undefined) spec.password = vars.password;
-    if (vars.become) {
-      spec.become = true;
-      if (vars.becomePassword !== undefined) spec.becomePassword = vars.becomePassword;
-    }
-    return { name, spec };
-  });
+  return names.map((name) => ({
+    name,
+    spec: {
+      ...buildConnectionSpec(name, inventory.hosts.get(name)!.vars, options),
+      acceptNewHostKeys: false,
+    },
+  }));
 }
 
 /**
- * The jump host of --via: an inventory host (with -i), or `[user@]host[:port]`.
- * Its login uses the same key and known_hosts as the targets.
+ * The jump host of --via for one target: an inventory host (with -i), or
+ * `[user@]host[:port]`, looked up in ssh_config like any host. What neither
+ * sets, it takes from its target: the user and the key (and the agent and
+ * known_hosts, as every spec does), as `ssh -J` would log in with them.
  */
-export function jumpSpec(via: string, args: ParsedArgs): ConnectionSpec {
-  const defaults: SpecDefaults = {
-    user: args.user as string | undefined,
-    privateKeyFile: args['private-key'] as string | undefined,
-    knownHostsFile: (args['known-hosts'] as string | undefined) ?? defaultKnownHostsFile(),
-    connectTimeoutMs: Number(args['connect-timeout']) * 1000,
+export function jumpSpec(via: string, target: ConnectionSpec, args: ParsedArgs): ConnectionSpec {
+  const options: SpecOptions = {
+    ...specOptions(args),
+    connection: 'ssh',
+    fallback: {
+      user: target.user,
+      ...(target.privateKeyFile !== undefined ? { privateKeyFile: target.privateKeyFile } : {}),
+    },
   };
   const inventoryPath = args.inventory as string | undefined;
   const inventoryHost = inventoryPath !== undefined ? loadInventory(inventoryPath).hosts.get(via) : undefined;
-  if (inventoryHost) {
-    const vars = connectionVars(inventoryHost);
-    return baseSpec(via, vars.address, {
-      ...defaults,
-      connection: 'ssh',
-      user: vars.user ?? defaults.user,
-      port: vars.port,
-      privateKeyFile: vars.privateKeyFile ?? defaults.privateKeyFile,
-    });
-  }
+  if (inventoryHost) return buildConnectionSpec(via, inventoryHost.vars, options);
   const match = /^(?:([^@\s]+)@)?(\[[^\]]+\]|[^:@\s]+)(?::(\d{1,5}))?$/.exec(via);
   if (!match) throw inputError(`--via ${JSON.stringify(via)} is not [user@]host[:port] or an inventory host`);
   const host = match[2]!.replace(/^\[|\]$/g, '');
-  const port = match[3] !== undefined ? Number(match[3]) : 22;
-  if (port < 1 || port > 65535) throw inputError(`--via ${via}: port ${port} is out of range`);
-  return baseSpec(via, host, { ...defaults, connection: 'ssh', user: match[1] ?? defaults.user, port });
+  const port = match[3] !== undefined ? Number(match[3]) : undefined;
+  if (port !== undefined && (port < 1 || port > 65535))
+    throw inputError(`--via ${via}: port ${port} is out of range`);
+  return buildConnectionSpec(
+    host,
+    {},
+    {
+      ...options,
+      ...(match[1] !== undefined ? { user: match[1] } : {}),
+      ...(port !== undefined ? { port } : {}),
+    },
+  );
 }
 
 function checkAddress(value: unknown, option: string): string | undefined {
@@ -204,8 +216,8 @@ async function runDiagnose(args: ParsedArgs, io: CliIO): Promise<number> {
     warnings.forEach((w) => io.stderr(`${formatDiagnostic(w)}\n`)),
   );
   if (args.via !== undefined) {
-    const jump = jumpSpec(String(args.via), args);
-    for (const t of targets) if (t.spec.connection === 'ssh') t.spec.jump = [jump];
+    for (const t of targets)
+      if (t.spec.connection === 'ssh') t.spec.jump = [jumpSpec(String(args.via), t.spec, args)];
   }
   if (client === undefined && targets.some((t) => t.spec.connection === 'local')) {
     throw inputError(
@@ -287,6 +299,12 @@ export const diagnoseCommand: Command = {
         type: 'string',
         array: true,
         describe: 'Key the client also offers before the login key (repeat; as an agent with several keys)',
+      })
+      .option('ssh-config', {
+        alias: 'F',
+        type: 'string',
+        describe:
+          'OpenSSH client config for HostName, Port, User, IdentityFile, ProxyJump… (default ~/.ssh/config; -F /dev/null reads none)',
       })
       .option('known-hosts', { type: 'string', describe: 'known_hosts file (default ~/.ssh/known_hosts)' })
       .option('connect-timeout', {
