@@ -16,7 +16,7 @@
  */
 import type { ProbeEvidence, SourceAttempt, TcpOutcome } from './probe.js';
 import type { RefusalAnswer, RefusalEvidence } from './refusal.js';
-import { mentionsAddress, type ServerEvidence } from './server_checks.js';
+import { mentionsAddress, type ConfigLine, type ServerEvidence } from './server_checks.js';
 import { traceSshPacket, type PathVerdict } from './firewall_path.js';
 import {
   describeVerdict,
@@ -526,12 +526,24 @@ function maxStartupsBegin(values: readonly string[] | undefined): number | null 
   return Number.isFinite(begin) ? begin : null;
 }
 
-/** Keywords sshd -t rejects: "line 5: Bad configuration option: Foo", "Unsupported option Foo". */
-export function invalidKeywords(sshdTestOutput: string): string[] {
+/**
+ * Keywords sshd -t rejects: named in its message ("line 5: Bad configuration
+ * option: Foo", "Unsupported option Foo", "Deprecated option Foo"), or, for a
+ * bad value ('line 1: unsupported option "maybe".', "Bad number."), the
+ * keyword of the line it names, read from the file (`lines`).
+ */
+export function invalidKeywords(sshdTestOutput: string, lines: readonly ConfigLine[] = []): string[] {
   const found = new Set<string>();
   for (const m of sshdTestOutput.matchAll(/Bad configuration option:\s*(\S+)/gi)) found.add(m[1]!);
-  for (const m of sshdTestOutput.matchAll(/Unsupported option\s+"?([A-Za-z0-9]+)"?/gi)) found.add(m[1]!);
+  // Case matters: servconf.c writes "Unsupported option Foo" for a keyword, "unsupported option \"x\"" for a value.
+  for (const m of sshdTestOutput.matchAll(/Unsupported option\s+([A-Za-z0-9]+)/g)) found.add(m[1]!);
   for (const m of sshdTestOutput.matchAll(/Deprecated option\s+"?([A-Za-z0-9]+)"?/gi)) found.add(m[1]!);
+  for (const { text } of lines) {
+    // sshd_config(5): "keyword arguments" or "keyword=arguments".
+    const keyword = /^\s*([A-Za-z][A-Za-z0-9]*)\s*(?:=|\s|$)/.exec(text)?.[1];
+    if (keyword !== undefined && keyword.toLowerCase() !== 'match' && keyword.toLowerCase() !== 'include')
+      found.add(keyword);
+  }
   return [...found];
 }
 
@@ -644,7 +656,11 @@ function fromServer(set: FindingSet, input: DiagnosisInput): void {
         95,
         [`${state}, and \`sshd -t\` fails:`, ...testLines],
         'Fix or remove the directive `sshd -t` reports, then start sshd.',
-        { kind: 'sshd_remove', keywords: invalidKeywords(server.sshdTest.output), sshdRunning: false },
+        {
+          kind: 'sshd_remove',
+          keywords: invalidKeywords(server.sshdTest.output, server.sshdTestLines),
+          sshdRunning: false,
+        },
       );
       set.add('sshd_not_running', 70, [state], 'Start sshd once its configuration is valid.', {
         kind: 'sshd_start',
@@ -663,7 +679,11 @@ function fromServer(set: FindingSet, input: DiagnosisInput): void {
         ...testLines,
       ],
       'Fix or remove the directive `sshd -t` reports before anything restarts sshd.',
-      { kind: 'sshd_remove', keywords: invalidKeywords(server.sshdTest.output), sshdRunning: true },
+      {
+        kind: 'sshd_remove',
+        keywords: invalidKeywords(server.sshdTest.output, server.sshdTestLines),
+        sshdRunning: true,
+      },
     );
   } else if (!sshdListens && !server.sshSocketActive && portListens) {
     set.add(

@@ -63,9 +63,11 @@ export function tasksFor(remedies: readonly Remedy[]): Task[] {
   const sshdConfig: Record<string, unknown> = {};
   if (Object.keys(settings).length > 0) sshdConfig.settings = settings;
   if (removals.length > 0) sshdConfig.remove = removals;
-  const sshdDown = remedies.some(
-    (r) => r.kind === 'sshd_start' || (r.kind === 'sshd_remove' && !r.sshdRunning),
-  );
+  // sshd would not start while a directive it rejects stays, and this playbook cannot name that one.
+  const invalidUnknown = remedies.some((r) => r.kind === 'sshd_remove' && r.keywords.length === 0);
+  const sshdDown =
+    !invalidUnknown &&
+    remedies.some((r) => r.kind === 'sshd_start' || (r.kind === 'sshd_remove' && !r.sshdRunning));
   if (Object.keys(sshdConfig).length > 0) {
     tasks.push({
       name: 'sshd limits and directives',
@@ -81,10 +83,19 @@ function hostCidr(address: string): string {
   return address.includes(':') ? `${address}/128` : `${address}/32`;
 }
 
+/** Whether the playbook writes a task for this finding's remedy (an invalid directive it cannot name gets none). */
+function fixes(remedy: Remedy | undefined, all: readonly Remedy[]): boolean {
+  if (remedy === undefined) return false;
+  if (remedy.kind === 'sshd_remove') return remedy.keywords.length > 0;
+  if (remedy.kind === 'sshd_start') return tasksFor(all).some((t) => 'service' in t);
+  return true;
+}
+
 function comments(host: HostFindings, used: readonly Finding[]): string[] {
   const lines = [`# ${host.host}:`];
+  const remedies = used.flatMap((f) => (f.remedy ? [f.remedy] : []));
   for (const f of host.findings) {
-    const acted = used.includes(f) && f.remedy !== undefined;
+    const acted = used.includes(f) && fixes(f.remedy, remedies);
     lines.push(`#   [${f.confidence}] ${f.cause}${acted ? '' : ' (not fixed by this playbook)'}: ${f.fix}`);
   }
   return lines;

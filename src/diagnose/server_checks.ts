@@ -25,6 +25,13 @@ export interface Startups {
   limits: string;
 }
 
+/** A line of an sshd configuration file. */
+export interface ConfigLine {
+  file: string;
+  line: number;
+  text: string;
+}
+
 export interface ServerEvidence {
   client: string;
   port: number;
@@ -37,6 +44,8 @@ export interface ServerEvidence {
   /** `ss -ltnp` lines for TCP listeners (all of them; the findings pick sshd's). */
   listening: string[];
   sshdTest: { ok: boolean; output: string };
+  /** The configuration lines `sshd -t` names in its errors, as they read on disk. */
+  sshdTestLines: ConfigLine[];
   /** `sshd -T -C …` for the client, keyword (lower case) → values; null when sshd -T failed. */
   effective: Map<string, string[]> | null;
   effectiveError: string | null;
@@ -157,7 +166,12 @@ done
 section pidfile; pid=$(cat /run/sshd.pid 2>/dev/null) && kill -0 "$pid" 2>/dev/null && echo "$pid"
 section ss; ss -Hltnp 2>/dev/null || ss -Hltn 2>/dev/null
 if [ -n "$SSHD" ]; then
-  section sshd_t; "$SSHD" -t 2>&1; echo "rc=$?"
+  test_out=$("$SSHD" -t 2>&1); test_rc=$?
+  section sshd_t; [ -n "$test_out" ] && printf '%s\\n' "$test_out"; echo "rc=$test_rc"
+  # The lines sshd -t names ("FILE line N: ..." or "FILE: line N: ..."), to know the keyword of a bad value.
+  section sshd_t_lines
+  printf '%s\\n' "$test_out" | sed -n 's/^\\(\\/[^:]*[^: ]\\):\\{0,1\\} line \\([0-9][0-9]*\\): .*/\\2 \\1/p' | head -n 5 |
+  while read -r n f; do [ -r "$f" ] && printf '%s\\t%s\\t%s\\n' "$f" "$n" "$(sed -n "\${n}p" "$f")"; done
   section sshd_T; "$SSHD" -T -C ${spec} 2>&1; echo "rc=$?"
   section ldd; if have ldd; then ldd "$SSHD" 2>/dev/null | grep -i libwrap; echo "rc=$?"; fi
 fi
@@ -263,6 +277,15 @@ function parseDf(text: string): ServerEvidence['disks'] {
 const nonEmptyLines = (text: string | undefined): string[] =>
   (text ?? '').split('\n').filter((line) => line.trim() !== '');
 
+/** "FILE<TAB>N<TAB>TEXT" lines of the script's sshd_t_lines section. */
+export function parseConfigLines(text: string): ConfigLine[] {
+  return nonEmptyLines(text).flatMap((row) => {
+    const [file, line, ...rest] = row.split('\t');
+    const number = Number(line);
+    return file && Number.isInteger(number) ? [{ file, line: number, text: rest.join('\t') }] : [];
+  });
+}
+
 export function parseServerChecks(stdout: string, params: ServerCheckParams): ServerEvidence {
   const s = splitSections(stdout);
   const psLines = nonEmptyLines(s.get('ps'));
@@ -281,6 +304,7 @@ export function parseServerChecks(stdout: string, params: ServerCheckParams): Se
     startups: parseListenerTitle(psLines),
     listening: nonEmptyLines(s.get('ss')),
     sshdTest: { ok: sshdT.rc === 0, output: sshdT.body },
+    sshdTestLines: parseConfigLines(s.get('sshd_t_lines') ?? ''),
     effective: sshdBigT.rc === 0 ? parseSshdT(sshdBigT.body) : null,
     effectiveError: sshdBigT.rc === 0 || sshdPath === null ? null : sshdBigT.body,
     libwrap: ldd === undefined ? null : withExit(ldd).rc === 0,

@@ -262,7 +262,7 @@ describeLab('sshfix diagnose on a fleet', () => {
     });
   });
 
-  it.failing('a fix playbook for a host named by its address selects it through the inventory', async () => {
+  it('a fix playbook for a host named by its address selects it through the inventory', async () => {
     const host = lab.hosts[STARTUPS]!;
     const fix = path.join(work, 'fix-startups.yml');
     const r = await runCli(['diagnose', host.address, ...common(), '--fix-playbook', fix]);
@@ -342,40 +342,37 @@ describeLab('sshfix diagnose on a fleet', () => {
     },
   );
 
-  it.failing(
-    'writes a play that removes a directive sshd -t rejects for its value, and sshd comes back',
-    async () => {
-      const host = lab.hosts[INVALID]!;
-      await host.writeFile('/etc/ssh/sshd_config.d/10-invalid.conf', 'PermitRootLogin maybe\n');
-      await host.stopSshd();
-      await host.startSshd().catch(() => undefined);
-      expect((await lab.ssh(host, 'true')).code).not.toBe(0);
-      const fix = path.join(work, 'fix-invalid.yml');
-      const d = await inHost(host, [
-        process.execPath,
-        CLI,
-        'diagnose',
-        '-c',
-        'local',
-        '--client',
-        lab.controllerAddress,
-        '--format',
-        'json',
-        '--fix-playbook',
-        fix,
-      ]);
-      expect(d.code).toBe(0);
-      expect(hostsOf(d.stdout)[host.name]?.findings[0]).toMatchObject({
-        cause: 'sshd_config_invalid',
-        confidence: 'high',
-      });
-      const text = fs.readFileSync(fix, 'utf8');
-      expect(text).toMatch(/remove:\s*\n\s*- PermitRootLogin/);
-      const localInventory = path.join(work, 'local.yml');
-      fs.writeFileSync(localInventory, `all:\n  hosts:\n    ${host.name}: { ansible_connection: local }\n`);
-      const applied = await inHost(host, [process.execPath, CLI, 'apply', fix, '-i', localInventory]);
-      expect({ code: applied.code, out: applied.stdout + applied.stderr }).toMatchObject({ code: 0 });
-      expect((await lab.ssh(host, 'true')).code).toBe(0);
-    },
-  );
+  it('writes a play that removes a directive sshd -t rejects for its value, and sshd comes back', async () => {
+    const host = lab.hosts[INVALID]!;
+    await host.writeFile('/etc/ssh/sshd_config.d/10-invalid.conf', 'PermitRootLogin maybe\n');
+    await host.stopSshd();
+    await host.startSshd().catch(() => undefined);
+    expect((await lab.ssh(host, 'true')).code).not.toBe(0);
+    const fix = path.join(work, 'fix-invalid.yml');
+    const d = await inHost(host, [
+      process.execPath,
+      CLI,
+      'diagnose',
+      '-c',
+      'local',
+      '--client',
+      lab.controllerAddress,
+      '--format',
+      'json',
+      '--fix-playbook',
+      fix,
+    ]);
+    expect(d.code).toBe(0);
+    expect(hostsOf(d.stdout)[host.name]?.findings[0]).toMatchObject({
+      cause: 'sshd_config_invalid',
+      confidence: 'high',
+    });
+    const text = fs.readFileSync(fix, 'utf8');
+    expect(text).toMatch(/remove:\s*\n\s*- PermitRootLogin/);
+    const localInventory = path.join(work, 'local.yml');
+    fs.writeFileSync(localInventory, `all:\n  hosts:\n    ${host.name}: { ansible_connection: local }\n`);
+    const applied = await inHost(host, [process.execPath, CLI, 'apply', fix, '-i', localInventory]);
+    expect({ code: applied.code, out: applied.stdout + applied.stderr }).toMatchObject({ code: 0 });
+    expect((await lab.ssh(host, 'true')).code).toBe(0);
+  });
 });

@@ -248,8 +248,11 @@ async function runDiagnose(args: ParsedArgs, io: CliIO): Promise<number> {
       io.stderr(`nothing to fix: ${fixFile} not written\n`);
     } else {
       fs.writeFileSync(fixFile, text);
+      const inventory = args.inventory as string | undefined;
       io.stderr(
-        `fix playbook written to ${fixFile}: review it with \`sshfix plan ${fixFile} -i INVENTORY\`\n`,
+        inventory !== undefined
+          ? `fix playbook written to ${fixFile}: review it with \`sshfix plan ${fixFile} -i ${inventory}\`\n`
+          : `fix playbook written to ${fixFile}: its plays name the hosts as given here; review it with \`sshfix plan ${fixFile} -i INVENTORY\` (an inventory that names them so; with diagnose -i, plays use inventory names)\n`,
       );
     }
   }

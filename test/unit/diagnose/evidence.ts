@@ -36,6 +36,7 @@ export function healthyServer(overrides: Partial<ServerEvidence> = {}): ServerEv
     startups: { current: 0, limits: '10-100' },
     listening: ['LISTEN 0 128 0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=812,fd=3))'],
     sshdTest: { ok: true, output: '' },
+    sshdTestLines: [],
     effective: new Map(STOCK_SSHD_T),
     effectiveError: null,
     libwrap: true,

@@ -461,4 +461,12 @@ describe('invalidKeywords', () => {
     expect(invalidKeywords(output)).toEqual(['Foo', 'MaxStartupz']);
     expect(invalidKeywords('Missing privilege separation directory: /run/sshd')).toEqual([]);
   });
+
+  it('reads the keyword of a line whose value sshd -t rejects, from the line itself', () => {
+    const output = '/etc/ssh/sshd_config.d/10.conf line 1: unsupported option "maybe".';
+    const lines = [{ file: '/etc/ssh/sshd_config.d/10.conf', line: 1, text: 'PermitRootLogin maybe' }];
+    expect(invalidKeywords(output, lines)).toEqual(['PermitRootLogin']);
+    const eq = [{ file: '/etc/ssh/sshd_config', line: 9, text: '  MaxAuthTries=many # typo' }];
+    expect(invalidKeywords('/etc/ssh/sshd_config line 9: Bad number.', eq)).toEqual(['MaxAuthTries']);
+  });
 });

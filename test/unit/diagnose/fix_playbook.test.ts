@@ -84,4 +84,40 @@ describe('fix playbook', () => {
     expect(text).toContain('fail2ban_ban (not fixed by this playbook)');
     expect(fixPlaybook([{ host: 'h', findings: [finding({ cause: 'network_unreachable' })] }])).toBeNull();
   });
+
+  it('never writes a play that only starts sshd while its invalid directive stays', () => {
+    const findings = [
+      finding({
+        cause: 'sshd_config_invalid',
+        score: 95,
+        remedy: { kind: 'sshd_remove', keywords: [], sshdRunning: false },
+      }),
+      finding({ cause: 'sshd_not_running', score: 70, remedy: { kind: 'sshd_start' } }),
+    ];
+    const text = fixPlaybook([{ host: 'h', findings }]);
+    expect(text ?? '').not.toContain('state: started');
+    expect(tasksFor(findings.map((f) => f.remedy!))).toEqual([]);
+  });
+
+  it('writes a play for every finding its header does not mark as not fixed', () => {
+    const text = fixPlaybook([
+      {
+        host: 'h',
+        findings: [
+          finding({
+            cause: 'sshd_config_invalid',
+            score: 95,
+            remedy: { kind: 'sshd_remove', keywords: ['PermitRootLogin'], sshdRunning: false },
+          }),
+          finding({ cause: 'sshd_not_running', score: 70, remedy: { kind: 'sshd_start' } }),
+        ],
+      },
+    ])!;
+    const plays = parse(text) as { tasks: Record<string, unknown>[] }[];
+    expect(plays[0]!.tasks).toEqual([
+      { name: 'sshd limits and directives', sshd_config: { remove: ['PermitRootLogin'] } },
+      { name: 'sshd is running', service: { name: 'sshd', state: 'started' } },
+    ]);
+    expect(text).not.toContain('not fixed');
+  });
 });

@@ -114,6 +114,19 @@ describe('server checks', () => {
     expect(e.effectiveError).toContain('Bad configuration option');
   });
 
+  it('reads the configuration lines sshd -t names', () => {
+    const e = parseServerChecks(
+      OUTPUT.replace(
+        '### sshfix:sshd_T',
+        '### sshfix:sshd_t_lines\n/etc/ssh/sshd_config.d/10.conf\t1\tPermitRootLogin maybe\n### sshfix:sshd_T',
+      ),
+      params,
+    );
+    expect(e.sshdTestLines).toEqual([
+      { file: '/etc/ssh/sshd_config.d/10.conf', line: 1, text: 'PermitRootLogin maybe' },
+    ]);
+  });
+
   it('splits sections and reads titles and ban lists', () => {
     expect([...splitSections('x\n### sshfix:a\n1\n2\n### sshfix:b\n').entries()]).toEqual([
       ['a', '1\n2'],
