@@ -61,6 +61,11 @@ export interface Finding {
   evidence: string[];
   fix: string;
   remedy?: Remedy;
+  /**
+   * Whom it concerns, when one diagnosis covers every client (`-c local` with no --client): an
+   * address, or "*" for any client no rule names.
+   */
+  client?: string;
 }
 
 export interface DiagnosisInput {

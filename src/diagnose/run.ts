@@ -21,7 +21,8 @@ import {
 } from './probe.js';
 import { sourceAddressToward } from './sources.js';
 import { runServerChecks, type ServerEvidence } from './server_checks.js';
-import { diagnose, type Finding } from './findings.js';
+import { diagnose, type Cause, type Finding } from './findings.js';
+import { CLIENT_CAUSES, clientsNamed, OTHER_CLIENT } from './clients.js';
 
 export interface DiagnoseTarget {
   /** Inventory name, or the host as given on the command line. */
@@ -99,6 +100,7 @@ async function diagnoseOne(target: DiagnoseTarget, options: DiagnoseOptions): Pr
     findings: [],
   };
   let serverUnavailable: string | undefined;
+  let everyClient: Finding[] | undefined;
 
   if (spec.connection !== 'local') {
     const keys = await probeKeys(spec, options.offerKeys);
@@ -135,7 +137,7 @@ async function diagnoseOne(target: DiagnoseTarget, options: DiagnoseOptions): Pr
     serverUnavailable = 'client-side probe only (--probe-only)';
   } else if (spec.connection !== 'local' && loginWouldFailToo) {
     serverUnavailable = 'no way in: the probe could not reach sshd from this address';
-  } else if (result.client === null) {
+  } else if (result.client === null && spec.connection !== 'local') {
     serverUnavailable = 'the client address is unknown (give --client)';
   } else {
     let conn: Connection | undefined;
@@ -147,11 +149,18 @@ async function diagnoseOne(target: DiagnoseTarget, options: DiagnoseOptions): Pr
         await new Promise((resolve) => setTimeout(resolve, OWN_CONNECTION_SETTLE_MS));
         return connect(spec);
       });
-      result.server = await runServerChecks(
-        conn,
-        { client: result.client, port: spec.port, user: spec.user },
-        SERVER_CHECKS_TIMEOUT_MS,
-      );
+      if (result.client === null) {
+        // On the console with no client named: what refuses whom.
+        const every = await forEveryClient(conn, spec);
+        result.server = every.server;
+        everyClient = every.findings;
+      } else {
+        result.server = await runServerChecks(
+          conn,
+          { client: result.client, port: spec.port, user: spec.user },
+          SERVER_CHECKS_TIMEOUT_MS,
+        );
+      }
       result.reachable = true;
       result.serverChecks = { via: (spec.jump ?? []).length > 0 ? 'jump' : spec.connection };
     } catch (error) {
@@ -170,14 +179,53 @@ async function diagnoseOne(target: DiagnoseTarget, options: DiagnoseOptions): Pr
       connectTimeoutMs: spec.connectTimeoutMs,
     });
   }
-  result.findings = diagnose({
-    port: spec.port,
-    client: result.client,
-    ...(result.probe ? { probe: result.probe } : {}),
-    ...(result.server ? { server: result.server } : {}),
-    ...(serverUnavailable !== undefined ? { serverUnavailable } : {}),
-  });
+  result.findings =
+    everyClient ??
+    diagnose({
+      port: spec.port,
+      client: result.client,
+      ...(result.probe ? { probe: result.probe } : {}),
+      ...(result.server ? { server: result.server } : {}),
+      ...(serverUnavailable !== undefined ? { serverUnavailable } : {}),
+    });
   return result;
+}
+
+/**
+ * The findings for every client of a host: those that hold for all (sshd
+ * down, its configuration, resources) once; those that depend on the client
+ * for each client a layer names, where it fares otherwise than a client no
+ * rule names (OTHER_CLIENT, reported as client "*").
+ */
+async function forEveryClient(
+  conn: Connection,
+  spec: ConnectionSpec,
+): Promise<{ server: ServerEvidence; findings: Finding[] }> {
+  const check = (client: string): Promise<ServerEvidence> =>
+    runServerChecks(conn, { client, port: spec.port, user: spec.user }, SERVER_CHECKS_TIMEOUT_MS);
+  const others = await check(OTHER_CLIENT);
+  const anyOther = (text: string): string => text.replaceAll(OTHER_CLIENT, 'any other client');
+  const findings: Finding[] = [];
+  const forOthers = new Map<Cause, number>();
+  for (const f of diagnose({ port: spec.port, client: OTHER_CLIENT, server: others })) {
+    if (!CLIENT_CAUSES.has(f.cause)) {
+      findings.push(f);
+      continue;
+    }
+    forOthers.set(f.cause, f.score);
+    // No remedy: a fix for "everyone else" is a policy decision, not a repair.
+    const { remedy: _remedy, ...rest } = f;
+    findings.push({ ...rest, client: '*', evidence: f.evidence.map(anyOther), fix: anyOther(f.fix) });
+  }
+  const { clients } = clientsNamed(others);
+  for (const client of clients) {
+    const server = await check(client);
+    for (const f of diagnose({ port: spec.port, client, server })) {
+      if (CLIENT_CAUSES.has(f.cause) && forOthers.get(f.cause) !== f.score) findings.push({ ...f, client });
+    }
+  }
+  findings.sort((a, b) => b.score - a.score);
+  return { server: others, findings };
 }
 
 /** Diagnoses every target, at most `concurrency` at once; results in target order. */

@@ -74,7 +74,6 @@ const CONSOLE = 11;
 const INVALID = 12;
 
 describeLab('sshfix diagnose on a fleet', () => {
-  // it.failing: the case is known broken; the commit that fixes it makes it an it().
   let lab: Lab;
   let work: string;
   let inventory: string;
@@ -312,35 +311,32 @@ describeLab('sshfix diagnose on a fleet', () => {
     expect(sure(hostsOf(after.stdout)[host.name]!.findings)).toEqual([]);
   });
 
-  it.failing(
-    '-c local with no host and no client diagnoses this machine for every client it refuses',
-    async () => {
-      const host = lab.hosts[CONSOLE]!;
-      await check(host, `echo 'sshd: ${lab.controllerAddress}' >> /etc/hosts.deny`);
-      await check(host, `iptables -I INPUT -s ${lab.workstationAddress} -p tcp --dport 22 -j REJECT`);
-      const r = await inHost(host, [process.execPath, CLI, 'diagnose', '-c', 'local', '--format', 'json']);
-      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
-      const d = hostsOf(r.stdout)[host.name];
-      expect(d?.serverChecks).toBe('local');
-      const found = sure(d!.findings).map((f) => ({
-        cause: f.cause,
-        client: f.client,
-        confidence: f.confidence,
-      }));
-      expect(found).toEqual(
-        expect.arrayContaining([
-          { cause: 'tcp_wrappers_deny', client: lab.controllerAddress, confidence: 'high' },
-          { cause: 'firewall_reject', client: lab.workstationAddress, confidence: 'high' },
-        ]),
-      );
-      expect(found).not.toContainEqual(
-        expect.objectContaining({ cause: 'tcp_wrappers_deny', client: lab.workstationAddress }),
-      );
-      expect(found).not.toContainEqual(
-        expect.objectContaining({ cause: 'firewall_reject', client: lab.controllerAddress }),
-      );
-    },
-  );
+  it('-c local with no host and no client diagnoses this machine for every client it refuses', async () => {
+    const host = lab.hosts[CONSOLE]!;
+    await check(host, `echo 'sshd: ${lab.controllerAddress}' >> /etc/hosts.deny`);
+    await check(host, `iptables -I INPUT -s ${lab.workstationAddress} -p tcp --dport 22 -j REJECT`);
+    const r = await inHost(host, [process.execPath, CLI, 'diagnose', '-c', 'local', '--format', 'json']);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    const d = hostsOf(r.stdout)[host.name];
+    expect(d?.serverChecks).toBe('local');
+    const found = sure(d!.findings).map((f) => ({
+      cause: f.cause,
+      client: f.client,
+      confidence: f.confidence,
+    }));
+    expect(found).toEqual(
+      expect.arrayContaining([
+        { cause: 'tcp_wrappers_deny', client: lab.controllerAddress, confidence: 'high' },
+        { cause: 'firewall_reject', client: lab.workstationAddress, confidence: 'high' },
+      ]),
+    );
+    expect(found).not.toContainEqual(
+      expect.objectContaining({ cause: 'tcp_wrappers_deny', client: lab.workstationAddress }),
+    );
+    expect(found).not.toContainEqual(
+      expect.objectContaining({ cause: 'firewall_reject', client: lab.controllerAddress }),
+    );
+  });
 
   it('writes a play that removes a directive sshd -t rejects for its value, and sshd comes back', async () => {
     const host = lab.hosts[INVALID]!;

@@ -171,6 +171,7 @@ export function renderDiagnosisJson(results: readonly HostDiagnosis[]): string {
         findings: d.findings.map((f) => ({
           cause: f.cause,
           confidence: f.confidence,
+          ...(f.client !== undefined ? { client: f.client } : {}),
           evidence: f.evidence,
           fix: f.fix,
         })),
@@ -182,16 +183,23 @@ export function renderDiagnosisJson(results: readonly HostDiagnosis[]): string {
   return `${JSON.stringify({ hosts }, null, 2)}\n`;
 }
 
+function forWhom(d: HostDiagnosis): string {
+  if (d.client !== null) return `client ${d.client}`;
+  return d.serverChecks.via === 'local' ? 'every client' : 'client unknown';
+}
+
 export function renderDiagnosisText(d: HostDiagnosis): string {
   const lines = [
-    `${d.host} (${d.address}) for client ${d.client ?? 'unknown'}: ${d.reachable ? 'reachable' : 'NOT reachable'}`,
+    `${d.host} (${d.address}) for ${forWhom(d)}: ${d.reachable ? 'reachable' : 'NOT reachable'}`,
     d.serverChecks.via === null
       ? `  server-side checks: none (${d.serverChecks.reason})`
       : `  server-side checks: over ${d.serverChecks.via}`,
   ];
   if (d.findings.length === 0) lines.push('  no findings: the SSH path looks healthy');
   d.findings.forEach((f, i) => {
-    lines.push(`  ${i + 1}. [${f.confidence}] ${f.cause}`);
+    const who =
+      f.client === undefined ? '' : ` (${f.client === '*' ? 'any other client' : `for ${f.client}`})`;
+    lines.push(`  ${i + 1}. [${f.confidence}] ${f.cause}${who}`);
     for (const e of f.evidence) lines.push(`       - ${e}`);
     lines.push(`       fix: ${f.fix}`);
   });
@@ -218,11 +226,6 @@ async function runDiagnose(args: ParsedArgs, io: CliIO): Promise<number> {
   if (args.via !== undefined) {
     for (const t of targets)
       if (t.spec.connection === 'ssh') t.spec.jump = [jumpSpec(String(args.via), t.spec, args)];
-  }
-  if (client === undefined && targets.some((t) => t.spec.connection === 'local')) {
-    throw inputError(
-      'with -c local (on the server itself), name the client to diagnose for with --client ADDR',
-    );
   }
   const burst = Number(args.burst);
   if (!Number.isInteger(burst) || burst < 0 || burst > 30)
@@ -279,7 +282,8 @@ export const diagnoseCommand: Command = {
       .option('via', { type: 'string', describe: 'Reach the server-side checks through this jump host' })
       .option('client', {
         type: 'string',
-        describe: 'Diagnose for this client address (default: ours toward the host)',
+        describe:
+          'Diagnose for this client address (default: ours toward the host; with -c local, every client some rule or log names)',
       })
       .option('source', { type: 'string', describe: 'Bind the probes to this local address' })
       .option('also-from', {
