@@ -160,7 +160,11 @@ describe('with --format json or junit, stdout gets a document describing the err
     expect(diag.code).toBe(1);
     expect(JSON.parse(diag.stdout)).toMatchObject({
       hosts: {},
-      errors: [{ summary: 'name the hosts to diagnose, or give an inventory with -i' }],
+      errors: [
+        {
+          summary: 'name the hosts to diagnose, give an inventory with -i, or use -c local for this machine',
+        },
+      ],
     });
   });
 
