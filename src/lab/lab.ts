@@ -8,6 +8,11 @@
  * directories under the lab's state directory. Everything else runs inside it
  * through `nsenter -t ANCHOR -n -m -u`.
  *
+ * A host of the systemd kind is instead a Debian 13 root booted with
+ * systemd-nspawn into the host's network namespace (systemd as PID 1,
+ * OpenSSH 10, sshd started by ssh.service or by ssh.socket); commands run in
+ * it through `nsenter -t PID1 -a`.
+ *
  * Labs in concurrent jest workers get distinct ids, bridges and /16 subnets
  * from a small registry of lease files under /run/sshfix-lab/.
  */
@@ -15,6 +20,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ensureSystemdRoot, systemdRootPath } from './systemd_root.js';
 
 export interface CommandResult {
   stdout: string;
@@ -27,14 +33,23 @@ export interface ExecOptions {
   timeoutMs?: number;
 }
 
+/**
+ * 'plain': Debian 12's sshd started directly, no init system (OpenSSH 9.2).
+ * 'systemd': Debian 13 booted with systemd as PID 1 (OpenSSH 10).
+ */
+export type LabHostKind = 'plain' | 'systemd';
+/** How systemd starts sshd on a host of the systemd kind: ssh.service, or ssh.socket (Ubuntu >= 22.10's way). */
+export type SshdUnitMode = 'service' | 'socket';
+
 export interface LabHost {
   /** e.g. "lab3-h01"; also its hostname inside the UTS namespace. */
   name: string;
+  kind: LabHostKind;
   /** IPv4 on the lab bridge. */
   address: string;
-  /** The process that holds the host's namespaces. */
+  /** The process that holds the host's namespaces: the anchor, or systemd (PID 1) of a systemd host. */
   anchorPid: number;
-  /** The host's state directory on the controller (overlay upper, run, log, root). */
+  /** The host's state directory on the controller (plain: overlay upper, run, log, root; systemd: console log). */
   dir: string;
   /** "ssh-ed25519 AAAA..." of its own host key. */
   hostKeyLine: string;
@@ -45,19 +60,27 @@ export interface LabHost {
   writeFile(path: string, content: string): Promise<void>;
   /** The pid in /run/sshd.pid when that process is alive; null otherwise. */
   sshdPid(): Promise<number | null>;
-  /** Starts the stock sshd logging to /var/log/auth.log and waits until port 22 listens. */
-  startSshd(): Promise<void>;
-  stopSshd(): Promise<void>;
   /**
-   * Starts a per-host fail2ban server and waits until it answers `ping`. Unless the
-   * test wrote its own, jail.local enables the sshd jail with backend = polling on
-   * /var/log/auth.log (sshd's `-E` log has no syslog prefix: inject bans with `banip`).
+   * Starts the stock sshd and waits until port 22 listens. Plain: logging to
+   * /var/log/auth.log. Systemd: its unit (ssh.service, or ssh.socket in socket mode).
+   */
+  startSshd(): Promise<void>;
+  /** Stops sshd; on a systemd host in socket mode also ssh.socket, so nothing listens. */
+  stopSshd(): Promise<void>;
+  /** What sshd logged: /var/log/auth.log, or the journal on a systemd host. */
+  sshdLog(): Promise<string>;
+  /**
+   * Starts a per-host fail2ban server and waits until it answers `ping`. Plain:
+   * unless the test wrote its own, jail.local enables the sshd jail with backend =
+   * polling on /var/log/auth.log (sshd's `-E` log has no syslog prefix: inject bans
+   * with `banip`). Systemd: Debian's fail2ban.service (systemd backend, nftables).
    */
   startFail2ban(): Promise<void>;
 }
 
 export interface Lab {
   id: string;
+  kind: LabHostKind;
   /** The controller's address on the bridge (root namespace). */
   controllerAddress: string;
   /** A second address on the bridge: the "admin workstation". */
@@ -79,6 +102,10 @@ export interface StartLabOptions {
   hosts: number;
   /** sshd always runs on every host; this also starts fail2ban on each. */
   fail2ban?: boolean;
+  /** 'plain' unless given. */
+  kind?: LabHostKind;
+  /** Systemd hosts only: which unit starts sshd ('service' unless given). */
+  sshdUnit?: SshdUnitMode;
 }
 
 const REGISTRY_DIR = '/run/sshfix-lab';
@@ -220,9 +247,12 @@ interface LabLayout {
   subnetOctet: number;
 }
 
-function validateOptions({ id, hosts }: StartLabOptions): void {
+function validateOptions({ id, hosts, kind, sshdUnit }: StartLabOptions): void {
   if (!/^[a-z][a-z0-9]{0,9}$/.test(id)) {
     throw new Error(`lab id "${id}": use 1-10 lower-case letters and digits, starting with a letter`);
+  }
+  if (sshdUnit !== undefined && kind !== 'systemd') {
+    throw new Error(`lab "${id}": sshdUnit is for hosts of the systemd kind`);
   }
   const maxHosts = HOST_ADDRESSES_PER_OCTET * 255;
   if (!Number.isInteger(hosts) || hosts < 1 || hosts > maxHosts) {
@@ -410,6 +440,7 @@ function processesInNetns(namespaces: readonly string[]): number[] {
  * host), namespaces, the bridge and the state directory.
  */
 async function removeLabResources(id: string): Promise<void> {
+  await stopSystemdHosts(labStateDir(id));
   const namespaces = labNamespaces(id);
   // A second pass catches children forked (e.g. by sshd for a connection) while the first was killing.
   for (let pass = 0; pass < 3; pass++) {
@@ -543,8 +574,20 @@ function startAnchor(name: string, dir: string, addressWithPrefix: string): Prom
   });
 }
 
-async function createHosts(layout: LabLayout, count: number, authorizedKey: string): Promise<LabHost[]> {
-  const specs = Array.from({ length: count }, (_, i) => {
+interface HostSpec {
+  name: string;
+  veth: string;
+  address: string;
+  dir: string;
+}
+
+async function createHosts(
+  layout: LabLayout,
+  count: number,
+  authorizedKey: string,
+  kind: { kind: LabHostKind; sshdUnit: SshdUnitMode; root?: string },
+): Promise<LabHost[]> {
+  const specs: HostSpec[] = Array.from({ length: count }, (_, i) => {
     const name = hostName(layout.id, i + 1, count);
     return {
       name,
@@ -561,6 +604,12 @@ async function createHosts(layout: LabLayout, count: number, authorizedKey: stri
   ]);
   await runChecked('ip', ['-batch', '-'], { stdin: `${wiring.join('\n')}\n` });
 
+  if (kind.kind === 'systemd') {
+    const root = kind.root!;
+    return forEachLimited(specs, SYSTEMD_BOOT_CONCURRENCY, (spec) =>
+      bootSystemdHost(spec, root, kind.sshdUnit, authorizedKey),
+    );
+  }
   return forEachLimited(specs, BRING_UP_CONCURRENCY, async (spec) => {
     prepareHostDir(spec.dir, authorizedKey);
     const anchorPid = await startAnchor(spec.name, spec.dir, `${spec.address}/${SUBNET_PREFIX}`);
@@ -569,14 +618,217 @@ async function createHosts(layout: LabLayout, count: number, authorizedKey: stri
       'utf8',
     );
     const hostKeyLine = publicKey.trim().split(/\s+/).slice(0, 2).join(' ');
-    return makeHost({ name: spec.name, address: spec.address, anchorPid, dir: spec.dir, hostKeyLine });
+    const identity = { name: spec.name, address: spec.address, anchorPid, dir: spec.dir, hostKeyLine };
+    return makeHost({ ...identity, kind: 'plain' }, plainHostOps);
   });
+}
+
+// ---------------------------------------------------------------------------
+// Bring-up of a systemd host
+
+/** Each boot keeps a core busy for a few seconds: more at once only slows every one of them. */
+const SYSTEMD_BOOT_CONCURRENCY = 2;
+const SYSTEMD_BOOT_TIMEOUT_S = 180;
+const NSPAWN_PID_FILE = 'nspawn.pid';
+const NSPAWN_STOP_TIMEOUT_MS = 30_000;
+
+/** `nsenter` into every namespace of the host's PID 1 (mount, pid, cgroup, ipc, net, uts). */
+const systemdNsenter = (pid1: number): string[] => ['-t', String(pid1), '-a'];
+
+/**
+ * Runs inside the booted host: the lab's key for root, the sshd unit mode,
+ * then waits until port 22 listens and prints the host key.
+ */
+function systemdSetupScript(mode: SshdUnitMode): string {
+  const listening = `ss -Hltn 'sport = :22' | grep -q .`;
+  return [
+    'set -eu',
+    'mkdir -p -m 0700 /root/.ssh',
+    'cat > /root/.ssh/authorized_keys',
+    'chmod 0600 /root/.ssh/authorized_keys',
+    // Ubuntu >= 22.10's default; on Debian a choice (LAB.md).
+    ...(mode === 'socket'
+      ? ['systemctl -q disable --now ssh.service', 'systemctl -q enable --now ssh.socket']
+      : []),
+    waitUntilScript(listening, 30),
+    'cat /etc/ssh/ssh_host_ed25519_key.pub',
+  ].join('\n');
+}
+
+/** Polls until `pid`'s child is in a pid namespace of its own: the host's PID 1. */
+async function hostInit(nspawnPid: number, name: string): Promise<number> {
+  const ownPidNs = fs.readlinkSync('/proc/self/ns/pid');
+  const giveUpAt = Date.now() + SYSTEMD_BOOT_TIMEOUT_S * 1000;
+  while (Date.now() < giveUpAt) {
+    let children: number[] = [];
+    try {
+      children = fs
+        .readFileSync(`/proc/${nspawnPid}/task/${nspawnPid}/children`, 'utf8')
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean)
+        .map(Number);
+    } catch {
+      throw new Error(`host ${name}: systemd-nspawn exited during boot`);
+    }
+    for (const child of children) {
+      try {
+        if (fs.readlinkSync(`/proc/${child}/ns/pid`) !== ownPidNs) return child;
+      } catch {
+        // exited meanwhile
+      }
+    }
+    await sleep(50);
+  }
+  throw new Error(`host ${name}: systemd-nspawn started no init within ${SYSTEMD_BOOT_TIMEOUT_S} s`);
+}
+
+/**
+ * Boots one host from the shared root into its netns (the flags LAB.md
+ * gives), waits until systemd reports running (or degraded) and sshd
+ * listens. The console goes to a log in the host's state directory.
+ */
+async function bootSystemdHost(
+  spec: HostSpec,
+  root: string,
+  mode: SshdUnitMode,
+  authorizedKey: string,
+): Promise<LabHost> {
+  const netns = netnsName(spec.name);
+  fs.mkdirSync(spec.dir, { recursive: true, mode: 0o700 });
+  await runChecked('ip', ['-n', netns, '-batch', '-'], {
+    stdin: `link set lo up\naddr add ${spec.address}/${SUBNET_PREFIX} dev eth0\nlink set eth0 up\n`,
+  });
+  const consoleLog = fs.openSync(path.join(spec.dir, 'console.log'), 'w');
+  const nspawn = spawn(
+    'systemd-nspawn',
+    [
+      // No system bus on the controller; many hosts share one root.
+      '--register=no',
+      '--keep-unit',
+      '-D',
+      root,
+      // Every host writes to a tmpfs of its own over the shared root.
+      '--volatile=overlay',
+      // iptables and nft inside the host.
+      '--capability=CAP_NET_ADMIN,CAP_NET_RAW',
+      `--network-namespace-path=/run/netns/${netns}`,
+      // The root's resolv.conf (127.0.0.1): no query may leave the lab.
+      '--resolv-conf=off',
+      '-M',
+      spec.name,
+      `--hostname=${spec.name}`,
+      '-b',
+    ],
+    {
+      env: { ...CONTROLLER_ENV, SYSTEMD_NSPAWN_LOCK: '0' },
+      cwd: '/',
+      detached: true,
+      stdio: ['ignore', consoleLog, consoleLog],
+    },
+  );
+  fs.closeSync(consoleLog);
+  const nspawnPid = nspawn.pid;
+  if (nspawnPid === undefined) throw new Error(`host ${spec.name}: cannot start systemd-nspawn`);
+  nspawn.unref();
+  fs.writeFileSync(path.join(spec.dir, NSPAWN_PID_FILE), String(nspawnPid));
+  const pid1 = await hostInit(nspawnPid, spec.name);
+  const inHost = (script: string, options: ExecOptions = {}): Promise<CommandResult> =>
+    run('nsenter', [...systemdNsenter(pid1), '--', 'sh', '-c', script], { ...options, env: HOST_ENV });
+
+  // Until systemd listens on its socket, systemctl fails ("offline"): asked again until it answers.
+  const booted = await inHost(
+    `i=0; until s=$(systemctl is-system-running --wait 2>/dev/null); [ "$s" = running ] || [ "$s" = degraded ]; do
+       i=$((i+1)); [ $i -ge ${SYSTEMD_BOOT_TIMEOUT_S * 5} ] && { echo "$s"; exit 1; }; sleep 0.2; done; echo "$s"`,
+    { timeoutMs: SYSTEMD_BOOT_TIMEOUT_S * 1000 },
+  );
+  if (booted.code !== 0) {
+    const tail = fs
+      .readFileSync(path.join(spec.dir, 'console.log'), 'utf8')
+      .split('\n')
+      .slice(-15)
+      .join('\n');
+    throw new Error(`host ${spec.name}: systemd did not finish booting (${booted.stdout.trim()})\n${tail}`);
+  }
+  const setUp = await inHost(systemdSetupScript(mode), { stdin: authorizedKey });
+  if (setUp.code !== 0) {
+    throw new Error(`host ${spec.name}: setting up sshd failed (exit ${setUp.code}): ${setUp.stderr.trim()}`);
+  }
+  const hostKeyLine = setUp.stdout.trim().split('\n').pop()!.split(/\s+/).slice(0, 2).join(' ');
+  const identity = { name: spec.name, address: spec.address, anchorPid: pid1, dir: spec.dir, hostKeyLine };
+  return makeHost({ ...identity, kind: 'systemd' }, systemdHostOps(mode));
+}
+
+/** A pid from a host's pid file, if it still names that host's systemd-nspawn. */
+function liveNspawn(dir: string): number | null {
+  const pid = Number(fs.readFileSync(path.join(dir, NSPAWN_PID_FILE), { encoding: 'utf8', flag: 'r' }));
+  if (!Number.isInteger(pid) || pid <= 1) return null;
+  try {
+    const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return argv[0]?.endsWith('systemd-nspawn') && argv.includes(path.basename(dir)) ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * SIGTERM to systemd-nspawn powers its host off cleanly (units stopped, the
+ * volatile overlay unmounted); whatever still runs after the wait is killed
+ * with the rest of the lab's processes.
+ */
+async function stopSystemdHosts(stateDir: string): Promise<void> {
+  const entries = fs.existsSync(stateDir) ? fs.readdirSync(stateDir) : [];
+  const pids = entries
+    .map((entry) => path.join(stateDir, entry))
+    .filter((dir) => fs.existsSync(path.join(dir, NSPAWN_PID_FILE)))
+    .map((dir) => {
+      try {
+        return liveNspawn(dir);
+      } catch {
+        return null;
+      }
+    })
+    .filter((pid): pid is number => pid !== null);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const giveUpAt = Date.now() + NSPAWN_STOP_TIMEOUT_MS;
+  const alive = (pid: number): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  while (pids.some(alive) && Date.now() < giveUpAt) await sleep(100);
+  pids.filter(alive).forEach(killPid);
+  for (const entry of entries) {
+    // nspawn leaves this empty directory per machine name behind on the controller.
+    fs.rmSync(path.join('/run/systemd/nspawn/propagate', entry), { recursive: true, force: true });
+  }
 }
 
 // ---------------------------------------------------------------------------
 // One host
 
-type HostIdentity = Pick<LabHost, 'name' | 'address' | 'anchorPid' | 'dir' | 'hostKeyLine'>;
+type HostIdentity = Pick<LabHost, 'name' | 'kind' | 'address' | 'anchorPid' | 'dir' | 'hostKeyLine'>;
+
+/** What differs between the kinds of host: how to enter it, and how sshd and fail2ban are run. */
+interface HostOps {
+  nsenter(anchorPid: number): string[];
+  startSshd: string;
+  /** True once sshd (or the socket that starts it) accepts connections on port 22. */
+  listening: string;
+  stopSshd: string;
+  sshdLog: string;
+  /** Scripts run in order before waiting for `fail2ban-client ping`; each may read the stdin given. */
+  startFail2ban: Array<{ script: string; stdin?: string }>;
+}
 
 /** Written only when the test has not provided its own jail.local. */
 const LAB_JAIL_LOCAL = `[DEFAULT]
@@ -592,15 +844,46 @@ const LAB_FAIL2BAN_LOCAL = `[Definition]
 allowipv6 = auto
 `;
 
+const plainHostOps: HostOps = {
+  nsenter: (anchorPid) => ['-t', String(anchorPid), '-n', '-m', '-u'],
+  startSshd: START_SSHD,
+  listening: `[ -s /run/sshd.pid ] && ss -Hltn 'sport = :22' | grep -q .`,
+  stopSshd:
+    'start-stop-daemon --stop --quiet --oknodo --retry 5 --pidfile /run/sshd.pid --exec /usr/sbin/sshd' +
+    ' && rm -f /run/sshd.pid',
+  sshdLog: 'cat /var/log/auth.log',
+  startFail2ban: [
+    { script: '[ -e /etc/fail2ban/jail.local ] || cat > /etc/fail2ban/jail.local', stdin: LAB_JAIL_LOCAL },
+    {
+      script: '[ -e /etc/fail2ban/fail2ban.local ] || cat > /etc/fail2ban/fail2ban.local',
+      stdin: LAB_FAIL2BAN_LOCAL,
+    },
+    { script: 'mkdir -p /run/fail2ban && fail2ban-client -q -x start' },
+  ],
+};
+
+function systemdHostOps(mode: SshdUnitMode): HostOps {
+  return {
+    nsenter: systemdNsenter,
+    startSshd: `systemctl start ${mode === 'socket' ? 'ssh.socket' : 'ssh.service'}`,
+    listening: `ss -Hltn 'sport = :22' | grep -q .`,
+    // In socket mode the socket would start sshd again on the next connection.
+    stopSshd: 'systemctl stop ssh.socket ssh.service',
+    // OpenSSH 10 logs as sshd and, per connection, as sshd-session.
+    sshdLog: 'journalctl --no-pager -q -o cat SYSLOG_IDENTIFIER=sshd SYSLOG_IDENTIFIER=sshd-session',
+    startFail2ban: [{ script: 'systemctl start fail2ban.service' }],
+  };
+}
+
 /** Polls a shell condition inside the host; the loop runs there so it costs one process spawn. */
 function waitUntilScript(condition: string, timeoutSeconds: number): string {
   const tries = timeoutSeconds * 20;
   return `i=0; until ${condition}; do i=$((i+1)); [ $i -ge ${tries} ] && exit 1; sleep 0.05; done`;
 }
 
-function makeHost(identity: HostIdentity): LabHost {
+function makeHost(identity: HostIdentity, ops: HostOps): LabHost {
   const nsenter = (argv: readonly string[], options: ExecOptions = {}): Promise<CommandResult> =>
-    run('nsenter', ['-t', String(identity.anchorPid), '-n', '-m', '-u', '--', ...argv], {
+    run('nsenter', [...ops.nsenter(identity.anchorPid), '--', ...argv], {
       ...options,
       env: HOST_ENV,
     });
@@ -641,31 +924,24 @@ function makeHost(identity: HostIdentity): LabHost {
     },
 
     async startSshd() {
-      await execChecked('starting sshd', START_SSHD);
-      const listening = `[ -s /run/sshd.pid ] && ss -Hltn 'sport = :22' | grep -q .`;
-      await execChecked('waiting for sshd to listen on port 22', waitUntilScript(listening, 10));
+      await execChecked('starting sshd', ops.startSshd);
+      await execChecked('waiting for sshd to listen on port 22', waitUntilScript(ops.listening, 10));
     },
 
     async stopSshd() {
-      await execChecked(
-        'stopping sshd',
-        'start-stop-daemon --stop --quiet --oknodo --retry 5 --pidfile /run/sshd.pid --exec /usr/sbin/sshd' +
-          ' && rm -f /run/sshd.pid',
-      );
+      await execChecked('stopping sshd', ops.stopSshd);
     },
 
+    sshdLog: () => execChecked('reading the sshd log', ops.sshdLog),
+
     async startFail2ban() {
-      await execChecked(
-        'configuring fail2ban',
-        '[ -e /etc/fail2ban/jail.local ] || cat > /etc/fail2ban/jail.local',
-        { stdin: LAB_JAIL_LOCAL },
-      );
-      await execChecked(
-        'configuring fail2ban',
-        '[ -e /etc/fail2ban/fail2ban.local ] || cat > /etc/fail2ban/fail2ban.local',
-        { stdin: LAB_FAIL2BAN_LOCAL },
-      );
-      await execChecked('starting fail2ban', 'mkdir -p /run/fail2ban && fail2ban-client -q -x start');
+      for (const step of ops.startFail2ban) {
+        await execChecked(
+          'starting fail2ban',
+          step.script,
+          step.stdin !== undefined ? { stdin: step.stdin } : {},
+        );
+      }
       await execChecked('waiting for fail2ban', waitUntilScript('fail2ban-client ping >/dev/null 2>&1', 20));
     },
   };
@@ -699,6 +975,9 @@ export function labInventory(
 export async function startLab(options: StartLabOptions): Promise<Lab> {
   validateOptions(options);
   const { id } = options;
+  const kind = options.kind ?? 'plain';
+  // Before any lease: a first build takes minutes, and holds no lab resources meanwhile.
+  const root = kind === 'systemd' ? await ensureSystemdRoot() : undefined;
   // Leftovers of a crashed run with this id go first; a live owner elsewhere makes this throw.
   const subnetIndex = await acquireSubnetIndex(id);
   const subnetOctet = FIRST_SUBNET_OCTET + subnetIndex;
@@ -733,7 +1012,11 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
     ]);
     const authorizedKey = fs.readFileSync(`${privateKeyFile}.pub`, 'utf8');
 
-    const hosts = await createHosts(layout, options.hosts, authorizedKey);
+    const hosts = await createHosts(layout, options.hosts, authorizedKey, {
+      kind,
+      sshdUnit: options.sshdUnit ?? 'service',
+      ...(root !== undefined ? { root } : {}),
+    });
     if (options.fail2ban === true) {
       await forEachLimited(hosts, BRING_UP_CONCURRENCY, (host) => host.startFail2ban());
     }
@@ -743,6 +1026,7 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
 
     return {
       id,
+      kind,
       controllerAddress,
       workstationAddress,
       hosts,
@@ -833,6 +1117,33 @@ let cachedAvailability: { ok: true } | { ok: false; reason: string } | undefined
 export function labAvailability(): { ok: true } | { ok: false; reason: string } {
   cachedAvailability ??= checkAvailability();
   return cachedAvailability;
+}
+
+let cachedSystemdAvailability: { ok: true } | { ok: false; reason: string } | undefined;
+
+/**
+ * Whether this machine can also boot hosts of the systemd kind: a plain lab,
+ * systemd-nspawn, and the root built or debootstrap to build it.
+ */
+export function systemdLabAvailability(): { ok: true } | { ok: false; reason: string } {
+  cachedSystemdAvailability ??= checkSystemdAvailability();
+  return cachedSystemdAvailability;
+}
+
+function checkSystemdAvailability(): { ok: true } | { ok: false; reason: string } {
+  const plain = labAvailability();
+  if (!plain.ok) return plain;
+  const tools = ['systemd-nspawn', 'flock', ...(fs.existsSync(systemdRootPath()) ? [] : ['debootstrap'])];
+  const missing = tools.filter(
+    (tool) => spawnSync('sh', ['-c', 'command -v "$1"', 'sh', tool], { env: CONTROLLER_ENV }).status !== 0,
+  );
+  if (missing.length > 0) {
+    return {
+      ok: false,
+      reason: `missing: ${missing.join(', ')} (apt-get install systemd-container debootstrap)`,
+    };
+  }
+  return { ok: true };
 }
 
 function checkAvailability(): { ok: true } | { ok: false; reason: string } {

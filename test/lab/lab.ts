@@ -1,7 +1,29 @@
 /** The lab for tests: src/lab plus `describeLab`, which knows about jest. */
-import { labAvailability } from '../../src/lab/lab.js';
+import { labAvailability, systemdLabAvailability } from '../../src/lab/lab.js';
+import type { LabHostKind, SshdUnitMode } from '../../src/lab/lab.js';
 
 export * from '../../src/lab/lab.js';
+
+/** A kind of lab host, as startLab takes it. */
+export interface LabKind {
+  kind: LabHostKind;
+  sshdUnit?: SshdUnitMode;
+}
+
+export const PLAIN: LabKind = { kind: 'plain' };
+export const SYSTEMD_SERVICE: LabKind = { kind: 'systemd', sshdUnit: 'service' };
+export const SYSTEMD_SOCKET: LabKind = { kind: 'systemd', sshdUnit: 'socket' };
+
+/** "plain", "systemd/ssh.service", "systemd/ssh.socket": for test names. */
+export function kindLabel(kind: LabKind): string {
+  return kind.kind === 'plain' ? 'plain' : `systemd/ssh.${kind.sshdUnit ?? 'service'}`;
+}
+
+/**
+ * beforeAll's time limit where a lab of the systemd kind starts: its first
+ * start on a machine builds the root (minutes; `npm test` builds it first).
+ */
+export const LAB_START_TIMEOUT_MS = 45 * 60_000;
 
 /**
  * Use instead of `describe` in lab tests. Where no lab can run the tests are
@@ -9,8 +31,8 @@ export * from '../../src/lab/lab.js';
  * lab is a failure: CI must not pass by running nothing. (The time limit for
  * lab tests — bring-up, libwrap's 5 s pause — is jest.config.js's testTimeout.)
  */
-export function describeLab(name: string, body: () => void): void {
-  const availability = labAvailability();
+export function describeLab(name: string, body: () => void, kind: LabKind = PLAIN): void {
+  const availability = kind.kind === 'systemd' ? systemdLabAvailability() : labAvailability();
   if (availability.ok) {
     describe(name, body);
   } else if (process.env.CI === 'true') {
@@ -23,4 +45,13 @@ export function describeLab(name: string, body: () => void): void {
     console.warn(`skipping lab tests "${name}": ${availability.reason}`);
     describe.skip(`${name} (skipped: ${availability.reason})`, body);
   }
+}
+
+/** describeLab once per kind of host, named "NAME [kind]". */
+export function describeLabKinds(
+  name: string,
+  kinds: readonly LabKind[],
+  body: (kind: LabKind) => void,
+): void {
+  for (const kind of kinds) describeLab(`${name} [${kindLabel(kind)}]`, () => body(kind), kind);
 }
