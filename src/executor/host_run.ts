@@ -214,7 +214,6 @@ export async function runPlayOnHost(
 type ChangeStep = BatchStep & { description: string } & (
     | { kind: 'begin' }
     | { kind: 'confirm-target' }
-    | { kind: 'after-handlers' }
     | { kind: 'write'; task: PlannedTask }
     | { kind: 'command'; task: PlannedTask }
     | { kind: 'verify'; task: PlannedTask; check: HostCheck }
@@ -284,6 +283,10 @@ async function applyPlan(
         return toResult(p, 'skipped', `not applied: ${culprit.task.name} ${why}`);
       return toResult(p, plannedStatus(p.plan!));
     });
+  if (guarded?.refusal !== undefined) {
+    // Not a lockout guess but a change that cannot take effect: --force does not override it.
+    return refusal(changing[guarded.index]!, `refused: ${guarded.refusal}. Nothing was changed on this host`);
+  }
   if (guarded && guarded.findings.length > 0 && !safety!.force) {
     return refusal(
       changing[guarded.index]!,
@@ -316,7 +319,6 @@ async function applyPlan(
           ...(safety.backupRoot !== undefined ? { backupRoot: safety.backupRoot } : {}),
         })
       : undefined;
-  const activation = guarded?.activation ?? [];
   const verifications = changing.flatMap((p) =>
     (p.task.resource.verify?.(p.plan!) ?? []).map((check) => ({ p, check })),
   );
@@ -332,12 +334,6 @@ async function applyPlan(
         ]
       : []),
     ...changing.flatMap(changeSteps),
-    ...activation.map((step) => ({
-      kind: 'after-handlers' as const,
-      description: step.description,
-      script: step.script,
-      stopOnFailure: true,
-    })),
     ...verifications.map(({ p, check }) => ({
       kind: 'verify' as const,
       task: p,
@@ -400,18 +396,6 @@ async function applyPlan(
     if (result === undefined) break;
     changeStarted = true;
     const failed = result.exitCode !== 0 ? changeFailure(step, result) : undefined;
-    if (step.kind === 'after-handlers') {
-      if (failed !== undefined) {
-        const last = [...resultOf.values()].findLast((r) => r.status === 'changed');
-        if (last)
-          Object.assign(last, {
-            status: 'failed',
-            error: `${step.description} exited ${result.exitCode}: ${(result.stderr || result.stdout).trim()}`,
-          });
-        failure = step.description;
-      }
-      continue;
-    }
     if (failed !== undefined) {
       resultOf.set(step.task, toResult(step.task, 'failed', failed));
       failure = step.task.task.name;
@@ -434,8 +418,6 @@ async function applyPlan(
         ...guarded.findings.map((f) => `applied despite the lockout guard (--force): ${f}`),
       ];
   }
-  if (activation.length > 0)
-    resultOf.get(changing[guarded!.index]!)?.commands.push(...activation.map((s) => s.description));
   if (!tx) return results;
 
   // 3. Confirm, or restore.

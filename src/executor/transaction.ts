@@ -23,7 +23,7 @@ import { base64Heredoc, shellQuote } from '../transport/shell.js';
 import { formatKnownHostsLine } from '../transport/known_hosts.js';
 import { CommandTimeoutError, HostKeyError, UnreachableError } from '../transport/types.js';
 import type { Connection, ConnectionSpec, ExecResult } from '../transport/types.js';
-import type { CommandStep, ResourcePlan } from '../plan/types.js';
+import type { ResourcePlan } from '../plan/types.js';
 import { parseSshdT } from '../formats/sshd_effective.js';
 import { newMarker } from './host_batch.js';
 import { errorMessage } from '../errors.js';
@@ -35,9 +35,9 @@ import {
   nextPort,
   parseLockoutFacts,
   type GatheredFacts,
-  type SshdActivationFacts,
   type StagedSshdTree,
 } from './guards.js';
+import { socketListenRefusal, sshdRestoreLines, sshdUnitRecordLines } from './sshd_unit.js';
 
 export const BACKUP_ROOT = '/var/backups/sshfix';
 /** Run directories kept per host; older ones are pruned when a new run starts. */
@@ -141,24 +141,6 @@ function restoreFirewallSection(): string[] {
   ];
 }
 
-/** Reload sshd — or start it, when it died — with whatever the host runs. */
-export function sshdReloadLines(): string[] {
-  return [
-    'if [ -d /run/systemd/system ] && systemctl is-active --quiet ssh.socket 2>/dev/null; then',
-    // Socket activation (Ubuntu >= 22.10): Port/ListenAddress live in the socket unit's generator.
-    '  systemctl daemon-reload && systemctl restart ssh.socket || failed=1',
-    'else',
-    '  pid=$(cat /run/sshd.pid 2>/dev/null)',
-    '  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -HUP "$pid" || failed=1',
-    '  elif [ -d /run/systemd/system ]; then systemctl restart ssh.service 2>/dev/null || systemctl restart sshd.service || failed=1',
-    '  elif [ -x /etc/init.d/ssh ]; then service ssh start >/dev/null || failed=1',
-    '  elif [ -x /etc/init.d/sshd ]; then service sshd start >/dev/null || failed=1',
-    '  elif command -v rc-service >/dev/null 2>&1; then rc-service sshd start || failed=1',
-    '  else mkdir -p /run/sshd; /usr/sbin/sshd || failed=1; fi',
-    'fi',
-  ];
-}
-
 /**
  * The host-side rollback. Argument `--again` restores even when the run was
  * already decided (the controller uses it when the timer fired while the run
@@ -193,7 +175,7 @@ export function buildRestoreScript(spec: TransactionSpec): string {
     '}',
     ...files.map((file, i) => `restore_file ${i} ${shellQuote(file)}`),
     ...(spec.firewall ? restoreFirewallSection() : []),
-    ...(spec.reloadSshd ? sshdReloadLines() : []),
+    ...(spec.reloadSshd ? sshdRestoreLines() : []),
     ...(spec.reloadFail2ban
       ? [
           'if command -v fail2ban-client >/dev/null 2>&1 && fail2ban-client ping >/dev/null 2>&1; then',
@@ -294,6 +276,7 @@ export function buildBeginScript(spec: TransactionSpec): string {
     'h=; { read -r h < /proc/sys/kernel/hostname; } 2>/dev/null',
     `printf 'run %s\\ncreated %s\\nhost %s\\ndeadline %ss\\n' ${shellQuote(spec.runId)} ${shellQuote(runIdTime(spec.runId))} "\${h:-unknown}" ${Math.round(spec.confirmTimeoutS)} > "$dir/manifest"`,
     ...backupSection(files),
+    ...(spec.reloadSshd ? sshdUnitRecordLines() : []),
     ...(spec.firewall ? firewallSnapshotSection() : []),
     `{ ${base64Heredoc(buildRestoreScript(spec), 'SSHFIX_RESTORE_EOF')}} > "$dir/restore.sh" && chmod 0700 "$dir/restore.sh" || exit 1`,
     'sync "$dir" "$dir/files" "$dir/restore.sh" 2>/dev/null || sync',
@@ -436,28 +419,6 @@ export function restoreDeadline(tx: Transaction): string {
 }
 
 // ---------------------------------------------------------------------------
-// Socket activation
-
-/**
- * Extra steps after a change of where sshd listens. Under socket activation
- * Port and ListenAddress are turned into the socket unit by a generator, so
- * they need `systemctl daemon-reload` and a restart of ssh.socket; restarting
- * ssh.service alone changes nothing (Launchpad #2069041,
- * willshersystems/ansible-sshd#307). Without socket activation the usual
- * reload handler is enough.
- */
-export function sshdActivationSteps(
-  facts: SshdActivationFacts,
-  changed: { port: boolean; listenAddress: boolean },
-): CommandStep[] {
-  if (!facts.systemd || !facts.sshSocket || (!changed.port && !changed.listenAddress)) return [];
-  return [
-    { description: 'systemctl daemon-reload', script: 'systemctl daemon-reload' },
-    { description: 'systemctl restart ssh.socket', script: 'systemctl restart ssh.socket' },
-  ];
-}
-
-// ---------------------------------------------------------------------------
 // What a run touches
 
 /** A task that will change the host: its resource kind and plan. */
@@ -531,8 +492,8 @@ export interface GuardResult {
   tree: StagedSshdTree;
   facts: GatheredFacts;
   findings: string[];
-  /** Extra steps after the handlers (socket activation). */
-  activation: CommandStep[];
+  /** Why the change cannot take effect on this host (socket activation); --force does not override it. */
+  refusal?: string;
   /** Port or ListenAddress changes: the confirmation must first learn where sshd listens. */
   moves: boolean;
 }
@@ -569,12 +530,13 @@ export function guardCheck(
         marker,
       );
       const changed = listeningChanged(facts);
+      const refusal = socketListenRefusal(facts.activation, changed);
       return {
         index,
         tree,
         facts,
         findings: findLockouts(facts).map((f) => f.message),
-        activation: sshdActivationSteps(facts.activation, changed),
+        ...(refusal !== undefined ? { refusal } : {}),
         moves: changed.port || changed.listenAddress,
       };
     },

@@ -3,6 +3,12 @@
  * whatever init system the host runs. Used mostly as the `reload sshd`
  * handler, so sshd is reloaded once, at the end, and only where something
  * changed.
+ *
+ * sshd started by ssh.socket (socket activation, Ubuntu >= 22.10) is
+ * restarted, never reloaded: on SIGHUP sshd re-executes itself without the
+ * socket's descriptor and dies with "fatal: Cannot bind any address". Its
+ * ssh.service keeps sessions on restart (KillMode=process), and the socket
+ * keeps accepting meanwhile.
  */
 import { shellQuote } from '../transport/shell.js';
 import type { ResourcePlan } from '../plan/types.js';
@@ -18,6 +24,19 @@ export type InitSystem = 'systemd' | 'sysvinit' | 'openrc';
 /** sshd's unit is `ssh` on Debian/Ubuntu and `sshd` elsewhere: either name finds either unit. */
 const ALIASES: Record<string, string[]> = { ssh: ['ssh', 'sshd'], sshd: ['ssh', 'sshd'] };
 
+/** What the detection script found: the init system, the unit (or none), whether its socket starts it. */
+export interface DetectedService {
+  init: InitSystem;
+  unit: string | undefined;
+  /** systemd only: `UNIT.socket` is active, so sshd gets its listening socket from systemd. */
+  socketActivated: boolean;
+}
+
+/**
+ * Prints `INIT UNIT SOCKET` (`-` for no unit; SOCKET `socket` when the
+ * unit's .socket is active under systemd, else `-`). It runs in the read
+ * round trip, so knowing about the socket costs no extra one.
+ */
 export function detectionScript(name: string): string {
   const candidates = (ALIASES[name] ?? [name]).map(shellQuote).join(' ');
   return [
@@ -31,8 +50,19 @@ export function detectionScript(name: string): string {
     '    *) [ -x "/etc/init.d/$n" ] && { unit=$n; break; } ;;',
     '  esac',
     'done',
-    'echo "$init $unit"',
+    's=-',
+    '[ $init = systemd ] && [ -n "$unit" ] && systemctl is-active --quiet "$unit.socket" 2>/dev/null && s=socket',
+    'echo "$init ${unit:--} $s"',
   ].join('\n');
+}
+
+export function parseDetection(stdout: string): DetectedService {
+  const [init = 'sysvinit', unit = '-', socket = '-'] = stdout.trim().split(/\s+/);
+  return {
+    init: init as InitSystem,
+    unit: unit === '-' ? undefined : unit,
+    socketActivated: init === 'systemd' && socket === 'socket',
+  };
 }
 
 const VERB: Record<ServiceArgs['state'], string> = {
@@ -40,6 +70,11 @@ const VERB: Record<ServiceArgs['state'], string> = {
   restarted: 'restart',
   started: 'start',
 };
+
+/** sshd is the one service whose reload kills it under socket activation (see the top of this file). */
+function restartsInsteadOfReload(name: string, socketActivated: boolean): boolean {
+  return socketActivated && ALIASES[name] !== undefined;
+}
 
 /** The command that puts the unit in the wanted state under the given init system. */
 export function serviceCommand(init: InitSystem, unit: string, state: ServiceArgs['state']): string {
@@ -64,7 +99,7 @@ function isRunningScript(init: InitSystem, unit: string): string {
 
 async function planService(args: ServiceArgs, host: HostView): Promise<ResourcePlan> {
   const detected = await host.probe(detectionScript(args.name));
-  const [init, unit] = detected.stdout.trim().split(' ') as [InitSystem, string | undefined];
+  const { init, unit, socketActivated } = parseDetection(detected.stdout);
   const empty = { warnings: [], fileChanges: [] };
   if (!unit) {
     return {
@@ -78,6 +113,17 @@ async function planService(args: ServiceArgs, host: HostView): Promise<ResourceP
     const running = await host.probe(isRunningScript(init, unit));
     if (running.exitCode === 0)
       return { ...empty, action: 'none', messages: [`${unit} is running`], commands: [] };
+  }
+  if (args.state === 'reloaded' && restartsInsteadOfReload(args.name, socketActivated)) {
+    const script = serviceCommand(init, unit, 'restarted');
+    return {
+      ...empty,
+      action: 'change',
+      messages: [
+        `restart ${unit} (${init}; started by ${unit}.socket, whose sshd a reload would kill: it re-executes without the socket)`,
+      ],
+      commands: [{ description: script, script }],
+    };
   }
   const script = serviceCommand(init, unit, args.state);
   return {

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { detectionScript, serviceCommand } from '../../../src/resources/service.js';
+import { detectionScript, parseDetection, serviceCommand } from '../../../src/resources/service.js';
 import { localShell } from '../../support/local_sh.js';
 
 describe('service commands per init system', () => {
@@ -22,10 +22,28 @@ describe('init system and unit detection (real sh)', () => {
     const hasInitScript = fs.existsSync('/etc/init.d/ssh');
     const isSystemd = fs.existsSync('/run/systemd/system');
     const found = await run('sshd');
-    expect(found.stdout.trim()).toBe(
-      `${isSystemd ? 'systemd' : 'sysvinit'} ${hasInitScript || isSystemd ? 'ssh' : ''}`.trim(),
+    const init = isSystemd ? 'systemd' : 'sysvinit';
+    expect(found.stdout.trim()).toMatch(
+      new RegExp(`^${init} ${hasInitScript || isSystemd ? 'ssh' : '-'} (-|socket)$`),
     );
     const missing = await run(`no-such-service-${path.basename(os.tmpdir())}`);
-    expect(missing.stdout.trim()).toBe(isSystemd ? 'systemd' : 'sysvinit');
+    expect(missing.stdout.trim()).toBe(`${init} - -`);
+    expect(parseDetection(missing.stdout)).toEqual({ init, unit: undefined, socketActivated: false });
+  });
+});
+
+describe('what the detection says', () => {
+  test('a socket-activated unit under systemd; never under another init system', () => {
+    expect(parseDetection('systemd ssh socket\n')).toEqual({
+      init: 'systemd',
+      unit: 'ssh',
+      socketActivated: true,
+    });
+    expect(parseDetection('systemd sshd -\n')).toEqual({
+      init: 'systemd',
+      unit: 'sshd',
+      socketActivated: false,
+    });
+    expect(parseDetection('sysvinit ssh socket\n').socketActivated).toBe(false);
   });
 });

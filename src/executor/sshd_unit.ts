@@ -1,0 +1,89 @@
+/**
+ * How sshd runs on a host, as far as putting a configuration into effect and
+ * undoing a run are concerned: no init system or sysvinit (`service ssh
+ * reload`, SIGHUP), systemd with ssh.service (or sshd.service), or systemd
+ * with socket activation (ssh.socket, Ubuntu >= 22.10's default).
+ *
+ * Under socket activation (Accept=no) the listening socket belongs to
+ * systemd and sshd receives it when started. A SIGHUP makes sshd re-execute
+ * itself without it, and the new sshd dies with "fatal: Cannot bind any
+ * address"; so sshd is restarted instead (Debian's and Ubuntu's ssh.service
+ * have KillMode=process: sessions stay up, and the socket keeps accepting
+ * meanwhile). And Port/ListenAddress in sshd_config are ignored: the socket's
+ * ListenStream decides where sshd listens (Launchpad #2069041,
+ * willshersystems/ansible-sshd#307).
+ */
+import type { SshdActivationFacts } from './guards.js';
+
+/**
+ * Begin-script lines: records how sshd runs (`UNIT service|socket` in
+ * `$dir/sshd-unit`) before anything changes, so that the restore, which may
+ * run when sshd or its socket has failed, puts the units back as they were.
+ * Without systemd nothing is recorded.
+ */
+export function sshdUnitRecordLines(): string[] {
+  return [
+    'if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then',
+    '  for n in ssh sshd; do',
+    '    systemctl cat "$n.service" >/dev/null 2>&1 || continue',
+    '    m=service; systemctl is-active --quiet "$n.socket" 2>/dev/null && m=socket',
+    '    echo "$n $m" > "$dir/sshd-unit"; echo "sshd $n.$m" >> "$dir/manifest"; break',
+    '  done',
+    'fi',
+  ];
+}
+
+/**
+ * Restore-script lines that put the restored configuration into effect — or
+ * start sshd, when it died — the way the host ran sshd when the run began.
+ * Sets `failed=1` when a step fails.
+ */
+export function sshdRestoreLines(): string[] {
+  return [
+    'if [ -f "$dir/sshd-unit" ] && command -v systemctl >/dev/null 2>&1; then',
+    '  read -r u m < "$dir/sshd-unit"',
+    // A unit that failed on the changed configuration (or hit its start limit) gets a fresh start.
+    '  systemctl reset-failed "$u.service" "$u.socket" 2>/dev/null',
+    '  if [ "$m" = socket ]; then',
+    // systemd refuses to start a socket whose service still runs ("Socket service … already active").
+    '    if ! systemctl is-active --quiet "$u.socket"; then',
+    '      systemctl stop "$u.service"; systemctl start "$u.socket" || failed=1',
+    '    fi',
+    // A SIGHUP would make sshd re-execute without the socket: restart; sessions and the socket stay.
+    '    if systemctl is-active --quiet "$u.service"; then systemctl restart "$u.service" || failed=1; fi',
+    '  else',
+    '    systemctl reload-or-restart "$u.service" || failed=1',
+    '  fi',
+    'else',
+    '  pid=$(cat /run/sshd.pid 2>/dev/null)',
+    '  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -HUP "$pid" || failed=1',
+    '  elif [ -x /etc/init.d/ssh ]; then service ssh start >/dev/null || failed=1',
+    '  elif [ -x /etc/init.d/sshd ]; then service sshd start >/dev/null || failed=1',
+    '  elif command -v rc-service >/dev/null 2>&1; then rc-service sshd start || failed=1',
+    '  else mkdir -p /run/sshd; /usr/sbin/sshd || failed=1; fi',
+    'fi',
+  ];
+}
+
+/**
+ * Why a change of where sshd listens is refused on this host, if it is: under
+ * socket activation sshd_config's Port and ListenAddress would change nothing
+ * (Debian's ssh.socket has no generator that reads them), and the run would
+ * report a change that never takes effect.
+ */
+export function socketListenRefusal(
+  activation: SshdActivationFacts,
+  changed: { port: boolean; listenAddress: boolean },
+): string | undefined {
+  if (!activation.systemd || !activation.sshSocket) return undefined;
+  const keywords = [changed.port ? 'Port' : '', changed.listenAddress ? 'ListenAddress' : ''].filter(Boolean);
+  if (keywords.length === 0) return undefined;
+  return (
+    `sshd on this host is socket-activated (ssh.socket), so ssh.socket's ListenStream decides where it ` +
+    `listens and ${keywords.join(' and ')} in sshd_config would change nothing. Change ListenStream in a ` +
+    'drop-in (/etc/systemd/system/ssh.socket.d/*.conf; then systemctl daemon-reload and restart ssh.socket), ' +
+    'or leave ' +
+    keywords.join(' and ') +
+    ' as they are'
+  );
+}
