@@ -1,25 +1,34 @@
 /**
  * The other shipped playbooks on real hosts: each converges, the host still
  * takes new connections (from OpenSSH and from sshfix's own ssh2 client),
- * and a second run changes nothing.
+ * and a second run changes nothing. On both kinds of lab host: plain, and
+ * systemd with socket-activated sshd (the one where a reload kills sshd).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describeLab, labInventory, startLab, type Lab } from './lab.js';
+import {
+  describeLabKinds,
+  LAB_START_TIMEOUT_MS,
+  labInventory,
+  PLAIN,
+  startLab,
+  SYSTEMD_SOCKET,
+  type Lab,
+} from './lab.js';
 import { runCli } from '../support/cli.js';
 
-describeLab('shipped playbooks', () => {
+describeLabKinds('shipped playbooks', [PLAIN, SYSTEMD_SOCKET], (kind) => {
   let lab: Lab;
   let work: string;
   let inventory: string;
 
   beforeAll(async () => {
-    lab = await startLab({ id: 'ship', hosts: 2 });
+    lab = await startLab({ id: kind.kind === 'plain' ? 'ship' : 'shipsd', hosts: 2, ...kind });
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-ship-'));
     inventory = path.join(work, 'inventory.yml');
     fs.writeFileSync(inventory, labInventory(lab));
-  }, 120000);
+  }, LAB_START_TIMEOUT_MS);
 
   afterAll(async () => {
     await lab?.destroy();
