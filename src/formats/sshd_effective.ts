@@ -23,11 +23,15 @@ import {
   canonicalKeyword,
   keywordInfo,
   normalizeArgument,
+  penaltiesMatch,
+  releaseNeeded,
   suggestKeyword,
   valueProblem,
   valuesEqual,
   type KeywordInfo,
+  type ReleaseNeed,
 } from './sshd_keywords.js';
+import { versionAtLeast } from './openssh_version.js';
 
 /** Directory relative Include paths are resolved against (sshd's SSHDIR on every major distribution). */
 export const SSH_DIR = '/etc/ssh';
@@ -454,6 +458,20 @@ export function settingLines(name: string, value: SettingValue): { info: Keyword
   }
   if (info.deprecated === true) throw new Error(`${info.name} is deprecated and ignored by OpenSSH`);
   return { info, lines: desiredLines(info, name, value) };
+}
+
+/**
+ * The OpenSSH release a setting needs, from the lines it writes (its
+ * keyword, or a newer one its value needs); undefined when any will do.
+ * Throws as settingLines does.
+ */
+export function settingNeeds(name: string, value: SettingValue): ReleaseNeed | undefined {
+  const { info, lines } = settingLines(name, value);
+  const needs = lines.map((line) => releaseNeeded(info, argsOf(line)));
+  return needs.reduce<ReleaseNeed | undefined>((newest, need) => {
+    if (need === undefined || newest === undefined) return need ?? newest;
+    return versionAtLeast(newest.since, need.since) ? newest : need;
+  }, undefined);
 }
 
 /** sshd reads keywords case-insensitively, and aliases as their keyword: one of two spellings would be lost. */
@@ -976,6 +994,7 @@ export function effectiveMatches(
   const printedArgs = printed.flatMap((p) => p.split(/\s+/)).filter((a) => a !== '');
   const desiredArgs = argsOf(desiredLinesText[0] ?? '');
   if (info.valueType === 'algorithms') return algorithmsMatch(desiredArgs[0] ?? '', printedArgs[0] ?? '');
+  if (info.valueType === 'penalties') return penaltiesMatch(desiredArgs, printedArgs);
   // `IPQoS af21` sets both classes and prints as `ipqos af21 af21`.
   if (info.name === 'IPQoS' && desiredArgs.length === 1) desiredArgs.push(desiredArgs[0] ?? '');
   return sshdTForm(info, desiredArgs) === sshdTForm(info, printedArgs);

@@ -4,6 +4,8 @@
  * what kind of value it takes. Sources: sshd_config(5) of OpenSSH 9.x (keyword
  * list and the "Match" subset) and servconf.c (how each keyword is stored).
  */
+import { formatVersion, openssh, versionAtLeast, type OpenSshVersion } from './openssh_version.js';
+import { parseCidr } from './firewall_cidr.js';
 
 /**
  * How several global occurrences of one keyword combine (servconf.c):
@@ -16,7 +18,21 @@
 export type Multiplicity = 'single' | 'accumulate' | 'list';
 
 /** How values compare: `flag` yes/no, `enum` a case-insensitive word, `time` seconds with s/m/h/d/w units. */
-export type ValueType = 'flag' | 'enum' | 'time' | 'int' | 'octal' | 'maxstartups' | 'string' | 'algorithms';
+export type ValueType =
+  | 'flag'
+  | 'enum'
+  | 'time'
+  | 'int'
+  | 'octal'
+  | 'maxstartups'
+  | 'string'
+  | 'algorithms'
+  /** PerSourcePenalties: `yes`, `no`, or `name:value` items (`authfail:5 noauth:1`). */
+  | 'penalties'
+  /** PerSourceNetBlockSize: `ipv4bits` or `ipv4bits:ipv6bits`. */
+  | 'netblock'
+  /** PerSourcePenaltyExemptList: comma-separated addresses, CIDRs and wildcard patterns. */
+  | 'addresses';
 
 /**
  * How one value from a playbook becomes arguments on the line:
@@ -50,6 +66,15 @@ export interface KeywordInfo {
    * first-match-wins. Duplicates must be removed for a version-proof result.
    */
   readonly lastWinsOnOlderSshd?: boolean;
+  /**
+   * The OpenSSH release that introduced the keyword, where fleets still run
+   * older ones: to an older sshd it is "Bad configuration option", and
+   * sshd -t fails. Undefined for keywords every supported release knows and
+   * for distribution patches (DebianBanner, GSSAPIKeyExchange).
+   */
+  readonly since?: OpenSshVersion;
+  /** The word `none` is a value too (servconf.c: "no limit"). */
+  readonly acceptsNone?: boolean;
   /** Accepted but ignored by OpenSSH 9.x ("Deprecated option"). */
   readonly deprecated?: boolean;
   /** Another spelling sshd maps to the same option (e.g. ChallengeResponseAuthentication). */
@@ -151,7 +176,7 @@ const KEYWORD_SPECS: Record<string, Spec> = {
   Banner: single('string', true),
   CASignatureAlgorithms: single('algorithms', true),
   ChallengeResponseAuthentication: { ...flag(true), aliasOf: 'KbdInteractiveAuthentication' },
-  ChannelTimeout: list(true),
+  ChannelTimeout: { ...list(true), since: openssh('9.2') },
   ChrootDirectory: single('string', true),
   Ciphers: single('algorithms', false),
   ClientAliveCountMax: single('int', true),
@@ -196,13 +221,13 @@ const KEYWORD_SPECS: Record<string, Spec> = {
   ListenAddress: accumulate('line', false),
   LoginGraceTime: single('time', false),
   LogLevel: enumeration(true, LOG_LEVELS),
-  LogVerbose: list(true),
+  LogVerbose: { ...list(true), since: openssh('8.5') },
   MACs: single('algorithms', false),
   Match: accumulate('line', true),
   MaxAuthTries: single('int', true),
   MaxSessions: single('int', true),
   MaxStartups: single('maxstartups', false, { lastWinsOnOlderSshd: true }),
-  ModuliFile: single('string', false),
+  ModuliFile: single('string', false, { since: openssh('8.6') }),
   PasswordAuthentication: flag(true),
   PermitEmptyPasswords: flag(true),
   PermitListen: list(true),
@@ -218,10 +243,16 @@ const KEYWORD_SPECS: Record<string, Spec> = {
   PermitTunnel: enumeration(true, ['yes', 'point-to-point', 'ethernet', 'no']),
   PermitUserEnvironment: single('string', false),
   PermitUserRC: flag(true),
-  PerSourceMaxStartups: single('string', false, { lastWinsOnOlderSshd: true }),
-  PerSourceNetBlockSize: single('string', false, { lastWinsOnOlderSshd: true }),
-  PerSourcePenalties: list(false),
-  PerSourcePenaltyExemptList: single('string', false),
+  // PerSourceMaxStartups and PerSourceNetBlockSize: OpenSSH 8.5; the penalties: 9.8 (servconf.c history).
+  PerSourceMaxStartups: single('int', false, {
+    lastWinsOnOlderSshd: true,
+    acceptsNone: true,
+    since: openssh('8.5'),
+  }),
+  PerSourceNetBlockSize: single('netblock', false, { lastWinsOnOlderSshd: true, since: openssh('8.5') }),
+  // Each name:value item is first-wins on its own; the planner treats the first line as the value.
+  PerSourcePenalties: { ...list(false, 'penalties'), since: openssh('9.8') },
+  PerSourcePenaltyExemptList: single('addresses', false, { since: openssh('9.8') }),
   PidFile: single('string', false),
   Port: accumulate('line', false),
   PrintLastLog: flag(false),
@@ -229,16 +260,19 @@ const KEYWORD_SPECS: Record<string, Spec> = {
   PubkeyAcceptedAlgorithms: single('algorithms', true),
   PubkeyAcceptedKeyTypes: { ...single('algorithms', true), aliasOf: 'PubkeyAcceptedAlgorithms' },
   PubkeyAuthentication: flag(true),
-  PubkeyAuthOptions: list(true, 'enum', ['none', 'touch-required', 'verify-required']),
-  RefuseConnection: flag(true),
+  PubkeyAuthOptions: {
+    ...list(true, 'enum', ['none', 'touch-required', 'verify-required']),
+    since: openssh('8.2'),
+  },
+  RefuseConnection: { ...flag(true), since: openssh('9.9') },
   RekeyLimit: words(true),
-  RequiredRSASize: single('int', false),
+  RequiredRSASize: single('int', false, { since: openssh('9.1') }),
   // Several files since OpenSSH 10.1.
   RevokedKeys: words(true),
-  SecurityKeyProvider: single('string', false),
+  SecurityKeyProvider: single('string', false, { since: openssh('8.2') }),
   SetEnv: list(true),
-  SshdAuthPath: single('string', false),
-  SshdSessionPath: single('string', false),
+  SshdAuthPath: single('string', false, { since: openssh('10.0') }),
+  SshdSessionPath: single('string', false, { since: openssh('9.8') }),
   StreamLocalBindMask: single('octal', true, { lastWinsOnOlderSshd: true }),
   StreamLocalBindUnlink: flag(true),
   StrictModes: flag(false),
@@ -246,7 +280,7 @@ const KEYWORD_SPECS: Record<string, Spec> = {
   SyslogFacility: enumeration(false, SYSLOG_FACILITIES),
   TCPKeepAlive: flag(false),
   TrustedUserCAKeys: single('string', true),
-  UnusedConnectionTimeout: single('time', true),
+  UnusedConnectionTimeout: single('time', true, { acceptsNone: true, since: openssh('9.2') }),
   UseDNS: flag(false),
   UsePAM: flag(false),
   VersionAddendum: restOfLine(false),
@@ -352,6 +386,13 @@ export function normalizeArgument(info: KeywordInfo | undefined, arg: string): s
     }
     case 'int':
       return /^\d+$/.test(arg) ? String(Number(arg)) : arg;
+    case 'penalties':
+      return normalizePenalty(arg);
+    case 'netblock': {
+      // `24` leaves IPv6 at its default: sshd -T prints `24:128`.
+      const [v4, v6 = '128'] = arg.split(':');
+      return /^\d+(:\d+)?$/.test(arg) ? `${Number(v4)}:${Number(v6)}` : arg;
+    }
     case 'octal':
       return /^[0-7]+$/.test(arg) ? parseInt(arg, 8).toString(8) : arg;
     case 'maxstartups':
@@ -389,6 +430,7 @@ const INT_MAX = 2 ** 31 - 1;
  */
 export function valueProblem(info: KeywordInfo, args: readonly string[]): string | undefined {
   if (info.valueType === 'string') return undefined;
+  if (info.valueType === 'penalties') return penaltiesProblem(args);
   if (info.name === 'IPQoS') {
     if (args.length < 1 || args.length > 2) return 'takes one or two traffic classes';
     const bad = args.find((a) => !isIpqos(a));
@@ -402,6 +444,7 @@ export function valueProblem(info: KeywordInfo, args: readonly string[]): string
   }
   if (args.length !== 1) return `takes one value, got ${args.length}`;
   const arg = args[0] ?? '';
+  if (info.acceptsNone === true && arg === 'none') return undefined;
   switch (info.valueType) {
     case 'flag':
       return /^(yes|no)$/i.test(arg) ? undefined : `${quoted(arg)} is not yes or no`;
@@ -416,12 +459,15 @@ export function valueProblem(info: KeywordInfo, args: readonly string[]): string
         ? undefined
         : `${quoted(arg)} is not an octal mode (0-0777)`;
     case 'time':
-      if (info.name === 'UnusedConnectionTimeout' && arg === 'none') return undefined;
       return parseTimeValue(arg) === undefined
         ? `${quoted(arg)} is not a time (seconds, or a number with s, m, h, d or w: 90, 5m, 1h30m)`
         : undefined;
     case 'maxstartups':
       return maxStartupsProblem(arg);
+    case 'netblock':
+      return netBlockProblem(arg);
+    case 'addresses':
+      return addressListProblem(arg);
     case 'algorithms':
       // A comma-separated list, optionally starting with +, - or ^ (sshd_config(5), Ciphers).
       return /^[+\-^]?[^,\s]+(,[^,\s]+)*$/.test(arg)
@@ -457,4 +503,145 @@ function maxStartupsProblem(arg: string): string | undefined {
   if (start > full) return `${quoted(arg)}: start (${start}) is above full (${full})`;
   if (rate < 1 || rate > 100) return `${quoted(arg)}: rate (${rate}) is not a percentage from 1 to 100`;
   return undefined;
+}
+
+/**
+ * PerSourcePenalties items (servconf.c sPerSourcePenalties): a time for each
+ * kind of offence and for the bounds, a count of tracked sources, and what
+ * to do when the table overflows. Names and modes are case-sensitive
+ * (strprefix, strcmp); the release that added each item is its `since`.
+ */
+const PENALTY_ITEMS: Record<string, { kind: 'time' | 'count' | 'overflow'; since: OpenSshVersion }> = {
+  crash: { kind: 'time', since: openssh('9.8') },
+  authfail: { kind: 'time', since: openssh('9.8') },
+  noauth: { kind: 'time', since: openssh('9.8') },
+  'grace-exceeded': { kind: 'time', since: openssh('9.8') },
+  max: { kind: 'time', since: openssh('9.8') },
+  min: { kind: 'time', since: openssh('9.8') },
+  'max-sources4': { kind: 'count', since: openssh('9.8') },
+  'max-sources6': { kind: 'count', since: openssh('9.8') },
+  overflow: { kind: 'overflow', since: openssh('9.8') },
+  overflow6: { kind: 'overflow', since: openssh('9.8') },
+  refuseconnection: { kind: 'time', since: openssh('9.9') },
+  invaliduser: { kind: 'time', since: openssh('10.3') },
+};
+
+function splitPenalty(arg: string): { name: string; value: string } | undefined {
+  const colon = arg.indexOf(':');
+  return colon === -1 ? undefined : { name: arg.slice(0, colon), value: arg.slice(colon + 1) };
+}
+
+/**
+ * Why sshd would refuse a PerSourcePenalties line. `yes` and `no` stand
+ * alone ("argument must appear alone"); sshd_config(5)'s `off` is not a
+ * word sshd takes. Times are whole seconds with units, as every release
+ * from 9.8 reads them (fractions need 10.3).
+ */
+function penaltiesProblem(args: readonly string[]): string | undefined {
+  if (args.length === 0) return 'takes yes, no, or name:value items (authfail:5 noauth:1)';
+  const alone = args.find((a) => /^(yes|no|off)$/i.test(a));
+  if (alone !== undefined) {
+    if (/^off$/i.test(alone)) return `${quoted(alone)} is not a value sshd takes: use no`;
+    if (args.length > 1) return `${quoted(alone)} must appear alone`;
+    return undefined;
+  }
+  for (const arg of args) {
+    const item = splitPenalty(arg);
+    const spec = item && PENALTY_ITEMS[item.name];
+    if (item === undefined || spec === undefined)
+      return `${quoted(arg)} is not a penalty item (${Object.keys(PENALTY_ITEMS)
+        .map((n) => `${n}:`)
+        .join(', ')})`;
+    if (spec.kind === 'time' && parseTimeValue(item.value) === undefined)
+      return `${quoted(arg)}: ${quoted(item.value)} is not a time (seconds, or a number with s, m, h, d or w)`;
+    if (spec.kind === 'count' && !(/^\d+$/.test(item.value) && Number(item.value) <= INT_MAX))
+      return `${quoted(arg)}: ${quoted(item.value)} is not a whole number`;
+    if (spec.kind === 'overflow' && item.value !== 'deny-all' && item.value !== 'permissive')
+      return `${quoted(arg)}: ${quoted(item.value)} is not deny-all or permissive`;
+  }
+  return undefined;
+}
+
+/** `authfail:1m` → `authfail:60`, `YES` → `yes`: the form sshd -T prints before 10.3. */
+function normalizePenalty(arg: string): string {
+  if (/^(yes|no)$/i.test(arg)) return arg.toLowerCase();
+  const item = splitPenalty(arg);
+  if (item === undefined || PENALTY_ITEMS[item.name]?.kind !== 'time') return arg;
+  // sshd -T of 10.3 and later prints fractions: `crash:90.000000`.
+  const seconds = /^\d+(\.\d+)?$/.test(item.value) ? Number(item.value) : parseTimeValue(item.value);
+  return seconds === undefined ? arg : `${item.name}:${seconds}`;
+}
+
+/**
+ * Whether sshd -T's `persourcepenalties` line shows what a playbook asked
+ * for: sshd -T prints every item, the playbook names only the ones it sets.
+ * `yes` holds when penalties are on at all.
+ */
+export function penaltiesMatch(desired: readonly string[], printed: readonly string[]): boolean {
+  const want = desired.map(normalizePenalty);
+  const have = printed.map(normalizePenalty);
+  if (want.length === 1 && want[0] === 'yes') return have.length > 0 && have[0] !== 'no';
+  if (want.length === 1 && want[0] === 'no') return have.length === 1 && have[0] === 'no';
+  return want.every((item) => have.includes(item));
+}
+
+/** servconf.c sPerSourceNetBlockSize: `%d:%d`, IPv4 bits 0-32, IPv6 bits 0-128. */
+function netBlockProblem(arg: string): string | undefined {
+  const found = /^(\d+)(?::(\d+))?$/.exec(arg);
+  if (found === null) return `${quoted(arg)} is not ipv4bits or ipv4bits:ipv6bits (24, 24:56)`;
+  if (Number(found[1]) > 32) return `${quoted(arg)}: IPv4 bits (${found[1]}) is above 32`;
+  if (found[2] !== undefined && Number(found[2]) > 128)
+    return `${quoted(arg)}: IPv6 bits (${found[2]}) is above 128`;
+  return undefined;
+}
+
+/**
+ * addrmatch.c addr_match_list(NULL, list), as servconf.c checks
+ * PerSourcePenaltyExemptList: comma-separated entries, each optionally
+ * negated with `!`; an address or CIDR must have a valid mask length and no
+ * host bits. sshd takes any other text as a wildcard pattern that can only
+ * match an address, so an entry that is neither an address nor a pattern
+ * (`admin.example.org`, `10.0.0.300`) exempts nothing: refused here.
+ */
+function addressListProblem(arg: string): string | undefined {
+  if (arg === 'none') return undefined;
+  for (const raw of arg.split(',')) {
+    const entry = raw.startsWith('!') ? raw.slice(1) : raw;
+    if (entry === '') return `${quoted(arg)} has an empty entry`;
+    if (/[*?]/.test(entry)) continue;
+    const parsed = parseCidr(entry);
+    if (parsed.error !== undefined) return `${quoted(arg)}: ${parsed.error}`;
+  }
+  return undefined;
+}
+
+/** What in a setting needs a newer sshd than some: the keyword, or one of its values. */
+export interface ReleaseNeed {
+  /** "PerSourcePenaltyExemptList", or "PerSourcePenalties refuseconnection:". */
+  readonly what: string;
+  readonly since: OpenSshVersion;
+}
+
+/**
+ * The newest OpenSSH release a line of `info`'s keyword with `args` needs,
+ * or undefined when any release will do: the keyword's own `since`, or a
+ * newer one for one of its values (PerSourcePenalties `refuseconnection:`).
+ */
+export function releaseNeeded(info: KeywordInfo, args: readonly string[]): ReleaseNeed | undefined {
+  if (info.since === undefined) return undefined;
+  let need: ReleaseNeed = { what: info.name, since: info.since };
+  if (info.valueType === 'penalties') {
+    for (const arg of args) {
+      const name = splitPenalty(arg)?.name;
+      const since = name === undefined ? undefined : PENALTY_ITEMS[name]?.since;
+      if (since !== undefined && !versionAtLeast(need.since, since))
+        need = { what: `${info.name} ${name}:`, since };
+    }
+  }
+  return need;
+}
+
+/** "PerSourcePenaltyExemptList (OpenSSH ≥ 9.8)". */
+export function describeNeed(need: ReleaseNeed): string {
+  return `${need.what} (OpenSSH ≥ ${formatVersion(need.since)})`;
 }

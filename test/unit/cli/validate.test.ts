@@ -166,6 +166,23 @@ describe('exit 1 with file:line:column', () => {
     });
   });
 
+  test('values of keywords newer than some hosts are checked offline all the same, at their line', async () => {
+    const settings = [
+      '          PerSourcePenaltyExemptList: "{{ admin_network }}"',
+      '          PerSourcePenalties: "authfail:5 off"',
+      '          PerSourceNetBlockSize: "24:129"',
+    ].join('\n');
+    const pb = write('p.yml', limitsPlaybook('3').replace('          MaxAuthTries: 3', settings));
+    const inventory = write('hosts.yml', INVENTORY);
+    const run = await runCli(['validate', pb, '-i', inventory, '-e', 'admin_network=10.20.0.5/16']);
+    expect(run.code).toBe(1);
+    expect(run.stderr.split('\n').filter((l) => l.includes(': error: '))).toEqual([
+      `${pb}:7:11: error: PerSourcePenaltyExemptList: "10.20.0.5/16": '10.20.0.5/16' has host bits set (did you mean 10.20.0.0/16?)`,
+      `${pb}:8:11: error: PerSourcePenalties: "off" is not a value sshd takes: use no`,
+      `${pb}:9:11: error: PerSourceNetBlockSize: "24:129": IPv6 bits (129) is above 128`,
+    ]);
+  });
+
   test('bad connection variables of every selected host, and errors in the inventory file itself', () => {
     const pb = write('p.yml', limitsPlaybook('3'));
     const badPorts = write(
