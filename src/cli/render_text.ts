@@ -51,9 +51,14 @@ export function renderHost(result: HostResult, style: TextStyle): string {
     const label = t.status.padEnd(8);
     const kind = t.handler ? `${t.resource}, handler` : t.resource;
     out.push(`  ${paint(style, STATUS_COLOR[t.status], label)} ${t.task} [${kind}]`);
-    for (const m of t.messages) out.push(`           ${m}`);
+    // A skipped task's reason is its error; its messages, when they are that reason, are not repeated.
+    const skipReason = t.status === 'skipped' ? t.error : undefined;
+    const messages = skipReason !== undefined && t.messages.join('; ') === skipReason ? [] : t.messages;
+    for (const m of messages) out.push(`           ${m}`);
     for (const w of t.warnings) out.push(`           ${paint(style, 'yellow', `warning: ${w}`)}`);
-    if (t.error) out.push(`           ${paint(style, 'red', t.error)}`);
+    if (skipReason !== undefined)
+      out.push(`           ${paint(style, 'cyan', `skipped: ${result.host}: ${skipReason}`)}`);
+    else if (t.error) out.push(`           ${paint(style, 'red', t.error)}`);
     if (style.diff && t.diff && t.status !== 'ok') {
       out.push(
         colorDiff(style, t.diff)

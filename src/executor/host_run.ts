@@ -90,6 +90,12 @@ export function renderDiff(plan: ResourcePlan): string {
 }
 
 function toResult(p: PlannedTask, status: TaskStatus, error?: string): TaskResult {
+  // A task its plan skips says why where a task the run skips does: JSON's error, JUnit's <skipped message>.
+  const skipReason =
+    status === 'skipped' && p.plan?.action === 'skip' && p.plan.messages.length > 0
+      ? p.plan.messages.join('; ')
+      : undefined;
+  error ??= skipReason;
   return {
     play: p.task.play,
     task: p.task.name,

@@ -12,13 +12,15 @@ import {
   duplicateSetting,
   planSshdSettings,
   settingLines,
+  settingNeeds,
   stageTreeForValidation,
   parseSshdT,
   unmatchedConnectionSpec,
   effectiveMatches,
   type SettingValue,
 } from '../formats/sshd_effective.js';
-import { keywordInfo, suggestKeyword } from '../formats/sshd_keywords.js';
+import { describeNeed, keywordInfo, suggestKeyword, type ReleaseNeed } from '../formats/sshd_keywords.js';
+import { formatVersion, parseOpenSshVersion, versionAtLeast } from '../formats/openssh_version.js';
 import { assertNoControlChars } from '../formats/control_chars.js';
 import { errorMessage } from '../errors.js';
 import type { ArgumentProblem, HostCheck, HostView, ResourceKind } from './types.js';
@@ -48,9 +50,42 @@ interface SshdPlanData {
 
 const SSHD_LOCATIONS = ['/usr/sbin/sshd', '/usr/local/sbin/sshd', '/sbin/sshd', '/usr/bin/sshd'];
 
-/** Absolute path of sshd: the remote PATH of a non-login shell often lacks /usr/sbin. */
-// PATH is searched last, and only then: `$(...)` costs a fork on every host.
-const FIND_SSHD = `for p in ${SSHD_LOCATIONS.join(' ')}; do [ -x "$p" ] && { echo "$p"; exit 0; }; done; p=$(command -v sshd 2>/dev/null) && [ -x "$p" ] && { echo "$p"; exit 0; }; exit 1`;
+/**
+ * Absolute path of sshd: the remote PATH of a non-login shell often lacks
+ * /usr/sbin. With `withRelease`, what `sshd -V` prints follows on the next
+ * lines (sshd -V exits 1 on releases without it, after the same line).
+ */
+// PATH is searched last, and only then: `$(...)` costs a fork on every host. So does sshd -V:
+// it runs only for settings that some release does not know.
+function findSshdScript(withRelease: boolean): string {
+  const found = `{ echo "$p"; ${withRelease ? '"$p" -V 2>&1; ' : ''}exit 0; }`;
+  return `for p in ${SSHD_LOCATIONS.join(' ')}; do [ -x "$p" ] && ${found}; done; p=$(command -v sshd 2>/dev/null) && [ -x "$p" ] && ${found}; exit 1`;
+}
+
+/**
+ * Why this host's sshd must not get the settings: each one its release does
+ * not know ("sshd 9.2 does not know PerSourcePenaltyExemptList (OpenSSH ≥
+ * 9.8)"), or, when the release cannot be told (not OpenSSH, sshd -V
+ * failed), every one that needs some release. Empty when all may be written.
+ */
+export function settingsUnknownToSshd(
+  needs: readonly ReleaseNeed[],
+  sshd: string,
+  versionOutput: string,
+): string[] {
+  if (needs.length === 0) return [];
+  const version = parseOpenSshVersion(versionOutput);
+  if (version === undefined) {
+    const printed = versionOutput.trim().split('\n')[0] ?? '';
+    return [
+      `cannot tell which OpenSSH release ${sshd} is (sshd -V printed ${printed === '' ? 'nothing' : JSON.stringify(printed)}): ` +
+        `not writing ${needs.map(describeNeed).join(', ')}`,
+    ];
+  }
+  return needs
+    .filter((need) => !versionAtLeast(version, need.since))
+    .map((need) => `sshd ${formatVersion(version)} does not know ${describeNeed(need)}`);
+}
 
 export function renderSettingValue(value: SettingValue): string[] {
   const one = (v: string | number | boolean): string =>
@@ -60,8 +95,17 @@ export function renderSettingValue(value: SettingValue): string[] {
 
 async function planSshdConfig(args: SshdConfigArgs, host: HostView): Promise<ResourcePlan> {
   const mainPath = args.path ?? DEFAULT_SSHD_CONFIG;
-  const [found, tree] = await Promise.all([host.probe(FIND_SSHD), readSshdTree(host, mainPath)]);
   const settings = args.settings ?? {};
+  const needs = Object.entries(settings).flatMap(([keyword, value]) => settingNeeds(keyword, value) ?? []);
+  const [found, tree] = await Promise.all([
+    host.probe(findSshdScript(needs.length > 0)),
+    readSshdTree(host, mainPath),
+  ]);
+  const [sshdPath = '', ...versionLines] = found.stdout.split('\n');
+  // A keyword the release does not know would fail sshd -t: the whole task is skipped, and says why.
+  const unknown = found.exitCode === 0 ? settingsUnknownToSshd(needs, sshdPath, versionLines.join('\n')) : [];
+  if (unknown.length > 0)
+    return { action: 'skip', messages: unknown, warnings: [], fileChanges: [], commands: [] };
   const { files, decisions } = planSshdSettings(tree, settings, args.remove ?? []);
   const fileChanges: FileChange[] = [];
   const throughLinks: string[] = [];
@@ -99,7 +143,7 @@ async function planSshdConfig(args: SshdConfigArgs, host: HostView): Promise<Res
   const stageRoot = `/run/sshfix/stage-${digest}`;
   const staged = stageTreeForValidation(tree, files, stageRoot);
   const data: SshdPlanData = {
-    sshd: found.stdout.trim(),
+    sshd: sshdPath.trim(),
     mainPath,
     stageRoot,
     stagedMain: staged.mainPath,

@@ -41,6 +41,21 @@ describe('text output', () => {
     expect(renderHost(result, { color: false, diff: false, check: false })).not.toContain('+MaxAuthTries 4');
   });
 
+  test('a skipped task says once which host skipped it and why', () => {
+    const reason = 'sshd 9.2 does not know PerSourcePenaltyExemptList (OpenSSH ≥ 9.8)';
+    const result = host('web01', [task('skipped', { messages: [reason], error: reason })]);
+    const text = renderHost(result, { color: false, diff: true, check: false });
+    expect(text).toBe(
+      `web01 (web01.example)\n  skipped  t-skipped [sshd_config]\n           skipped: web01: ${reason}\n`,
+    );
+    const notApplied = host('web01', [
+      task('skipped', { messages: ['MaxAuthTries 2 → 4'], error: 'not applied: other task failed' }),
+    ]);
+    expect(renderHost(notApplied, { color: false, diff: false, check: false })).toContain(
+      '           MaxAuthTries 2 → 4\n           skipped: web01: not applied: other task failed\n',
+    );
+  });
+
   test('recap counts per host; check mode says nothing was changed', () => {
     const results = [host('a', [task('ok'), task('changed'), task('failed')]), host('bb', [], true)];
     const recap = renderRecap(results, { color: false, diff: false, check: true });

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,10 +7,21 @@ import { serviceResource } from '../../../src/resources/service.js';
 import { sshdConfigResource } from '../../../src/resources/sshd_config.js';
 import type { ResourceKind } from '../../../src/resources/types.js';
 import { localShell } from '../../support/local_sh.js';
+import {
+  formatVersion,
+  openssh,
+  parseOpenSshVersion,
+  versionAtLeast,
+} from '../../../src/formats/openssh_version.js';
 
 const haveSshd = fs.existsSync('/usr/sbin/sshd');
 
 /** An sshd_config task on `file` (a stand-alone main file: no Include of the machine's drop-ins). */
+/** This machine's sshd release (sshd -V prints it on stderr). */
+const localRelease = haveSshd
+  ? parseOpenSshVersion(spawnSync('/usr/sbin/sshd', ['-V'], { encoding: 'utf8' }).stderr)
+  : undefined;
+
 function sshdTask(file: string, name: string, settings: Record<string, string | number>): BoundTask {
   return {
     play: 'p',
@@ -164,5 +176,35 @@ async function inTempDir(body: (dir: string) => Promise<void>): Promise<void> {
       expect(results[0]!.messages).toContain(`${link} is a symbolic link: writing its target ${real}`);
       expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
       expect(fs.readFileSync(real, 'utf8')).toBe('Port 22\nMaxAuthTries 4\nMaxSessions 5\n');
+    }));
+
+  test('the sshd release is read in the same round trip, and a keyword it lacks skips its task with the reason', () =>
+    inTempDir(async (dir) => {
+      const file = path.join(dir, 'sshd_config');
+      const before = 'Port 22\nMaxAuthTries 2\n';
+      fs.writeFileSync(file, before);
+      const roundTrips = async (tasks: BoundTask[]) => {
+        const conn = localShell();
+        await run(conn, dir, tasks, true);
+        return conn.scripts.length;
+      };
+      const tries = sshdTask(file, 'tries', { MaxAuthTries: 4 });
+      const exempt = sshdTask(file, 'exempt', { PerSourcePenaltyExemptList: '10.20.0.0/16' });
+      expect(await roundTrips([tries, exempt])).toBe(await roundTrips([tries]));
+
+      const results = await run(localShell(), dir, [exempt, tries], false);
+      if (localRelease !== undefined && !versionAtLeast(localRelease, openssh('9.8'))) {
+        const reason = `sshd ${formatVersion(localRelease)} does not know PerSourcePenaltyExemptList (OpenSSH ≥ 9.8)`;
+        expect(results.map((r) => [r.task, r.status, r.error])).toEqual([
+          ['exempt', 'skipped', reason],
+          ['tries', 'changed', undefined],
+        ]);
+        expect(fs.readFileSync(file, 'utf8')).toBe('Port 22\nMaxAuthTries 4\n');
+      } else {
+        expect(results.map((r) => [r.task, r.status, r.error])).toEqual([
+          ['exempt', 'changed', undefined],
+          ['tries', 'changed', undefined],
+        ]);
+      }
     }));
 });
