@@ -82,11 +82,18 @@ describeLab('playbooks/fix-connection-reset.yml', () => {
     const report = JSON.parse(apply.stdout) as {
       hosts: Record<
         string,
-        { failed: number; unreachable: boolean; tasks: Array<{ task: string; error?: string }> }
+        {
+          failed: number;
+          unreachable: boolean;
+          tasks: Array<{ task: string; status: string; error?: string }>;
+        }
       >;
     };
     for (const h of lab.hosts) {
-      const failures = report.hosts[h.name]!.tasks.filter((t) => t.error).map((t) => `${t.task}: ${t.error}`);
+      // A skipped task has an error too: why it was skipped (OpenSSH 9.2 has no PerSourcePenaltyExemptList).
+      const failures = report.hosts[h.name]!.tasks.filter((t) => t.status === 'failed').map(
+        (t) => `${t.task}: ${t.error}`,
+      );
       expect({ host: h.name, failures }).toEqual({ host: h.name, failures: [] });
     }
     expect(apply.code).toBe(0);
