@@ -68,11 +68,7 @@ function findSshdScript(withRelease: boolean): string {
  * 9.8)"), or, when the release cannot be told (not OpenSSH, sshd -V
  * failed), every one that needs some release. Empty when all may be written.
  */
-export function settingsUnknownToSshd(
-  needs: readonly ReleaseNeed[],
-  sshd: string,
-  versionOutput: string,
-): string[] {
+function settingsUnknownToSshd(needs: readonly ReleaseNeed[], sshd: string, versionOutput: string): string[] {
   if (needs.length === 0) return [];
   const version = parseOpenSshVersion(versionOutput);
   if (version === undefined) {
