@@ -645,3 +645,41 @@ export function releaseNeeded(info: KeywordInfo, args: readonly string[]): Relea
 export function describeNeed(need: ReleaseNeed): string {
   return `${need.what} (OpenSSH ≥ ${formatVersion(need.since)})`;
 }
+
+/**
+ * A PerSourcePenaltyExemptList value with each IPv4 entry also in its
+ * IPv4-mapped IPv6 form (10.0.0.0/24 → ::ffff:10.0.0.0/120), after it.
+ * sshd matches the list against the connection's peer address as the socket
+ * gives it (srclimit.c). A listener on [::], as ssh.socket's
+ * `ListenStream=22` is, gets IPv4 clients as ::ffff:a.b.c.d, which no IPv4
+ * entry matches, while the log lines show the plain address (canohost.c
+ * normalises mapped addresses for them). With both forms the entry means what
+ * its author meant on every listener. Entries already mapped are kept once.
+ */
+export function withIpv4MappedEntries(list: string): string {
+  if (list === 'none') return list;
+  const entries = list.split(',');
+  const present = new Set(entries);
+  const out: string[] = [];
+  for (const entry of entries) {
+    out.push(entry);
+    const negated = entry.startsWith('!');
+    const body = negated ? entry.slice(1) : entry;
+    const mapped = ipv4MappedForm(body);
+    const written = mapped === undefined ? undefined : `${negated ? '!' : ''}${mapped}`;
+    if (written !== undefined && !present.has(written)) {
+      out.push(written);
+      present.add(written);
+    }
+  }
+  return out.join(',');
+}
+
+/** `10.0.0.0/24` → `::ffff:10.0.0.0/120`, `10.0.*` → `::ffff:10.0.*`; undefined for anything not IPv4. */
+function ipv4MappedForm(entry: string): string | undefined {
+  if (/[*?]/.test(entry)) return /^[0-9.*?]+$/.test(entry) ? `::ffff:${entry}` : undefined;
+  const cidr = parseCidr(entry, { allowHostBits: true }).cidr;
+  if (cidr === undefined || cidr.family !== 4) return undefined;
+  const [address = ''] = entry.split('/');
+  return `::ffff:${address}/${96 + cidr.prefix}`;
+}

@@ -19,7 +19,14 @@ import {
   effectiveMatches,
   type SettingValue,
 } from '../formats/sshd_effective.js';
-import { describeNeed, keywordInfo, suggestKeyword, type ReleaseNeed } from '../formats/sshd_keywords.js';
+import {
+  canonicalKeyword,
+  describeNeed,
+  keywordInfo,
+  suggestKeyword,
+  withIpv4MappedEntries,
+  type ReleaseNeed,
+} from '../formats/sshd_keywords.js';
 import { formatVersion, parseOpenSshVersion, versionAtLeast } from '../formats/openssh_version.js';
 import { assertNoControlChars } from '../formats/control_chars.js';
 import { errorMessage } from '../errors.js';
@@ -89,9 +96,24 @@ export function renderSettingValue(value: SettingValue): string[] {
   return Array.isArray(value) ? value.map(one) : [one(value)];
 }
 
+/**
+ * The settings as they are written: a PerSourcePenaltyExemptList also names
+ * its IPv4 networks in IPv4-mapped form, which sshd needs to exempt IPv4
+ * clients on a listener bound to [::] (ssh.socket); see withIpv4MappedEntries.
+ */
+export function settingsAsWritten(settings: Record<string, SettingValue>): Record<string, SettingValue> {
+  return Object.fromEntries(
+    Object.entries(settings).map(([keyword, value]) =>
+      canonicalKeyword(keyword) === 'PerSourcePenaltyExemptList' && typeof value === 'string'
+        ? [keyword, withIpv4MappedEntries(value)]
+        : [keyword, value],
+    ),
+  );
+}
+
 async function planSshdConfig(args: SshdConfigArgs, host: HostView): Promise<ResourcePlan> {
   const mainPath = args.path ?? DEFAULT_SSHD_CONFIG;
-  const settings = args.settings ?? {};
+  const settings = settingsAsWritten(args.settings ?? {});
   const needs = Object.entries(settings).flatMap(([keyword, value]) => settingNeeds(keyword, value) ?? []);
   const [found, tree] = await Promise.all([
     host.probe(findSshdScript(needs.length > 0)),

@@ -15,6 +15,7 @@ import {
   labInventory,
   startLab,
   SYSTEMD_SERVICE,
+  SYSTEMD_SOCKET,
 } from './lab.js';
 import type { Lab, LabHost } from './lab.js';
 import { runCli } from '../support/cli.js';
@@ -209,7 +210,9 @@ describeLab(
       expect(apply.code).toBe(0);
 
       const effective = await current.exec('sshd -T | grep ^persourcepenalt');
-      expect(effective.stdout).toContain(`persourcepenaltyexemptlist ${systemd.workstationAddress}/32\n`);
+      expect(effective.stdout).toContain(
+        `persourcepenaltyexemptlist ${systemd.workstationAddress}/32,::ffff:${systemd.workstationAddress}/128\n`,
+      );
       expect(effective.stdout).toMatch(/^persourcepenalties .*\bauthfail:10\b/m);
       expect((await old.exec('grep -ril persource /etc/ssh/sshd_config /etc/ssh/sshd_config.d')).stdout).toBe(
         '',
@@ -222,65 +225,69 @@ describeLab(
   SYSTEMD_SERVICE,
 );
 
-// Not yet on SYSTEMD_SOCKET: ssh.socket listens on [::]:22, where sshd's penalty code (srclimit.c)
-// sees an IPv4 client as ::ffff:a.b.c.d, which an IPv4 entry in the exempt list does not match.
-describeLabKinds('the shipped fix-connection-reset playbook on OpenSSH 10', [SYSTEMD_SERVICE], (kind) => {
-  let lab: Lab;
-  let work: string;
-  let inventory: string;
+// On SYSTEMD_SOCKET, ssh.socket listens on [::]:22, where sshd's penalty code (srclimit.c) sees an
+// IPv4 client as ::ffff:a.b.c.d: the exemption holds there only because its IPv4-mapped form is written too.
+describeLabKinds(
+  'the shipped fix-connection-reset playbook on OpenSSH 10',
+  [SYSTEMD_SERVICE, SYSTEMD_SOCKET],
+  (kind) => {
+    let lab: Lab;
+    let work: string;
+    let inventory: string;
 
-  beforeAll(async () => {
-    lab = await startLab({ id: `kw${kind.sshdUnit === 'socket' ? 'k' : 'v'}${suffix}`, hosts: 2, ...kind });
-    work = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-kwf-'));
-    inventory = path.join(work, 'inventory.yml');
-    fs.writeFileSync(inventory, labInventory(lab));
-  }, LAB_START_TIMEOUT_MS);
+    beforeAll(async () => {
+      lab = await startLab({ id: `kw${kind.sshdUnit === 'socket' ? 'k' : 'v'}${suffix}`, hosts: 2, ...kind });
+      work = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-kwf-'));
+      inventory = path.join(work, 'inventory.yml');
+      fs.writeFileSync(inventory, labInventory(lab));
+    }, LAB_START_TIMEOUT_MS);
 
-  afterAll(async () => {
-    await lab?.destroy();
-    if (work) fs.rmSync(work, { recursive: true, force: true });
-  });
+    afterAll(async () => {
+      await lab?.destroy();
+      if (work) fs.rmSync(work, { recursive: true, force: true });
+    });
 
-  test('exempts the admin network: failed logins no longer lock it out, and a second run is clean', async () => {
-    const [exempted, control] = lab.hosts as [LabHost, LabHost];
-    const common = [SHIPPED, '-i', inventory, '--known-hosts', lab.knownHostsFile, '-l', exempted.name];
-    const first = await runCli(['apply', ...common, '--format', 'json']);
-    expect(first.stderr).toBe('');
-    const report = JSON.parse(first.stdout) as JsonReport;
-    const failures = report.hosts[exempted.name]!.tasks.filter((t) => t.status === 'failed');
-    expect(failures).toEqual([]);
-    expect(report.hosts[exempted.name]!.tasks.find((t) => t.task === EXEMPT_TASK)?.status).toBe('changed');
-    expect(first.code).toBe(0);
-    expect((await exempted.exec('sshd -T | grep ^persourcepenaltyexemptlist')).stdout).toBe(
-      `persourcepenaltyexemptlist ${lab.workstationAddress}/32\n`,
-    );
+    test('exempts the admin network: failed logins no longer lock it out, and a second run is clean', async () => {
+      const [exempted, control] = lab.hosts as [LabHost, LabHost];
+      const common = [SHIPPED, '-i', inventory, '--known-hosts', lab.knownHostsFile, '-l', exempted.name];
+      const first = await runCli(['apply', ...common, '--format', 'json']);
+      expect(first.stderr).toBe('');
+      const report = JSON.parse(first.stdout) as JsonReport;
+      const failures = report.hosts[exempted.name]!.tasks.filter((t) => t.status === 'failed');
+      expect(failures).toEqual([]);
+      expect(report.hosts[exempted.name]!.tasks.find((t) => t.task === EXEMPT_TASK)?.status).toBe('changed');
+      expect(first.code).toBe(0);
+      expect((await exempted.exec('sshd -T | grep ^persourcepenaltyexemptlist')).stdout).toBe(
+        `persourcepenaltyexemptlist ${lab.workstationAddress}/32,::ffff:${lab.workstationAddress}/128\n`,
+      );
 
-    // A CI runner on the admin network whose key is refused a few times (authfail:5 each, min:15).
-    const strangerKey = path.join(work, 'stranger');
-    await new Promise<void>((resolve, reject) =>
-      execFile('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', strangerKey], (error) =>
-        error ? reject(error) : resolve(),
-      ),
-    );
-    const ws = lab.workstationAddress;
-    for (let i = 0; i < 4; i++) {
-      expect(await failedLogin(control, ws, strangerKey)).toBe(255);
-      expect(await failedLogin(exempted, ws, strangerKey)).toBe(255);
-    }
-    const locked = await lab.ssh(control, 'true', { from: ws });
-    expect(locked.code).toBe(255);
-    // sshd drops the address before its banner: "closed", or "reset" when the client had already written.
-    expect(locked.stderr).toMatch(
-      /kex_exchange_identification: (Connection closed by remote host|read: Connection reset by peer)/,
-    );
-    expect(await control.sshdLog()).toMatch(
-      new RegExp(
-        `drop connection #\\d+ from \\[${ws.replace(/\./g, '\\.')}\\]:\\d+ .*penalty: failed authentication`,
-      ),
-    );
-    expect((await lab.ssh(exempted, 'true', { from: ws })).code).toBe(0);
+      // A CI runner on the admin network whose key is refused a few times (authfail:5 each, min:15).
+      const strangerKey = path.join(work, 'stranger');
+      await new Promise<void>((resolve, reject) =>
+        execFile('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', strangerKey], (error) =>
+          error ? reject(error) : resolve(),
+        ),
+      );
+      const ws = lab.workstationAddress;
+      for (let i = 0; i < 4; i++) {
+        expect(await failedLogin(control, ws, strangerKey)).toBe(255);
+        expect(await failedLogin(exempted, ws, strangerKey)).toBe(255);
+      }
+      const locked = await lab.ssh(control, 'true', { from: ws });
+      expect(locked.code).toBe(255);
+      // sshd drops the address before its banner: "closed", or "reset" when the client had already written.
+      expect(locked.stderr).toMatch(
+        /kex_exchange_identification: (Connection closed by remote host|read: Connection reset by peer)/,
+      );
+      expect(await control.sshdLog()).toMatch(
+        new RegExp(
+          `drop connection #\\d+ from \\[${ws.replace(/\./g, '\\.')}\\]:\\d+ .*penalty: failed authentication`,
+        ),
+      );
+      expect((await lab.ssh(exempted, 'true', { from: ws })).code).toBe(0);
 
-    const second = await runCli(['apply', ...common, '--detailed-exitcode']);
-    expect(second.code).toBe(0);
-  });
-});
+      const second = await runCli(['apply', ...common, '--detailed-exitcode']);
+      expect(second.code).toBe(0);
+    });
+  },
+);

@@ -4,7 +4,14 @@
  * per-source keywords.
  */
 import { effectiveMatches, parseSshdT, settingNeeds } from '../../../src/formats/sshd_effective.js';
-import { describeNeed, keywordInfo, valueProblem, valuesEqual } from '../../../src/formats/sshd_keywords.js';
+import {
+  describeNeed,
+  keywordInfo,
+  valueProblem,
+  valuesEqual,
+  withIpv4MappedEntries,
+} from '../../../src/formats/sshd_keywords.js';
+import { settingsAsWritten } from '../../../src/resources/sshd_config.js';
 import { formatVersion } from '../../../src/formats/openssh_version.js';
 
 const since = (keyword: string): string | undefined => {
@@ -141,5 +148,35 @@ describe('sshd -T shows the per-source settings', () => {
     ['PerSourceNetBlockSize', '32', OPENSSH_10_0, true],
   ])('%s %s: %#', (keyword, value, sshdT, expected) => {
     expect(effectiveMatches(keyword, value, sshdT)).toBe(expected);
+  });
+});
+
+describe('withIpv4MappedEntries (PerSourcePenaltyExemptList on a listener bound to [::])', () => {
+  it('adds the IPv4-mapped form after each IPv4 address, network and pattern', () => {
+    expect(withIpv4MappedEntries('10.0.0.0/24,192.0.2.7,10.1.*')).toBe(
+      '10.0.0.0/24,::ffff:10.0.0.0/120,192.0.2.7,::ffff:192.0.2.7/128,10.1.*,::ffff:10.1.*',
+    );
+  });
+
+  it('keeps negation, leaves IPv6 entries and none alone, and adds nothing already there', () => {
+    expect(withIpv4MappedEntries('!10.0.0.5,2001:db8::/32')).toBe(
+      '!10.0.0.5,!::ffff:10.0.0.5/128,2001:db8::/32',
+    );
+    expect(withIpv4MappedEntries('none')).toBe('none');
+    expect(withIpv4MappedEntries('10.0.0.5,::ffff:10.0.0.5/128')).toBe('10.0.0.5,::ffff:10.0.0.5/128');
+  });
+
+  it('writes only entries sshd accepts', () => {
+    const info = keywordInfo('PerSourcePenaltyExemptList')!;
+    expect(valueProblem(info, [withIpv4MappedEntries('10.0.0.0/24,192.0.2.7,10.1.*')])).toBeUndefined();
+  });
+
+  it('is what the sshd_config resource writes, whatever the keyword spelling', () => {
+    expect(settingsAsWritten({ persourcepenaltyexemptlist: '10.0.0.0/8', MaxStartups: '10:30:100' })).toEqual(
+      {
+        persourcepenaltyexemptlist: '10.0.0.0/8,::ffff:10.0.0.0/104',
+        MaxStartups: '10:30:100',
+      },
+    );
   });
 });

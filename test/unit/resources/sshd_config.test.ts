@@ -62,7 +62,7 @@ describe('settings newer than the host sshd', () => {
     const result = await plan(new FakeHost(DEBIAN_13), { PerSourcePenaltyExemptList: '10.20.0.0/16' });
     expect(result.action).toBe('change');
     expect(result.fileChanges.map((c) => c.after)).toEqual([
-      'Include /etc/ssh/sshd_config.d/*.conf\nPort 22\nPerSourcePenaltyExemptList 10.20.0.0/16\n',
+      'Include /etc/ssh/sshd_config.d/*.conf\nPort 22\nPerSourcePenaltyExemptList 10.20.0.0/16,::ffff:10.20.0.0/112\n',
     ]);
   });
 
