@@ -21,6 +21,7 @@ export const CLIENT_CAUSES: ReadonlySet<Cause> = new Set<Cause>([
   'firewall_drop',
   'firewall_reject',
   'fail2ban_ban',
+  'source_penalty',
   'max_auth_tries',
 ]);
 

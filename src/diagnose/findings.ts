@@ -16,7 +16,14 @@
  */
 import type { ProbeEvidence, SourceAttempt, TcpOutcome } from './probe.js';
 import type { RefusalAnswer, RefusalEvidence } from './refusal.js';
-import { mentionsAddress, type ConfigLine, type ServerEvidence } from './server_checks.js';
+import {
+  listenerDrop,
+  logLineTime,
+  mentionsAddress,
+  type ConfigLine,
+  type ServerEvidence,
+} from './server_checks.js';
+import { cidrContains, parseHostCidr } from '../formats/firewall_cidr.js';
 import { traceSshPacket, type PathVerdict } from './firewall_path.js';
 import {
   describeVerdict,
@@ -34,6 +41,7 @@ export const CAUSES = [
   'firewall_drop',
   'firewall_reject',
   'fail2ban_ban',
+  'source_penalty',
   'sshd_not_running',
   'sshd_config_invalid',
   'client_alive',
@@ -49,6 +57,8 @@ export type Remedy =
   | { kind: 'tcp_wrappers'; client: string }
   | { kind: 'firewall'; client: string }
   | { kind: 'fail2ban'; client: string }
+  /** PerSourcePenaltyExemptList: `exempt` is the list sshd has now (kept), `client` is added. */
+  | { kind: 'source_penalty'; client: string; exempt: string[] }
   | { kind: 'sshd_settings'; settings: Record<string, string | number> }
   | { kind: 'sshd_remove'; keywords: string[]; sshdRunning: boolean }
   | { kind: 'sshd_start' };
@@ -89,6 +99,41 @@ export const RECOMMENDED_MAX_STARTUPS = '30:30:100';
 export const RECOMMENDED_CLIENT_ALIVE = { ClientAliveInterval: 300, ClientAliveCountMax: 3 };
 /** Below this many seconds of silence before sshd drops a session, idle sessions die visibly. */
 const CLIENT_ALIVE_TOO_SHORT_S = 30;
+/** PerSourcePenalties came with OpenSSH 9.8 (release notes 9.8, sshd_config(5)), on by default. */
+const PENALTIES_SINCE: readonly [number, number] = [9, 8];
+/** sshd_config(5) PerSourcePenalties default max: no penalty lasts longer (seconds). */
+const DEFAULT_PENALTY_MAX_S = 600;
+/** What OpenSSH >= 9.8's listener writes to a connection it drops (sshd.c, drop_connection()). */
+const DROP_NOTICE = 'Not allowed at this time';
+
+/** "SSH-2.0-OpenSSH_10.0p2 Debian-7" → [10, 0]; null for other servers. */
+export function opensshVersion(banner: string | undefined): [number, number] | null {
+  const match = /^SSH-2\.0-OpenSSH_(\d+)\.(\d+)/.exec(banner ?? '');
+  return match ? [Number(match[1]), Number(match[2])] : null;
+}
+
+function hasPenalties(version: readonly [number, number] | null): boolean {
+  if (version === null) return false;
+  const [major, minor] = version;
+  return major > PENALTIES_SINCE[0] || (major === PENALTIES_SINCE[0] && minor >= PENALTIES_SINCE[1]);
+}
+
+/**
+ * The fix text for a penalty: lift the live block, then exempt the admin network. Measured on OpenSSH
+ * 10.0 (Debian 13): penalties live in the listener's memory, so `systemctl reload ssh` (SIGHUP
+ * re-executes sshd) and `systemctl restart ssh` both lift them at once; under ssh.socket a reload kills
+ * sshd ("Cannot bind any address") and `systemctl restart ssh.socket` fails while ssh.service runs, so
+ * there `systemctl restart ssh` it is.
+ */
+function penaltyFix(client: string): string {
+  return (
+    `sshd's PerSourcePenalties drops ${client} before the banner. Lift it now from another way in (the console, ` +
+    `an address it does not penalise): \`systemctl reload ssh\` or \`systemctl restart ssh\` (the penalties live ` +
+    `in the listening sshd's memory; with ssh.socket use \`systemctl restart ssh\`), or wait until it expires. ` +
+    `Then exempt the admin network (PerSourcePenaltyExemptList ${client}/${client.includes(':') ? 128 : 32} or its subnet) ` +
+    `and stop what fails to log in from it.`
+  );
+}
 
 export function confidenceOf(score: number): Confidence {
   if (score >= 70) return 'high';
@@ -161,9 +206,12 @@ function describeAttempt(a: SourceAttempt): string {
 }
 
 /** What the repeats of the connect from our other addresses showed. */
-function sourceEvidence(probe: ProbeEvidence, client: string | null): { bySource: boolean; lines: string[] } {
+function sourceEvidence(
+  probe: ProbeEvidence,
+  client: string | null,
+): { bySource: boolean; lines: string[]; banners: string[] } {
   const others = probe.alternates ?? [];
-  if (others.length === 0 || !probe.tcp) return { bySource: false, lines: [] };
+  if (others.length === 0 || !probe.tcp) return { bySource: false, lines: [], banners: [] };
   const served = others.filter((a) => a.banner?.outcome === 'banner').map((a) => a.source);
   const ours: SourceAttempt = {
     source: client ?? 'our address',
@@ -176,7 +224,10 @@ function sourceEvidence(probe: ProbeEvidence, client: string | null): { bySource
       ? `${served.join(', ')} got sshd's banner: the host and sshd are up, and the block is by source address`
       : `our other address${others.length > 1 ? 'es' : ''} fared no better: nothing shows a block by source address`,
   ];
-  return { bySource: served.length > 0, lines };
+  const banners = others.flatMap((a) =>
+    a.banner?.outcome === 'banner' && a.banner.banner ? [a.banner.banner] : [],
+  );
+  return { bySource: served.length > 0, lines, banners };
 }
 
 function describeRefusal(r: RefusalEvidence): string {
@@ -420,12 +471,40 @@ function fromProbe(outer: FindingSet, input: DiagnosisInput): void {
       );
     } else if (banner.ms <= IMMEDIATE_MS) {
       const reset = banner.outcome === 'reset';
+      const notice = [banner, probe.closedFirst].some((b) => b?.preamble === DROP_NOTICE)
+        ? [
+            `sshd wrote "${DROP_NOTICE}" before closing: the listener of OpenSSH >= 9.8 dropped it (MaxStartups or PerSourcePenalties)`,
+          ]
+        : [];
+      // MaxStartups drops at random whoever connects; a penalty drops one source every time. Another
+      // of our addresses served at once by an sshd that has penalties points at the latter.
+      const penalising = sources.banners.find((b) => hasPenalties(opensshVersion(b)));
+      if (!reset && (penalising !== undefined || notice.length > 0)) {
+        set.add(
+          'source_penalty',
+          penalising !== undefined ? 82 : 50,
+          [
+            line,
+            ...notice,
+            ...sources.lines,
+            ...(penalising !== undefined
+              ? [
+                  `${penalising.slice(8)} has PerSourcePenalties (OpenSSH >= 9.8, on by default): it drops a penalised source address before the banner, and serves the others`,
+                ]
+              : []),
+            ...noServer,
+          ],
+          penaltyFix(client ?? 'this client'),
+          client ? { kind: 'source_penalty', client, exempt: [] } : undefined,
+        );
+      }
       set.add(
         'max_startups',
-        reset ? 50 : 65,
+        reset ? 50 : penalising !== undefined ? 40 : 65,
         [
           line,
           `sshd drops connections past MaxStartups at once by closing them`,
+          ...notice,
           ...sources.lines,
           ...noServer,
         ],
@@ -636,6 +715,53 @@ function fromNft(set: FindingSet, server: ServerEvidence): void {
   }
 }
 
+/** "max:600" of `sshd -T`'s persourcepenalties (seconds); the default when absent. */
+function penaltyMax(values: readonly string[] | undefined): number {
+  const max = (values ?? []).map((v) => /^max:(\d+)$/.exec(v)?.[1]).find((v) => v !== undefined);
+  return max === undefined ? DEFAULT_PENALTY_MAX_S : Number(max);
+}
+
+/**
+ * PerSourcePenalties (OpenSSH >= 9.8): the listener's drop lines for the client ("drop connection #0
+ * from [ADDR]:PORT on [ADDR]:22 penalty: failed authentication"), unless the client is in
+ * PerSourcePenaltyExemptList or penalties are off. The lines are those since the listener started,
+ * where the penalties live; one older than the longest penalty (max) describes a penalty that is over.
+ */
+function fromPenalties(set: FindingSet, server: ServerEvidence): void {
+  const { client, effective } = server;
+  const penalties = effective?.get('persourcepenalties');
+  if (penalties?.[0] === 'no') return;
+  const exempt = (effective?.get('persourcepenaltyexemptlist') ?? [])
+    .flatMap((v) => v.split(','))
+    .filter((v) => v !== '' && v !== 'none');
+  const clientCidr = parseHostCidr(client);
+  const exempted = exempt.some((entry) => {
+    const cidr = parseHostCidr(entry);
+    return cidr !== null && clientCidr !== null && cidrContains(cidr, clientCidr);
+  });
+  const lines = server.authLog.filter((l) => listenerDrop(l) === 'penalty' && mentionsAddress(l, client));
+  const last = lines.at(-1);
+  if (last === undefined || exempted) return;
+  const max = penaltyMax(penalties);
+  const loggedAt = logLineTime(last);
+  const age = loggedAt !== null && server.now !== null ? server.now - loggedAt : null;
+  const expired = age !== null && age > max;
+  set.add(
+    'source_penalty',
+    expired ? 30 : 96,
+    [
+      ...lines.slice(-3),
+      `PerSourcePenalties ${penalties?.join(' ') ?? '(default)'}`,
+      `PerSourcePenaltyExemptList ${exempt.join(',') || 'none'}`,
+      ...(expired
+        ? [`the last drop was ${age} s ago, longer than the longest penalty (max:${max}): it has expired`]
+        : []),
+    ],
+    penaltyFix(client),
+    { kind: 'source_penalty', client, exempt },
+  );
+}
+
 function fromServer(set: FindingSet, input: DiagnosisInput): void {
   const server = input.server;
   if (!server) return;
@@ -734,7 +860,7 @@ function fromServer(set: FindingSet, input: DiagnosisInput): void {
   // MaxStartups
   const effective = server.effective;
   const begin = maxStartupsBegin(effective?.get('maxstartups'));
-  const dropLines = server.authLog.filter((l) => /past MaxStartups/.test(l));
+  const dropLines = server.authLog.filter((l) => listenerDrop(l) === 'max_startups');
   const current = server.startups?.current ?? null;
   const limitReached = current !== null && begin !== null && current >= begin;
   if (dropLines.length > 0 || limitReached) {
@@ -763,6 +889,8 @@ function fromServer(set: FindingSet, input: DiagnosisInput): void {
       { kind: 'sshd_settings', settings: { MaxStartups: RECOMMENDED_MAX_STARTUPS } },
     );
   }
+
+  fromPenalties(set, server);
 
   // MaxAuthTries
   const maxAuthTries = Number(effective?.get('maxauthtries')?.[0] ?? NaN);

@@ -57,8 +57,21 @@ export function tasksFor(remedies: readonly Remedy[]): Task[] {
       fail2ban: { ignoreip: banned, unban: banned },
     });
   }
+  const penalised = clients('source_penalty');
   const settings: Record<string, string | number> = {};
   for (const r of remedies) if (r.kind === 'sshd_settings') Object.assign(settings, r.settings);
+  if (penalised.length > 0) {
+    // Restarted, not only reloaded: either lifts a live penalty (they live in the listener's memory),
+    // but a reload kills a socket-activated sshd.
+    const kept = remedies.flatMap((r) => (r.kind === 'source_penalty' ? r.exempt : []));
+    tasks.push({
+      name: `never penalise ${penalised.join(', ')} (PerSourcePenaltyExemptList)`,
+      sshd_config: {
+        settings: { PerSourcePenaltyExemptList: unique([...kept, ...penalised.map(hostCidr)]).join(',') },
+      },
+      notify: 'restart sshd',
+    });
+  }
   const removals = unique(remedies.flatMap((r) => (r.kind === 'sshd_remove' ? r.keywords : [])));
   const sshdConfig: Record<string, unknown> = {};
   if (Object.keys(settings).length > 0) sshdConfig.settings = settings;

@@ -109,6 +109,11 @@ export interface BannerEvidence {
   /** From TCP connected to banner (or to reset/close/time-out). */
   ms: number;
   banner?: string;
+  /**
+   * What the server wrote before it closed without an identification string: OpenSSH >= 9.8 writes
+   * "Not allowed at this time" to a connection its listener drops (MaxStartups, PerSourcePenalties).
+   */
+  preamble?: string;
 }
 
 export interface KexEvidence {
@@ -253,12 +258,21 @@ export function rawAttempt(
         settle({ tcp, banner: { outcome: 'banner', ms: elapsed(connectedAt), banner: line.slice(0, 200) } });
       }
     });
+    /** The lines the server wrote before closing, without an identification string. */
+    const preamble = (): { preamble?: string } => {
+      const text = received
+        .split(/\r?\n/)
+        .filter((l) => l.trim() !== '')
+        .join(' / ')
+        .slice(0, 200);
+      return text !== '' ? { preamble: text } : {};
+    };
     socket.on('end', () => {
-      if (tcp) settle({ tcp, banner: { outcome: 'closed', ms: elapsed(connectedAt) } });
+      if (tcp) settle({ tcp, banner: { outcome: 'closed', ms: elapsed(connectedAt), ...preamble() } });
     });
     socket.on('error', (error: NodeJS.ErrnoException) => {
       if (tcp) {
-        settle({ tcp, banner: { outcome: 'reset', ms: elapsed(connectedAt) } });
+        settle({ tcp, banner: { outcome: 'reset', ms: elapsed(connectedAt), ...preamble() } });
       } else if (error.code === 'ECONNRESET') {
         // A reset answering the SYN would be ECONNREFUSED: this one came after the handshake, before we saw it.
         settle({
@@ -276,7 +290,7 @@ export function rawAttempt(
       }
     });
     socket.on('close', () => {
-      if (tcp) settle({ tcp, banner: { outcome: 'closed', ms: elapsed(connectedAt) } });
+      if (tcp) settle({ tcp, banner: { outcome: 'closed', ms: elapsed(connectedAt), ...preamble() } });
       else settle({ tcp: { outcome: 'error', ms: elapsed(start), code: 'ECLOSED' } });
     });
   });

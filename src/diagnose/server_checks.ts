@@ -66,6 +66,8 @@ export interface ServerEvidence {
   authLog: string[];
   /** Kernel log lines of sshd killed by the OOM killer. */
   oomKills: string[];
+  /** The host's clock (seconds since the epoch) when the checks ran, to date log lines; null when unknown. */
+  now: number | null;
   memory: { totalKb: number; availableKb: number } | null;
   disks: { mount: string; usePercent: number }[];
   sshSocketActive: boolean;
@@ -79,18 +81,50 @@ const LOG_TAIL_LINES = 20000;
 const LOG_MATCH_LINES = 80;
 
 /**
- * What sshd logs when it refuses, drops or cuts off a client: libwrap's refusal, a MaxStartups drop,
- * MaxAuthTries reached (both wordings), and OpenSSH 9.8+'s PerSourcePenalties drops.
+ * What sshd logs when it refuses, drops or cuts off a client: libwrap's refusal, a listener's drop
+ * (MaxStartups, and OpenSSH 9.8+'s PerSourcePenalties: "drop connection #N from [ADDR]:PORT on
+ * [ADDR]:22 REASON"), and MaxAuthTries reached (both wordings).
  */
 export const AUTH_LOG_PATTERNS = [
   'refused connect from',
+  'drop connection #',
   'past MaxStartups',
   'maximum authentication attempts exceeded',
   'Too many authentication failures',
   'penalty:',
 ] as const;
+
+/** Why sshd's listener dropped a connection, from its log line; null for any other line. */
+export type ListenerDrop = 'max_startups' | 'penalty';
+
+/**
+ * sshd.c's drop_connection(): OpenSSH before 9.8 ends the line with "past MaxStartups", 9.8 and later
+ * with "Maxstartups" (sic) or "penalty: REASON" ("failed authentication", "connections without
+ * attempting authentication", "caused crash", "exceeded LoginGraceTime", ...).
+ */
+export function listenerDrop(line: string): ListenerDrop | null {
+  if (!/drop connection #\d+/.test(line) && !/past MaxStartups/.test(line)) return null;
+  if (/\bpenalty: /.test(line)) return 'penalty';
+  return /MaxStartups/i.test(line) ? 'max_startups' : null;
+}
+
+/**
+ * When a log line was written, in seconds since the epoch: the ISO time at the start of
+ * `journalctl -o short-iso` lines and of rsyslog's RFC 3339 lines; null for lines without one
+ * (sshd's own `-E` log, old-style syslog dates without a year or zone).
+ */
+export function logLineTime(line: string): number | null {
+  const match = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?)(Z|[+-]\d\d:?\d\d)\s/.exec(line);
+  if (!match) return null;
+  const zone = match[2] === 'Z' ? 'Z' : `${match[2]!.slice(0, 3)}:${match[2]!.slice(-2)}`;
+  const ms = Date.parse(`${match[1]}${zone}`);
+  return Number.isNaN(ms) ? null : Math.floor(ms / 1000);
+}
 /** sshd logs this line each time its listener starts: at start, restart and reload (SIGHUP re-executes it). */
 const LISTENER_START = 'Server listening on ';
+
+/** sshd's unit is ssh.service on Debian/Ubuntu, sshd.service elsewhere; journalctl takes both. */
+const SSHD_UNITS = ['ssh', 'sshd'] as const;
 
 /**
  * Shell that prints the lines of the auth logs (or, without one, sshd's
@@ -98,18 +132,37 @@ const LISTENER_START = 'Server listening on ';
  * started. Older lines describe a configuration that is gone: a limit fixed
  * and sshd restarted must not be reported again from its old refusals. sshd's
  * own log (`-E`) has no timestamps, so the bound is its start line, not a time.
+ *
+ * Hosts without rsyslog (Debian 13, most systemd distributions) have no auth
+ * log: there the journal of sshd's unit is read from the start of the
+ * listening sshd process on (`--since`, a day when none listens), in
+ * short-iso so that each line carries its date (a penalty is lifted after a
+ * time), and still cut at the last start line, since a reload (SIGHUP)
+ * re-executes the listener in the same process.
  */
 export function authLogScript(files: readonly string[]): string {
   const patterns = AUTH_LOG_PATTERNS.map((p) => `-e ${shellQuote(p)}`).join(' ');
   const sinceStart = `awk -v start=${shellQuote(LISTENER_START)} 'index($0, start) { n = 0 } { kept[n++] = $0 } END { for (i = 0; i < n; i++) print kept[i] }'`;
   const matching = `${sinceStart} | grep -F ${patterns} | tail -n ${LOG_MATCH_LINES}`;
   const readable = files.map((f) => `[ -r ${shellQuote(f)} ]`).join(' || ');
+  const units = SSHD_UNITS.map((u) => `-u ${u}`).join(' ');
   return `for f in ${files.map(shellQuote).join(' ')}; do
   [ -r "$f" ] && tail -n ${LOG_TAIL_LINES} "$f" | ${matching}
 done
 if have journalctl && ! { ${readable}; }; then
-  journalctl -q --no-pager -S -1d -u ssh -u sshd 2>/dev/null | tail -n ${LOG_TAIL_LINES} | ${matching}
+  since=
+  listener=$(ss -Hltnp 2>/dev/null | grep -o '"sshd",pid=[0-9]*' | sed 's/.*pid=//' | head -n 1)
+  [ -n "$listener" ] && started=$(ps -o lstart= -p "$listener" 2>/dev/null) && [ -n "$started" ] &&
+    since=$(date -d "$started" '+%Y-%m-%d %H:%M:%S' 2>/dev/null)
+  journalctl -q --no-pager -o short-iso ${units} --since "\${since:--1d}" 2>/dev/null | tail -n ${LOG_TAIL_LINES} | ${matching}
 fi`;
+}
+
+/** Shell that prints kernel log lines (dmesg, kern.log or messages, else the journal's kernel lines). */
+function kernelLogScript(): string {
+  const readable = KERNEL_LOGS.map((f) => `[ -r ${shellQuote(f)} ]`).join(' || ');
+  return `{ dmesg 2>/dev/null; for f in ${KERNEL_LOGS.join(' ')}; do [ -r "$f" ] && tail -n ${LOG_TAIL_LINES} "$f"; done
+  if have journalctl && ! { ${readable}; }; then journalctl -q --no-pager -k -S -1d 2>/dev/null | tail -n ${LOG_TAIL_LINES}; fi; }`;
 }
 
 /**
@@ -189,10 +242,11 @@ fi
 section authlog
 ${authLogScript(AUTH_LOGS)}
 section oom
-{ dmesg 2>/dev/null; for f in ${KERNEL_LOGS.join(' ')}; do [ -r "$f" ] && tail -n ${LOG_TAIL_LINES} "$f"; done; } | grep -iE 'killed process [0-9]+ \\(sshd' | tail -n 5
+${kernelLogScript()} | grep -iE 'killed process [0-9]+ \\(sshd' | tail -n 5
 section meminfo; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo 2>/dev/null
 section df; df -P / /var /var/log /run /tmp 2>/dev/null
 section sshsocket; have systemctl && systemctl is-active ssh.socket 2>/dev/null
+section now; date +%s
 section end
 `;
 }
@@ -320,6 +374,7 @@ export function parseServerChecks(stdout: string, params: ServerCheckParams): Se
     },
     authLog: nonEmptyLines(s.get('authlog')).map((line) => line.trimEnd()),
     oomKills: nonEmptyLines(s.get('oom')),
+    now: /^\d+$/.test((s.get('now') ?? '').trim()) ? Number((s.get('now') ?? '').trim()) : null,
     memory: parseMeminfo(s.get('meminfo') ?? ''),
     disks: parseDf(s.get('df') ?? ''),
     sshSocketActive: (s.get('sshsocket') ?? '').trim() === 'active',

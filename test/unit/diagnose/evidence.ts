@@ -51,6 +51,7 @@ export function healthyServer(overrides: Partial<ServerEvidence> = {}): ServerEv
     memory: { totalKb: 4_000_000, availableKb: 3_000_000 },
     disks: [{ mount: '/', usePercent: 40 }],
     sshSocketActive: false,
+    now: null,
     ...overrides,
   };
 }

@@ -470,3 +470,100 @@ describe('invalidKeywords', () => {
     expect(invalidKeywords('/etc/ssh/sshd_config line 9: Bad number.', eq)).toEqual(['MaxAuthTries']);
   });
 });
+
+describe('diagnose: PerSourcePenalties (OpenSSH >= 9.8), source_penalty', () => {
+  const WORKSTATION = '10.20.0.6';
+  const OPENSSH_10 = 'SSH-2.0-OpenSSH_10.0p2 Debian-7+deb13u4';
+  const PENALTIES = 'crash:90 authfail:5 noauth:1 grace-exceeded:10 refuseconnection:10 max:600 min:15';
+  /** OpenSSH >= 9.8 writes "Not allowed at this time" to what its listener drops; older ones just close. */
+  const dropped = (otherBanner: string, notice = true): ProbeEvidence =>
+    healthyProbe({
+      banner: { outcome: 'closed', ms: 2, ...(notice ? { preamble: 'Not allowed at this time' } : {}) },
+      closedFirst: { outcome: 'closed', ms: 2, ...(notice ? { preamble: 'Not allowed at this time' } : {}) },
+      kex: undefined,
+      auth: undefined,
+      burst: undefined,
+      alternates: [
+        {
+          source: WORKSTATION,
+          tcp: { outcome: 'connected', ms: 1, localAddress: WORKSTATION },
+          banner: { outcome: 'banner', ms: 9, banner: otherBanner },
+        },
+      ],
+    });
+  const penaltyLine = (address: string, reason = 'failed authentication'): string =>
+    `2026-12-03T08:26:19+00:00 h01 sshd[70]: drop connection #0 from [${address}]:34479 on [10.20.1.1]:22 penalty: ${reason}`;
+  const effective = (exempt = 'none'): Map<string, string[]> =>
+    new Map(STOCK_SSHD_T)
+      .set('persourcepenalties', PENALTIES.split(' '))
+      .set('persourcepenaltyexemptlist', [exempt]);
+  const withServer = (server: ReturnType<typeof healthyServer>, probe?: ProbeEvidence): Finding[] =>
+    diagnose({ port: 22, client: CLIENT, server, ...(probe ? { probe } : {}) });
+
+  it('closed before the banner here, an OpenSSH >= 9.8 banner from the workstation: source_penalty first, not max_startups', () => {
+    const f = probeOnly(dropped(OPENSSH_10));
+    expect(first(f)).toBe('source_penalty');
+    expect(f[0]!.confidence).toBe('high');
+    expect(f[0]!.remedy).toEqual({ kind: 'source_penalty', client: CLIENT, exempt: [] });
+    const evidence = f[0]!.evidence.join('\n');
+    expect(evidence).toContain(`from ${WORKSTATION}: banner ${OPENSSH_10}`);
+    expect(evidence).toContain('"Not allowed at this time"');
+    expect(f.find((x) => x.cause === 'max_startups')!.score).toBeLessThan(f[0]!.score);
+  });
+
+  it('an OpenSSH before 9.8 has no penalties: the same drop is not source_penalty', () => {
+    const f = probeOnly(dropped('SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3', false));
+    expect(f.map((x) => x.cause)).not.toContain('source_penalty');
+    expect(first(f)).toBe('max_startups');
+  });
+
+  it('a penalty drop line for the client in the journal is source_penalty, high, with the setting and a fix that lifts it', () => {
+    const f = withServer(healthyServer({ effective: effective(), authLog: [penaltyLine(CLIENT)] }));
+    expect(first(f)).toBe('source_penalty');
+    expect(f[0]!.confidence).toBe('high');
+    expect(f[0]!.evidence).toEqual(
+      expect.arrayContaining([
+        penaltyLine(CLIENT),
+        `PerSourcePenalties ${PENALTIES}`,
+        'PerSourcePenaltyExemptList none',
+      ]),
+    );
+    expect(f[0]!.fix).toMatch(/PerSourcePenaltyExemptList/);
+    expect(f[0]!.fix).toMatch(/systemctl reload ssh/);
+    expect(f[0]!.fix).toMatch(/systemctl restart ssh/);
+    expect(f.filter((x) => x.cause === 'max_startups' && x.confidence !== 'low')).toEqual([]);
+  });
+
+  it('keeps the exempt list it finds, and a penalty line of another address or an exempt client is not ours', () => {
+    const existing = withServer(
+      healthyServer({ effective: effective('192.0.2.0/24'), authLog: [penaltyLine(CLIENT)] }),
+    );
+    expect(existing[0]!.remedy).toEqual({ kind: 'source_penalty', client: CLIENT, exempt: ['192.0.2.0/24'] });
+    const other = withServer(healthyServer({ effective: effective(), authLog: [penaltyLine(`${CLIENT}0`)] }));
+    expect(other.map((x) => x.cause)).not.toContain('source_penalty');
+    const exempt = withServer(
+      healthyServer({ effective: effective('10.20.0.0/16'), authLog: [penaltyLine(CLIENT)] }),
+    );
+    expect(exempt.map((x) => x.cause)).not.toContain('source_penalty');
+  });
+
+  it('a penalty drop logged longer ago than PerSourcePenalties max has expired: low confidence', () => {
+    const logged = Date.parse('2026-12-03T08:26:19Z') / 1000;
+    const recent = withServer(
+      healthyServer({ effective: effective(), authLog: [penaltyLine(CLIENT)], now: logged + 30 }),
+    );
+    expect(recent[0]!.cause).toBe('source_penalty');
+    expect(recent[0]!.confidence).toBe('high');
+    const old = withServer(
+      healthyServer({ effective: effective(), authLog: [penaltyLine(CLIENT)], now: logged + 601 }),
+    );
+    expect(old.find((x) => x.cause === 'source_penalty')?.confidence).toBe('low');
+  });
+
+  it('OpenSSH 10\'s MaxStartups drop line ("Maxstartups") is max_startups; a penalty drop line is not', () => {
+    const maxStartups = `2026-12-03T08:26:00+00:00 h01 sshd[198]: drop connection #1 from [${WORKSTATION}]:34575 on [10.20.1.1]:22 Maxstartups`;
+    expect(first(withServer(healthyServer({ authLog: [maxStartups] })))).toBe('max_startups');
+    const f = withServer(healthyServer({ effective: effective(), authLog: [penaltyLine(WORKSTATION)] }));
+    expect(f.filter((x) => x.confidence !== 'low')).toEqual([]);
+  });
+});

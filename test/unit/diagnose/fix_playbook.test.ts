@@ -121,3 +121,30 @@ describe('fix playbook', () => {
     expect(text).not.toContain('not fixed');
   });
 });
+
+describe('fix playbook for PerSourcePenalties', () => {
+  it('exempts the client (keeping the exempt list found) and restarts sshd, which lifts a live penalty', () => {
+    const text = fixPlaybook([
+      {
+        host: 'web1',
+        findings: [
+          finding({
+            cause: 'source_penalty',
+            remedy: { kind: 'source_penalty', client: '10.0.0.5', exempt: ['192.0.2.0/24'] },
+          }),
+        ],
+      },
+    ])!;
+    const plays = parse(text) as { tasks: Record<string, unknown>[]; handlers?: Record<string, unknown>[] }[];
+    expect(plays[0]!.tasks).toEqual([
+      {
+        name: 'never penalise 10.0.0.5 (PerSourcePenaltyExemptList)',
+        sshd_config: { settings: { PerSourcePenaltyExemptList: '192.0.2.0/24,10.0.0.5/32' } },
+        notify: 'restart sshd',
+      },
+    ]);
+    expect(plays[0]!.handlers).toEqual([
+      { name: 'restart sshd', service: { name: 'sshd', state: 'restarted' } },
+    ]);
+  });
+});

@@ -3,6 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   authLogScript,
+  listenerDrop,
+  logLineTime,
   mentionsAddress,
   parseFail2banBanned,
   parseListenerTitle,
@@ -182,5 +184,68 @@ describe('auth log lines', () => {
       'Disconnecting authenticating user root 10.0.0.7 port 7: Too many authentication failures [preauth]',
       'drop connection #1 from [10.0.0.8]:8 on [10.0.0.9]:22 past MaxStartups',
     ]);
+  });
+});
+
+describe('sshd logs in the journal (hosts without an auth log: Debian 13 has no rsyslog)', () => {
+  const JOURNAL = [
+    '2026-12-03T08:15:40+00:00 h01 sshd[60]: Server listening on 0.0.0.0 port 22.',
+    '2026-12-03T08:15:41+00:00 h01 sshd[60]: drop connection #0 from [10.0.0.1]:1 on [10.0.0.9]:22 penalty: failed authentication',
+    '2026-12-03T08:19:47+00:00 h01 sshd[60]: Received SIGHUP; restarting.',
+    '2026-12-03T08:19:47+00:00 h01 sshd[60]: Server listening on 0.0.0.0 port 22.',
+    '2026-12-03T08:20:01+00:00 h01 sshd-session[82]: refused connect from 10.0.0.2 (10.0.0.2)',
+    '2026-12-03T08:20:02+00:00 h01 sshd-session[83]: Accepted publickey for root from 10.0.0.1 port 6 ssh2',
+    '2026-12-03T08:20:03+00:00 h01 sshd[60]: drop connection #1 from [10.0.0.3]:34575 on [10.0.0.9]:22 Maxstartups',
+    '2026-12-03T08:20:04+00:00 h01 sshd[60]: drop connection #0 from [10.0.0.1]:34479 on [10.0.0.9]:22 penalty: connections without attempting authentication',
+    '2026-12-03T08:20:05+00:00 h01 sshd-session[90]: Disconnecting authenticating user root 10.0.0.7 port 7: Too many authentication failures [preauth]',
+  ];
+
+  it("reads sshd's unit journal in short-iso when no auth log exists, since the listener last started", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-journal-'));
+    const argsFile = path.join(dir, 'args');
+    // Stands in for journalctl: prints the lines above and records how it was called.
+    fs.writeFileSync(
+      path.join(dir, 'journalctl'),
+      `#!/bin/sh\nprintf '%s\\n' "$@" > ${argsFile}\ncat <<'LINES'\n${JOURNAL.join('\n')}\nLINES\n`,
+      { mode: 0o755 },
+    );
+    const script = `PATH=${dir}:$PATH\nhave() { command -v "$1" >/dev/null 2>&1; }\n${authLogScript([path.join(dir, 'absent.log')])}\n`;
+    const result = await localShell().runScript(script);
+    const args = fs.readFileSync(argsFile, 'utf8').split('\n');
+    fs.rmSync(dir, { recursive: true, force: true });
+    expect(result.stdout.split('\n').filter((l) => l !== '')).toEqual(
+      JOURNAL.slice(4).filter((l) => !l.includes('Accepted')),
+    );
+    expect(args).toEqual(expect.arrayContaining(['-o', 'short-iso', '-u', 'ssh', '-u', 'sshd', '--since']));
+    expect(args[args.indexOf('--since') + 1]).toMatch(/^(-1d|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)$/);
+  });
+
+  it('tells MaxStartups drops (both wordings) from penalty drops, and dates journal and rsyslog lines', () => {
+    expect(JOURNAL.map(listenerDrop)).toEqual([
+      null,
+      'penalty',
+      null,
+      null,
+      null,
+      null,
+      'max_startups',
+      'penalty',
+      null,
+    ]);
+    expect(listenerDrop('drop connection #1 from [10.0.0.8]:8 on [10.0.0.9]:22 past MaxStartups')).toBe(
+      'max_startups',
+    );
+    expect(logLineTime(JOURNAL[0]!)).toBe(Date.parse('2026-12-03T08:15:40Z') / 1000);
+    expect(logLineTime('2026-12-03T09:15:40.123456+0100 h01 sshd[1]: x')).toBe(
+      Date.parse('2026-12-03T08:15:40Z') / 1000,
+    );
+    expect(logLineTime('Dec  3 08:15:40 h01 sshd[1]: x')).toBeNull();
+    expect(logLineTime('drop connection #1 from [10.0.0.8]:8 on [10.0.0.9]:22 past MaxStartups')).toBeNull();
+  });
+
+  it('reads the host clock', () => {
+    expect(parseServerChecks(`${OUTPUT}\n### sshfix:now\n1796286379\n### sshfix:end\n`, params).now).toBe(
+      1796286379,
+    );
   });
 });
