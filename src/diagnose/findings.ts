@@ -112,7 +112,7 @@ export function opensshVersion(banner: string | undefined): [number, number] | n
   return match ? [Number(match[1]), Number(match[2])] : null;
 }
 
-function hasPenalties(version: readonly [number, number] | null): boolean {
+export function hasPenalties(version: readonly [number, number] | null): boolean {
   if (version === null) return false;
   const [major, minor] = version;
   return major > PENALTIES_SINCE[0] || (major === PENALTIES_SINCE[0] && minor >= PENALTIES_SINCE[1]);

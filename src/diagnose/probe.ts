@@ -18,6 +18,7 @@
  */
 import dns from 'node:dns/promises';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import os from 'node:os';
 import ssh2 from 'ssh2';
 import type { AnyAuthMethod, AuthHandlerMiddleware, AuthenticationType } from 'ssh2';
@@ -177,6 +178,11 @@ export async function resolveTarget(host: string): Promise<DnsEvidence> {
 export interface RawAttempt {
   tcp: TcpEvidence;
   banner?: BannerEvidence;
+  /**
+   * With `keep`, the connection that got the banner, paused, with what it read put back: an SSH
+   * client can go on with it (a login on it spares sshd a connection that never logs in).
+   */
+  socket?: Duplex;
 }
 
 export interface SourceAttempt extends RawAttempt {
@@ -209,7 +215,7 @@ function tcpOutcomeOf(code: string | undefined): TcpOutcome {
 export function rawAttempt(
   address: string,
   port: number,
-  options: { sourceAddress?: string; connectTimeoutMs: number; bannerTimeoutMs: number },
+  options: { sourceAddress?: string; connectTimeoutMs: number; bannerTimeoutMs: number; keep?: boolean },
 ): { result: Promise<RawAttempt>; release: () => void } {
   const start = now();
   const socket = net.connect({
@@ -249,13 +255,26 @@ export function rawAttempt(
         settle({ tcp: tcp!, banner: { outcome: 'timeout', ms: elapsed(connectedAt) } });
       }, options.bannerTimeoutMs);
     });
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => {
-      received += chunk;
+    socket.on('data', (chunk: Buffer) => {
+      // latin1 maps each byte to one character and back: what was read can be put back exactly.
+      received += chunk.toString('latin1');
       // RFC 4253 4.2: the server may send other lines before its "SSH-" line.
       const line = received.split(/\r?\n/).find((l, i, all) => l.startsWith('SSH-') && i < all.length - 1);
       if (line !== undefined && tcp) {
-        settle({ tcp, banner: { outcome: 'banner', ms: elapsed(connectedAt), banner: line.slice(0, 200) } });
+        const banner: BannerEvidence = {
+          outcome: 'banner',
+          ms: elapsed(connectedAt),
+          banner: line.slice(0, 200),
+        };
+        if (options.keep) {
+          socket.pause();
+          for (const event of ['data', 'end', 'close', 'error'] as const) socket.removeAllListeners(event);
+          socket.on('error', () => undefined);
+          socket.unshift(Buffer.from(received, 'latin1'));
+          settle({ tcp, banner, socket });
+        } else {
+          settle({ tcp, banner });
+        }
       }
     });
     /** The lines the server wrote before closing, without an identification string. */
@@ -306,7 +325,7 @@ export function rawAttempt(
 export function kexAndAuth(
   address: string,
   port: number,
-  options: { sourceAddress?: string; connectTimeoutMs: number; auth?: AuthProbeOptions },
+  options: { sourceAddress?: string; connectTimeoutMs: number; auth?: AuthProbeOptions; sock?: Duplex },
 ): Promise<{ kex: KexEvidence; auth?: AuthEvidence }> {
   const start = now();
   const client = new Client();
@@ -378,7 +397,10 @@ export function kexAndAuth(
       port,
       username: auth?.user ?? 'sshfix-probe',
       readyTimeout: options.connectTimeoutMs,
-      ...(options.sourceAddress !== undefined ? { localAddress: options.sourceAddress } : {}),
+      ...(options.sock !== undefined ? { sock: options.sock } : {}),
+      ...(options.sock === undefined && options.sourceAddress !== undefined
+        ? { localAddress: options.sourceAddress }
+        : {}),
       hostVerifier: (blob: Buffer) => {
         const keyType = keyTypeOfBlob(blob) ?? 'unknown';
         const base64 = blob.toString('base64');
@@ -398,11 +420,17 @@ export function kexAndAuth(
  * Opens `connections` raw connections at once and keeps every one open until
  * all have an outcome (or the window ends), so they count together against
  * MaxStartups; then closes them all. Bounded in count and time.
+ *
+ * With `auth`, each connection that got a banner then logs in before it is
+ * closed: OpenSSH >= 9.8 counts a connection that ends without authenticating
+ * as `noauth` (PerSourcePenalties noauth:1, min:15), and a burst of them, run
+ * twice, would get the controller dropped by the very check that looks for
+ * drops. A connection that authenticated costs nothing.
  */
 export async function burst(
   address: string,
   port: number,
-  options: BurstOptions & { sourceAddress?: string; connectTimeoutMs: number },
+  options: BurstOptions & { sourceAddress?: string; connectTimeoutMs: number; auth?: AuthProbeOptions },
 ): Promise<BurstEvidence> {
   const count = Math.max(1, Math.min(options.connections, MAX_BURST_CONNECTIONS));
   const windowMs = Math.max(500, Math.min(options.windowMs, MAX_BURST_WINDOW_MS));
@@ -412,10 +440,27 @@ export async function burst(
       ...(options.sourceAddress !== undefined ? { sourceAddress: options.sourceAddress } : {}),
       connectTimeoutMs: Math.min(options.connectTimeoutMs, windowMs),
       bannerTimeoutMs: windowMs,
+      keep: options.auth !== undefined,
     }),
   );
   try {
     const results = await Promise.all(attempts.map((a) => a.result));
+    const auth = options.auth;
+    if (auth) {
+      await Promise.all(
+        results.flatMap((r) =>
+          r.socket
+            ? [
+                kexAndAuth(address, port, {
+                  connectTimeoutMs: options.connectTimeoutMs,
+                  auth,
+                  sock: r.socket,
+                }),
+              ]
+            : [],
+        ),
+      );
+    }
     const tally = (predicate: (r: RawAttempt) => boolean): number => results.filter(predicate).length;
     return {
       connections: count,
@@ -487,14 +532,19 @@ export async function probeHost(target: ProbeTarget, options: ProbeOptions): Pro
   if (address === undefined) return evidence;
   evidence.address = address;
   const source = target.sourceAddress !== undefined ? { sourceAddress: target.sourceAddress } : {};
+  // The connection that got the banner goes on to the key exchange and login: one that closed after
+  // the banner would be a PerSourcePenalties noauth of ours (OpenSSH >= 9.8).
+  let served: { socket: Duplex; release: () => void } | undefined;
   const connectAndWait = async (): Promise<RawAttempt> => {
     const raw = rawAttempt(address, target.port, {
       ...source,
       connectTimeoutMs: options.connectTimeoutMs,
       bannerTimeoutMs: options.bannerTimeoutMs,
+      keep: true,
     });
     const result = await raw.result;
-    raw.release();
+    if (result.socket) served = { socket: result.socket, release: raw.release };
+    else raw.release();
     return result;
   };
   let attempt = await connectAndWait();
@@ -524,13 +574,19 @@ export async function probeHost(target: ProbeTarget, options: ProbeOptions): Pro
     }
     return evidence;
   }
-  const login = (): Promise<{ kex: KexEvidence; auth?: AuthEvidence }> =>
+  const login = async (sock?: Duplex): Promise<{ kex: KexEvidence; auth?: AuthEvidence }> =>
     kexAndAuth(address, target.port, {
       ...source,
       connectTimeoutMs: options.connectTimeoutMs,
       ...(options.auth ? { auth: options.auth } : {}),
+      ...(sock ? { sock } : {}),
     });
-  let session = await login();
+  let session: { kex: KexEvidence; auth?: AuthEvidence };
+  try {
+    session = await login(served?.socket);
+  } finally {
+    served?.release();
+  }
   if (session.kex.outcome === 'failed') {
     // sshd counts our first connection against MaxStartups until its child has seen us close it:
     // under a low limit (1:100:1) the next connection is dropped. Once more, after that moment.
@@ -544,6 +600,7 @@ export async function probeHost(target: ProbeTarget, options: ProbeOptions): Pro
       ...options.burst,
       ...source,
       connectTimeoutMs: options.connectTimeoutMs,
+      ...(evidence.auth?.outcome === 'accepted' && options.auth ? { auth: options.auth } : {}),
     });
   }
   return evidence;

@@ -16,12 +16,13 @@ import {
   DEFAULT_BURST,
   OWN_CONNECTION_SETTLE_MS,
   probeHost,
+  type AuthProbeOptions,
   type ProbeEvidence,
   type ProbeKey,
 } from './probe.js';
 import { sourceAddressToward } from './sources.js';
 import { runServerChecks, type ServerEvidence } from './server_checks.js';
-import { diagnose, type Cause, type Finding } from './findings.js';
+import { diagnose, hasPenalties, opensshVersion, type Cause, type Finding } from './findings.js';
 import { CLIENT_CAUSES, clientsNamed, OTHER_CLIENT } from './clients.js';
 
 export interface DiagnoseTarget {
@@ -101,9 +102,11 @@ async function diagnoseOne(target: DiagnoseTarget, options: DiagnoseOptions): Pr
   };
   let serverUnavailable: string | undefined;
   let everyClient: Finding[] | undefined;
+  let probeAuth: AuthProbeOptions | undefined;
 
   if (spec.connection !== 'local') {
     const keys = await probeKeys(spec, options.offerKeys);
+    probeAuth = { user: spec.user, keys, knownHosts: await knownHostsOf(spec) };
     result.probe = await probeHost(
       {
         host: spec.address,
@@ -113,7 +116,7 @@ async function diagnoseOne(target: DiagnoseTarget, options: DiagnoseOptions): Pr
       {
         connectTimeoutMs: spec.connectTimeoutMs,
         bannerTimeoutMs: Math.max(MIN_BANNER_TIMEOUT_MS, spec.connectTimeoutMs),
-        auth: { user: spec.user, keys, knownHosts: await knownHostsOf(spec) },
+        auth: probeAuth,
         ...(options.alsoFrom !== undefined ? { alsoFrom: options.alsoFrom } : {}),
         // The burst comes last (below): it fills sshd's unauthenticated slots, and under a low
         // MaxStartups the server-side login right after it would be dropped.
@@ -133,17 +136,28 @@ async function diagnoseOne(target: DiagnoseTarget, options: DiagnoseOptions): Pr
   // The login would go the same way as the probe: same source address, same path.
   const loginWouldFailToo =
     probeFailedEarly && options.source === undefined && (spec.jump ?? []).length === 0;
+  // The login offers the probe's login key again: refused once (every key offered, the login's
+  // included), refused again, and each refused login is one more PerSourcePenalties authfail (5 s of
+  // the 15 that get this address dropped). Too many failures is not that: the login offers fewer keys.
+  const keysRefused =
+    result.probe?.auth?.outcome === 'rejected' &&
+    !spec.agent &&
+    spec.password === undefined &&
+    (spec.jump ?? []).length === 0;
   if (spec.connection !== 'local' && options.probeOnly) {
     serverUnavailable = 'client-side probe only (--probe-only)';
   } else if (spec.connection !== 'local' && loginWouldFailToo) {
     serverUnavailable = 'no way in: the probe could not reach sshd from this address';
+  } else if (spec.connection !== 'local' && keysRefused) {
+    serverUnavailable = `no way in: sshd refused the probe's keys (${result.probe?.auth?.error ?? 'authentication failed'})`;
   } else if (result.client === null && spec.connection !== 'local') {
     serverUnavailable = 'the client address is unknown (give --client)';
   } else {
     let conn: Connection | undefined;
     try {
       conn = await connect(spec).catch(async (error: unknown) => {
-        if (result.probe?.banner?.outcome !== 'banner') throw error;
+        if (result.probe?.banner?.outcome !== 'banner' || /authentication/i.test(errorMessage(error)))
+          throw error;
         // sshd served the probe a moment ago: our own probe connections may still count against a
         // low MaxStartups. Once more, after sshd has let go of them.
         await new Promise((resolve) => setTimeout(resolve, OWN_CONNECTION_SETTLE_MS));
@@ -171,12 +185,23 @@ async function diagnoseOne(target: DiagnoseTarget, options: DiagnoseOptions): Pr
   }
   if (serverUnavailable !== undefined) result.serverChecks = { via: null, reason: serverUnavailable };
   const probe = result.probe;
-  if (probe?.address !== undefined && probe.banner?.outcome === 'banner' && options.burstConnections > 0) {
+  // Each connection of the burst logs in before it closes, when the probe's login worked. Without a
+  // login, every one would count as a PerSourcePenalties noauth on an OpenSSH >= 9.8: no burst there.
+  const loggedIn = probe?.auth?.outcome === 'accepted';
+  const penalises =
+    opensshVersion(probe?.banner?.banner) === null || hasPenalties(opensshVersion(probe?.banner?.banner));
+  if (
+    probe?.address !== undefined &&
+    probe.banner?.outcome === 'banner' &&
+    options.burstConnections > 0 &&
+    (loggedIn || !penalises)
+  ) {
     probe.burst = await burst(probe.address, spec.port, {
       ...DEFAULT_BURST,
       connections: options.burstConnections,
       ...(options.source !== undefined ? { sourceAddress: options.source } : {}),
       connectTimeoutMs: spec.connectTimeoutMs,
+      ...(loggedIn && probeAuth ? { auth: probeAuth } : {}),
     });
   }
   result.findings =
