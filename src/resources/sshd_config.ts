@@ -33,6 +33,7 @@ import { errorMessage } from '../errors.js';
 import type { ArgumentProblem, HostCheck, HostView, ResourceKind } from './types.js';
 import type { ExecResult } from '../transport/types.js';
 import { DEFAULT_SSHD_CONFIG, readSshdTree } from './sshd_tree.js';
+import { probeSshdLoad, sshdReloadPending } from './sshd_loaded.js';
 
 export interface SshdConfigArgs {
   settings?: Record<string, SettingValue>;
@@ -115,6 +116,7 @@ async function planSshdConfig(args: SshdConfigArgs, host: HostView): Promise<Res
   const mainPath = args.path ?? DEFAULT_SSHD_CONFIG;
   const settings = settingsAsWritten(args.settings ?? {});
   const needs = Object.entries(settings).flatMap(([keyword, value]) => settingNeeds(keyword, value) ?? []);
+  const loaded = probeSshdLoad(host, mainPath);
   const [found, tree] = await Promise.all([
     host.probe(findSshdScript(needs.length > 0)),
     readSshdTree(host, mainPath),
@@ -169,9 +171,11 @@ async function planSshdConfig(args: SshdConfigArgs, host: HostView): Promise<Res
     unmatchedSpec: unmatchedConnectionSpec(tree),
     desired: settings,
   };
+  // Files that already say it are not enough: sshd must also run them (an earlier run may have been cut off).
+  const reload = fileChanges.length > 0 ? undefined : await sshdReloadPending(host, loaded, tree);
   return {
-    action: fileChanges.length > 0 ? 'change' : 'none',
-    messages: [...changed.map((d) => d.message), ...throughLinks],
+    action: fileChanges.length > 0 || reload !== undefined ? 'change' : 'none',
+    messages: [...changed.map((d) => d.message), ...throughLinks, ...(reload !== undefined ? [reload] : [])],
     warnings,
     fileChanges,
     commands: [],

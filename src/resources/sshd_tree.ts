@@ -10,7 +10,7 @@ import type { SshdPorts } from '../formats/firewall_probe.js';
 import type { HostView } from './types.js';
 
 export const DEFAULT_SSHD_CONFIG = '/etc/ssh/sshd_config';
-const DEFAULT_DROP_INS = '/etc/ssh/sshd_config.d/*.conf';
+export const DEFAULT_DROP_INS = '/etc/ssh/sshd_config.d/*.conf';
 
 /**
  * The tree of `mainPath`. The stock Debian/Ubuntu drop-in directory is read
