@@ -8,6 +8,10 @@ export const EXIT = {
   changes: 2,
   /** Some host was unreachable, and nothing failed. */
   unreachable: 4,
+  /** apply was interrupted by SIGINT (128 + 2, as shells report it); the recap gives each host's state. */
+  sigint: 130,
+  /** …by SIGTERM (128 + 15). */
+  sigterm: 143,
 } as const;
 
 import type { HostResult } from '../executor/results.js';

@@ -3,6 +3,8 @@ export interface CliIO {
   stdout(text: string): void;
   stderr(text: string): void;
   isTTY: boolean;
+  /** Ends the process at once (apply's third SIGINT). Unset: process.exit. */
+  exit?(code: number): void;
 }
 
 /**
@@ -35,4 +37,4 @@ export interface Command {
 }
 
 export const EXIT_CODES_EPILOG =
-  'Exit codes: 0 success; 1 a task failed or bad input; 2 changes pending (with --detailed-exitcode); 4 a host was unreachable (and nothing failed).';
+  "Exit codes: 0 success; 1 a task failed or bad input; 2 changes pending (with --detailed-exitcode); 4 a host was unreachable (and nothing failed); 130/143 interrupted by SIGINT/SIGTERM (the recap gives each host's state).";

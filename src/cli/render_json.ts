@@ -2,8 +2,14 @@
 import { formatDiagnostic, type Diagnostic } from '../config/diagnostics.js';
 import type { HostResult } from '../executor/results.js';
 import { countTasks, summarize } from '../executor/results.js';
+import type { RecapInterruption } from './render_text.js';
 
-export function renderJson(results: HostResult[], mode: 'apply' | 'plan'): string {
+/** With `interruption`, the document says which signal stopped the run and each host's `state`. */
+export function renderJson(
+  results: HostResult[],
+  mode: 'apply' | 'plan',
+  interruption?: RecapInterruption,
+): string {
   const hosts = Object.fromEntries(
     results.map((r) => {
       const c = countTasks(r);
@@ -17,6 +23,7 @@ export function renderJson(results: HostResult[], mode: 'apply' | 'plan'): strin
           skipped: c.skipped,
           unreachable: r.unreachable,
           ...(r.error ? { error: r.error } : {}),
+          ...(interruption ? { state: stateJson(interruption, r) } : {}),
           tasks: r.tasks.map((t) => ({
             play: t.play,
             task: t.task,
@@ -34,7 +41,13 @@ export function renderJson(results: HostResult[], mode: 'apply' | 'plan'): strin
       ];
     }),
   );
-  return JSON.stringify({ mode, hosts, summary: summarize(results) }, null, 2) + '\n';
+  const interrupted = interruption ? { interrupted: interruption.signal } : {};
+  return JSON.stringify({ mode, ...interrupted, hosts, summary: summarize(results) }, null, 2) + '\n';
+}
+
+function stateJson(interruption: RecapInterruption, result: HostResult): { kind: string; message: string } {
+  const { kind, message } = interruption.stateOf(result);
+  return { kind, message };
 }
 
 /**

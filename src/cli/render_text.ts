@@ -4,6 +4,7 @@
  */
 import type { HostResult, TaskResult } from '../executor/results.js';
 import { countTasks } from '../executor/results.js';
+import type { HostState } from '../executor/interruption.js';
 
 export interface TextStyle {
   color: boolean;
@@ -75,15 +76,34 @@ export function renderHost(result: HostResult, style: TextStyle): string {
   return out.join('\n') + '\n';
 }
 
-export function renderRecap(results: HostResult[], style: TextStyle): string {
+/** An interrupted run's recap also says what each host was left in. */
+export interface RecapInterruption {
+  signal: string;
+  stateOf(result: HostResult): HostState;
+}
+
+export function renderRecap(
+  results: HostResult[],
+  style: TextStyle,
+  interruption?: RecapInterruption,
+): string {
   const width = Math.max(4, ...results.map((r) => r.host.length));
-  const lines = [paint(style, 'bold', style.check ? 'PLAN RECAP (nothing was changed)' : 'RECAP')];
+  const title = style.check
+    ? 'PLAN RECAP (nothing was changed)'
+    : interruption
+      ? `RECAP (interrupted by ${interruption.signal})`
+      : 'RECAP';
+  const lines = [paint(style, 'bold', title)];
   for (const r of results) {
     const c = countTasks(r);
     const changedWord = style.check ? 'to_change' : 'changed';
-    lines.push(
-      `${r.host.padEnd(width)}  ok=${c.ok}  ${changedWord}=${c.changed}  failed=${c.failed}  skipped=${c.skipped}  unreachable=${c.unreachable ? 1 : 0}`,
-    );
+    const counts = `${r.host.padEnd(width)}  ok=${c.ok}  ${changedWord}=${c.changed}  failed=${c.failed}  skipped=${c.skipped}  unreachable=${c.unreachable ? 1 : 0}`;
+    if (!interruption) {
+      lines.push(counts);
+      continue;
+    }
+    const state = interruption.stateOf(r);
+    lines.push(`${counts}  ${paint(style, state.alarming ? 'red' : 'dim', `state: ${state.message}`)}`);
   }
   if (results.length === 0) lines.push('no hosts matched');
   return lines.join('\n') + '\n';

@@ -15,6 +15,7 @@ import { buildWriteScript, EXIT_CHANGED_SINCE_PLAN } from './file_writer.js';
 import { censorTaskResult, NO_LOG_MESSAGE, type TaskResult } from './results.js';
 import {
   buildBeginScript,
+  runDirOf,
   confirmTargetScript,
   confirmWithNewConnection,
   disarmTransaction,
@@ -30,10 +31,12 @@ import {
   type ChangingTask,
   type SafetyOptions,
   type Transaction,
+  type TransactionSpec,
 } from './transaction.js';
 import { runBatch, type BatchStep, type StepOutcome } from './host_batch.js';
 import { plannedRejection } from './guards.js';
 import { errorMessage } from '../errors.js';
+import { INTERRUPTED_MARK, type Interruption } from './interruption.js';
 
 /** A task ready to plan on this host: arguments already rendered with its variables. */
 export interface BoundTask {
@@ -66,6 +69,8 @@ export interface HostRunOptions {
    * new connection (transaction.ts). Without it, changes are applied bare.
    */
   safety?: SafetyOptions;
+  /** SIGINT/SIGTERM: start no change after the first, cut settling short after the second. */
+  interruption?: Interruption;
 }
 
 interface PlannedTask {
@@ -201,7 +206,7 @@ export async function runPlayOnHost(
 
   const all = [...planned, ...handlers];
   // Censored last: applying adds errors (rollback, verification) to results already made.
-  return (await applyPlan(all, conn, onStep, options.safety)).map(censorTaskResult);
+  return (await applyPlan(all, conn, onStep, options.safety, options.interruption)).map(censorTaskResult);
 }
 
 // ---------------------------------------------------------------------------
@@ -260,15 +265,76 @@ function changeFailure(step: ChangeStep, result: ExecResult): string {
   return `${step.description} exited ${result.exitCode}: ${output}`;
 }
 
+/**
+ * Sends the change batch. The session lost (or closed on purpose by a second
+ * signal, abandoning the batch) leaves the host to its timer, or — without
+ * rollback — maybe half-changed: the error says which, and so does the
+ * interruption's record of the host.
+ */
+async function sendChanges(
+  conn: Connection,
+  steps: readonly ChangeStep[],
+  transaction: TransactionSpec | undefined,
+  interruption: Interruption | undefined,
+): Promise<{ outcomes: StepOutcome[]; sentAtMs: number; deadline: string }> {
+  const host = conn.hostName;
+  const sentAtMs = Date.now();
+  const deadline = new Date(sentAtMs + (transaction?.confirmTimeoutS ?? 0) * 1000).toISOString();
+  const runDir = transaction ? runDirOf(transaction) : undefined;
+  if (runDir) interruption?.record(host, { kind: 'applying', runDir, deadline });
+  const abandon = () => void conn.close();
+  interruption?.abortSignal.addEventListener('abort', abandon, { once: true });
+  try {
+    const outcomes = await runBatch(conn, steps);
+    if (!transaction) interruption?.record(host, { kind: 'applied-bare' });
+    return { outcomes, sentAtMs, deadline };
+  } catch (error) {
+    if (!lostConnection(error)) throw error;
+    const twice = interruption?.abortRequested
+      ? `${INTERRUPTED_MARK} (${interruption.signal}, twice)`
+      : undefined;
+    if (!transaction || !runDir) {
+      interruption?.record(host, { kind: 'abandoned-bare' });
+      if (twice === undefined) throw error;
+      throw new UnreachableError(
+        host,
+        `${twice} while changes were being applied without rollback (--no-rollback): ` +
+          'they may be half-applied; run again to finish',
+      );
+    }
+    interruption?.record(host, { kind: 'left-to-timer', runDir, deadline });
+    if (twice === undefined) throw lostWhileApplying(conn, transaction, sentAtMs, error);
+    throw new UnreachableError(
+      host,
+      `${twice} while the changes were being applied: if they had started, the host restores its ` +
+        `previous state by itself by ${deadline} (dead-man timer, backup in ${runDir})`,
+    );
+  } finally {
+    interruption?.abortSignal.removeEventListener('abort', abandon);
+  }
+}
+
 async function applyPlan(
   all: PlannedTask[],
   conn: Connection,
   onStep: (step: string) => void,
   safety: SafetyOptions | undefined,
+  interruption: Interruption | undefined,
 ): Promise<TaskResult[]> {
   const changing = all.filter((p) => p.plan?.action === 'change');
   if (changing.length === 0) return all.map((p) => toResult(p, plannedStatus(p.plan!)));
   const kinds: ChangingTask[] = changing.map((p) => ({ resource: p.task.resource.name, plan: p.plan! }));
+  const stopped = (): TaskResult[] =>
+    all.map((p) =>
+      p.plan!.action === 'change'
+        ? toResult(
+            p,
+            'skipped',
+            `not applied: ${INTERRUPTED_MARK} (${interruption!.signal}) before this host was changed`,
+          )
+        : toResult(p, plannedStatus(p.plan!)),
+    );
+  if (interruption?.stopRequested) return stopped();
 
   // 1. Checks.
   onStep('validating the changes');
@@ -359,15 +425,11 @@ async function applyPlan(
         ]
       : []),
   ];
+  // The last moment to stop without changing anything; from here on, the host is settled.
+  if (interruption?.stopRequested) return stopped();
   onStep(`applying ${changing.length} change(s)`);
-  const sentAtMs = Date.now();
-  let outcomes: StepOutcome[];
-  try {
-    outcomes = await runBatch(conn, steps);
-  } catch (error) {
-    if (transaction && lostConnection(error)) throw lostWhileApplying(conn, transaction, sentAtMs, error);
-    throw error;
-  }
+  const host = conn.hostName;
+  const { outcomes, sentAtMs, deadline } = await sendChanges(conn, steps, transaction, interruption);
 
   let tx: Transaction | undefined;
   if (transaction) {
@@ -378,8 +440,10 @@ async function applyPlan(
         sentAtMs,
       );
     } catch (error) {
+      interruption?.discard(host, runDirOf(transaction));
       return refusal(changing[0]!, `nothing was changed: ${errorMessage(error)}`);
     }
+    interruption?.record(host, { kind: 'armed', runDir: tx.runDir, deadline });
   }
 
   // Per task, in plan order, as if each had run on its own: changed, failed, or (after a failure) not reached.
@@ -429,20 +493,28 @@ async function applyPlan(
   // 3. Confirm, or restore.
   const rolledBack = async (reason: string, again: boolean): Promise<TaskResult[]> => {
     onStep('rolling back');
-    const why = await restoreNow(conn, tx, reason, again);
+    const restored = await restoreNow(conn, tx, reason, again);
+    if (restored.complete) interruption?.record(host, { kind: 'restored', runDir: tx.runDir });
     for (const result of results) {
       if (result.status === 'changed')
-        Object.assign(result, { status: 'failed', error: `rolled back: ${why}` });
+        Object.assign(result, { status: 'failed', error: `rolled back: ${restored.reason}` });
       else if (result.status === 'failed') result.error = `${result.error ?? 'failed'}; rolled back`;
     }
     return results;
   };
-  if (failure !== undefined) {
-    if (!changeStarted) {
-      await disarmTransaction(conn, tx).catch(() => undefined);
-      return results;
+  try {
+    if (failure !== undefined) {
+      if (!changeStarted) {
+        await disarmTransaction(conn, tx).catch(() => undefined);
+        interruption?.discard(host, tx.runDir);
+        return results;
+      }
+      return await rolledBack(`${failure} failed`, false);
     }
-    return rolledBack(`${failure} failed`, false);
+  } catch (error) {
+    if (lostConnection(error))
+      interruption?.record(host, { kind: 'left-to-timer', runDir: tx.runDir, deadline });
+    throw error;
   }
   onStep('confirming with a new connection');
   const targetStep = steps.findIndex((st) => st.kind === 'confirm-target');
@@ -452,14 +524,22 @@ async function applyPlan(
     guarded,
   );
   try {
-    const confirmed = await confirmWithNewConnection(conn, tx, safety!, target);
-    if (confirmed.ok && confirmed.decision === 'confirmed') return results;
+    const confirmed = await confirmWithNewConnection(conn, tx, safety!, target, interruption?.abortSignal);
+    if (confirmed.ok && confirmed.decision === 'confirmed') {
+      interruption?.record(host, { kind: 'confirmed', runDir: tx.runDir });
+      return results;
+    }
     const reason = confirmed.ok
       ? `the rollback timer fired before the change was confirmed (--confirm-timeout ${tx.spec.confirmTimeoutS}s is too short for this host)`
-      : `a new SSH connection to port ${target.port} failed after the change: ${confirmed.reason}`;
+      : confirmed.interrupted
+        ? `${INTERRUPTED_MARK} (${interruption?.signal ?? 'signal'}, twice) before the change was confirmed`
+        : `a new SSH connection to port ${target.port} failed after the change: ${confirmed.reason}`;
     return await rolledBack(reason, confirmed.ok);
   } catch (error) {
-    if (lostConnection(error)) throw leftToTheTimer(conn, tx, 'lost the connection before confirming', error);
+    if (lostConnection(error)) {
+      interruption?.record(host, { kind: 'left-to-timer', runDir: tx.runDir, deadline });
+      throw leftToTheTimer(conn, tx, 'lost the connection before confirming', error);
+    }
     throw error;
   } finally {
     if (target.knownHostsFile !== undefined)

@@ -19,10 +19,11 @@ import { openConnection } from '../transport/connect.js';
 import type { SshConfigFile } from '../transport/ssh_config.js';
 import { buildConnectionSpec, defaultKnownHostsFile } from '../transport/spec.js';
 import { runPlayOnHost, type BoundPlay, type BoundTask } from './host_run.js';
-import { hostFailure, type HostResult } from './results.js';
+import { hostFailure, type HostResult, type TaskResult } from './results.js';
 import { errorMessage } from '../errors.js';
 import { DEFAULT_CONFIRM_TIMEOUT_S, type SafetyOptions } from './transaction.js';
-import { runInBatches, type Serial } from './rollout.js';
+import { notRunResult, runInBatches, type Serial } from './rollout.js';
+import { INTERRUPTED_MARK, type Interruption } from './interruption.js';
 
 export interface RunOptions {
   check: boolean;
@@ -57,6 +58,8 @@ export interface RunOptions {
   serial?: Serial;
   /** Stop the rollout once a batch has more failed hosts than this percentage. */
   maxFailPercentage?: number;
+  /** SIGINT/SIGTERM (apply): hosts not yet changing are left alone, the others settled. */
+  interruption?: Interruption;
 }
 
 export const DEFAULT_FORKS = 25;
@@ -164,11 +167,16 @@ async function runHost(job: HostJob, options: RunOptions): Promise<HostResult> {
     options.onProgress?.(job.host, 'connecting');
     const opened = await (options.connect ?? openConnection)(job.spec);
     conn = opened;
-    for (const play of job.plays) {
+    for (const [index, play] of job.plays.entries()) {
+      if (index > 0 && options.interruption?.stopRequested) {
+        result.tasks.push(interruptedBeforePlays(job.plays.slice(index), options.interruption));
+        break;
+      }
       const tasks = await runPlayOnHost(opened, play, {
         check: options.check,
         onStep: (step) => options.onProgress?.(job.host, step),
         ...(options.check ? {} : { safety: safetyOptions(job, options) }),
+        ...(options.interruption ? { interruption: options.interruption } : {}),
       });
       result.tasks.push(...tasks);
       if (tasks.some((t) => t.status === 'failed')) break;
@@ -181,6 +189,22 @@ async function runHost(job: HostJob, options: RunOptions): Promise<HostResult> {
     await conn?.close().catch(() => undefined);
   }
   return result;
+}
+
+/** The plays an interruption kept from starting, as one skipped entry. */
+function interruptedBeforePlays(plays: readonly BoundPlay[], interruption: Interruption): TaskResult {
+  return {
+    play: plays[0]!.name,
+    task: '(interrupted)',
+    resource: '',
+    status: 'skipped',
+    handler: false,
+    messages: [],
+    warnings: [],
+    diff: '',
+    commands: [],
+    error: `not run: ${INTERRUPTED_MARK} (${interruption.signal}) before ${plays.map((p) => `play "${p.name}"`).join(', ')}`,
+  };
 }
 
 function safetyOptions(job: HostJob, options: RunOptions): SafetyOptions {
@@ -215,9 +239,16 @@ async function runBatch(jobs: HostJob[], options: RunOptions): Promise<HostResul
   return Promise.all(
     jobs.map((job) =>
       queue.add(async () => {
-        const result = await runHost(job, options).catch((error: unknown) =>
-          hostFailure(job.host, job.spec.address, '(internal)', errorMessage(error)),
-        );
+        const interruption = options.interruption;
+        const result = interruption?.stopRequested
+          ? notRunResult(
+              job.host,
+              job.spec.address,
+              `${INTERRUPTED_MARK} (${interruption.signal}) before this host started`,
+            )
+          : await runHost(job, options).catch((error: unknown) =>
+              hostFailure(job.host, job.spec.address, '(internal)', errorMessage(error)),
+            );
         options.onHostDone?.(result);
         return result;
       }),

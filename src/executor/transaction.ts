@@ -616,7 +616,39 @@ export async function readConfirmTarget(
   return { port, knownHostsFile };
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits `ms`; false when `abort` fired first. */
+function sleepUnlessAborted(ms: number, abort: AbortSignal | undefined): Promise<boolean> {
+  return new Promise((resolve) => {
+    const done = (slept: boolean) => {
+      clearTimeout(timer);
+      abort?.removeEventListener('abort', onAbort);
+      resolve(slept);
+    };
+    const onAbort = () => done(false);
+    const timer = setTimeout(() => done(true), ms);
+    abort?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** `work`'s value, or undefined as soon as `abort` fires (`work` goes on; its caller deals with it). */
+function unlessAborted<T>(work: Promise<T>, abort: AbortSignal | undefined): Promise<T | undefined> {
+  if (!abort) return work;
+  if (abort.aborted) return Promise.resolve(undefined);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve(undefined);
+    abort.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        abort.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        abort.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
 
 /** A retry only helps when the server was not there yet (sshd re-executing after SIGHUP). */
 function worthRetrying(error: unknown): boolean {
@@ -635,26 +667,42 @@ export async function confirmWithNewConnection(
   tx: Transaction,
   safety: SafetyOptions,
   target: ConfirmTarget,
-): Promise<{ ok: true; decision: 'confirmed' | 'too-late' } | { ok: false; reason: string }> {
+  abort?: AbortSignal,
+): Promise<
+  { ok: true; decision: 'confirmed' | 'too-late' } | { ok: false; reason: string; interrupted?: true }
+> {
   const deadline = tx.armedAtMs + tx.spec.confirmTimeoutS * 1000 - CONFIRM_MARGIN_MS;
-  let lastError = 'no time was left before the rollback deadline';
+  const tookS = Math.round((Date.now() - tx.armedAtMs) / 1000);
+  let lastError =
+    `no time was left to confirm before the host's rollback deadline: applying the changes took ${tookS} s ` +
+    `of --confirm-timeout ${tx.spec.confirmTimeoutS} s`;
   const failures = { refused: 0, other: 0 };
   let delayMs: number | null = 0;
+  const interrupted = { ok: false as const, reason: 'the run was interrupted', interrupted: true as const };
   while (delayMs !== null && Date.now() < deadline) {
-    if (delayMs > 0) await sleep(delayMs);
+    if (abort?.aborted) return interrupted;
+    if (delayMs > 0 && !(await sleepUnlessAborted(delayMs, abort))) return interrupted;
     const remaining = deadline - Date.now();
     if (remaining <= 0) break;
     let probe: Connection | undefined;
     try {
-      probe = await safety.connect({
+      // Only the wait for the connection is cut short: a disarm already sent is let finish, so
+      // that an interrupted confirmation never leaves the controller unsure what the host decided.
+      const connecting = safety.connect({
         ...safety.spec,
         port: target.port,
         ...(target.knownHostsFile !== undefined
           ? { knownHostsFile: target.knownHostsFile, acceptNewHostKeys: false }
           : {}),
+        ...(abort !== undefined ? { abort } : {}),
         connectTimeoutMs: Math.min(safety.spec.connectTimeoutMs, remaining),
         commandTimeoutMs: Math.min(safety.spec.commandTimeoutMs, Math.max(remaining, 1000)),
       });
+      probe = await unlessAborted(connecting, abort);
+      if (probe === undefined) {
+        void connecting.then((late) => late.close()).catch(() => undefined);
+        return interrupted;
+      }
       const answer = await probe.runScript(`echo ${CONFIRM_MARK}\n${buildDisarmScript(tx)}`);
       if (!answer.stdout.includes(CONFIRM_MARK)) {
         throw new Error(
@@ -712,19 +760,22 @@ export function lostWhileApplying(
 export const lostConnection = (error: unknown): boolean =>
   error instanceof UnreachableError || error instanceof CommandTimeoutError;
 
-/** Restores now through the open session; returns the reason to report (with what failed, if it did). */
+/**
+ * Restores now through the open session; returns the reason to report (with
+ * what failed, if it did) and whether the restore was complete.
+ */
 export async function restoreNow(
   conn: Connection,
   tx: Transaction,
   reason: string,
   again: boolean,
-): Promise<string> {
+): Promise<{ reason: string; complete: boolean }> {
   try {
     await rollbackTransaction(conn, tx, again);
-    return reason;
+    return { reason, complete: true };
   } catch (error) {
     if (lostConnection(error))
       throw leftToTheTimer(conn, tx, `${reason}, and restoring through the open session failed`, error);
-    return `${reason} (${errorMessage(error)})`;
+    return { reason: `${reason} (${errorMessage(error)})`, complete: false };
   }
 }

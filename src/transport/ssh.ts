@@ -385,9 +385,15 @@ function handshake(
     const fail = (error: UnreachableError): void => {
       if (settled) return;
       settled = true;
+      spec.abort?.removeEventListener('abort', abandon);
       client.destroy();
       reject(error);
     };
+    const abandon = (): void =>
+      fail(
+        new UnreachableError(spec.hostName, `gave up connecting to ${where(spec)}: the run was interrupted`),
+      );
+    spec.abort?.addEventListener('abort', abandon, { once: true });
     // Checked before building an error: every connection closes, and an Error captures a stack.
     client.on('error', (error: SshError) => {
       if (settled) return;
@@ -409,6 +415,7 @@ function handshake(
     // Nagle's algorithm delays small packets by up to 40 ms; scripts are many small round trips.
     client.on('connect', () => client.setNoDelay(true));
     client.on('ready', () => {
+      spec.abort?.removeEventListener('abort', abandon);
       settled = true;
       const method = offered.method;
       resolve(
@@ -417,6 +424,7 @@ function handshake(
           : undefined,
       );
     });
+    if (spec.abort?.aborted) return abandon();
     client.connect(config);
     skipHostKeyProof(client);
   });

@@ -58,6 +58,8 @@ export interface ConnectionSpec {
    * is checked against its own known_hosts like a direct connection.
    */
   jump?: ConnectionSpec[];
+  /** Gives up a connection attempt still in progress when this fires (an interrupted run). */
+  abort?: AbortSignal;
 }
 
 /** The host could not be reached or authenticated: nothing was done on it. */

@@ -23,6 +23,8 @@ import { inOrder } from '../host_order.js';
 import { parseMaxFailPercentage, parseSerial } from '../../executor/rollout.js';
 import { DEFAULT_CONFIRM_TIMEOUT_S } from '../../executor/transaction.js';
 import { countOption, numberOption, readableFileOption, secondsOption } from '../options.js';
+import { Interruption } from '../../executor/interruption.js';
+import { handleInterrupts, interruptedExitCode, recapInterruption, unsettledReport } from '../interrupts.js';
 
 export function runOptions(y: Argv): Argv {
   return y
@@ -167,16 +169,26 @@ async function runPlaybook(args: ParsedArgs, mode: 'apply' | 'plan', io: CliIO):
   if (args.verbose) {
     options.connect = tracingConnect(options.connect ?? openConnection, live.printError, secrets);
   }
+  // Only a run that changes hosts has transactions to settle; a dry run may simply die.
+  const interruption = check ? undefined : new Interruption();
+  if (interruption) options.interruption = interruption;
+  const stopHandling = interruption
+    ? handleInterrupts(interruption, live.printError, io.exit ?? ((code) => process.exit(code)))
+    : () => undefined;
   const results = (
     await runJobs(jobs, options).finally(() => {
+      stopHandling();
       blocks.flush();
       live.finish();
     })
   ).map((r) => redactHostResult(r, secrets));
-  if (format === 'json') io.stdout(renderJson(results, mode));
+  const interrupted = recapInterruption(interruption);
+  if (format === 'json') io.stdout(renderJson(results, mode, interrupted));
   else if (format === 'junit') io.stdout(renderJunit(results, { mode, check, diff: style.diff }));
-  else io.stdout('\n' + renderRecap(results, style));
-  return exitCodeFor(results, Boolean(args['detailed-exitcode']));
+  else io.stdout('\n' + renderRecap(results, style, interrupted));
+  if (interruption?.signal === undefined) return exitCodeFor(results, Boolean(args['detailed-exitcode']));
+  io.stderr(unsettledReport(interruption));
+  return interruptedExitCode(interruption.signal);
 }
 
 /** --no-rollback, --confirm-timeout, --force, --serial, --max-fail-percentage (apply only). */
