@@ -15,7 +15,13 @@ import { buildWriteScript, EXIT_CHANGED_SINCE_PLAN } from './file_writer.js';
 import { censorTaskResult, NO_LOG_MESSAGE, type TaskResult } from './results.js';
 import {
   buildBeginScript,
+  BACKUP_ROOT,
+  parseUndecidedRuns,
   runDirOf,
+  sleepUnlessAborted,
+  UndecidedTransactionError,
+  undecidedRunsMessage,
+  undecidedRunsScript,
   confirmTargetScript,
   confirmWithNewConnection,
   disarmTransaction,
@@ -37,6 +43,14 @@ import { runBatch, type BatchStep, type StepOutcome } from './host_batch.js';
 import { plannedRejection } from './guards.js';
 import { errorMessage } from '../errors.js';
 import { INTERRUPTED_MARK, type Interruption } from './interruption.js';
+
+/**
+ * How long a host waits for another run's undecided transaction before it is
+ * refused: a run still at work confirms or restores within seconds (two
+ * applies started together on one host); a run that died never does.
+ */
+const UNDECIDED_WAIT_MS = 15_000;
+const UNDECIDED_POLL_MS = 1000;
 
 /** A task ready to plan on this host: arguments already rendered with its variables. */
 export interface BoundTask {
@@ -185,11 +199,30 @@ export async function runPlayOnHost(
   const onStep = options.onStep ?? (() => undefined);
   onStep(`planning ${play.name}`);
   const notifiable = new Set(play.tasks.flatMap((t) => t.notify));
+  // Asked in the same round trip as the warm-up's reads: runs that left a timer armed on this host.
+  const backupRoot = options.safety?.backupRoot ?? BACKUP_ROOT;
+  const undecided = options.safety
+    ? view.probe(undecidedRunsScript(backupRoot, options.safety.runToken))
+    : undefined;
+  undecided?.catch(() => undefined); // awaited below, unless planning fails first
   const warmPlans = await warmUp(
     [...play.tasks, ...play.handlers.filter((h) => notifiable.has(h.name))],
     view,
     ctx,
   );
+  if (undecided) {
+    const script = undecidedRunsScript(backupRoot, options.safety?.runToken);
+    let found = parseUndecidedRuns((await undecided).stdout);
+    // A run that is still working decides within seconds: wait that long; a run that died does not.
+    const giveUpAt = Date.now() + UNDECIDED_WAIT_MS;
+    while (found.runs.length > 0 && Date.now() < giveUpAt && !options.interruption?.stopRequested) {
+      onStep(`waiting for run ${found.runs.map((r) => r.runId).join(', ')} to confirm or restore its change`);
+      await sleepUnlessAborted(UNDECIDED_POLL_MS, options.interruption?.stopSignal);
+      found = parseUndecidedRuns((await conn.runScript(script)).stdout);
+    }
+    if (found.runs.length > 0)
+      throw new UndecidedTransactionError(undecidedRunsMessage(found.runs, found.hostNowS, backupRoot));
+  }
   const planned = await planTasks(play.tasks, view, ctx, false, warmPlans);
   const failedInPlanning = planned.some((p) => p.error !== undefined);
   const handlers = failedInPlanning
@@ -389,6 +422,7 @@ async function applyPlan(
           runId: newRunId(),
           confirmTimeoutS: safety.confirmTimeoutS,
           ...(safety.backupRoot !== undefined ? { backupRoot: safety.backupRoot } : {}),
+          ...(safety.runToken !== undefined ? { owner: safety.runToken } : {}),
         })
       : undefined;
   const verifications = changing.flatMap((p) =>
@@ -441,6 +475,7 @@ async function applyPlan(
       );
     } catch (error) {
       interruption?.discard(host, runDirOf(transaction));
+      if (error instanceof UndecidedTransactionError) throw error;
       return refusal(changing[0]!, `nothing was changed: ${errorMessage(error)}`);
     }
     interruption?.record(host, { kind: 'armed', runDir: tx.runDir, deadline });

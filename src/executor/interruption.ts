@@ -123,7 +123,7 @@ export function unsettledWarning(host: string, s: Settlement): string {
     case 'left-to-timer':
       return (
         `${host}: its rollback timer is still armed: the host restores its previous state by itself ` +
-        `at ${s.deadline} (backup in ${s.runDir})`
+        `at ${s.deadline} (backup in ${s.runDir}); until then, other sshfix runs refuse to change it`
       );
     case 'abandoned-bare':
       return (

@@ -5,6 +5,7 @@
  * over one connection reused for all of its plays. A failure on one host never
  * stops the others.
  */
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import PQueue from 'p-queue';
 import type { Inventory } from '../config/inventory.js';
@@ -21,7 +22,7 @@ import { buildConnectionSpec, defaultKnownHostsFile } from '../transport/spec.js
 import { runPlayOnHost, type BoundPlay, type BoundTask } from './host_run.js';
 import { hostFailure, type HostResult, type TaskResult } from './results.js';
 import { errorMessage } from '../errors.js';
-import { DEFAULT_CONFIRM_TIMEOUT_S, type SafetyOptions } from './transaction.js';
+import { DEFAULT_CONFIRM_TIMEOUT_S, UndecidedTransactionError, type SafetyOptions } from './transaction.js';
 import { notRunResult, runInBatches, type Serial } from './rollout.js';
 import { INTERRUPTED_MARK, type Interruption } from './interruption.js';
 
@@ -160,7 +161,7 @@ function connectionSpec(
   });
 }
 
-async function runHost(job: HostJob, options: RunOptions): Promise<HostResult> {
+async function runHost(job: HostJob, options: RunOptions & { runToken: string }): Promise<HostResult> {
   const result: HostResult = { host: job.host, address: job.spec.address, unreachable: false, tasks: [] };
   let conn: Connection | undefined;
   try {
@@ -182,6 +183,12 @@ async function runHost(job: HostJob, options: RunOptions): Promise<HostResult> {
       if (tasks.some((t) => t.status === 'failed')) break;
     }
   } catch (error) {
+    if (error instanceof UndecidedTransactionError) {
+      result.tasks.push(
+        ...hostFailure(job.host, job.spec.address, '(undecided transaction)', error.message).tasks,
+      );
+      return result;
+    }
     if (!(error instanceof UnreachableError)) throw error;
     result.unreachable = true;
     result.error = error.message;
@@ -207,8 +214,9 @@ function interruptedBeforePlays(plays: readonly BoundPlay[], interruption: Inter
   };
 }
 
-function safetyOptions(job: HostJob, options: RunOptions): SafetyOptions {
+function safetyOptions(job: HostJob, options: RunOptions & { runToken: string }): SafetyOptions {
   return {
+    runToken: options.runToken,
     spec: job.spec,
     connect: options.connect ?? openConnection,
     rollback: options.rollback ?? true,
@@ -223,18 +231,20 @@ function safetyOptions(job: HostJob, options: RunOptions): SafetyOptions {
  */
 export async function runJobs(jobs: HostJob[], options: RunOptions): Promise<HostResult[]> {
   const withAddress = jobs.map((job) => ({ ...job, address: job.spec.address }));
+  // Marks this run's transactions on every host, so that the run never waits for itself.
+  const run = { ...options, runToken: randomBytes(8).toString('hex') };
   return runInBatches(
     withAddress,
     {
       ...(options.serial ? { serial: options.serial } : {}),
       ...(options.maxFailPercentage !== undefined ? { maxFailPercentage: options.maxFailPercentage } : {}),
     },
-    (batch) => runBatch(batch, options),
+    (batch) => runBatch(batch, run),
     (result) => options.onHostDone?.(result),
   );
 }
 
-async function runBatch(jobs: HostJob[], options: RunOptions): Promise<HostResult[]> {
+async function runBatch(jobs: HostJob[], options: RunOptions & { runToken: string }): Promise<HostResult[]> {
   const queue = new PQueue({ concurrency: Math.max(1, options.forks) });
   return Promise.all(
     jobs.map((job) =>

@@ -62,6 +62,12 @@ export interface TransactionSpec {
   confirmTimeoutS: number;
   /** Where run directories live; BACKUP_ROOT on real hosts. */
   backupRoot?: string;
+  /**
+   * The sshfix run this transaction belongs to (one token for all its hosts):
+   * a run never waits for its own transactions, e.g. on one machine reached
+   * under two inventory names.
+   */
+  owner?: string;
 }
 
 export type RollbackTimer = { kind: 'systemd'; unit: string } | { kind: 'process'; pgid: number };
@@ -156,6 +162,10 @@ export function buildRestoreScript(spec: TransactionSpec): string {
     `dir=${shellQuote(dir)}`,
     'if ! mkdir "$dir/decided" 2>/dev/null; then [ "${1:-}" = --again ] || exit 0; fi',
     'echo restoring > "$dir/outcome"',
+    // Run by hand (or by sshfix) rather than by the timer: the timer has nothing left to do.
+    'if [ -f "$dir/timer.pid" ] && read -r tp < "$dir/timer.pid" && [ "$tp" != "$$" ] &&',
+    '  tr "\\0" " " < "/proc/$tp/cmdline" 2>/dev/null | grep -qF -- "sshfix-rollback $dir "; then kill -TERM "-$tp" 2>/dev/null; fi',
+    `grep -q "^timer systemd " "$dir/manifest" 2>/dev/null && systemctl stop ${shellQuote(`${timerUnitName(spec.runId)}.timer`)} >/dev/null 2>&1`,
     'failed=0',
     // Copy to a temp file beside the target, then rename: a target is always entirely old or entirely new.
     'restore_path() {',
@@ -188,6 +198,113 @@ export function buildRestoreScript(spec: TransactionSpec): string {
     'exit "$failed"',
     '',
   ].join('\n');
+}
+
+// ---------------------------------------------------------------------------
+// Runs that have not decided yet
+//
+// A run that died (SIGKILL, a lost controller) leaves its timer armed, and
+// the timer restores that run's backup when it fires — also over whatever a
+// later run changed meanwhile. So every apply looks for such runs on the host
+// first and refuses to touch it until they are decided. The host is the only
+// place that knows: the runs may come from other processes or controllers.
+
+/** The begin script's exit code when another run is undecided (EX_TEMPFAIL: try again later). */
+export const EXIT_UNDECIDED = 75;
+const UNDECIDED_MARK = 'sshfix-undecided';
+const HOST_NOW_MARK = 'sshfix-host-now';
+
+/**
+ * Shell lines that set `undecided` to " RUN-ID…" and print one
+ * `sshfix-undecided RUN-ID ARMED-AT DEADLINE-S` line per run under `$root`,
+ * other than those of the run `$owner`, whose timer is armed and has not
+ * fired: no `decided` yet, and its timer
+ * still there (the process, checked by its command line so that a recycled
+ * pid does not count; or the systemd timer unit). A run whose timer is gone
+ * (the host rebooted) will never restore: it does not block anyone. ARMED-AT
+ * is when the timer started, by the host's clock (seconds).
+ */
+function undecidedRunsLines(): string[] {
+  return [
+    'undecided=',
+    'for d in "$root"/[0-9]*T*Z-*; do',
+    '  [ -d "$d" ] && [ ! -d "$d/decided" ] || continue',
+    '  [ -n "$owner" ] && grep -qxF -- "owner $owner" "$d/manifest" 2>/dev/null && continue',
+    '  id=${d##*/}; armed=',
+    '  if [ -f "$d/timer.pid" ]; then',
+    '    read -r p < "$d/timer.pid" && tr "\\0" " " < "/proc/$p/cmdline" 2>/dev/null | grep -qF -- "sshfix-rollback $d " && armed=$d/timer.pid',
+    '  elif grep -q "^timer systemd " "$d/manifest" 2>/dev/null; then',
+    '    systemctl is-active --quiet "sshfix-rollback-$id.timer" 2>/dev/null && armed=$d/manifest',
+    '  fi',
+    '  [ -n "$armed" ] || continue',
+    '  undecided="$undecided $id"',
+    `  echo "${UNDECIDED_MARK} $id $(stat -c %Y "$armed") $(sed -n 's/^deadline \\([0-9]*\\)s$/\\1/p' "$d/manifest")"`,
+    'done',
+  ];
+}
+
+/** The read-only probe: undecided runs under `backupRoot` (not `owner`'s), and the host's clock when there are any. */
+export function undecidedRunsScript(backupRoot: string = BACKUP_ROOT, owner = ''): string {
+  return [
+    `root=${shellQuote(backupRoot.replace(/\/+$/, ''))}`,
+    `owner=${shellQuote(owner)}`,
+    ...undecidedRunsLines(),
+    `[ -z "$undecided" ] || echo "${HOST_NOW_MARK} $(date +%s)"`,
+    '',
+  ].join('\n');
+}
+
+export interface UndecidedRun {
+  runId: string;
+  /** When its timer started, host clock, seconds since the epoch. */
+  armedAtS: number;
+  /** Its --confirm-timeout. */
+  deadlineS: number;
+}
+
+export function parseUndecidedRuns(stdout: string): { runs: UndecidedRun[]; hostNowS?: number } {
+  const runs: UndecidedRun[] = [];
+  let hostNowS: number | undefined;
+  for (const line of stdout.split('\n')) {
+    const words = line.trim().split(/\s+/);
+    if (words[0] === UNDECIDED_MARK && words[1] !== undefined && isRunId(words[1])) {
+      runs.push({ runId: words[1], armedAtS: Number(words[2]), deadlineS: Number(words[3]) });
+    } else if (words[0] === HOST_NOW_MARK) hostNowS = Number(words[1]);
+  }
+  return { runs, ...(hostNowS !== undefined && Number.isFinite(hostNowS) ? { hostNowS } : {}) };
+}
+
+/** Why the host is refused, with when it will be decided and how to decide it now. */
+export function undecidedRunsMessage(
+  runs: readonly UndecidedRun[],
+  hostNowS: number | undefined,
+  backupRoot: string = BACKUP_ROOT,
+): string {
+  const describe = (run: UndecidedRun): string => {
+    const dir = runDirOf({ runId: run.runId, backupRoot });
+    const firesAtS = run.armedAtS + run.deadlineS;
+    const when = Number.isFinite(firesAtS)
+      ? ` at ${new Date(firesAtS * 1000).toISOString().replace(/\.000Z$/, 'Z')}` +
+        (hostNowS !== undefined ? ` (in ${Math.max(0, firesAtS - hostNowS)} s, by the host's clock)` : '')
+      : '';
+    return (
+      `run ${run.runId} (started ${runIdTime(run.runId)}) has neither confirmed nor restored its change here, ` +
+      `and its rollback timer restores that run's backup${when} unless that run confirms it first ` +
+      `(to restore it now: sh ${dir}/restore.sh on the host)`
+    );
+  };
+  return (
+    `refused: another sshfix run has not decided its change on this host yet: ${runs.map(describe).join('; ')}. ` +
+    'Nothing was changed; run again once it is decided'
+  );
+}
+
+/** The host has a transaction of another run that is still undecided: it is left alone. */
+export class UndecidedTransactionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UndecidedTransactionError';
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -249,7 +366,8 @@ function armSection(spec: TransactionSpec): string[] {
     `  echo "sshfix-timer systemd ${timerUnitName(spec.runId)}"`,
     'elif command -v setsid >/dev/null 2>&1; then',
     // Its own session and process group: no SIGHUP when our session ends; one kill stops sleep and shell.
-    `  setsid sh -c 'echo $$ > "$1/timer.pid"; sleep "$2"; exec sh "$1/restore.sh"' sshfix-rollback "$dir" ${seconds} </dev/null >/dev/null 2>&1 &`,
+    // fd 9 (the lock) stays with this script: the timer must not hold it for its whole life.
+    `  setsid sh -c 'echo $$ > "$1/timer.pid"; sleep "$2"; exec sh "$1/restore.sh"' sshfix-rollback "$dir" ${seconds} </dev/null >/dev/null 2>&1 9>&- &`,
     '  i=0; while [ ! -s "$dir/timer.pid" ]; do i=$((i+1)); [ $i -gt 200 ] && { echo "the rollback timer did not start" >&2; exit 1; }; sleep 0.05; done',
     '  read -r tp < "$dir/timer.pid"',
     '  echo "timer process $tp" >> "$dir/manifest"',
@@ -271,10 +389,20 @@ export function buildBeginScript(spec: TransactionSpec): string {
     'umask 077',
     'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH',
     `dir=${shellQuote(dir)}`,
-    `mkdir -p ${shellQuote(root)} && chmod 0700 ${shellQuote(root)} && mkdir -m 0700 "$dir" "$dir/files" || { echo "cannot create the backup directory $dir" >&2; exit 1; }`,
+    `root=${shellQuote(root)}`,
+    `owner=${shellQuote(spec.owner ?? '')}`,
+    'mkdir -p "$root" && chmod 0700 "$root" || { echo "cannot create the backup directory $root" >&2; exit 1; }',
+    // Two runs arming at once would both find no other run: the check and the arming happen under one lock.
+    'if command -v flock >/dev/null 2>&1; then',
+    '  exec 9>"$root/.lock" && flock -w 60 9 || { echo "another sshfix run kept $root/.lock locked" >&2; exit 1; }',
+    'fi',
+    ...undecidedRunsLines(),
+    `if [ -n "$undecided" ]; then echo "another sshfix run has not decided its change on this host yet:$undecided" >&2; exit ${EXIT_UNDECIDED}; fi`,
+    'mkdir -m 0700 "$dir" "$dir/files" || { echo "cannot create the backup directory $dir" >&2; exit 1; }',
     // The host name from the kernel and the time from the run id: no process for either.
     'h=; { read -r h < /proc/sys/kernel/hostname; } 2>/dev/null',
     `printf 'run %s\\ncreated %s\\nhost %s\\ndeadline %ss\\n' ${shellQuote(spec.runId)} ${shellQuote(runIdTime(spec.runId))} "\${h:-unknown}" ${Math.round(spec.confirmTimeoutS)} > "$dir/manifest"`,
+    ...(spec.owner ? ['echo "owner $owner" >> "$dir/manifest"'] : []),
     ...backupSection(files),
     ...(spec.reloadSshd ? sshdUnitRecordLines() : []),
     ...(spec.firewall ? firewallSnapshotSection() : []),
@@ -376,6 +504,12 @@ export async function beginTransaction(conn: Connection, spec: TransactionSpec):
  * host gives.
  */
 export function readBeginResult(spec: TransactionSpec, result: ExecResult, sentAtMs: number): Transaction {
+  if (result.exitCode === EXIT_UNDECIDED) {
+    const { runs } = parseUndecidedRuns(result.stdout);
+    // Another run armed its timer after this run's first look: the lock made the begin script see it.
+    if (runs.length > 0)
+      throw new UndecidedTransactionError(undecidedRunsMessage(runs, undefined, spec.backupRoot));
+  }
   if (result.exitCode !== 0) {
     throw new Error(
       `cannot prepare the rollback (backup and dead-man timer): ${result.stderr.trim() || `exit ${result.exitCode}`}`,
@@ -443,7 +577,7 @@ export function touchedFiles(plan: ResourcePlan): string[] {
 /** The transaction for a run's changing tasks (run id and timeout from the caller). */
 export function transactionSpecFor(
   changing: readonly ChangingTask[],
-  options: { runId: string; confirmTimeoutS: number; backupRoot?: string },
+  options: { runId: string; confirmTimeoutS: number; backupRoot?: string; owner?: string },
 ): TransactionSpec {
   const files = uniqueFiles(changing.flatMap((t) => touchedFiles(t.plan)));
   const firewall = changing.some(
@@ -468,6 +602,7 @@ export function transactionSpecFor(
     reloadFail2ban,
     confirmTimeoutS: options.confirmTimeoutS,
     ...(options.backupRoot !== undefined ? { backupRoot: options.backupRoot } : {}),
+    ...(options.owner !== undefined ? { owner: options.owner } : {}),
   };
 }
 
@@ -484,6 +619,8 @@ export interface SafetyOptions {
   /** Apply even when a lockout guard objects (the confirmation still rolls back). */
   force: boolean;
   backupRoot?: string;
+  /** This run's token: its own transactions never block it (TransactionSpec.owner). */
+  runToken?: string;
 }
 
 export interface GuardResult {
@@ -617,7 +754,7 @@ export async function readConfirmTarget(
 }
 
 /** Waits `ms`; false when `abort` fired first. */
-function sleepUnlessAborted(ms: number, abort: AbortSignal | undefined): Promise<boolean> {
+export function sleepUnlessAborted(ms: number, abort: AbortSignal | undefined): Promise<boolean> {
   return new Promise((resolve) => {
     const done = (slept: boolean) => {
       clearTimeout(timer);

@@ -66,7 +66,7 @@ describeLab('interrupted apply: every host settled, no timer left armed in silen
   let h: LabHost[];
 
   beforeAll(async () => {
-    lab = await startLab({ id: 'intr', hosts: 5 });
+    lab = await startLab({ id: 'intr', hosts: 7 });
     h = lab.hosts;
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-intr-'));
     for (const host of h) {
@@ -276,8 +276,88 @@ ${fault ? `    - name: fault\n      service: { name: ${fault}, state: restarted 
     await expectNewConnectionWorks(host);
   }, 180_000);
 
-  test('--no-rollback: a run cut off between writing sshd_config and reloading sshd is finished by the next run', async () => {
+  test('a second SIGINT while the batch runs leaves the timer armed and says so; other runs refuse the host until it is decided', async () => {
     const host = h[3]!;
+    const before = await host.readFile(SSHD_CONFIG);
+    const cli = spawnCli(applyArgs(playbook('sshfix-hold'), [host], ['--confirm-timeout', '300']));
+    try {
+      await waitUntil('the change batch to be held', () => held(host));
+      cli.child.kill('SIGINT');
+      await cli.stderrShows(/SIGINT: stopping/);
+      cli.child.kill('SIGINT');
+      expect(await cli.exited).toBe(130);
+    } finally {
+      await letGo(host);
+    }
+    const [armed, ...others] = await runs(host);
+    expect(others).toEqual([]);
+    expect(armed).toMatchObject({ outcome: 'none', timerAlive: true });
+    const runDir = `/var/backups/sshfix/${armed!.id}`;
+    // Loud: in the recap and as a warning, with the host, the time and the backup.
+    expect(recapLine(cli.stdout(), host)).toMatch(
+      new RegExp(
+        `state: ROLLBACK TIMER STILL ARMED: restores the previous state at \\S+ \\(backup in ${runDir}\\)`,
+      ),
+    );
+    expect(cli.stderr()).toMatch(
+      new RegExp(
+        `WARNING: ${host.name}: its rollback timer is still armed: .* at \\S+ \\(backup in ${runDir}\\)`,
+      ),
+    );
+
+    // Another process finds the undecided run on the host and leaves the host alone.
+    const refused = await applyJson(playbook(), [host]);
+    expect(refused.code).toBe(1);
+    const task = refused.hosts[host.name]!.tasks[0]!;
+    expect(task.task).toBe('(undecided transaction)');
+    expect(task.error).toMatch(
+      new RegExp(
+        `^refused: another sshfix run has not decided its change on this host yet: run ${armed!.id} .*` +
+          `restores that run's backup at \\S+ \\(in \\d+ s, by the host's clock\\).*` +
+          `sh ${runDir}/restore.sh on the host\\).*Nothing was changed`,
+      ),
+    );
+    expect((await runs(host)).map((r) => r.id)).toEqual([armed!.id]);
+
+    // Decided as the message says: the old run's backup is restored, then a new run converges.
+    expect((await host.exec(`sh ${runDir}/restore.sh`)).code).toBe(0);
+    expect(await host.readFile(SSHD_CONFIG)).toBe(before);
+    const converged = await applyJson(playbook(), [host]);
+    expect(converged.code).toBe(0);
+    expect(converged.hosts[host.name]!.changed).toBe(4);
+    expect(await sshdT(host, 'maxauthtries')).toEqual(['maxauthtries 4']);
+    expect((await runs(host)).filter((r) => r.timerAlive)).toEqual([]);
+    await expectNewConnectionWorks(host);
+  }, 180_000);
+
+  test('a controller killed (SIGKILL) mid-batch cannot say anything: the next run finds its armed timer and refuses the host', async () => {
+    const host = h[6]!;
+    const cli = spawnCli(applyArgs(playbook('sshfix-hold'), [host], ['--confirm-timeout', '300']));
+    try {
+      await waitUntil('the change batch to be held', () => held(host));
+      cli.child.kill('SIGKILL');
+      await cli.exited;
+    } finally {
+      await letGo(host);
+    }
+    const [armed] = await runs(host);
+    expect(armed).toMatchObject({ outcome: 'none', timerAlive: true });
+
+    const refused = await applyJson(playbook(), [host]);
+    expect(refused.code).toBe(1);
+    expect(refused.hosts[host.name]!.tasks.map((t) => [t.task, t.status])).toEqual([
+      ['(undecided transaction)', 'failed'],
+    ]);
+    expect(refused.hosts[host.name]!.tasks[0]!.error).toContain(`run ${armed!.id} `);
+    expect((await runs(host)).map((r) => r.id)).toEqual([armed!.id]);
+    // Had the second run gone ahead, this timer would have undone it: restoring now is what it would do.
+    expect((await host.exec(`sh /var/backups/sshfix/${armed!.id}/restore.sh`)).code).toBe(0);
+    expect((await applyJson(playbook(), [host])).code).toBe(0);
+    expect(await sshdT(host, 'maxauthtries')).toEqual(['maxauthtries 4']);
+  }, 180_000);
+
+  test('--no-rollback: a run cut off between writing sshd_config and reloading sshd is finished by the next run', async () => {
+    const host = h[4]!;
     const reloadsBefore = await reloads(host);
     const cli = spawnCli(applyArgs(playbook('sshfix-hold'), [host], ['--no-rollback']));
     try {

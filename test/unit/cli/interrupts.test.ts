@@ -101,7 +101,7 @@ describe('signals', () => {
       expect(said.at(-1)).toBe(
         'sshfix: SIGINT a third time: exiting now.\n' +
           `sshfix: WARNING: web2: its rollback timer is still armed: the host restores its previous state by itself at ${deadline} ` +
-          `(backup in ${runDir})\n`,
+          `(backup in ${runDir}); until then, other sshfix runs refuse to change it\n`,
       );
     } finally {
       stop();

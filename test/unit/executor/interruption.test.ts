@@ -58,7 +58,7 @@ describe('settlements', () => {
   test('an armed timer is reported with the host, when it fires and where the backup is', () => {
     expect(unsettledWarning('web1', { kind: 'left-to-timer', runDir, deadline })).toBe(
       `web1: its rollback timer is still armed: the host restores its previous state by itself at ${deadline} ` +
-        `(backup in ${runDir})`,
+        `(backup in ${runDir}); until then, other sshfix runs refuse to change it`,
     );
   });
 });

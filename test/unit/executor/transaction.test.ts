@@ -15,6 +15,10 @@ import {
   disarmTransaction,
   isRunId,
   newRunId,
+  parseUndecidedRuns,
+  UndecidedTransactionError,
+  undecidedRunsMessage,
+  undecidedRunsScript,
   REFUSED_RETRY_DELAYS_MS,
   rollbackTransaction,
   touchedFiles,
@@ -235,8 +239,8 @@ describe('backup and restore', () => {
     fs.mkdirSync(path.join(root, 'not-a-run'));
     const tx = await begin(spec([]));
     const left = fs.readdirSync(root).sort();
-    // This run plus the 9 newest old ones are the 10 kept; the undecided one and foreign names stay.
-    expect(left).toEqual([undecided, ...old.slice(3), tx.spec.runId, 'not-a-run'].sort());
+    // This run plus the 9 newest old ones are the 10 kept; the undecided one, foreign names and the lock stay.
+    expect(left).toEqual([undecided, ...old.slice(3), tx.spec.runId, 'not-a-run', '.lock'].sort());
   });
 
   test('a backup that cannot be made aborts with the reason, before any timer is armed', async () => {
@@ -253,6 +257,69 @@ describe('backup and restore', () => {
       `for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < "$f" 2>/dev/null | grep -F ${JSON.stringify(s.runId)}; done | wc -l`,
     );
     expect(ours.stdout.trim()).toBe('0');
+  });
+});
+
+describe('runs that have not decided (their timers outlive them)', () => {
+  const undecided = async () =>
+    parseUndecidedRuns((await localShell().runScript(undecidedRunsScript(root))).stdout);
+
+  test('an armed run is found with when its timer fires; a decided one is not', async () => {
+    const before = Math.floor(Date.now() / 1000);
+    const tx = await begin(spec([], { confirmTimeoutS: 30 }));
+    const found = await undecided();
+    expect(found.runs).toEqual([{ runId: tx.spec.runId, armedAtS: expect.any(Number), deadlineS: 30 }]);
+    expect(found.runs[0]!.armedAtS).toBeGreaterThanOrEqual(before);
+    expect(found.hostNowS).toBeGreaterThanOrEqual(found.runs[0]!.armedAtS);
+    expect(await disarmTransaction(localShell(), tx)).toBe('confirmed');
+    armed.pop();
+    expect(await undecided()).toEqual({ runs: [] });
+  });
+
+  test('a run whose timer is gone (the host rebooted) blocks nobody', async () => {
+    const tx = await begin(spec([]));
+    if (tx.timer.kind !== 'process') throw new Error('this machine arms process timers');
+    process.kill(-tx.timer.pgid, 'SIGKILL');
+    const pgid = tx.timer.pgid;
+    expect(await waitFor(() => !processAlive(pgid), 3000)).toBe(true);
+    expect(await undecided()).toEqual({ runs: [] });
+  });
+
+  test('the begin script refuses while another run is undecided, and creates nothing', async () => {
+    const first = await begin(spec([]));
+    const second = spec([]);
+    const refused = beginTransaction(localShell(), second);
+    await expect(refused).rejects.toThrow(UndecidedTransactionError);
+    await expect(refused).rejects.toThrow(new RegExp(`run ${first.spec.runId} \\(started `));
+    expect(fs.existsSync(path.join(root, second.runId))).toBe(false);
+  });
+
+  test('restore.sh run by hand, as the refusal says, restores and stops the timer', async () => {
+    const file = path.join(dir, 'hosts.allow');
+    fs.writeFileSync(file, 'old\n');
+    const tx = await begin(spec([file]));
+    fs.writeFileSync(file, 'new\n');
+    const run = await localShell().runScript(`sh ${path.join(tx.runDir, 'restore.sh')}`);
+    expect(run.exitCode).toBe(0);
+    armed.pop();
+    expect(fs.readFileSync(file, 'utf8')).toBe('old\n');
+    if (tx.timer.kind === 'process') {
+      const pgid = tx.timer.pgid;
+      expect(await waitFor(() => !processAlive(pgid), 3000)).toBe(true);
+    }
+    expect(await undecided()).toEqual({ runs: [] });
+  });
+
+  test('the refusal says which run, when its timer fires and how to restore it now', () => {
+    const runId = '20260101T120000Z-abcdef';
+    const message = undecidedRunsMessage([{ runId, armedAtS: 1767268800, deadlineS: 60 }], 1767268830, root);
+    expect(message).toBe(
+      `refused: another sshfix run has not decided its change on this host yet: run ${runId} ` +
+        '(started 2026-01-01T12:00:00Z) has neither confirmed nor restored its change here, and its rollback ' +
+        "timer restores that run's backup at 2026-01-01T12:01:00Z (in 30 s, by the host's clock) unless that run " +
+        `confirms it first (to restore it now: sh ${root}/${runId}/restore.sh on the host). ` +
+        'Nothing was changed; run again once it is decided',
+    );
   });
 });
 
