@@ -3,6 +3,12 @@
  * (network namespaces), each cutting the admin workstation off at a
  * different layer; diagnose says why, a shipped playbook fixes it, and new
  * connections prove it — then the lab is torn down. Needs Linux and root.
+ *
+ * The lab is torn down on every way out, signals included: namespaces,
+ * veths and sshd processes left behind would outlive the demo. SIGINT,
+ * SIGTERM or SIGHUP stop the demo after the step that is running (an apply
+ * in progress settles its hosts first); a second signal tears the lab down
+ * at once, whatever runs in it, and exits.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,10 +21,26 @@ export interface DemoIO {
   stdout(text: string): void;
   stderr(text: string): void;
   isTTY: boolean;
+  /** Ends the process at once; unset: process.exit. */
+  exit?(code: number): void;
 }
 
 /** Runs the CLI itself for each step, so the demo shows exactly what a user would see. */
-export type CliRunner = (argv: string[]) => Promise<number>;
+export type CliRunner = (argv: string[], io?: DemoIO) => Promise<number>;
+
+const DEMO_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/** Thrown between steps once a signal asked the demo to stop. */
+class DemoStopped extends Error {
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`stopped by ${signal}`);
+  }
+}
+
+/** 128 + the signal's number, as shells report a process ended by it. */
+function signalExitCode(signal: NodeJS.Signals): number {
+  return 128 + os.constants.signals[signal];
+}
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -78,11 +100,59 @@ export async function runDemo(
   }
   const step = (text: string) =>
     io.stdout(colourWanted(io) ? `\n\x1b[1m==> ${text}\x1b[0m\n` : `\n==> ${text}\n`);
+  const exit = io.exit ?? ((code: number) => process.exit(code));
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-demo-'));
-  let lab: Lab | undefined;
+  let starting: Promise<Lab> | undefined;
+  let stopSignal: NodeJS.Signals | undefined;
+  let signals = 0;
+  let tornDown: Promise<void> | undefined;
+  // Once: by the last step, by an error, or by a second signal while a step still runs.
+  const tearDown = (): Promise<void> => {
+    tornDown ??= (async () => {
+      // A lab still being built is waited for: destroying it half-built would race its creation.
+      const lab = await starting?.catch(() => undefined);
+      if (lab && !options.keep) {
+        step('Tearing the lab down');
+        await lab.destroy();
+      } else if (lab) {
+        io.stdout(`\nLab kept (--keep): inventory ${path.join(work, 'inventory.yml')}\n`);
+      }
+      if (!options.keep) fs.rmSync(work, { recursive: true, force: true });
+    })();
+    return tornDown;
+  };
+  const tearDownAndExit = (signal: NodeJS.Signals): void => {
+    void tearDown()
+      .catch((error: unknown) => io.stderr(`sshfix demo: tearing the lab down failed: ${String(error)}\n`))
+      .finally(() => exit(signalExitCode(signal)));
+  };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals === 1) {
+      stopSignal = signal;
+      io.stderr(
+        `\nsshfix demo: ${signal}: stopping after the current step, then tearing the lab down ` +
+          `(${signal} again tears it down now).\n`,
+      );
+    } else if (signals === 2) {
+      io.stderr(`sshfix demo: ${signal} again: tearing the lab down now.\n`);
+      tearDownAndExit(stopSignal ?? signal);
+    } else {
+      io.stderr('sshfix demo: still tearing the lab down; it takes a few seconds.\n');
+    }
+  };
+  /** Between steps: a signal received meanwhile ends the demo here. */
+  const proceed = (): void => {
+    if (stopSignal !== undefined) throw new DemoStopped(stopSignal);
+  };
+  // The steps run apply in-process: its third SIGINT must tear the lab down too, not just exit.
+  const stepIO: DemoIO = { ...io, exit: () => tearDownAndExit(stopSignal ?? 'SIGINT') };
+  for (const signal of DEMO_SIGNALS) process.on(signal, onSignal);
   try {
     step(`Starting a lab of ${options.hosts} OpenSSH servers in network namespaces`);
-    lab = await startLab({ id: 'demo', hosts: options.hosts });
+    starting = startLab({ id: 'demo', hosts: options.hosts });
+    const lab = await starting;
+    proceed();
     const ws = lab.workstationAddress;
     io.stdout(`  controller ${lab.controllerAddress}, admin workstation ${ws}\n`);
     step('Breaking each host at a different layer, for the admin workstation');
@@ -93,8 +163,10 @@ export async function runDemo(
       if (result.code !== 0) throw new Error(`breaking ${host.name}: ${result.stderr}`);
       io.stdout(`  ${host.name} (${host.address}): ${breakage.title}\n`);
     }
+    proceed();
     step(`ssh from the workstation (${ws}) to every host`);
     for (const host of lab.hosts) io.stdout(`  ${host.name}: ${await workstationCheck(lab, host)}\n`);
+    proceed();
 
     const inventory = path.join(work, 'inventory.yml');
     fs.writeFileSync(inventory, labInventory(lab));
@@ -102,30 +174,34 @@ export async function runDemo(
     const fixPlaybook = path.join(work, 'fix.yml');
 
     step(`sshfix diagnose --source ${ws} --client ${ws}  (why does the workstation get cut off?)`);
-    await cli(['diagnose', ...common, '--source', ws, '--client', ws, '--fix-playbook', fixPlaybook]);
+    await cli(['diagnose', ...common, '--source', ws, '--client', ws, '--fix-playbook', fixPlaybook], stepIO);
+    proceed();
 
     const playbook = path.join(PACKAGE_ROOT, 'playbooks', 'fix-connection-reset.yml');
     step('sshfix plan playbooks/fix-connection-reset.yml  (a dry run: diffs, nothing changes)');
-    await cli(['plan', playbook, ...common]);
+    await cli(['plan', playbook, ...common], stepIO);
+    proceed();
     step(
       'sshfix apply playbooks/fix-connection-reset.yml  (validate, back up, apply, confirm with a new connection)',
     );
-    const applied = await cli(['apply', playbook, ...common]);
+    const applied = await cli(['apply', playbook, ...common], stepIO);
+    proceed();
     step(`ssh from the workstation (${ws}) to every host, again`);
-    const after = await Promise.all(lab.hosts.map((h) => workstationCheck(lab!, h)));
+    const after = await Promise.all(lab.hosts.map((h) => workstationCheck(lab, h)));
     lab.hosts.forEach((h, i) => io.stdout(`  ${h.name}: ${after[i]}\n`));
+    proceed();
     step('What sshd itself now uses (sshd -T)');
     for (const host of lab.hosts) io.stdout(`  ${host.name}: ${await effectiveSettings(host)}\n`);
+    proceed();
     step('sshfix apply again: nothing left to change');
-    const again = await cli(['apply', playbook, ...common]);
+    const again = await cli(['apply', playbook, ...common], stepIO);
+    proceed();
     return applied === 0 && again === 0 && after.every((a) => a === 'connects') ? 0 : 1;
+  } catch (error) {
+    if (error instanceof DemoStopped) return signalExitCode(error.signal);
+    throw error;
   } finally {
-    if (lab && !options.keep) {
-      step('Tearing the lab down');
-      await lab.destroy();
-    } else if (lab) {
-      io.stdout(`\nLab kept (--keep): inventory ${path.join(work, 'inventory.yml')}\n`);
-    }
-    if (!options.keep) fs.rmSync(work, { recursive: true, force: true });
+    await tearDown();
+    for (const signal of DEMO_SIGNALS) process.off(signal, onSignal);
   }
 }

@@ -3,7 +3,10 @@ export interface CliIO {
   stdout(text: string): void;
   stderr(text: string): void;
   isTTY: boolean;
-  /** Ends the process at once (apply's third SIGINT). Unset: process.exit. */
+  /**
+   * Ends the process at once (apply's third SIGINT). Unset: process.exit.
+   * `sshfix demo` runs apply in-process and must tear its lab down first.
+   */
   exit?(code: number): void;
 }
 
@@ -21,6 +24,9 @@ export const processIO: CliIO = {
   isTTY: Boolean(process.stdout.isTTY),
 };
 
+/** Runs another command of the CLI in-process (the demo's steps), optionally with its own IO. */
+export type CliRunner = (argv: string[], io?: CliIO) => Promise<number>;
+
 /** Arguments as yargs parsed them. */
 export interface ParsedArgs {
   _: (string | number)[];
@@ -33,7 +39,7 @@ export interface Command {
   command: string;
   describe: string;
   builder(y: import('yargs').Argv): import('yargs').Argv;
-  run(args: ParsedArgs, io: CliIO, cli: (argv: string[]) => Promise<number>): Promise<number>;
+  run(args: ParsedArgs, io: CliIO, cli: CliRunner): Promise<number>;
 }
 
 export const EXIT_CODES_EPILOG =

@@ -102,7 +102,7 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     return EXIT.failed;
   }
   try {
-    return await command.run(args, io, (next) => main(next, io));
+    return await command.run(args, io, (next, nestedIO) => main(next, nestedIO ?? io));
   } catch (e) {
     if (e instanceof ConfigError) {
       io.stderr(e.diagnostics.map(formatDiagnostic).join('\n') + '\n');
