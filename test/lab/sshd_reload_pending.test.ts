@@ -2,12 +2,24 @@
  * sshd must run what is on disk, not just have it there: a drop-in written
  * and never reloaded (by hand, or by a run cut off before its reload) makes
  * the files say what the playbook wants while sshd still runs the old
- * configuration. Real sshd hosts, reloaded with the sysvinit script.
+ * configuration. On every kind of lab host: the check must not depend on the
+ * init system (plain: sysvinit script; systemd: ssh.service, or ssh.socket
+ * where a reload means a restart).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describeLab, startLab, type Lab, type LabHost } from './lab.js';
+import {
+  describeLabKinds,
+  LAB_START_TIMEOUT_MS,
+  labInventory,
+  PLAIN,
+  startLab,
+  SYSTEMD_SERVICE,
+  SYSTEMD_SOCKET,
+  type Lab,
+  type LabHost,
+} from './lab.js';
 import { runCli } from '../support/cli.js';
 
 const PLAYBOOK = `
@@ -27,14 +39,32 @@ interface JsonHost {
   tasks: Array<{ task: string; status: string; messages: string[] }>;
 }
 
-describeLab('a reload that never happened', () => {
+/**
+ * The running listener and how often sshd logged a reload (SIGHUP): a reload
+ * shows as one more, a restart (socket activation) as another pid. The
+ * journal of a systemd host stores messages a moment after sshd sends them:
+ * with `moreThan`, waits (bounded) for the count to pass it or the pid to change.
+ */
+async function listener(host: LabHost, moreThan?: { pid: number | null; reloads: number }) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const pid = await host.sshdPid();
+    const reloads = ((await host.sshdLog()).match(/Received SIGHUP; restarting/g) ?? []).length;
+    const moved = moreThan === undefined || pid !== moreThan.pid || reloads > moreThan.reloads;
+    if (moved || Date.now() > deadline) return { pid, reloads };
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+describeLabKinds('a reload that never happened', [PLAIN, SYSTEMD_SERVICE, SYSTEMD_SOCKET], (kind) => {
   let lab: Lab;
   let work: string;
 
   beforeAll(async () => {
-    lab = await startLab({ id: 'rld', hosts: 1 });
+    const id = `rld${kind.kind === 'plain' ? 'p' : (kind.sshdUnit ?? 'service')[1]}${process.pid % 1000}`;
+    lab = await startLab({ id, hosts: 1, ...kind });
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-rld-'));
-  }, 120_000);
+  }, LAB_START_TIMEOUT_MS);
 
   afterAll(async () => {
     await lab?.destroy();
@@ -43,10 +73,7 @@ describeLab('a reload that never happened', () => {
 
   async function apply(host: LabHost): Promise<{ code: number; host: JsonHost }> {
     const inventory = path.join(work, 'inventory.yml');
-    fs.writeFileSync(
-      inventory,
-      `all:\n  hosts:\n    ${host.name}: { ansible_host: ${host.address}, ansible_user: root }\n  vars:\n    ansible_ssh_private_key_file: ${lab.privateKeyFile}\n`,
-    );
+    fs.writeFileSync(inventory, labInventory(lab));
     const playbook = path.join(work, 'playbook.yml');
     fs.writeFileSync(playbook, PLAYBOOK);
     const run = await runCli([
@@ -63,14 +90,14 @@ describeLab('a reload that never happened', () => {
     return { code: run.code, host: parsed.hosts[host.name]! };
   }
 
-  async function reloads(host: LabHost): Promise<number> {
-    return ((await host.readFile('/var/log/auth.log')).match(/Received SIGHUP; restarting/g) ?? []).length;
-  }
-
   test('a drop-in written by hand and never reloaded: apply reloads sshd (under its rollback), then has nothing to do', async () => {
     const host = lab.hosts[0]!;
+    // sshfix's own connection starts a socket-activated sshd: look at the listener once one runs.
+    expect((await lab.ssh(host, 'true')).code).toBe(0);
     await host.writeFile('/etc/ssh/sshd_config.d/40-by-hand.conf', 'MaxAuthTries 4\n');
-    const reloadsBefore = await reloads(host);
+    const before = await listener(host);
+    expect(before.pid).not.toBeNull();
+
     const first = await apply(host);
     expect(first.code).toBe(0);
     const task = first.host.tasks[0]!;
@@ -78,13 +105,14 @@ describeLab('a reload that never happened', () => {
     expect(task.messages.join('\n')).toMatch(
       /sshd \(pid \d+\) has not loaded what is on disk: .*\/etc\/ssh\/sshd_config\.d\/40-by-hand\.conf changed at \S+, after sshd last read its configuration at /,
     );
-    expect(await reloads(host)).toBe(reloadsBefore + 1);
+    const reloaded = await listener(host, before);
+    expect(reloaded.pid !== before.pid || reloaded.reloads === before.reloads + 1).toBe(true);
     const outcomes = await host.exec('cat /var/backups/sshfix/*/outcome');
     expect(outcomes.stdout.trim().split('\n')).toEqual(['confirmed']);
 
     const second = await apply(host);
     expect(second.code).toBe(0);
     expect(second.host.changed).toBe(0);
-    expect(await reloads(host)).toBe(reloadsBefore + 1);
+    expect(await listener(host)).toEqual(reloaded);
   }, 120_000);
 });
