@@ -118,6 +118,21 @@ export function parseSshdLoadProbe(stdout: string): SshdLoadFacts {
   return facts;
 }
 
+/**
+ * Whether a command line is sshd's listener. The pid in a stale pid file
+ * (sshd killed, as socket activation does) may have been reused by another
+ * process, also by an sshd serving one connection: `sshd: USER [priv]`,
+ * `sshd: USER@notty` (OpenSSH < 9.8, same binary) or `sshd-session`
+ * (>= 9.8). The listener titles itself `sshd: /usr/sbin/sshd -D [listener]
+ * 0 of 10-100 startups` (OpenSSH >= 8.2); before that it kept the command
+ * line it was started with.
+ */
+export function isSshdListener(cmdline: string): boolean {
+  const first = cmdline.trim().split(/\s+/)[0] ?? '';
+  if (cmdline.includes('[listener]')) return first === 'sshd:';
+  return first !== 'sshd:' && /(^|\/)sshd$/.test(first);
+}
+
 /** The configuration file the listener was started with: `-f FILE` on its command line, else the default. */
 export function listenerConfigFile(cmdline: string): string {
   const words = cmdline.split(/\s+/);
@@ -139,7 +154,7 @@ export interface PendingReload {
  * Which of `paths` (the tree sshd reads from `mainPath`, and the directories
  * its Includes glob) changed after the running sshd read its configuration.
  * Undefined when that cannot be said, or nothing did: no sshd runs (its next
- * start reads the disk), the pid file is stale or not sshd's, or sshd runs
+ * start reads the disk), the pid file is stale (no listener has its pid), or sshd runs
  * another configuration file than `mainPath`.
  */
 export function pendingReload(
@@ -148,7 +163,7 @@ export function pendingReload(
   paths: readonly string[],
 ): PendingReload | undefined {
   const listener = facts.listener;
-  if (!listener?.readAt || !/\bsshd\b/.test(listener.cmdline)) return undefined;
+  if (!listener?.readAt || !isSshdListener(listener.cmdline)) return undefined;
   if (listenerConfigFile(listener.cmdline) !== mainPath) return undefined;
   const readAt = listener.readAt;
   const newer = [...new Set(paths)]

@@ -1,4 +1,5 @@
 import {
+  isSshdListener,
   listenerConfigFile,
   parseFileTime,
   parseSshdLoadProbe,
@@ -81,6 +82,25 @@ describe('has sshd loaded what is on disk?', () => {
     );
     expect(pendingReload(other, MAIN, [MAIN])).toBeUndefined();
     expect(pendingReload(other, '/srv/sshd_config', ['/srv/sshd_config'])?.newer).toHaveLength(1);
+  });
+
+  test('a stale pid file whose pid now belongs to an sshd serving one connection names no listener', () => {
+    const newer = { [MAIN]: '2026-12-03 08:00:00.000000000 +0000' };
+    for (const cmdline of [
+      'sshd: root [priv]',
+      'sshd: root@notty',
+      'sshd-session: root [priv]',
+      'sshd: root [net]',
+    ])
+      expect(
+        pendingReload(parseSshdLoadProbe(probeOutput({ cmdline, changed: newer })), MAIN, [MAIN]),
+      ).toBeUndefined();
+    for (const cmdline of [
+      'sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups',
+      '/usr/sbin/sshd -D',
+      'sshd',
+    ])
+      expect(isSshdListener(cmdline)).toBe(true);
   });
 
   test('the configuration file comes from -f, else the default', () => {
