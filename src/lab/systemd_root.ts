@@ -30,6 +30,8 @@ const PACKAGES = [
   'iproute2',
   'iptables',
   'nftables',
+  // The firewall front end of Ubuntu fleets; the firewall suite blocks a workstation with it.
+  'ufw',
   'procps',
   'sudo',
   'fail2ban',
