@@ -2,17 +2,28 @@
  * The shipped playbook against the causes of "Connection reset by peer" it
  * exists for: on each host one layer blocks the admin workstation; after
  * `sshfix apply playbooks/fix-connection-reset.yml` a NEW connection from the
- * workstation succeeds, and a second run changes nothing.
+ * workstation succeeds, and a second run changes nothing. On both kinds of lab
+ * host: plain, and systemd with socket-activated sshd (Ubuntu >= 22.10's way),
+ * where the playbook's sshd reload must restart ssh.service instead.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describeLab, labInventory, startLab, type Lab, type LabHost } from './lab.js';
+import {
+  describeLabKinds,
+  LAB_START_TIMEOUT_MS,
+  labInventory,
+  PLAIN,
+  startLab,
+  SYSTEMD_SOCKET,
+  type Lab,
+  type LabHost,
+} from './lab.js';
 import { runCli } from '../support/cli.js';
 
 const PLAYBOOK = path.resolve('playbooks/fix-connection-reset.yml');
 
-describeLab('playbooks/fix-connection-reset.yml', () => {
+describeLabKinds('playbooks/fix-connection-reset.yml', [PLAIN, SYSTEMD_SOCKET], (kind) => {
   let lab: Lab;
   let work: string;
   let inventory: string;
@@ -49,7 +60,11 @@ describeLab('playbooks/fix-connection-reset.yml', () => {
   ];
 
   beforeAll(async () => {
-    lab = await startLab({ id: 'fixrst', hosts: blocks.length });
+    lab = await startLab({
+      id: kind.kind === 'plain' ? 'fixrst' : `fixrst${process.pid % 1000}`,
+      hosts: blocks.length,
+      ...kind,
+    });
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-fixrst-'));
     for (const [i, b] of blocks.entries()) {
       const result = (await b.block(lab.hosts[i]!, lab.workstationAddress)) as {
@@ -60,7 +75,7 @@ describeLab('playbooks/fix-connection-reset.yml', () => {
     }
     inventory = path.join(work, 'inventory.yml');
     fs.writeFileSync(inventory, labInventory(lab));
-  }, 180000);
+  }, LAB_START_TIMEOUT_MS);
 
   afterAll(async () => {
     await lab?.destroy();
@@ -102,6 +117,16 @@ describeLab('playbooks/fix-connection-reset.yml', () => {
     after.forEach((r, i) =>
       expect(`${blocks[i]!.what}: ${r.code} ${r.stderr.trim()}`).toBe(`${blocks[i]!.what}: 0 `),
     );
+    if (kind.sshdUnit === 'socket') {
+      // The reload handler restarted ssh.service: a SIGHUP would have made sshd die without the socket.
+      for (const h of lab.hosts) {
+        expect(report.hosts[h.name]!.tasks.find((t) => t.task === 'reload sshd')).toMatchObject({
+          status: 'changed',
+        });
+        expect(await h.sshdLog()).not.toMatch(/Cannot bind any address/);
+        expect((await h.exec('systemctl is-active ssh.socket ssh.service')).stdout).toBe('active\nactive\n');
+      }
+    }
     // The unrelated hosts.deny rule and comment are still there.
     expect(await lab.hosts[0]!.readFile('/etc/hosts.deny')).toContain('# local policy\nvsftpd: ALL\n');
 
