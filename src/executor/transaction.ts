@@ -361,7 +361,8 @@ function armSection(spec: TransactionSpec): string[] {
   const unit = shellQuote(timerUnitName(spec.runId));
   return [
     'if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1 &&',
-    `  systemd-run --quiet --collect --unit=${unit} --on-active=${seconds}s /bin/sh "$dir/restore.sh" >/dev/null 2>"$dir/arm.err"; then`,
+    // AccuracySec defaults to 1 min (systemd.timer(5)): the restore could fire a minute past the deadline.
+    `  systemd-run --quiet --collect --unit=${unit} --on-active=${seconds}s --timer-property=AccuracySec=1s /bin/sh "$dir/restore.sh" >/dev/null 2>"$dir/arm.err"; then`,
     `  echo "timer systemd ${timerUnitName(spec.runId)}" >> "$dir/manifest"`,
     `  echo "sshfix-timer systemd ${timerUnitName(spec.runId)}"`,
     'elif command -v setsid >/dev/null 2>&1; then',
