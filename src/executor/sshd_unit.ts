@@ -52,7 +52,12 @@ export function sshdRestoreLines(): string[] {
     // A SIGHUP would make sshd re-execute without the socket: restart; sessions and the socket stay.
     '    if systemctl is-active --quiet "$u.service"; then systemctl restart "$u.service" || failed=1; fi',
     '  else',
-    '    systemctl reload-or-restart "$u.service" || failed=1',
+    // A unit whose reload fails (a broken ExecReload=, say) still runs sshd: send it the SIGHUP a
+    // reload sends (Debian's and Red Hat's ExecReload= end in `kill -HUP $MAINPID`), as without systemd.
+    '    systemctl reload-or-restart "$u.service" || {',
+    '      p=$(systemctl show -p MainPID --value "$u.service" 2>/dev/null)',
+    '      [ "${p:-0}" -gt 0 ] 2>/dev/null && kill -HUP "$p" || failed=1',
+    '    }',
     '  fi',
     'else',
     '  pid=$(cat /run/sshd.pid 2>/dev/null)',
