@@ -1,3 +1,7 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { openConnection } from '../../../src/transport/connect.js';
 import { openLocal } from '../../../src/transport/local.js';
 import { CommandTimeoutError, UnreachableError } from '../../../src/transport/types.js';
@@ -44,11 +48,23 @@ describe('local connection', () => {
 
   it('stops a script at its time limit and keeps working afterwards', async () => {
     const connection = openLocal(localSpec());
-    const started = Date.now();
-    const outcome = connection.runScript('sleep 5\n', { timeoutMs: 300 });
-    await expect(outcome).rejects.toThrow(CommandTimeoutError);
-    await expect(outcome).rejects.toThrow('console: remote command did not finish within 300 ms');
-    expect(Date.now() - started).toBeLessThan(2000);
+    const dir = mkdtempSync(join(tmpdir(), 'sshfix-local-'));
+    try {
+      const outcome = connection.runScript(
+        `echo $$ > ${dir}/pid\nsleep 60 &\necho $! > ${dir}/child\nwait\ntouch ${dir}/finished\n`,
+        { timeoutMs: 300 },
+      );
+      await expect(outcome).rejects.toThrow(CommandTimeoutError);
+      await expect(outcome).rejects.toThrow('console: remote command did not finish within 300 ms');
+      // Stopped, not abandoned: the script and its children go away and never reach their last line.
+      for (const file of ['pid', 'child']) {
+        const pid = Number(readFileSync(join(dir, file), 'utf8'));
+        await eventually(() => !processExists(pid));
+      }
+      expect(existsSync(join(dir, 'finished'))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     await expect(connection.runScript('echo still here\n')).resolves.toMatchObject({
       stdout: 'still here\n',
     });
@@ -65,3 +81,17 @@ describe('local connection', () => {
     await expect(connection.runScript('true\n')).rejects.toThrow(UnreachableError);
   });
 });
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Polls until `condition` holds; the test's own time limit bounds it. */
+async function eventually(condition: () => boolean): Promise<void> {
+  while (!condition()) await sleep(50);
+}
