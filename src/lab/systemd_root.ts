@@ -32,6 +32,11 @@ const PACKAGES = [
   'nftables',
   // The firewall front end of Ubuntu fleets; the firewall suite blocks a workstation with it.
   'ufw',
+  // The firewall of RHEL-like fleets (also Debian's): D-Bus driven, nftables backend. Installed
+  // but not enabled (see BUILD_SCRIPT): a suite that wants it starts firewalld.service itself.
+  'firewalld',
+  // polkitd (firewalld's) needs a logind; debootstrap picks no provider of a virtual package itself.
+  'libpam-systemd',
   'procps',
   'sudo',
   'fail2ban',
@@ -80,6 +85,11 @@ rm -f "$tmp"/etc/ssh/ssh_host_* "$tmp/etc/hostname" "$tmp/etc/resolv.conf" "$tmp
 echo 'nameserver 127.0.0.1' > "$tmp/etc/resolv.conf"
 cat > "$tmp/etc/systemd/system/${HOST_KEY_UNIT_NAME}" <<'SSHFIX_UNIT_EOF'
 ${HOST_KEY_UNIT}SSHFIX_UNIT_EOF
+# firewalld's package enables its unit; running on every host, its zones would refuse the ports other
+# suites use and be picked over the iptables, nftables and ufw rules they set up.
+systemctl --root="$tmp" --quiet disable firewalld.service
+# libpam-systemd came only for polkitd: logins stay in ssh.service's cgroup as before (no logind session).
+chroot "$tmp" pam-auth-update --package --remove systemd
 for unit in ssh.service ssh.socket sshd@.service; do
   mkdir -p "$tmp/etc/systemd/system/$unit.wants"
   ln -sf "../${HOST_KEY_UNIT_NAME}" "$tmp/etc/systemd/system/$unit.wants/${HOST_KEY_UNIT_NAME}"

@@ -102,6 +102,18 @@ describeLab(
       }
     });
 
+    it('has firewalld installed but neither enabled nor running: only a suite that asks for it starts it', async () => {
+      for (const host of [...services.hosts, ...socket.hosts]) {
+        const r = await host.exec(
+          'command -v firewall-cmd; systemctl is-enabled firewalld.service; systemctl is-active firewalld.service; nft list tables',
+        );
+        expect(`${host.name}: ${r.stdout}`).toMatch(
+          new RegExp(`^${host.name}: /usr/bin/firewall-cmd\ndisabled\ninactive\n`),
+        );
+        expect(r.stdout).not.toContain('table inet firewalld');
+      }
+    });
+
     it('stops and starts sshd through its unit: refused while stopped, reachable again after', async () => {
       for (const lab of [services, socket]) {
         const host = lab.hosts[lab.hosts.length - 1]!;
