@@ -100,9 +100,15 @@ export function firewallProbeScript(options: { ufwRules?: boolean } = {}): strin
     '[ -d /etc/iptables ] && echo yes',
     section('firewalld'),
     'command -v firewall-cmd >/dev/null 2>&1 && echo installed',
-    // Only a running firewalld answers; checking its pid first keeps Python off hosts without it.
-    // `read` fails on a pid file without a final newline, yet sets pid: test pid, not read.
-    'pid=; { read -r pid < /run/firewalld.pid; } 2>/dev/null; [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && command -v firewall-cmd >/dev/null 2>&1 && {',
+    // Only a running firewalld answers; asking whether it runs first keeps Python off hosts without it.
+    // Started by hand it writes /run/firewalld.pid (`read` fails on a pid file without a final newline,
+    // yet sets pid: test pid, not read); firewalld.service starts it with --nopid, so there systemd knows.
+    'fwd=; command -v firewall-cmd >/dev/null 2>&1 && {',
+    '  pid=; { read -r pid < /run/firewalld.pid; } 2>/dev/null',
+    '  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then fwd=yes',
+    '  elif command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet firewalld.service 2>/dev/null; then fwd=yes; fi',
+    '}',
+    '[ -n "$fwd" ] && {',
     `  ${section('firewalld-default')}; firewall-cmd --get-default-zone 2>&1`,
     `  ${section('firewalld-runtime')}; firewall-cmd --list-all-zones 2>&1 || echo '${MARK}-failed'`,
     `  ${section('firewalld-permanent')}; firewall-cmd --permanent --list-all-zones 2>&1 || echo '${MARK}-failed'`,

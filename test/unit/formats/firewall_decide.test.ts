@@ -48,9 +48,9 @@ describe('probe', () => {
     expect(script).toBe(firewallProbeScript());
     for (const tool of ['iptables-legacy-save', 'iptables-nft-save', 'nft', 'ufw', 'firewall-cmd'])
       expect(script).toContain(`command -v ${tool}`);
-    // Python (ufw, firewall-cmd) must not start on a host without a running firewalld.
+    // Python (ufw, firewall-cmd) must not start on a host without a running firewalld
+    // (firewall_probe_script.test.ts runs the script: firewall-cmd starts only after a check says so).
     expect(script).not.toMatch(/^ufw status/m);
-    expect(script).toMatch(/kill -0 "\$pid" 2>\/dev\/null && command -v firewall-cmd/);
   });
 
   test('sections and facts', () => {

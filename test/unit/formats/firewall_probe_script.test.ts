@@ -135,3 +135,31 @@ describe('firewall probe script, run by sh', () => {
     expect(facts.nftListing).toBeNull();
   });
 });
+
+describe('firewall probe script: is firewalld running?', () => {
+  const zones = 'public (default)\n  target: default\n  rich rules: \n';
+  const firewalldHost = (systemctl: string | null): Host => ({
+    programs: { 'firewall-cmd': zones, systemctl },
+  });
+
+  test('under systemd (firewalld.service runs it with --nopid: no pid file) the unit says so, then firewall-cmd is asked', () => {
+    const { stdout, started } = probe(firewalldHost(''));
+    expect(started).toEqual([
+      'systemctl is-active --quiet firewalld.service',
+      'firewall-cmd --get-default-zone',
+      'firewall-cmd --list-all-zones',
+      'firewall-cmd --permanent --list-all-zones',
+    ]);
+    const facts = parseFirewallProbe(stdout, { ports: [22] });
+    expect(facts.firewalldInstalled).toBe(true);
+    expect(facts.firewalld).toEqual({ defaultZone: zones.trimEnd(), runtime: zones, permanent: zones });
+  });
+
+  test('installed but its unit inactive: firewall-cmd (Python) never starts', () => {
+    const { stdout, started } = probe(firewalldHost(null));
+    expect(started).toEqual(['systemctl is-active --quiet firewalld.service']);
+    const facts = parseFirewallProbe(stdout, { ports: [22] });
+    expect(facts.firewalldInstalled).toBe(true);
+    expect(facts.firewalld).toBeNull();
+  });
+});
