@@ -125,6 +125,56 @@ describeLabKinds(
       );
     });
 
+    test('rolled back with the rest of the run: runtime and permanent rules as they were, the workstation refused again', async () => {
+      const richRules = async (): Promise<string[]> =>
+        Promise.all(
+          ['', '--permanent '].map(
+            async (permanent) =>
+              (await host.exec(`firewall-cmd ${permanent}--zone=public --list-rich-rules`)).stdout,
+          ),
+        );
+      const rulesBefore = await richRules();
+      const denyBefore = (await host.exec('cat /etc/hosts.deny')).stdout;
+      const playbook = path.join(work, 'rolled-back.yml');
+      // The second task locks the controller out, so the confirmation fails and the whole run is undone.
+      fs.writeFileSync(
+        playbook,
+        [
+          '- hosts: all',
+          '  tasks:',
+          '    - name: let the workstation in',
+          '      firewall:',
+          `        allow_ssh_from: ["${lab.workstationAddress}"]`,
+          '    - name: deny the controller',
+          '      file:',
+          '        dest: /etc/hosts.deny',
+          `        content: "sshd: ${lab.controllerAddress}\\n"`,
+          '',
+        ].join('\n'),
+      );
+      const run = await runCli([
+        'apply',
+        playbook,
+        ...args.slice(1),
+        '--confirm-timeout',
+        '12',
+        '--connect-timeout',
+        '4',
+      ]);
+      expect(run.code).toBe(1);
+      const report = JSON.parse(run.stdout) as Report;
+      // The firewall task did run its commands before the run was undone.
+      expect(report.hosts[host.name]!.tasks[0]!.commands[0]).toContain('--add-rich-rule=');
+      expect(report.hosts[host.name]!.tasks.map((t) => t.error ?? '').join('\n')).toMatch(/^rolled back: /m);
+      expect(await richRules()).toEqual(rulesBefore);
+      expect(rulesBefore[0]!.trim().split('\n')).toEqual([reject]);
+      expect((await host.exec('cat /etc/hosts.deny')).stdout).toBe(denyBefore);
+      expect((await lab.ssh(host, 'true')).code).toBe(0);
+      const refused = await lab.ssh(host, 'true', { from: lab.workstationAddress });
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/Connection refused/);
+    });
+
     test('refused before; plan shows the rich rules; apply lets the workstation in, in runtime and permanent; then no change', async () => {
       const before = await lab.ssh(host, 'true', { from: lab.workstationAddress });
       expect(before.code).not.toBe(0);
