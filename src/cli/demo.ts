@@ -1,8 +1,9 @@
 /**
  * `sshfix demo`: a throw-away lab of real OpenSSH servers on this machine
- * (network namespaces), each cutting the admin workstation off at a
- * different layer; diagnose says why, a shipped playbook fixes it, and new
- * connections prove it — then the lab is torn down. Needs Linux and root.
+ * (network namespaces; hosts booted with systemd where the machine can, as
+ * real fleets run), each cutting the admin workstation off at a different
+ * layer; diagnose says why, a shipped playbook fixes it, and new connections
+ * prove it — then the lab is torn down. Needs Linux and root.
  *
  * The lab is torn down on every way out, signals included: namespaces,
  * veths and sshd processes left behind would outlive the demo. SIGINT,
@@ -14,7 +15,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { labAvailability, labInventory, startLab, type Lab, type LabHost } from '../lab/lab.js';
+import {
+  labAvailability,
+  labInventory,
+  startLab,
+  systemdLabAvailability,
+  type Lab,
+  type LabHost,
+  type LabHostKind,
+  type SshdUnitMode,
+} from '../lab/lab.js';
+import { ensureSystemdRoot, systemdRootPath } from '../lab/systemd_root.js';
 import { colourWanted } from './io.js';
 
 export interface DemoIO {
@@ -37,17 +48,101 @@ class DemoStopped extends Error {
   }
 }
 
+/** The lab could not be built or booted: said in one line, not as an internal error. */
+class LabStartFailed extends Error {}
+
 /** 128 + the signal's number, as shells report a process ended by it. */
 function signalExitCode(signal: NodeJS.Signals): number {
   return 128 + os.constants.signals[signal];
+}
+
+/** `--kind`: 'auto' boots systemd hosts where the machine can, plain ones otherwise. */
+export type DemoKindRequest = 'auto' | LabHostKind;
+
+/** What decides the kind of host: whether systemd hosts can boot, and whether their root exists. */
+export interface DemoMachine {
+  systemd: ReturnType<typeof systemdLabAvailability>;
+  rootBuilt: boolean;
+}
+
+export type DemoKindChoice =
+  | {
+      ok: true;
+      kind: LabHostKind;
+      /** Systemd hosts only. */
+      sshdUnit?: SshdUnitMode;
+      /** The root is missing and was asked for explicitly: build it first. */
+      buildRoot: boolean;
+      /** Said before the lab starts: which kind, and why. */
+      note: string;
+    }
+  | { ok: false; error: string };
+
+const PLAIN_HOSTS = 'plain hosts (Debian 12, OpenSSH 9.2, sshd run directly)';
+const systemdHosts = (unit: SshdUnitMode): string =>
+  `systemd hosts (Debian 13 booted with systemd-nspawn, OpenSSH 10, sshd started by ssh.${unit})`;
+
+/**
+ * The kind of lab host for `sshfix demo`. Real fleets run systemd, so 'auto'
+ * boots systemd hosts where the machine can, and plain ones otherwise. A
+ * missing root is built only when asked for (`--kind systemd`): building it
+ * downloads about 300 MB and takes minutes, more than a user who just typed
+ * `sshfix demo` expects to wait; 'auto' then says how to build it.
+ * `--sshd-unit` only means something on systemd hosts, so it asks for them.
+ */
+export function chooseDemoKind(
+  request: { kind: DemoKindRequest; sshdUnit?: SshdUnitMode },
+  machine: DemoMachine,
+): DemoKindChoice {
+  const { kind, sshdUnit } = request;
+  if (kind === 'plain') {
+    if (sshdUnit !== undefined)
+      return { ok: false, error: '--sshd-unit is for hosts of the systemd kind, not with --kind plain' };
+    return { ok: true, kind: 'plain', buildRoot: false, note: `${PLAIN_HOSTS}, as asked (--kind plain)` };
+  }
+  const unit = sshdUnit ?? 'service';
+  const asked =
+    kind === 'systemd' ? '--kind systemd' : sshdUnit !== undefined ? `--sshd-unit ${sshdUnit}` : '';
+  if (!machine.systemd.ok) {
+    if (asked !== '')
+      return {
+        ok: false,
+        error: `${asked}: this machine cannot boot systemd hosts: ${machine.systemd.reason}`,
+      };
+    return {
+      ok: true,
+      kind: 'plain',
+      buildRoot: false,
+      note: `${PLAIN_HOSTS}: systemd hosts cannot boot here: ${machine.systemd.reason}`,
+    };
+  }
+  if (!machine.rootBuilt && asked === '') {
+    return {
+      ok: true,
+      kind: 'plain',
+      buildRoot: false,
+      note:
+        `${PLAIN_HOSTS}: the root of the systemd hosts is not built yet (debootstrap, about 300 MB, minutes); ` +
+        '`sshfix demo --kind systemd` builds it first, once per machine',
+    };
+  }
+  return {
+    ok: true,
+    kind: 'systemd',
+    sshdUnit: unit,
+    buildRoot: !machine.rootBuilt,
+    note: machine.rootBuilt
+      ? `${systemdHosts(unit)}${asked !== '' ? `, as asked (${asked})` : ''}`
+      : `${systemdHosts(unit)}; building their root first (debootstrap, about 300 MB, minutes, once per machine)`,
+  };
 }
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 interface Breakage {
   title: string;
-  /** Breaks the host for the admin workstation (`ws`). */
-  script: (ws: string) => string;
+  /** Breaks the host for the admin workstation (`ws`); `reloadSshd` makes sshd read its configuration. */
+  script: (ws: string, reloadSshd: string) => string;
   fail2ban?: boolean;
 }
 
@@ -68,10 +163,21 @@ const BREAKAGES: Breakage[] = [
   },
   {
     title: 'a cloud-init drop-in allows one key (MaxAuthTries 1) and throttles (MaxStartups 2:50:5)',
-    script: () =>
-      "printf '# written by cloud-init\\nMaxStartups 2:50:5\\nMaxAuthTries 1\\n' > /etc/ssh/sshd_config.d/50-cloud-init.conf && kill -HUP $(cat /run/sshd.pid)",
+    script: (_ws, reloadSshd) =>
+      `printf '# written by cloud-init\\nMaxStartups 2:50:5\\nMaxAuthTries 1\\n' > /etc/ssh/sshd_config.d/50-cloud-init.conf && ${reloadSshd}`,
   },
 ];
+
+/**
+ * How the host's own init system makes sshd read its configuration. Under
+ * ssh.socket a SIGHUP makes sshd re-exec and die, unable to bind the port the
+ * socket holds ("fatal: Cannot bind any address"): restart ssh.service, if a
+ * connection has started it at all (otherwise it reads the file when one does).
+ */
+function reloadSshdScript(kind: LabHostKind, sshdUnit: SshdUnitMode | undefined): string {
+  if (kind === 'plain') return 'kill -HUP $(cat /run/sshd.pid)';
+  return sshdUnit === 'socket' ? 'systemctl try-restart ssh.service' : 'systemctl reload ssh.service';
+}
 
 const EFFECTIVE = 'maxstartups|maxauthtries';
 
@@ -85,17 +191,29 @@ async function workstationCheck(lab: Lab, host: LabHost): Promise<string> {
   return probe.code === 0 ? 'connects' : `FAILS: ${probe.stderr.trim().split('\n').pop() ?? ''}`;
 }
 
-export async function runDemo(
-  options: { hosts: number; keep: boolean },
-  io: DemoIO,
-  cli: CliRunner,
-): Promise<number> {
+export interface DemoOptions {
+  hosts: number;
+  keep: boolean;
+  kind: DemoKindRequest;
+  /** Given: asks for systemd hosts whose sshd this unit starts. */
+  sshdUnit?: SshdUnitMode;
+}
+
+export async function runDemo(options: DemoOptions, io: DemoIO, cli: CliRunner): Promise<number> {
   const availability = labAvailability();
   if (!availability.ok) {
     io.stderr(
       `sshfix demo builds a lab of real sshd hosts in network namespaces and cannot run here: ${availability.reason}.\n` +
         'It needs Linux, root, iproute2 (ip netns), overlayfs and openssh-server (apt-get install openssh-server iproute2).\n',
     );
+    return 1;
+  }
+  const choice = chooseDemoKind(
+    { kind: options.kind, ...(options.sshdUnit !== undefined ? { sshdUnit: options.sshdUnit } : {}) },
+    { systemd: systemdLabAvailability(), rootBuilt: fs.existsSync(systemdRootPath()) },
+  );
+  if (!choice.ok) {
+    io.stderr(`sshfix demo: ${choice.error}\n`);
     return 1;
   }
   const step = (text: string) =>
@@ -150,16 +268,30 @@ export async function runDemo(
   for (const signal of DEMO_SIGNALS) process.on(signal, onSignal);
   try {
     step(`Starting a lab of ${options.hosts} OpenSSH servers in network namespaces`);
-    starting = startLab({ id: 'demo', hosts: options.hosts });
-    const lab = await starting;
+    io.stdout(`  ${choice.note}\n`);
+    starting = (async () => {
+      if (choice.buildRoot) await ensureSystemdRoot();
+      return startLab({
+        id: 'demo',
+        hosts: options.hosts,
+        kind: choice.kind,
+        ...(choice.sshdUnit !== undefined ? { sshdUnit: choice.sshdUnit } : {}),
+      });
+    })();
+    const lab = await starting.catch((error: unknown) => {
+      // Ctrl-C reaches the root's build too (one process group): that is the stop asked for, not a failure.
+      if (stopSignal !== undefined) throw new DemoStopped(stopSignal);
+      throw new LabStartFailed(error instanceof Error ? error.message : String(error));
+    });
     proceed();
     const ws = lab.workstationAddress;
     io.stdout(`  controller ${lab.controllerAddress}, admin workstation ${ws}\n`);
     step('Breaking each host at a different layer, for the admin workstation');
+    const reloadSshd = reloadSshdScript(choice.kind, choice.sshdUnit);
     for (const [i, host] of lab.hosts.entries()) {
       const breakage = BREAKAGES[i % BREAKAGES.length]!;
       if (breakage.fail2ban) await host.startFail2ban();
-      const result = await host.exec(breakage.script(ws));
+      const result = await host.exec(breakage.script(ws, reloadSshd));
       if (result.code !== 0) throw new Error(`breaking ${host.name}: ${result.stderr}`);
       io.stdout(`  ${host.name} (${host.address}): ${breakage.title}\n`);
     }
@@ -199,6 +331,12 @@ export async function runDemo(
     return applied === 0 && again === 0 && after.every((a) => a === 'connects') ? 0 : 1;
   } catch (error) {
     if (error instanceof DemoStopped) return signalExitCode(error.signal);
+    if (error instanceof LabStartFailed) {
+      const plainHint =
+        choice.kind === 'systemd' ? ' (`sshfix demo --kind plain` needs no systemd root)' : '';
+      io.stderr(`sshfix demo: cannot start the lab: ${error.message}${plainHint}\n`);
+      return 1;
+    }
     throw error;
   } finally {
     await tearDown();

@@ -1,13 +1,14 @@
 /**
  * `sshfix demo` interrupted: whatever it was doing, it tears its lab down
- * (network namespaces, veths, bridge, processes, state under /run/sshfix-lab)
- * before it exits. The real CLI runs as a child process and gets real
- * signals, sent once its output shows the step to interrupt.
+ * (network namespaces, veths, bridge, processes, state under /run/sshfix-lab;
+ * on systemd hosts also the systemd-nspawn machines) before it exits. The real
+ * CLI runs as a child process and gets real signals, sent once its output
+ * shows the step to interrupt. On both kinds of host the demo boots.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { describeLab } from './lab.js';
+import { describeLabKinds, LAB_START_TIMEOUT_MS, PLAIN, SYSTEMD_SERVICE, type LabKind } from './lab.js';
 
 /** Jest runs from the repository root (package.json). */
 const REPO = process.cwd();
@@ -23,8 +24,9 @@ interface Demo {
   exited: Promise<{ code: number | null; stdout: string; stderr: string }>;
 }
 
-function startDemo(): Demo {
-  const child = spawn(process.execPath, [BIN, 'demo'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+function startDemo(kind: LabKind): Demo {
+  const args = [BIN, 'demo', '--kind', kind.kind, ...(kind.sshdUnit ? ['--sshd-unit', kind.sshdUnit] : [])];
+  const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   const waiters: Array<() => void> = [];
@@ -70,35 +72,73 @@ function leftovers(): string[] {
         .filter((f) => fs.readFileSync(path.join('/run/sshfix-lab', f), 'utf8').includes(`"id":"${LAB_ID}"`))
     : [];
   const state = fs.existsSync(`/run/sshfix-lab/${LAB_ID}`) ? [`/run/sshfix-lab/${LAB_ID}`] : [];
-  return [...netns, ...links, ...leases.map((f) => `lease ${f}`), ...state];
+  // A systemd host is a systemd-nspawn process named after the host (-M NAME), with its own PID 1 and units.
+  const machines = fs
+    .readdirSync('/proc')
+    .filter((pid) => /^\d+$/.test(pid))
+    .map((pid) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      } catch {
+        return [];
+      }
+    })
+    .filter((argv) => argv[0]?.endsWith('systemd-nspawn'))
+    .map((argv) => argv[argv.indexOf('-M') + 1] ?? '')
+    .filter((name) => name.startsWith(`${LAB_ID}-h`));
+  const propagate = '/run/systemd/nspawn/propagate';
+  const machineDirs = fs.existsSync(propagate)
+    ? fs.readdirSync(propagate).filter((n) => n.startsWith(`${LAB_ID}-h`))
+    : [];
+  return [
+    ...netns,
+    ...links,
+    ...leases.map((f) => `lease ${f}`),
+    ...state,
+    ...machines.map((m) => `systemd-nspawn ${m}`),
+    ...machineDirs.map((m) => `${propagate}/${m}`),
+  ];
 }
 
-describeLab('sshfix demo, interrupted', () => {
-  test('SIGINT during the apply step: the apply settles its hosts, the lab is torn down, nothing is left', async () => {
-    const demo = startDemo();
-    await demo.shows('==> sshfix apply playbooks/fix-connection-reset.yml');
-    expect(leftovers()).not.toEqual([]);
-    demo.signal('SIGINT');
-    const { code, stdout, stderr } = await demo.exited;
-    expect(leftovers()).toEqual([]);
-    expect(code).toBe(130);
-    expect(stderr).toMatch(/sshfix demo: SIGINT: stopping after the current step/);
-    expect(stdout).toMatch(/\nRECAP \(interrupted by SIGINT\)\n/);
-    expect(stdout).toContain('==> Tearing the lab down');
-    expect(stdout).not.toMatch(/to every host, again/);
-  }, 300_000);
+describeLabKinds('sshfix demo, interrupted', [PLAIN, SYSTEMD_SERVICE], (kind) => {
+  // A first systemd lab on a machine builds its root (minutes) before it boots.
+  const timeoutMs = kind.kind === 'systemd' ? LAB_START_TIMEOUT_MS : 300_000;
 
-  test('SIGINT twice while the lab is being built: it is torn down once built, and nothing is left', async () => {
-    const demo = startDemo();
-    await demo.shows('==> Starting a lab of');
-    demo.signal('SIGINT');
-    // Signals are not queued: the second must come after the first was handled to count as one.
-    await demo.says('sshfix demo: SIGINT: stopping');
-    demo.signal('SIGINT');
-    const { code, stdout, stderr } = await demo.exited;
-    expect(leftovers()).toEqual([]);
-    expect(code).toBe(130);
-    expect(stderr).toMatch(/sshfix demo: SIGINT again: tearing the lab down now/);
-    expect(stdout).toContain('==> Tearing the lab down');
-  }, 300_000);
+  test(
+    'SIGINT during the apply step: the apply settles its hosts, the lab is torn down, nothing is left',
+    async () => {
+      const demo = startDemo(kind);
+      await demo.shows('==> sshfix apply playbooks/fix-connection-reset.yml');
+      const running = leftovers();
+      expect(running).not.toEqual([]);
+      if (kind.kind === 'systemd') expect(running).toContain(`systemd-nspawn ${LAB_ID}-h01`);
+      demo.signal('SIGINT');
+      const { code, stdout, stderr } = await demo.exited;
+      expect(leftovers()).toEqual([]);
+      expect(code).toBe(130);
+      expect(stderr).toMatch(/sshfix demo: SIGINT: stopping after the current step/);
+      expect(stdout).toMatch(/\nRECAP \(interrupted by SIGINT\)\n/);
+      expect(stdout).toContain('==> Tearing the lab down');
+      expect(stdout).not.toMatch(/to every host, again/);
+    },
+    timeoutMs,
+  );
+
+  test(
+    'SIGINT twice while the lab is being built: it is torn down once built, and nothing is left',
+    async () => {
+      const demo = startDemo(kind);
+      await demo.shows('==> Starting a lab of');
+      demo.signal('SIGINT');
+      // Signals are not queued: the second must come after the first was handled to count as one.
+      await demo.says('sshfix demo: SIGINT: stopping');
+      demo.signal('SIGINT');
+      const { code, stdout, stderr } = await demo.exited;
+      expect(leftovers()).toEqual([]);
+      expect(code).toBe(130);
+      expect(stderr).toMatch(/sshfix demo: SIGINT again: tearing the lab down now/);
+      expect(stdout).toContain('==> Tearing the lab down');
+    },
+    timeoutMs,
+  );
 });
