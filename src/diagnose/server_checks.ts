@@ -49,7 +49,7 @@ export interface ServerEvidence {
   /** `sshd -T -C …` for the client, keyword (lower case) → values; null when sshd -T failed. */
   effective: Map<string, string[]> | null;
   effectiveError: string | null;
-  /** Whether sshd is linked with libwrap; null when unknown (no ldd). */
+  /** Whether sshd (or its sshd-session, OpenSSH >= 9.8) is linked with libwrap; null when unknown (no ldd). */
   libwrap: boolean | null;
   hostsAllow: string | null;
   hostsDeny: string | null;
@@ -74,6 +74,12 @@ export interface ServerEvidence {
 }
 
 const SSHD_LOCATIONS = ['/usr/sbin/sshd', '/usr/local/sbin/sshd', '/sbin/sshd', '/usr/bin/sshd'];
+/** Where distributions install OpenSSH >= 9.8's per-connection binary (Debian, Fedora, upstream's default). */
+const SSHD_SESSION_LOCATIONS = [
+  '/usr/lib/openssh/sshd-session',
+  '/usr/libexec/openssh/sshd-session',
+  '/usr/libexec/sshd-session',
+];
 const AUTH_LOGS = ['/var/log/auth.log', '/var/log/secure'];
 const KERNEL_LOGS = ['/var/log/kern.log', '/var/log/messages'];
 /** How far back the logs are read: enough for today's incident, bounded for huge logs. */
@@ -226,7 +232,14 @@ if [ -n "$SSHD" ]; then
   printf '%s\\n' "$test_out" | sed -n 's/^\\(\\/[^:]*[^: ]\\):\\{0,1\\} line \\([0-9][0-9]*\\): .*/\\2 \\1/p' | head -n 5 |
   while read -r n f; do [ -r "$f" ] && printf '%s\\t%s\\t%s\\n' "$f" "$n" "$(sed -n "\${n}p" "$f")"; done
   section sshd_T; "$SSHD" -T -C ${spec} 2>&1; echo "rc=$?"
-  section ldd; if have ldd; then ldd "$SSHD" 2>/dev/null | grep -i libwrap; echo "rc=$?"; fi
+  # OpenSSH >= 9.8 moved the per-connection work, libwrap's check included, into sshd-session.
+  section ldd
+  if have ldd; then
+    for b in "$SSHD" ${SSHD_SESSION_LOCATIONS.join(' ')}; do
+      [ -f "$b" ] && ldd "$b" 2>/dev/null | grep -i libwrap && break
+    done
+    echo "rc=$?"
+  fi
 fi
 for f in /etc/hosts.allow /etc/hosts.deny; do
   # base64: the bytes exactly, a missing final newline included (libwrap treats that line differently).
