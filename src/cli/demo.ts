@@ -200,20 +200,21 @@ export interface DemoOptions {
 }
 
 export async function runDemo(options: DemoOptions, io: DemoIO, cli: CliRunner): Promise<number> {
-  const availability = labAvailability();
-  if (!availability.ok) {
-    io.stderr(
-      `sshfix demo builds a lab of real sshd hosts in network namespaces and cannot run here: ${availability.reason}.\n` +
-        'It needs Linux, root, iproute2 (ip netns), overlayfs and openssh-server (apt-get install openssh-server iproute2).\n',
-    );
-    return 1;
-  }
+  // First: options that contradict each other are bad input on any machine.
   const choice = chooseDemoKind(
     { kind: options.kind, ...(options.sshdUnit !== undefined ? { sshdUnit: options.sshdUnit } : {}) },
     { systemd: systemdLabAvailability(), rootBuilt: fs.existsSync(systemdRootPath()) },
   );
   if (!choice.ok) {
     io.stderr(`sshfix demo: ${choice.error}\n`);
+    return 1;
+  }
+  const availability = labAvailability();
+  if (!availability.ok) {
+    io.stderr(
+      `sshfix demo builds a lab of real sshd hosts in network namespaces and cannot run here: ${availability.reason}.\n` +
+        'It needs Linux, root, iproute2 (ip netns), overlayfs and openssh-server (apt-get install openssh-server iproute2).\n',
+    );
     return 1;
   }
   const step = (text: string) =>

@@ -185,3 +185,24 @@ describe('with --format json or junit, stdout gets a document describing the err
     expect(error.text).toBe('error: --forks 0: give how many hosts to work on at once, 1 or more');
   });
 });
+
+describe('sshfix demo refuses contradictory options before looking at the machine', () => {
+  test('--sshd-unit with --kind plain: exit 1, no lab, whatever the machine', async () => {
+    const before = fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('sshfix-demo-'));
+    const run = await runCli(['demo', '--kind', 'plain', '--sshd-unit', 'socket']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe(
+      'sshfix demo: --sshd-unit is for hosts of the systemd kind, not with --kind plain\n',
+    );
+    expect(run.stdout).toBe('');
+    expect(fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('sshfix-demo-'))).toEqual(before);
+  });
+
+  test('--kind takes auto, systemd or plain', async () => {
+    const run = await runCli(['demo', '--kind', 'docker']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(
+      /Invalid values:\s+Argument: kind, Given: "docker", Choices: "auto", "systemd", "plain"/,
+    );
+  });
+});
