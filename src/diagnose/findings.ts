@@ -695,16 +695,33 @@ function fromFirewall(set: FindingSet, server: ServerEvidence): void {
   }
 }
 
-/** nftables rules outside iptables' own tables, read as text: a drop or reject naming the client or the port. */
+/**
+ * nftables rules outside iptables' own tables, read as text: a drop or reject naming the client or the port.
+ * fail2ban's nftables actions (Debian 13's default banaction) keep their rules in a table of their own,
+ * `f2b-table` unless configured otherwise: a block there is a ban, as an f2b-* chain is under iptables.
+ */
 function fromNft(set: FindingSet, server: ServerEvidence): void {
   if (!server.nft) return;
   const port = String(server.port);
+  let table = '';
   for (const line of server.nft.split('\n')) {
     const text = line.trim();
+    const tableHeader = /^table\s+(\S+\s+\S+)\s*\{/.exec(text);
+    if (tableHeader) table = tableHeader[1]!;
     const verdict = /\b(drop|reject)\b/.exec(text)?.[1];
     if (!verdict) continue;
     if (!mentionsAddress(text, server.client) && !new RegExp(`dport\\s+(\\{[^}]*\\b)?${port}\\b`).test(text))
       continue;
+    if (/\sf2b-\S*$/.test(table)) {
+      set.add(
+        'fail2ban_ban',
+        60,
+        [`nftables rule of fail2ban (table ${table}) that may block SSH from ${server.client}: ${text}`],
+        `Unban ${server.client} (fail2ban-client unban) and add it to ignoreip.`,
+        { kind: 'fail2ban', client: server.client },
+      );
+      continue;
+    }
     set.add(
       verdict === 'drop' ? 'firewall_drop' : 'firewall_reject',
       60,

@@ -301,6 +301,33 @@ describe('diagnose: server-side evidence', () => {
     expect(f.some((x) => x.cause === 'firewall_reject')).toBe(false);
   });
 
+  it('a block in fail2ban’s nftables table is fail2ban’s too (Debian 13: banaction nftables)', () => {
+    // `nft list ruleset` as Debian 13's fail2ban leaves it, the banned client in the jail's set.
+    const fail2banTable = [
+      'table inet f2b-table {',
+      '\tset addr-set-sshd {',
+      '\t\ttype ipv4_addr',
+      `\t\telements = { ${CLIENT} }`,
+      '\t}',
+      '',
+      '\tchain f2b-chain {',
+      '\t\ttype filter hook input priority filter - 1; policy accept;',
+      '\t\ttcp dport 22 ip saddr @addr-set-sshd reject with icmp port-unreachable',
+      '\t}',
+      '}',
+    ].join('\n');
+    const own = 'table inet filter {\n\tchain input {\n\t\ttcp dport 22 drop\n\t}\n}';
+    const f = withServer(healthyServer({ iptables: '', nft: `${own}\n${fail2banTable}\n` }));
+    expect(f.some((x) => x.cause === 'firewall_reject')).toBe(false);
+    const ban = f.find((x) => x.cause === 'fail2ban_ban');
+    expect(ban?.evidence.join('\n')).toContain(
+      `nftables rule of fail2ban (table inet f2b-table) that may block SSH from ${CLIENT}: tcp dport 22 ip saddr @addr-set-sshd reject`,
+    );
+    expect(ban?.remedy).toEqual({ kind: 'fail2ban', client: CLIENT });
+    // A rule of any other table is still the firewall's.
+    expect(f.find((x) => x.cause === 'firewall_drop')?.evidence[0]).toContain('tcp dport 22 drop');
+  });
+
   it('sshd down with a config sshd -t rejects: invalid config first, with the keyword to remove', () => {
     const f = withServer(
       healthyServer({
