@@ -260,7 +260,8 @@ const REFUSED_RULES: Record<RefusalAnswer, Partial<Record<RefusedCause, RefusedR
   // so neither may reach high confidence here; the same holds for a ban whose banaction resets.
   icmp: {
     fail2ban_ban: {
-      reason: "fail2ban's default banaction (iptables-multiport) rejects with icmp-port-unreachable",
+      reason:
+        "fail2ban's default banactions (iptables-multiport; nftables-multiport on Debian 13) reject with icmp-port-unreachable",
       bySource: 65,
       otherwise: 55,
     },
