@@ -6,9 +6,11 @@
  * step's output can forge one). A step marked `stopOnFailure` that fails
  * ends the batch: later steps do not run.
  */
-import { randomBytes } from 'node:crypto';
 import type { Connection, ExecResult } from '../transport/types.js';
 import type { HostCheck } from '../resources/types.js';
+import { batchRecords, newMarker } from '../transport/shell.js';
+
+export { batchRecords, newMarker };
 
 export interface BatchStep {
   script: string;
@@ -18,10 +20,6 @@ export interface BatchStep {
 
 /** One step's result; undefined for a step that did not run. */
 export type StepOutcome = ExecResult | undefined;
-
-export function newMarker(): string {
-  return `@@sshfix-${randomBytes(9).toString('hex')}`;
-}
 
 /**
  * The section of one step: stdout straight out through fd 4 (opened by the
@@ -50,19 +48,6 @@ export function buildBatchScript(steps: readonly BatchStep[], marker: string): s
     ...steps.map((step, i) => stepSection(i, step.script, step.stopOnFailure ? 'exit 0' : '')),
     '',
   ].join('\n');
-}
-
-/** Splits output into records: `[index, kind, body, further header words]`, in order. */
-export function batchRecords(stdout: string, marker: string): Array<[string, string, string, string[]]> {
-  return stdout
-    .split(new RegExp(`(?:^|\\n)${marker} `))
-    .slice(1)
-    .map((part) => {
-      const newline = part.indexOf('\n');
-      const header = newline === -1 ? part : part.slice(0, newline);
-      const [first = '', kind = '', ...rest] = header.split(' ');
-      return [first, kind, newline === -1 ? '' : part.slice(newline + 1), rest];
-    });
 }
 
 /** A step's `rc` record body: its stderr, then "x" and its exit code (and our newline, when last). */

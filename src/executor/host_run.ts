@@ -22,25 +22,24 @@ import {
   UndecidedTransactionError,
   undecidedRunsMessage,
   undecidedRunsScript,
-  confirmTargetScript,
+  confirmTargetFor,
   confirmWithNewConnection,
   disarmTransaction,
-  guardCheck,
+  lockoutGuards,
   leftToTheTimer,
   lostConnection,
   lostWhileApplying,
   newRunId,
   readBeginResult,
-  readConfirmTarget,
   restoreNow,
   transactionSpecFor,
   type ChangingTask,
+  type GuardResult,
   type SafetyOptions,
   type Transaction,
   type TransactionSpec,
 } from './transaction.js';
 import { runBatch, type BatchStep, type StepOutcome } from './host_batch.js';
-import { plannedRejection } from './guards.js';
 import { errorMessage } from '../errors.js';
 import { INTERRUPTED_MARK, type Interruption } from './interruption.js';
 
@@ -356,7 +355,7 @@ async function applyPlan(
 ): Promise<TaskResult[]> {
   const changing = all.filter((p) => p.plan?.action === 'change');
   if (changing.length === 0) return all.map((p) => toResult(p, plannedStatus(p.plan!)));
-  const kinds: ChangingTask[] = changing.map((p) => ({ resource: p.task.resource.name, plan: p.plan! }));
+  const kinds: ChangingTask[] = changing.map((p) => ({ kind: p.task.resource, plan: p.plan! }));
   const stopped = (): TaskResult[] =>
     all.map((p) =>
       p.plan!.action === 'change'
@@ -371,15 +370,18 @@ async function applyPlan(
 
   // 1. Checks.
   onStep('validating the changes');
-  const guard = safety ? guardCheck(kinds, safety.spec.user, conn.authMethod) : undefined;
+  const guards = safety ? lockoutGuards(kinds, safety.spec.user, conn.authMethod) : [];
   const validations = changing.flatMap((p) =>
     (p.task.resource.validate?.(p.plan!) ?? []).map((check) => ({ owner: p, check })),
   );
   const checked = await runBatch(conn, [
-    ...(guard ? [{ script: guard.script, stopOnFailure: false }] : []),
+    ...guards.map((g) => ({ script: g.guard.script, stopOnFailure: false })),
     ...validations.map((v) => ({ script: v.check.script, stopOnFailure: false })),
   ]);
-  const guarded = guard ? guard.read(checked[0] ?? { exitCode: 1, stdout: '', stderr: '' }) : undefined;
+  const guarded: GuardResult[] = guards.map((g, i) => ({
+    index: g.index,
+    verdict: g.guard.judge(checked[i] ?? { exitCode: 1, stdout: '', stderr: '' }),
+  }));
   const refusal = (culprit: PlannedTask, message: string): TaskResult[] =>
     all.map((p) => {
       if (p === culprit) return toResult(p, 'failed', message);
@@ -388,42 +390,43 @@ async function applyPlan(
         return toResult(p, 'skipped', `not applied: ${culprit.task.name} ${why}`);
       return toResult(p, plannedStatus(p.plan!));
     });
-  if (guarded?.refusal !== undefined) {
+  for (const { index, verdict } of guarded) {
     // Not a lockout guess but a change that cannot take effect: --force does not override it.
-    return refusal(changing[guarded.index]!, `refused: ${guarded.refusal}. Nothing was changed on this host`);
+    if (verdict.refusal !== undefined)
+      return refusal(changing[index]!, `refused: ${verdict.refusal}. Nothing was changed on this host`);
   }
-  if (guarded && guarded.findings.length > 0 && !safety!.force) {
+  const objecting = guarded.find((g) => g.verdict.findings.length > 0);
+  if (objecting && !safety!.force) {
     return refusal(
-      changing[guarded.index]!,
-      `refused: this change would lock sshfix out: ${guarded.findings.join('; ')}. ` +
+      changing[objecting.index]!,
+      `refused: this change would lock sshfix out: ${objecting.verdict.findings.join('; ')}. ` +
         'Nothing was changed on this host (--force applies it anyway; a new connection then confirms it or it is rolled back)',
     );
   }
   for (const [i, v] of validations.entries()) {
-    const result = checked[i + (guard ? 1 : 0)];
+    const result = checked[i + guards.length];
     const failure = result ? v.check.failure(result) : 'the validation did not run';
     if (failure !== undefined) return refusal(v.owner, failure);
   }
-  // A tree sshd -t accepts may still be one sshd -T -C refuses for this very connection.
-  const rejected = guarded && plannedRejection(guarded.facts, guarded.tree.stageRoot);
-  if (guarded && rejected !== undefined) {
-    // sshd's own verdict, not a guess of ours: --force does not override it.
-    return refusal(
-      changing[guarded.index]!,
-      `refused: sshd -T -C for sshfix's own connection rejects the new configuration: ${rejected}. ` +
-        'Nothing was changed on this host',
-    );
+  for (const { index, verdict } of guarded) {
+    // The host's own verdict, not a guess of ours: --force does not override it.
+    if (verdict.rejection !== undefined)
+      return refusal(changing[index]!, `refused: ${verdict.rejection}. Nothing was changed on this host`);
   }
+  const listener = guarded.find((g) => g.verdict.listener !== undefined)?.verdict.listener;
 
   // 2. Changes.
   const transaction =
     safety?.rollback === true
-      ? transactionSpecFor(kinds, {
-          runId: newRunId(),
-          confirmTimeoutS: safety.confirmTimeoutS,
-          ...(safety.backupRoot !== undefined ? { backupRoot: safety.backupRoot } : {}),
-          ...(safety.runToken !== undefined ? { owner: safety.runToken } : {}),
-        })
+      ? transactionSpecFor(
+          kinds.map((k) => k.plan),
+          {
+            runId: newRunId(),
+            confirmTimeoutS: safety.confirmTimeoutS,
+            ...(safety.backupRoot !== undefined ? { backupRoot: safety.backupRoot } : {}),
+            ...(safety.runToken !== undefined ? { owner: safety.runToken } : {}),
+          },
+        )
       : undefined;
   const verifications = changing.flatMap((p) =>
     (p.task.resource.verify?.(p.plan!) ?? []).map((check) => ({ p, check })),
@@ -448,12 +451,12 @@ async function applyPlan(
       script: check.script,
       stopOnFailure: false,
     })),
-    ...(transaction && guarded?.moves
+    ...(transaction && listener
       ? [
           {
             kind: 'confirm-target' as const,
-            description: 'where sshd listens now',
-            script: confirmTargetScript(guarded),
+            description: 'where the server listens now',
+            script: listener.script,
             stopOnFailure: false,
           },
         ]
@@ -515,12 +518,12 @@ async function applyPlan(
       else if (failure === undefined) results.push(toResult(p, 'changed'));
     }
   }
-  if (guarded && guarded.findings.length > 0) {
-    const forced = resultOf.get(changing[guarded.index]!);
+  for (const { index, verdict } of guarded) {
+    const forced = verdict.findings.length > 0 ? resultOf.get(changing[index]!) : undefined;
     if (forced)
       forced.warnings = [
         ...forced.warnings,
-        ...guarded.findings.map((f) => `applied despite the lockout guard (--force): ${f}`),
+        ...verdict.findings.map((f) => `applied despite the lockout guard (--force): ${f}`),
       ];
   }
   if (!tx) return results;
@@ -553,10 +556,10 @@ async function applyPlan(
   }
   onStep('confirming with a new connection');
   const targetStep = steps.findIndex((st) => st.kind === 'confirm-target');
-  const target = await readConfirmTarget(
-    targetStep === -1 ? undefined : outcomes[targetStep],
+  const listened = targetStep === -1 ? undefined : outcomes[targetStep];
+  const target = await confirmTargetFor(
+    listener && listened ? listener.read(listened, safety!.spec.port) : undefined,
     safety!,
-    guarded,
   );
   try {
     const confirmed = await confirmWithNewConnection(conn, tx, safety!, target, interruption?.abortSignal);

@@ -13,7 +13,6 @@
  * ListenStream decides where sshd listens (Launchpad #2069041,
  * willshersystems/ansible-sshd#307).
  */
-import type { SshdActivationFacts } from './guards.js';
 
 /**
  * Begin-script lines: records how sshd runs (`UNIT service|socket` in
@@ -68,27 +67,4 @@ export function sshdRestoreLines(): string[] {
     '  else mkdir -p /run/sshd; /usr/sbin/sshd || failed=1; fi',
     'fi',
   ];
-}
-
-/**
- * Why a change of where sshd listens is refused on this host, if it is: under
- * socket activation sshd_config's Port and ListenAddress would change nothing
- * (Debian's ssh.socket has no generator that reads them), and the run would
- * report a change that never takes effect.
- */
-export function socketListenRefusal(
-  activation: SshdActivationFacts,
-  changed: { port: boolean; listenAddress: boolean },
-): string | undefined {
-  if (!activation.systemd || !activation.sshSocket) return undefined;
-  const keywords = [changed.port ? 'Port' : '', changed.listenAddress ? 'ListenAddress' : ''].filter(Boolean);
-  if (keywords.length === 0) return undefined;
-  return (
-    `sshd on this host is socket-activated (ssh.socket), so ssh.socket's ListenStream decides where it ` +
-    `listens and ${keywords.join(' and ')} in sshd_config would change nothing. Change ListenStream in a ` +
-    'drop-in (/etc/systemd/system/ssh.socket.d/*.conf; then systemctl daemon-reload and restart ssh.socket), ' +
-    'or leave ' +
-    keywords.join(' and ') +
-    ' as they are'
-  );
 }

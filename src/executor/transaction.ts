@@ -24,20 +24,9 @@ import { formatKnownHostsLine } from '../transport/known_hosts.js';
 import { CommandTimeoutError, HostKeyError, UnreachableError } from '../transport/types.js';
 import type { Connection, ConnectionSpec, ExecResult } from '../transport/types.js';
 import type { ResourcePlan } from '../plan/types.js';
-import { parseSshdT } from '../formats/sshd_effective.js';
-import { newMarker } from './host_batch.js';
+import type { GuardVerdict, ListenerMove, LockoutGuard, ResourceKind } from '../resources/types.js';
 import { errorMessage } from '../errors.js';
-import {
-  buildLockoutFactsScript,
-  findLockouts,
-  isStagedSshdTree,
-  listeningChanged,
-  nextPort,
-  parseLockoutFacts,
-  type GatheredFacts,
-  type StagedSshdTree,
-} from './guards.js';
-import { socketListenRefusal, sshdRestoreLines, sshdUnitRecordLines } from './sshd_unit.js';
+import { sshdRestoreLines, sshdUnitRecordLines } from './sshd_unit.js';
 
 export const BACKUP_ROOT = '/var/backups/sshfix';
 /** Run directories kept per host; older ones are pruned when a new run starts. */
@@ -556,16 +545,6 @@ export function restoreDeadline(tx: Transaction): string {
 // ---------------------------------------------------------------------------
 // What a run touches
 
-/** A task that will change the host: its resource kind and plan. */
-export interface ChangingTask {
-  resource: string;
-  plan: ResourcePlan;
-}
-
-const FIREWALL_RESOURCES = new Set(['firewall', 'fail2ban']);
-const FIREWALL_COMMAND = /\b(iptables|ip6tables|iptables-restore|ip6tables-restore|nft|ufw|firewall-cmd)\b/;
-const SSHD_SERVICE = /\bsshd?(\.service|\.socket)?\b/;
-
 /**
  * Files a plan touches: its file changes, the paths it declares, and state
  * diffs labelled with an absolute path (a file removal shows as one).
@@ -575,32 +554,23 @@ export function touchedFiles(plan: ResourcePlan): string[] {
   return [...plan.fileChanges.map((c) => c.path), ...(plan.touchedPaths ?? []), ...fromDiffs];
 }
 
-/** The transaction for a run's changing tasks (run id and timeout from the caller). */
+/**
+ * The transaction for a run's changing plans (run id and timeout from the
+ * caller): their files, and what they declare they touch beyond them.
+ */
 export function transactionSpecFor(
-  changing: readonly ChangingTask[],
+  changing: readonly ResourcePlan[],
   options: { runId: string; confirmTimeoutS: number; backupRoot?: string; owner?: string },
 ): TransactionSpec {
-  const files = uniqueFiles(changing.flatMap((t) => touchedFiles(t.plan)));
-  const firewall = changing.some(
-    (t) => FIREWALL_RESOURCES.has(t.resource) || t.plan.commands.some((c) => FIREWALL_COMMAND.test(c.script)),
-  );
-  const reloadSshd =
-    files.some((f) => f.startsWith('/etc/ssh/')) ||
-    changing.some(
-      (t) =>
-        t.resource === 'sshd_config' ||
-        (t.resource === 'service' && t.plan.commands.some((c) => SSHD_SERVICE.test(c.script))),
-    );
-  const reloadFail2ban =
-    firewall ||
-    changing.some((t) => t.resource === 'fail2ban') ||
-    files.some((f) => f.startsWith('/etc/fail2ban/'));
+  const files = uniqueFiles(changing.flatMap(touchedFiles));
+  const firewall = changing.some((plan) => plan.effects?.firewall === true);
   return {
     runId: options.runId,
     files,
     firewall,
-    reloadSshd,
-    reloadFail2ban,
+    reloadSshd: changing.some((plan) => plan.effects?.sshd === true),
+    // Restoring the firewall drops the chains fail2ban keeps its bans in: its reload puts them back.
+    reloadFail2ban: firewall || changing.some((plan) => plan.effects?.fail2ban === true),
     confirmTimeoutS: options.confirmTimeoutS,
     ...(options.backupRoot !== undefined ? { backupRoot: options.backupRoot } : {}),
     ...(options.owner !== undefined ? { owner: options.owner } : {}),
@@ -624,61 +594,46 @@ export interface SafetyOptions {
   runToken?: string;
 }
 
-export interface GuardResult {
-  /** The sshd_config task (index into the changing tasks) the guard judged. */
-  index: number;
-  tree: StagedSshdTree;
-  facts: GatheredFacts;
-  findings: string[];
-  /** Why the change cannot take effect on this host (socket activation); --force does not override it. */
-  refusal?: string;
-  /** Port or ListenAddress changes: the confirmation must first learn where sshd listens. */
-  moves: boolean;
+/** A task that will change the host: the kind that planned it, and its plan. */
+export interface ChangingTask {
+  kind: ResourceKind;
+  plan: ResourcePlan;
 }
 
-export interface GuardCheck {
-  script: string;
-  read(result: ExecResult): GuardResult;
+/** A lockout guard, and the changing task (index) it judges. */
+export interface PlannedGuard {
+  index: number;
+  guard: LockoutGuard;
+}
+
+/** A guard's verdict on the task it judged. */
+export interface GuardResult {
+  index: number;
+  verdict: GuardVerdict;
 }
 
 /**
- * The lockout guard for the last sshd_config change (it sees all earlier
- * ones): facts gathered by one script, judged here. Undefined when no
- * sshd_config change is planned, or on the console (a local run cannot lock
- * itself out of SSH).
+ * The lockout guards of a host's changes: per resource kind that has one,
+ * for its last changing task (whose plan already sees the earlier ones).
+ * None on the console: a local run cannot lock itself out of SSH.
  */
-export function guardCheck(
+export function lockoutGuards(
   changing: readonly ChangingTask[],
   loginUser: string,
   authMethod: Connection['authMethod'],
-): GuardCheck | undefined {
-  let index = -1;
+): PlannedGuard[] {
+  if (authMethod === 'local') return [];
+  const lastOfKind = new Map<ResourceKind, number>();
   changing.forEach((t, i) => {
-    if (t.resource === 'sshd_config' && isStagedSshdTree(t.plan.data)) index = i;
+    if (t.kind.lockoutGuard !== undefined) lastOfKind.set(t.kind, i);
   });
-  if (index === -1 || authMethod === 'local') return undefined;
-  const tree = changing[index]!.plan.data as StagedSshdTree;
-  const marker = newMarker();
-  return {
-    script: buildLockoutFactsScript(tree, loginUser, marker),
-    read(result) {
-      const facts = parseLockoutFacts(
-        result.stdout,
-        { user: loginUser, ...(authMethod !== undefined ? { authMethod } : {}) },
-        marker,
-      );
-      const changed = listeningChanged(facts);
-      const refusal = socketListenRefusal(facts.activation, changed);
-      return {
-        index,
-        tree,
-        facts,
-        findings: findLockouts(facts).map((f) => f.message),
-        ...(refusal !== undefined ? { refusal } : {}),
-        moves: changed.port || changed.listenAddress,
-      };
-    },
-  };
+  const login = { user: loginUser, ...(authMethod !== undefined ? { authMethod } : {}) };
+  return [...lastOfKind.values()]
+    .sort((x, y) => x - y)
+    .flatMap((index) => {
+      const guard = changing[index]!.kind.lockoutGuard?.(changing[index]!.plan, login);
+      return guard === undefined ? [] : [{ index, guard }];
+    });
 }
 
 const CONFIRM_MARGIN_MS = 2000;
@@ -706,52 +661,24 @@ export interface ConfirmTarget {
   knownHostsFile?: string;
 }
 
-const HOSTKEYS_MARK = '@@sshfix-hostkeys';
-
 /**
- * Where sshd listens after the change, read with `sshd -T` over the old
- * session (a step run after the handlers): the confirmation must reach sshd
- * where it now listens.
+ * Where the confirmation connects: where this run connected, or — when a
+ * guarded change moved the listener — its new port. A new port has no
+ * known_hosts entry yet, so the host keys served there (read over the
+ * authenticated old session) go into a temporary known_hosts.
  */
-export function confirmTargetScript(guarded: GuardResult): string {
-  const sshd = shellQuote(guarded.tree.sshd);
-  return [
-    't=$(mktemp) || exit 70',
-    'trap \'rm -f "$t"\' EXIT',
-    '[ -d /run/sshd ] || mkdir -p /run/sshd',
-    `${sshd} -T -f ${shellQuote(guarded.tree.mainPath)} -C ${shellQuote(guarded.tree.unmatchedSpec)} > "$t" || exit 1`,
-    `grep -E '^(port|listenaddress) ' "$t"`,
-    `echo ${HOSTKEYS_MARK}`,
-    `for k in $(awk '$1 == "hostkey" { print $2 }' "$t"); do [ -f "$k.pub" ] && cat "$k.pub"; done`,
-  ].join('\n');
-}
-
-/**
- * The current port, or — when sshd no longer listens there — its new port.
- * A new port has no known_hosts entry yet, so the host keys sshd uses (read
- * over the authenticated old session) go into a temporary known_hosts.
- */
-export async function readConfirmTarget(
-  result: ExecResult | undefined,
+export async function confirmTargetFor(
+  move: ListenerMove | undefined,
   safety: SafetyOptions,
-  guarded: GuardResult | undefined,
 ): Promise<ConfirmTarget> {
-  if (!guarded || !result || result.exitCode !== 0) return { port: safety.spec.port };
-  const [configText = '', keysText = ''] = result.stdout.split(HOSTKEYS_MARK);
-  const config = parseSshdT(configText);
-  const { login } = guarded.facts;
-  const currentPort = login.localPort ?? safety.spec.port;
-  const port = nextPort(config, login.localAddress, currentPort);
-  if (port === undefined || port === currentPort) return { port: safety.spec.port };
-  const lines = keysText
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/))
-    .filter((w) => w.length >= 2 && w[0] !== '')
-    .map(([type, key]) => formatKnownHostsLine(safety.spec.address, port, type!, key!));
+  if (move === undefined) return { port: safety.spec.port };
+  const lines = move.hostKeys.map(([type, key]) =>
+    formatKnownHostsLine(safety.spec.address, move.port, type, key),
+  );
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sshfix-confirm-'));
   const knownHostsFile = path.join(dir, 'known_hosts');
   await fs.writeFile(knownHostsFile, lines.map((l) => `${l}\n`).join(''), { mode: 0o600 });
-  return { port, knownHostsFile };
+  return { port: move.port, knownHostsFile };
 }
 
 /** Waits `ms`; false when `abort` fired first. */

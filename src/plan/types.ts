@@ -53,8 +53,23 @@ export interface StateDiff {
 
 export type TaskStatus = 'ok' | 'changed' | 'failed' | 'skipped' | 'unreachable';
 
-/** What one resource would do on one host. */
-export interface ResourcePlan {
+/**
+ * What applying a plan does beyond the files it names, as its resource
+ * declares it. The executor backs up, restores and reloads by these alone:
+ * it knows no resource by name, so a resource that touches the firewall or
+ * sshd says so here, or its rollback leaves that part as it is.
+ */
+export interface PlanEffects {
+  /** Changes firewall state (iptables, nftables, ufw, firewalld): snapshot it, and restore it on rollback. */
+  firewall?: boolean;
+  /** Changes what sshd runs: after a restore, sshd is reloaded (or restarted) the way the host runs it. */
+  sshd?: boolean;
+  /** Changes fail2ban's configuration or state: after a restore, fail2ban reloads. */
+  fail2ban?: boolean;
+}
+
+/** What one resource would do on one host; `Data` is the resource's own, for its hooks. */
+export interface ResourcePlan<Data = unknown> {
   /** 'change' when applying would modify the host. */
   action: 'none' | 'change' | 'skip';
   /** One line per decision, e.g. "MaxStartups 10:30:100 from /etc/ssh/sshd_config:3 → 30:30:100". */
@@ -74,11 +89,14 @@ export interface ResourcePlan {
    * rollback restores them too.
    */
   touchedPaths?: string[];
+  /** What applying it does beyond its files; none when absent. */
+  effects?: PlanEffects;
   /**
    * Resource-specific data that the resource's own validate/verify hooks need
-   * (e.g. the complete staged sshd_config tree). Must be JSON-serialisable.
+   * (e.g. the complete staged sshd_config tree). Must be JSON-serialisable:
+   * a saved plan carries it.
    */
-  data?: unknown;
+  data?: Data;
 }
 
 export interface TaskPlan {

@@ -514,7 +514,7 @@ function trapWarnings(bans: BanList, ignoreip: readonly string[], unban: readonl
 // ---------------------------------------------------------------------------
 // The plan
 
-function skipOrFail(args: Fail2banArgs, host: HostView, reason: string): ResourcePlan {
+function skipOrFail(args: Fail2banArgs, host: HostView, reason: string): ResourcePlan<Fail2banPlanData> {
   if (args.required === true)
     throw new Error(`${reason} on ${host.hostName}, and the task says required: true`);
   return { action: 'skip', messages: [reason], warnings: [], fileChanges: [], commands: [] };
@@ -565,7 +565,7 @@ async function readJailFiles(
   return { status: parseStatus(probe.stdout, firewall.stdout), files, states };
 }
 
-async function planFail2ban(args: Fail2banArgs, host: HostView): Promise<ResourcePlan> {
+async function planFail2ban(args: Fail2banArgs, host: HostView): Promise<ResourcePlan<Fail2banPlanData>> {
   const configFile = args.config_file ?? DEFAULT_CONFIG_FILE;
   const baseDir = configBaseDir(configFile);
   if (!baseDir) throw new Error(`${configFile} is not a file fail2ban reads jail settings from`);
@@ -672,6 +672,8 @@ async function planFail2ban(args: Fail2banArgs, host: HostView): Promise<Resourc
     fileChanges,
     commands,
     ...(bans?.stateDiff ? { stateDiffs: [bans.stateDiff] } : {}),
+    // Its reload and unbans rewrite its firewall chains: a rollback restores the firewall, then reloads it.
+    effects: { firewall: true, fail2ban: true },
     data,
   };
 }
@@ -680,9 +682,9 @@ async function planFail2ban(args: Fail2banArgs, host: HostView): Promise<Resourc
 // Apply hooks
 
 /** `fail2ban-client -t` on a copy of the configuration directory holding the new file: nothing live is touched. */
-function validateStaged(plan: ResourcePlan): HostCheck[] {
-  const data = plan.data as Fail2banPlanData;
-  if (data.staged === null) return [];
+function validateStaged(plan: ResourcePlan<Fail2banPlanData>): HostCheck[] {
+  const data = plan.data;
+  if (data === undefined || data.staged === null) return [];
   const relative = data.configFile.slice(data.baseDir.length + 1);
   const script = [
     'umask 077',
@@ -706,8 +708,9 @@ function validateStaged(plan: ResourcePlan): HostCheck[] {
 }
 
 /** The effect, not the text: fail2ban itself must no longer hold the lifted bans. */
-function verifyBansLifted(plan: ResourcePlan): HostCheck[] {
-  const data = plan.data as Fail2banPlanData;
+function verifyBansLifted(plan: ResourcePlan<Fail2banPlanData>): HostCheck[] {
+  const data = plan.data;
+  if (data === undefined) return [];
   if (!data.running || data.unbans.length === 0) return [];
   const failure = (result: ExecResult): string | undefined => {
     if (result.exitCode !== 0) return `fail2ban-client could not list the bans: ${result.stderr.trim()}`;
@@ -719,7 +722,7 @@ function verifyBansLifted(plan: ResourcePlan): HostCheck[] {
   return [{ script: clientBansScript(data.client, data.baseDir), failure }];
 }
 
-export const fail2banResource: ResourceKind<Fail2banArgs> = {
+export const fail2banResource: ResourceKind<Fail2banArgs, Fail2banPlanData> = {
   name: 'fail2ban',
   argsSchema: {
     type: 'object',

@@ -13,6 +13,7 @@ import {
   validateStagedFile,
   wantedAttributes,
   type FileTargetArgs,
+  type StagedValidation,
 } from './file_common.js';
 import type { ArgumentProblem, HostView, ResourceKind } from './types.js';
 
@@ -38,7 +39,7 @@ function checkFileArgs(args: FileArgs): ArgumentProblem[] {
   return problems;
 }
 
-async function planFile(args: FileArgs, host: HostView): Promise<ResourcePlan> {
+async function planFile(args: FileArgs, host: HostView): Promise<ResourcePlan<StagedValidation>> {
   if (args.state === 'absent') return planFileAbsent(args.dest, host);
   const { wanted, warnings } = wantedAttributes(args);
   return planFilePresent(
@@ -53,7 +54,7 @@ async function planFile(args: FileArgs, host: HostView): Promise<ResourcePlan> {
   );
 }
 
-export const fileResource: ResourceKind<FileArgs> = {
+export const fileResource: ResourceKind<FileArgs, StagedValidation> = {
   name: 'file',
   argsSchema: {
     type: 'object',

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { base64Heredoc, shellCommand, shellQuote } from '../transport/shell.js';
 import { assertNoControlChars } from '../formats/control_chars.js';
-import type { CommandStep, FileChange, FileState, ResourcePlan } from '../plan/types.js';
+import type { CommandStep, FileChange, FileState, PlanEffects, ResourcePlan } from '../plan/types.js';
 import type { ArgumentProblem, HostCheck, HostView } from './types.js';
 import type { ExecResult } from '../transport/types.js';
 
@@ -168,6 +168,19 @@ export function stagedPathFor(dest: string, suffix: string): string {
 // ---------------------------------------------------------------------------
 // Attribute comparison (pure)
 
+/**
+ * What changing `dest` does beyond the file: sshd reads /etc/ssh (also host
+ * keys and moduli, which it loads on reload), fail2ban /etc/fail2ban; a
+ * rollback must make each re-read what it restored.
+ */
+export function fileEffects(dest: string): { effects?: PlanEffects } {
+  const effects: PlanEffects = {
+    ...(dest.startsWith('/etc/ssh/') ? { sshd: true } : {}),
+    ...(dest.startsWith('/etc/fail2ban/') ? { fail2ban: true } : {}),
+  };
+  return Object.keys(effects).length > 0 ? { effects } : {};
+}
+
 /** Mode as stat's `%a` prints it, normalised like parseMode ("644" → "0644"). */
 function normaliseMode(mode: string | undefined): string | undefined {
   return mode === undefined ? undefined : mode.padStart(4, '0');
@@ -239,7 +252,10 @@ async function readOne(dest: string, host: HostView): Promise<FileState> {
 }
 
 /** Plans `dest` to hold `content` with the wanted attributes; `none` when it already does. */
-export async function planFilePresent(file: WantedFile, host: HostView): Promise<ResourcePlan> {
+export async function planFilePresent(
+  file: WantedFile,
+  host: HostView,
+): Promise<ResourcePlan<StagedValidation>> {
   const current = await readOne(file.dest, host);
   const warnings = [...(file.warnings ?? [])];
   const from = file.source ? ` (${file.source})` : '';
@@ -267,6 +283,7 @@ export async function planFilePresent(file: WantedFile, host: HostView): Promise
       warnings,
       fileChanges: [change],
       commands: [],
+      ...fileEffects(file.dest),
       ...validationData(file, change),
     };
   }
@@ -310,7 +327,15 @@ export async function planFilePresent(file: WantedFile, host: HostView): Promise
       commands: [],
     };
   }
-  return { action: 'change', messages, warnings, fileChanges, commands: steps.commands, ...data };
+  return {
+    action: 'change',
+    messages,
+    warnings,
+    fileChanges,
+    commands: steps.commands,
+    ...fileEffects(file.dest),
+    ...data,
+  };
 }
 
 function validationData(file: WantedFile, change: FileChange): { data?: StagedValidation } {
@@ -328,7 +353,7 @@ function validationData(file: WantedFile, change: FileChange): { data?: StagedVa
 }
 
 /** Plans the removal of `dest`: `rm -f`, with the old content shown as a diff to nothing. */
-export async function planFileAbsent(dest: string, host: HostView): Promise<ResourcePlan> {
+export async function planFileAbsent(dest: string, host: HostView): Promise<ResourcePlan<StagedValidation>> {
   const current = await readOne(dest, host);
   if (!current.exists) {
     return { action: 'none', messages: [`${dest} is absent`], warnings: [], fileChanges: [], commands: [] };
@@ -340,20 +365,12 @@ export async function planFileAbsent(dest: string, host: HostView): Promise<Reso
     fileChanges: [],
     commands: [shellCommand(['rm', '-f', '--', dest])],
     stateDiffs: [{ label: dest, before: current.content, after: '' }],
+    ...fileEffects(dest),
   };
 }
 
 // ---------------------------------------------------------------------------
 // The validate hook
-
-function isStagedValidation(data: unknown): data is StagedValidation {
-  return (
-    typeof data === 'object' &&
-    data !== null &&
-    typeof (data as StagedValidation).command === 'string' &&
-    typeof (data as StagedValidation).dest === 'string'
-  );
-}
 
 /** First words of the line the staging script prints when the staged copy cannot be made. */
 const CANNOT_STAGE = 'sshfix: cannot stage';
@@ -386,9 +403,9 @@ export function buildValidateScript(validation: StagedValidation, stagedPath: st
  * staged copy in dest's directory (so relative paths in it resolve as they
  * will); a non-zero exit fails the task before the target is touched.
  */
-export function validateStagedFile(plan: { data?: unknown }): HostCheck[] {
-  if (!isStagedValidation(plan.data)) return [];
+export function validateStagedFile(plan: ResourcePlan<StagedValidation>): HostCheck[] {
   const validation = plan.data;
+  if (validation === undefined) return [];
   const stagedPath = stagedPathFor(validation.dest, randomBytes(6).toString('hex'));
   const failure = (result: ExecResult): string | undefined => {
     if (result.exitCode === 0) return undefined;

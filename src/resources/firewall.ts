@@ -99,7 +99,7 @@ function toFileChange(file: PlannedFile, stored: ReadonlyMap<string, { sha256?: 
   };
 }
 
-async function planFirewall(args: FirewallArgs, host: HostView): Promise<ResourcePlan> {
+async function planFirewall(args: FirewallArgs, host: HostView): Promise<ResourcePlan<FirewallPlanData>> {
   const request = requestOf(args);
   // Issued in the same tick: one round trip for the probe and the files.
   const [probe, stored, ufwFiles, ports] = await Promise.all([
@@ -142,13 +142,16 @@ async function planFirewall(args: FirewallArgs, host: HostView): Promise<Resourc
     fileChanges,
     commands,
     stateDiffs: decision.stateDiffs,
+    // Also a change of persistence files only: a rollback puts back the live rules it may reload from them.
+    effects: { firewall: true },
     data,
   };
 }
 
 /** Every persistence file must load as it will at boot: `nft -c -f`, `iptables-restore --test` on a staged copy. */
-function validateFiles(plan: ResourcePlan): HostCheck[] {
-  const data = plan.data as FirewallPlanData;
+function validateFiles(plan: ResourcePlan<FirewallPlanData>): HostCheck[] {
+  const data = plan.data;
+  if (data === undefined) return [];
   return data.files.map((file) => {
     const digest = createHash('sha256').update(file.after).digest('hex').slice(0, 12);
     const staged = `/run/sshfix/firewall-check-${digest}`;
@@ -173,8 +176,9 @@ function validateFiles(plan: ResourcePlan): HostCheck[] {
 }
 
 /** After apply, the runtime firewall read again must need nothing more (files excepted: already checked). */
-function verifyRuntime(plan: ResourcePlan): HostCheck[] {
-  const data = plan.data as FirewallPlanData;
+function verifyRuntime(plan: ResourcePlan<FirewallPlanData>): HostCheck[] {
+  const data = plan.data;
+  if (data === undefined) return [];
   const failure = (result: ExecResult): string | undefined => {
     const facts = parseFirewallProbe(result.stdout, data.sshdPorts);
     const request: FirewallRequest = {
@@ -197,7 +201,7 @@ function checkArgs(args: FirewallArgs): ArgumentProblem[] {
   return problems;
 }
 
-export const firewallResource: ResourceKind<FirewallArgs> = {
+export const firewallResource: ResourceKind<FirewallArgs, FirewallPlanData> = {
   name: 'firewall',
   argsSchema: {
     type: 'object',

@@ -11,7 +11,7 @@
  * keeps accepting meanwhile.
  */
 import { shellQuote } from '../transport/shell.js';
-import type { ResourcePlan } from '../plan/types.js';
+import type { PlanEffects, ResourcePlan } from '../plan/types.js';
 import type { HostView, ResourceKind } from './types.js';
 
 export interface ServiceArgs {
@@ -23,6 +23,28 @@ export type InitSystem = 'systemd' | 'sysvinit' | 'openrc';
 
 /** sshd's unit is `ssh` on Debian/Ubuntu and `sshd` elsewhere: either name finds either unit. */
 const ALIASES: Record<string, string[]> = { ssh: ['ssh', 'sshd'], sshd: ['ssh', 'sshd'] };
+
+/**
+ * Services whose start, restart or reload rewrites the live firewall: a
+ * rollback snapshots and restores it (and reloads fail2ban, whose chains
+ * the restore drops).
+ */
+const FIREWALL_UNITS = new Set([
+  'ufw',
+  'iptables',
+  'ip6tables',
+  'nftables',
+  'firewalld',
+  'netfilter-persistent',
+]);
+
+/** What reloading (or restarting, starting) `unit` does that a rollback must undo. */
+export function serviceEffects(name: string, unit: string): PlanEffects {
+  return {
+    ...(ALIASES[name] !== undefined || ALIASES[unit] !== undefined ? { sshd: true } : {}),
+    ...(FIREWALL_UNITS.has(unit) ? { firewall: true } : {}),
+  };
+}
 
 /** What the detection script found: the init system, the unit (or none), whether its socket starts it. */
 export interface DetectedService {
@@ -123,6 +145,7 @@ async function planService(args: ServiceArgs, host: HostView): Promise<ResourceP
         `restart ${unit} (${init}; started by ${unit}.socket, whose sshd a reload would kill: it re-executes without the socket)`,
       ],
       commands: [{ description: script, script }],
+      effects: serviceEffects(args.name, unit),
     };
   }
   const script = serviceCommand(init, unit, args.state);
@@ -131,6 +154,7 @@ async function planService(args: ServiceArgs, host: HostView): Promise<ResourceP
     action: 'change',
     messages: [`${VERB[args.state]} ${unit} (${init})`],
     commands: [{ description: script, script }],
+    effects: serviceEffects(args.name, unit),
   };
 }
 

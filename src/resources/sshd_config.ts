@@ -34,6 +34,7 @@ import type { ArgumentProblem, HostCheck, HostView, ResourceKind } from './types
 import type { ExecResult } from '../transport/types.js';
 import { DEFAULT_SSHD_CONFIG, readSshdTree } from './sshd_tree.js';
 import { probeSshdLoad, sshdReloadPending } from './sshd_loaded.js';
+import { sshdLockoutGuard, type StagedSshdTree } from './sshd_guard.js';
 
 export interface SshdConfigArgs {
   settings?: Record<string, SettingValue>;
@@ -43,15 +44,8 @@ export interface SshdConfigArgs {
   path?: string;
 }
 
-/** What validate() and verify() need, carried inside the plan. */
-interface SshdPlanData {
-  sshd: string;
-  mainPath: string;
-  stageRoot: string;
-  stagedMain: string;
-  staged: Record<string, string>;
-  /** `sshd -T -C` argument that matches no Match block (unmatchedConnectionSpec). */
-  unmatchedSpec: string;
+/** What validate(), verify() and the lockout guard need, carried inside the plan. */
+export interface SshdPlanData extends StagedSshdTree {
   /** The settings as the playbook gave them (effectiveMatches knows their sshd -T forms). */
   desired: Record<string, SettingValue>;
 }
@@ -112,7 +106,7 @@ export function settingsAsWritten(settings: Record<string, SettingValue>): Recor
   );
 }
 
-async function planSshdConfig(args: SshdConfigArgs, host: HostView): Promise<ResourcePlan> {
+async function planSshdConfig(args: SshdConfigArgs, host: HostView): Promise<ResourcePlan<SshdPlanData>> {
   const mainPath = args.path ?? DEFAULT_SSHD_CONFIG;
   const settings = settingsAsWritten(args.settings ?? {});
   const needs = Object.entries(settings).flatMap(([keyword, value]) => settingNeeds(keyword, value) ?? []);
@@ -179,13 +173,15 @@ async function planSshdConfig(args: SshdConfigArgs, host: HostView): Promise<Res
     warnings,
     fileChanges,
     commands: [],
+    effects: { sshd: true },
     data,
   };
 }
 
 /** `sshd -t` on the complete staged tree: catches an error in any file, not just the edited one. */
-function validateStagedTree(plan: ResourcePlan): HostCheck[] {
-  const data = plan.data as SshdPlanData;
+function validateStagedTree(plan: ResourcePlan<SshdPlanData>): HostCheck[] {
+  const data = plan.data;
+  if (data === undefined) return [];
   const root = shellQuote(data.stageRoot);
   const script = [
     'umask 077',
@@ -212,8 +208,9 @@ function validateStagedTree(plan: ResourcePlan): HostCheck[] {
  * for connections that match no Match block (`sshd -T -C`: plain `sshd -T`
  * refuses a tree with `Match LocalPort`).
  */
-function verifyEffective(plan: ResourcePlan): HostCheck[] {
-  const data = plan.data as SshdPlanData;
+function verifyEffective(plan: ResourcePlan<SshdPlanData>): HostCheck[] {
+  const data = plan.data;
+  if (data === undefined) return [];
   const failure = (result: ExecResult): string | undefined => {
     if (result.exitCode !== 0) return `sshd -T failed: ${result.stderr.trim()}`;
     const effective = parseSshdT(result.stdout);
@@ -274,7 +271,7 @@ function checkSettings(args: SshdConfigArgs): ArgumentProblem[] {
   return problems;
 }
 
-export const sshdConfigResource: ResourceKind<SshdConfigArgs> = {
+export const sshdConfigResource: ResourceKind<SshdConfigArgs, SshdPlanData> = {
   name: 'sshd_config',
   argsSchema: {
     type: 'object',
@@ -305,4 +302,5 @@ export const sshdConfigResource: ResourceKind<SshdConfigArgs> = {
   plan: planSshdConfig,
   validate: validateStagedTree,
   verify: verifyEffective,
+  lockoutGuard: (plan, login) => (plan.data === undefined ? undefined : sshdLockoutGuard(plan.data, login)),
 };

@@ -134,7 +134,10 @@ function checksOf(args: TcpWrappersArgs): Check[] {
   });
 }
 
-async function planTcpWrappers(args: TcpWrappersArgs, host: HostView): Promise<ResourcePlan> {
+async function planTcpWrappers(
+  args: TcpWrappersArgs,
+  host: HostView,
+): Promise<ResourcePlan<TcpWrappersPlanData>> {
   const allowPath = args.allow_file ?? DEFAULT_ALLOW_FILE;
   const denyPath = args.deny_file ?? DEFAULT_DENY_FILE;
   const daemon = args.daemon ?? DEFAULT_DAEMON;
@@ -209,8 +212,9 @@ async function planTcpWrappers(args: TcpWrappersArgs, host: HostView): Promise<R
 }
 
 /** Reads both files back (base64, so any content survives) and re-evaluates every client. */
-function verifyGranted(plan: ResourcePlan): HostCheck[] {
-  const data = plan.data as TcpWrappersPlanData;
+function verifyGranted(plan: ResourcePlan<TcpWrappersPlanData>): HostCheck[] {
+  const data = plan.data;
+  if (data === undefined) return [];
   const paths = [data.allowFile, data.denyFile];
   const script = paths
     .map((p) => `if [ -f ${shellQuote(p)} ]; then base64 -w0 < ${shellQuote(p)}; echo; else echo -; fi`)
@@ -278,7 +282,7 @@ function checkTcpWrappersArgs(args: TcpWrappersArgs): ArgumentProblem[] {
 
 const CLIENT_LIST = { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } };
 
-export const tcpWrappersResource: ResourceKind<TcpWrappersArgs> = {
+export const tcpWrappersResource: ResourceKind<TcpWrappersArgs, TcpWrappersPlanData> = {
   name: 'tcp_wrappers',
   argsSchema: {
     type: 'object',

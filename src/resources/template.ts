@@ -24,6 +24,7 @@ import {
   validateStagedFile,
   wantedAttributes,
   type FileTargetArgs,
+  type StagedValidation,
 } from './file_common.js';
 import type { ArgumentProblem, HostView, PlanContext, ResourceKind } from './types.js';
 
@@ -202,7 +203,11 @@ function checkTemplateArgs(args: TemplateArgs): ArgumentProblem[] {
   return problems;
 }
 
-async function planTemplate(args: TemplateArgs, host: HostView, ctx: PlanContext): Promise<ResourcePlan> {
+async function planTemplate(
+  args: TemplateArgs,
+  host: HostView,
+  ctx: PlanContext,
+): Promise<ResourcePlan<StagedValidation>> {
   const { file, text } = await loadTemplate(args.src, ctx.playbookDir);
   const content = renderTemplate(file, text, ctx.vars);
   const { wanted, warnings } = wantedAttributes(args);
@@ -219,7 +224,7 @@ async function planTemplate(args: TemplateArgs, host: HostView, ctx: PlanContext
   );
 }
 
-export const templateResource: ResourceKind<TemplateArgs> = {
+export const templateResource: ResourceKind<TemplateArgs, StagedValidation> = {
   name: 'template',
   argsSchema: {
     type: 'object',

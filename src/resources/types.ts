@@ -36,8 +36,50 @@ export interface HostCheck {
   failure(result: ExecResult): string | undefined;
 }
 
+/** Who the run is connected as, for a lockout guard. */
+export interface GuardLogin {
+  user: string;
+  authMethod?: 'publickey' | 'password' | 'keyboard-interactive';
+}
+
+/** Where a confirmation must connect after a change moved the listener. */
+export interface ListenerMove {
+  port: number;
+  /** Host keys (type, base64) the server presents there, read over the old session. */
+  hostKeys: [type: string, key: string][];
+}
+
+/** A guard's judgement of the facts its script gathered. */
+export interface GuardVerdict {
+  /** The change cannot take effect on this host; --force does not override it. */
+  refusal?: string;
+  /** How the change would lock the run out (a judgement: --force applies it anyway). */
+  findings: string[];
+  /**
+   * The host's own verdict on the staged change for this very connection,
+   * weighed after the validations (whose message is clearer when both fail);
+   * --force does not override it.
+   */
+  rejection?: string;
+  /**
+   * When the change moves where the server listens: a step run after the
+   * handlers, and what it says about where the confirmation must connect
+   * (undefined: where it connected before).
+   */
+  listener?: { script: string; read(result: ExecResult, currentPort: number): ListenerMove | undefined };
+}
+
+/**
+ * A lockout guard: one script gathering facts (with staged copies only,
+ * nothing goes live), and its judgement of them. Run before any change.
+ */
+export interface LockoutGuard {
+  script: string;
+  judge(result: ExecResult): GuardVerdict;
+}
+
 /** One kind of thing sshfix can converge (sshd_config, service, tcp_wrappers...). */
-export interface ResourceKind<Args = unknown> {
+export interface ResourceKind<Args = unknown, Data = unknown> {
   /** The task key, e.g. "sshd_config". */
   readonly name: string;
   /** JSON Schema of the task's arguments (after variable rendering). */
@@ -49,14 +91,21 @@ export interface ResourceKind<Args = unknown> {
    */
   checkArgs?(args: Args): ArgumentProblem[];
   /** Computes what would change. Pure apart from reads through `host`. */
-  plan(args: Args, host: HostView, ctx: PlanContext): Promise<ResourcePlan>;
+  plan(args: Args, host: HostView, ctx: PlanContext): Promise<ResourcePlan<Data>>;
   /**
    * Checks of the staged result, run before anything of the run goes live
    * (e.g. `sshd -t` on the whole staged tree). A failure fails the task.
    */
-  validate?(plan: ResourcePlan): HostCheck[];
+  validate?(plan: ResourcePlan<Data>): HostCheck[];
   /** Checks of the effect, run after the handlers (e.g. `sshd -T` shows every value). */
-  verify?(plan: ResourcePlan): HostCheck[];
+  verify?(plan: ResourcePlan<Data>): HostCheck[];
+  /**
+   * Would this change lock the run out of the host? Asked for the last
+   * changing task of this kind on a host (its plan already sees every
+   * earlier one), except on the console, where a run cannot lock itself
+   * out of SSH. Undefined: nothing to guard.
+   */
+  lockoutGuard?(plan: ResourcePlan<Data>, login: GuardLogin): LockoutGuard | undefined;
 }
 
 /** A problem with one argument, located by its JSON pointer (e.g. "/settings/MaxStartup"). */

@@ -3,6 +3,7 @@
  * a remote fact and ends up in a script goes through shellQuote: scripts are
  * parsed by the remote `sh`, and `printf %q` style quoting is bash-only.
  */
+import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 
 /**
@@ -137,4 +138,22 @@ export function splitScriptPid(stderr: string): { pid: number | null; stderr: st
     pid: Number(match[1]),
     stderr: stderr.slice(0, match.index) + stderr.slice(match.index + match[0].length),
   };
+}
+
+/** A fresh nonce for the record lines of one script's output: host data cannot forge it. */
+export function newMarker(): string {
+  return `@@sshfix-${randomBytes(9).toString('hex')}`;
+}
+
+/** Splits output into records: `[index, kind, body, further header words]`, in order. */
+export function batchRecords(stdout: string, marker: string): Array<[string, string, string, string[]]> {
+  return stdout
+    .split(new RegExp(`(?:^|\\n)${marker} `))
+    .slice(1)
+    .map((part) => {
+      const newline = part.indexOf('\n');
+      const header = newline === -1 ? part : part.slice(0, newline);
+      const [first = '', kind = '', ...rest] = header.split(' ');
+      return [first, kind, newline === -1 ? '' : part.slice(newline + 1), rest];
+    });
 }

@@ -2,7 +2,7 @@
  * The lockout guard and diagnose ask the same question of filter/INPUT for a
  * new SSH connection: they must judge every rule alike (one walker).
  */
-import { iptablesVerdict } from '../../../src/executor/guards.js';
+import { iptablesVerdict } from '../../../src/resources/sshd_guard.js';
 import { traceSshPacket } from '../../../src/diagnose/firewall_path.js';
 import { parseIptablesSave } from '../../../src/formats/firewall_iptables.js';
 import { parseHostCidr } from '../../../src/formats/firewall_cidr.js';

@@ -1,4 +1,4 @@
-import { socketListenRefusal } from '../../../src/executor/sshd_unit.js';
+import { socketListenRefusal } from '../../../src/resources/sshd_guard.js';
 
 describe('where sshd listens under socket activation (Launchpad #2069041, willshersystems/ansible-sshd#307)', () => {
   const socket = { systemd: true, sshSocket: true };

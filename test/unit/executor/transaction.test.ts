@@ -366,12 +366,9 @@ describe('transactionSpecFor', () => {
     expect(touchedFiles(removal)).toEqual(['/etc/old']);
     const s = transactionSpecFor(
       [
-        { resource: 'file', plan: plan({ fileChanges: [change('/etc/hosts.deny')] }) },
-        {
-          resource: 'file',
-          plan: plan({ fileChanges: [change('/etc/hosts.deny')], touchedPaths: ['/etc/x'] }),
-        },
-        { resource: 'file', plan: removal },
+        plan({ fileChanges: [change('/etc/hosts.deny')] }),
+        plan({ fileChanges: [change('/etc/hosts.deny')], touchedPaths: ['/etc/x'] }),
+        removal,
       ],
       { runId: newRunId(), confirmTimeoutS: 60 },
     );
@@ -379,29 +376,29 @@ describe('transactionSpecFor', () => {
     expect(s).toMatchObject({ firewall: false, reloadSshd: false, reloadFail2ban: false });
   });
 
-  test('firewall work and sshd changes are recognised', () => {
+  test('what the rollback restores and reloads follows the effects the plans declare', () => {
     const s = transactionSpecFor(
       [
-        { resource: 'sshd_config', plan: plan({ fileChanges: [change('/etc/ssh/sshd_config')] }) },
-        {
-          resource: 'file',
-          plan: plan({
-            commands: [{ description: 'x', script: "iptables -I INPUT 1 -s '10.0.0.1' -j ACCEPT" }],
-          }),
-        },
+        plan({ fileChanges: [change('/etc/ssh/sshd_config')], effects: { sshd: true } }),
+        plan({
+          commands: [{ description: 'x', script: "iptables -I INPUT 1 -s '10.0.0.1' -j ACCEPT" }],
+          effects: { firewall: true },
+        }),
       ],
       { runId: newRunId(), confirmTimeoutS: 60 },
     );
+    // Restoring the firewall drops fail2ban's chains: fail2ban reloads too.
     expect(s).toMatchObject({ firewall: true, reloadSshd: true, reloadFail2ban: true });
-    const service = transactionSpecFor(
-      [
-        {
-          resource: 'service',
-          plan: plan({ commands: [{ description: 'x', script: "service 'ssh' reload" }] }),
-        },
-      ],
+    const fail2ban = transactionSpecFor([plan({ effects: { fail2ban: true } })], {
+      runId: newRunId(),
+      confirmTimeoutS: 60,
+    });
+    expect(fail2ban).toMatchObject({ firewall: false, reloadSshd: false, reloadFail2ban: true });
+    // Shell text is not read: a command the plan does not declare as firewall work is just a command.
+    const undeclared = transactionSpecFor(
+      [plan({ commands: [{ description: 'x', script: "service 'ssh' reload; iptables -F" }] })],
       { runId: newRunId(), confirmTimeoutS: 60 },
     );
-    expect(service.reloadSshd).toBe(true);
+    expect(undeclared).toMatchObject({ firewall: false, reloadSshd: false, reloadFail2ban: false });
   });
 });

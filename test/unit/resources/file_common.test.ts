@@ -13,6 +13,7 @@ import {
   parseMode,
   stagedPathFor,
   substituteValidate,
+  fileEffects,
 } from '../../../src/resources/file_common.js';
 
 const sh = (script: string) => spawnSync('/bin/sh', ['-c', script], { encoding: 'utf8' });
@@ -196,5 +197,14 @@ describe('attributeSteps', () => {
   test('group alone is a chgrp', () => {
     const steps = attributeSteps('/etc/x', current, { group: 'adm' });
     expect(steps.commands.map((c) => c.description)).toEqual(['chgrp -- adm /etc/x']);
+  });
+});
+
+describe('what a file change declares it touches', () => {
+  test('sshd reads /etc/ssh and fail2ban /etc/fail2ban: a rollback makes each re-read it', () => {
+    expect(fileEffects('/etc/ssh/sshd_config.d/50-x.conf')).toEqual({ effects: { sshd: true } });
+    expect(fileEffects('/etc/fail2ban/jail.local')).toEqual({ effects: { fail2ban: true } });
+    expect(fileEffects('/etc/sshd-banner')).toEqual({});
+    expect(fileEffects('/etc/hosts.allow')).toEqual({});
   });
 });

@@ -1,7 +1,12 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { detectionScript, parseDetection, serviceCommand } from '../../../src/resources/service.js';
+import {
+  detectionScript,
+  parseDetection,
+  serviceCommand,
+  serviceEffects,
+} from '../../../src/resources/service.js';
 import { localShell } from '../../support/local_sh.js';
 
 describe('service commands per init system', () => {
@@ -45,5 +50,19 @@ describe('what the detection says', () => {
       socketActivated: false,
     });
     expect(parseDetection('sysvinit ssh socket\n').socketActivated).toBe(false);
+  });
+});
+
+describe('what a service task declares it touches', () => {
+  test("sshd's unit under either name makes the rollback reload sshd", () => {
+    expect(serviceEffects('ssh', 'ssh')).toEqual({ sshd: true });
+    expect(serviceEffects('sshd', 'ssh')).toEqual({ sshd: true });
+    expect(serviceEffects('ssh-agent', 'ssh-agent')).toEqual({});
+  });
+
+  test('a firewall service makes the rollback restore the firewall', () => {
+    expect(serviceEffects('ufw', 'ufw')).toEqual({ firewall: true });
+    expect(serviceEffects('netfilter-persistent', 'netfilter-persistent')).toEqual({ firewall: true });
+    expect(serviceEffects('nginx', 'nginx')).toEqual({});
   });
 });

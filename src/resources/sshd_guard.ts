@@ -14,8 +14,9 @@
  * produce the same finding: we are connected through it, so a finding it
  * shares is a gap in our evaluation, not a lockout to come.
  */
-import { shellQuote, stagedFileWrite } from '../transport/shell.js';
-import { batchRecords } from './host_batch.js';
+import { batchRecords, newMarker, shellQuote, stagedFileWrite } from '../transport/shell.js';
+import type { ExecResult } from '../transport/types.js';
+import type { GuardLogin, LockoutGuard, ListenerMove } from './types.js';
 import { cidrContains, parseHostCidr, type Cidr, type IpFamily } from '../formats/firewall_cidr.js';
 import { parseIptablesSave, type IptablesRuleset } from '../formats/firewall_iptables.js';
 import { traceIptablesInput } from '../formats/firewall_iptables_path.js';
@@ -381,7 +382,7 @@ export function parseSshdActivation(stdout: string): SshdActivationFacts {
   return { systemd: init === 'systemd', sshSocket: socket === 'yes' };
 }
 
-/** What the sshd_config resource staged for validation (the shape of its plan data). */
+/** The staged sshd_config tree a guard judges: the part of the sshd_config resource's plan data it reads. */
 export interface StagedSshdTree {
   sshd: string;
   mainPath: string;
@@ -390,20 +391,6 @@ export interface StagedSshdTree {
   staged: Record<string, string>;
   /** `sshd -T -C` argument that matches no Match block: plain `sshd -T` refuses `Match LocalPort`. */
   unmatchedSpec: string;
-}
-
-export function isStagedSshdTree(data: unknown): data is StagedSshdTree {
-  if (typeof data !== 'object' || data === null) return false;
-  const d = data as Record<string, unknown>;
-  return (
-    typeof d.sshd === 'string' &&
-    typeof d.mainPath === 'string' &&
-    typeof d.stageRoot === 'string' &&
-    typeof d.stagedMain === 'string' &&
-    typeof d.staged === 'object' &&
-    d.staged !== null &&
-    typeof d.unmatchedSpec === 'string'
-  );
 }
 
 /**
@@ -565,4 +552,106 @@ export function listeningChanged(facts: LockoutFacts): { port: boolean; listenAd
     JSON.stringify([...(facts.current.get(key) ?? [])].sort()) ===
     JSON.stringify([...(facts.planned.get(key) ?? [])].sort());
   return { port: !same('port'), listenAddress: !same('listenaddress') };
+}
+
+/**
+ * Why a change of where sshd listens is refused on this host, if it is: under
+ * socket activation sshd_config's Port and ListenAddress would change nothing
+ * (Debian's ssh.socket has no generator that reads them; Launchpad #2069041),
+ * and the run would report a change that never takes effect.
+ */
+export function socketListenRefusal(
+  activation: SshdActivationFacts,
+  changed: { port: boolean; listenAddress: boolean },
+): string | undefined {
+  if (!activation.systemd || !activation.sshSocket) return undefined;
+  const keywords = [changed.port ? 'Port' : '', changed.listenAddress ? 'ListenAddress' : ''].filter(Boolean);
+  if (keywords.length === 0) return undefined;
+  return (
+    `sshd on this host is socket-activated (ssh.socket), so ssh.socket's ListenStream decides where it ` +
+    `listens and ${keywords.join(' and ')} in sshd_config would change nothing. Change ListenStream in a ` +
+    'drop-in (/etc/systemd/system/ssh.socket.d/*.conf; then systemctl daemon-reload and restart ssh.socket), ' +
+    'or leave ' +
+    keywords.join(' and ') +
+    ' as they are'
+  );
+}
+
+const HOSTKEYS_MARK = '@@sshfix-hostkeys';
+
+/**
+ * Where sshd listens after the change, read with `sshd -T` over the old
+ * session (a step run after the handlers), with the host keys it serves.
+ */
+export function listenerScript(tree: StagedSshdTree): string {
+  const sshd = shellQuote(tree.sshd);
+  return [
+    't=$(mktemp) || exit 70',
+    'trap \'rm -f "$t"\' EXIT',
+    '[ -d /run/sshd ] || mkdir -p /run/sshd',
+    `${sshd} -T -f ${shellQuote(tree.mainPath)} -C ${shellQuote(tree.unmatchedSpec)} > "$t" || exit 1`,
+    `grep -E '^(port|listenaddress) ' "$t"`,
+    `echo ${HOSTKEYS_MARK}`,
+    `for k in $(awk '$1 == "hostkey" { print $2 }' "$t"); do [ -f "$k.pub" ] && cat "$k.pub"; done`,
+  ].join('\n');
+}
+
+/**
+ * The new port, when sshd no longer listens where this connection reached it
+ * (`login.localPort`, else `currentPort`), with the host keys it serves there:
+ * a new port has no known_hosts entry yet. Undefined: sshd still listens there.
+ */
+export function readListenerMove(
+  result: ExecResult,
+  login: LoginFacts,
+  currentPort: number,
+): ListenerMove | undefined {
+  if (result.exitCode !== 0) return undefined;
+  const [configText = '', keysText = ''] = result.stdout.split(HOSTKEYS_MARK);
+  const config = parseSshdT(configText);
+  const reachedPort = login.localPort ?? currentPort;
+  const port = nextPort(config, login.localAddress, reachedPort);
+  if (port === undefined || port === reachedPort) return undefined;
+  const hostKeys = keysText
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((w) => w.length >= 2 && w[0] !== '')
+    .map(([type, key]): [string, string] => [type!, key!]);
+  return { port, hostKeys };
+}
+
+/**
+ * The lockout guard of a staged sshd_config tree: facts gathered by one
+ * script, judged here.
+ */
+export function sshdLockoutGuard(tree: StagedSshdTree, login: GuardLogin): LockoutGuard {
+  const marker = newMarker();
+  return {
+    script: buildLockoutFactsScript(tree, login.user, marker),
+    judge(result) {
+      const facts = parseLockoutFacts(result.stdout, login, marker);
+      const changed = listeningChanged(facts);
+      const refusal = socketListenRefusal(facts.activation, changed);
+      // A tree sshd -t accepts may still be one sshd -T -C refuses for this very connection.
+      const rejected = plannedRejection(facts, tree.stageRoot);
+      return {
+        findings: findLockouts(facts).map((f) => f.message),
+        ...(refusal !== undefined ? { refusal } : {}),
+        ...(rejected !== undefined
+          ? {
+              rejection: `sshd -T -C for sshfix's own connection rejects the new configuration: ${rejected}`,
+            }
+          : {}),
+        ...(changed.port || changed.listenAddress
+          ? {
+              listener: {
+                script: listenerScript(tree),
+                read: (listened: ExecResult, currentPort: number) =>
+                  readListenerMove(listened, facts.login, currentPort),
+              },
+            }
+          : {}),
+      };
+    },
+  };
 }

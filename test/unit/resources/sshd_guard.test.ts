@@ -21,7 +21,7 @@ import {
   type LockoutFacts,
   type LoginFacts,
   type StagedSshdTree,
-} from '../../../src/executor/guards.js';
+} from '../../../src/resources/sshd_guard.js';
 import {
   loadSshdTree,
   parseSshdT,
@@ -31,7 +31,7 @@ import {
   type SettingValue,
 } from '../../../src/formats/sshd_effective.js';
 import type { FileState } from '../../../src/plan/types.js';
-import { newMarker } from '../../../src/executor/host_batch.js';
+import { newMarker } from '../../../src/transport/shell.js';
 import { localShell } from '../../support/local_sh.js';
 
 const BASE = `port 22
