@@ -1,16 +1,19 @@
 /**
  * Runs the plays of one host over one connection: plan every task (reads
- * only), then — unless in check mode — execute exactly that plan: validate,
- * write, run commands, then the notified handlers once, then verify.
+ * only) into a HostPlan, then — unless in check mode — execute exactly that
+ * plan: validate, write, run commands, then the notified handlers once,
+ * then verify. The plan is plain data: it can be saved and applied later.
  */
 import { createTwoFilesPatch } from 'diff';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Connection, ExecResult } from '../transport/types.js';
 import { UnreachableError } from '../transport/types.js';
-import type { ResourcePlan, TaskStatus } from '../plan/types.js';
+import type { HostPlan, ResourcePlan, TaskPlan, TaskStatus } from '../plan/types.js';
 import type { HostCheck, PlanContext, ResourceKind } from '../resources/types.js';
 import { RemoteHostView } from './host_view.js';
+import { HOST_FACTS_PROBE, hostFactList, parseHostFacts } from './host_facts.js';
+import { RESOURCES } from '../resources/registry.js';
 import { buildWriteScript, EXIT_CHANGED_SINCE_PLAN } from './file_writer.js';
 import { censorTaskResult, NO_LOG_MESSAGE, type TaskResult } from './results.js';
 import {
@@ -73,8 +76,8 @@ export interface BoundPlay {
   handlers: BoundTask[];
 }
 
-export interface HostRunOptions {
-  check: boolean;
+/** How a host is planned and its plan applied. */
+export interface HostPlanOptions {
   /** Told each step as it starts, for progress output. */
   onStep?: (step: string) => void;
   /**
@@ -86,11 +89,51 @@ export interface HostRunOptions {
   interruption?: Interruption;
 }
 
+export interface HostRunOptions extends HostPlanOptions {
+  check: boolean;
+}
+
+/** A task of the plan with the resource kind that planned it (whose hooks apply it). */
 interface PlannedTask {
-  task: BoundTask;
+  task: Pick<BoundTask, 'play' | 'name' | 'resource' | 'notify' | 'noLog' | 'diff'>;
   handler: boolean;
   plan?: ResourcePlan;
   error?: string;
+}
+
+function toTaskPlan(p: PlannedTask): TaskPlan {
+  return {
+    play: p.task.play,
+    task: p.task.name,
+    resource: p.task.resource.name,
+    handler: p.handler,
+    notify: p.task.notify,
+    ...(p.plan !== undefined ? { plan: p.plan } : {}),
+    ...(p.error !== undefined ? { error: p.error } : {}),
+    ...(p.task.noLog ? { noLog: true } : {}),
+    ...(p.task.diff === false ? { diff: false } : {}),
+  };
+}
+
+function fromTaskPlan(entry: TaskPlan, host: string, kinds: ReadonlyMap<string, ResourceKind>): PlannedTask {
+  const resource = kinds.get(entry.resource);
+  if (resource === undefined)
+    throw new Error(
+      `${host}: the plan's task "${entry.task}" uses resource ${entry.resource}, which this sshfix does not have`,
+    );
+  return {
+    task: {
+      play: entry.play,
+      name: entry.task,
+      resource,
+      notify: entry.notify,
+      ...(entry.noLog ? { noLog: true } : {}),
+      ...(entry.diff === false ? { diff: false } : {}),
+    },
+    handler: entry.handler,
+    ...(entry.plan !== undefined ? { plan: entry.plan } : {}),
+    ...(entry.error !== undefined ? { error: entry.error } : {}),
+  };
 }
 
 export function renderDiff(plan: ResourcePlan): string {
@@ -187,12 +230,17 @@ function notifiedHandlers(play: BoundPlay, planned: PlannedTask[]): BoundTask[] 
   return play.handlers.filter((h) => names.has(h.name));
 }
 
-/** Plans and (unless check) applies one play on one host. Throws UnreachableError when the host goes away. */
-export async function runPlayOnHost(
+/**
+ * Plans one play on one host: reads only. With `safety` (an apply), first
+ * waits for — or refuses the host over — another run's undecided change,
+ * in the same round trip as the planning reads. Throws UnreachableError
+ * when the host goes away.
+ */
+export async function planHost(
   conn: Connection,
   play: BoundPlay,
-  options: HostRunOptions,
-): Promise<TaskResult[]> {
+  options: HostPlanOptions,
+): Promise<HostPlan> {
   const view = new RemoteHostView(conn);
   const ctx: PlanContext = { vars: play.vars, playbookDir: play.playbookDir };
   const onStep = options.onStep ?? (() => undefined);
@@ -201,9 +249,11 @@ export async function runPlayOnHost(
   // Asked in the same round trip as the warm-up's reads: runs that left a timer armed on this host.
   const backupRoot = options.safety?.backupRoot ?? BACKUP_ROOT;
   const undecided = options.safety
-    ? view.probe(undecidedRunsScript(backupRoot, options.safety.runToken))
+    ? view.probeApart(undecidedRunsScript(backupRoot, options.safety.runToken))
     : undefined;
   undecided?.catch(() => undefined); // awaited below, unless planning fails first
+  const hostFacts = view.probeApart(HOST_FACTS_PROBE);
+  hostFacts.catch(() => undefined); // awaited below, unless planning fails first
   const warmPlans = await warmUp(
     [...play.tasks, ...play.handlers.filter((h) => notifiable.has(h.name))],
     view,
@@ -227,18 +277,63 @@ export async function runPlayOnHost(
   const handlers = failedInPlanning
     ? []
     : await planTasks(notifiedHandlers(play, planned), view, ctx, true, warmPlans);
+  return {
+    host: conn.hostName,
+    play: play.name,
+    facts: [...hostFactList(parseHostFacts((await hostFacts).stdout)), ...(await view.facts())],
+    tasks: planned.map(toTaskPlan),
+    handlers: handlers.map(toTaskPlan),
+  };
+}
 
-  if (options.check || failedInPlanning) {
-    return [...planned, ...handlers]
-      .map((p) =>
-        p.error !== undefined ? toResult(p, 'failed', p.error) : toResult(p, plannedStatus(p.plan!)),
-      )
-      .map(censorTaskResult);
-  }
+/** A plan's results without applying it: what each task would do (check mode), or why planning failed. */
+function plannedResults(all: readonly PlannedTask[]): TaskResult[] {
+  return all
+    .map((p) =>
+      p.error !== undefined ? toResult(p, 'failed', p.error) : toResult(p, plannedStatus(p.plan!)),
+    )
+    .map(censorTaskResult);
+}
 
-  const all = [...planned, ...handlers];
+/**
+ * Executes exactly `plan` on its host: nothing is planned again. Each task's
+ * resource kind is looked up by name in `resources` (the registry unless
+ * given). A plan whose planning failed changes nothing: its results say why.
+ */
+export async function applyHostPlan(
+  plan: HostPlan,
+  conn: Connection,
+  options: HostPlanOptions & { resources?: ReadonlyMap<string, ResourceKind> },
+): Promise<TaskResult[]> {
+  const kinds = options.resources ?? RESOURCES;
+  const all = [...plan.tasks, ...plan.handlers].map((entry) => fromTaskPlan(entry, plan.host, kinds));
+  if (all.some((p) => p.error !== undefined)) return plannedResults(all);
+  const onStep = options.onStep ?? (() => undefined);
   // Censored last: applying adds errors (rollback, verification) to results already made.
   return (await applyPlan(all, conn, onStep, options.safety, options.interruption)).map(censorTaskResult);
+}
+
+/** The results of planning `plan` without applying it (check mode). */
+export function hostPlanResults(
+  plan: HostPlan,
+  resources: ReadonlyMap<string, ResourceKind> = RESOURCES,
+): TaskResult[] {
+  return plannedResults(
+    [...plan.tasks, ...plan.handlers].map((entry) => fromTaskPlan(entry, plan.host, resources)),
+  );
+}
+
+/** Plans and (unless check) applies one play on one host. Throws UnreachableError when the host goes away. */
+export async function runPlayOnHost(
+  conn: Connection,
+  play: BoundPlay,
+  options: HostRunOptions,
+): Promise<TaskResult[]> {
+  const plan = await planHost(conn, play, options);
+  // The kinds this play was planned with (a test may bring its own).
+  const resources = new Map([...play.tasks, ...play.handlers].map((t) => [t.resource.name, t.resource]));
+  if (options.check) return hostPlanResults(plan, resources);
+  return applyHostPlan(plan, conn, { ...options, resources });
 }
 
 // ---------------------------------------------------------------------------

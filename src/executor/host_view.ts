@@ -5,8 +5,8 @@
  * plan of task N accounts for tasks 1..N-1 exactly as apply will.
  */
 import type { Connection, ExecResult } from '../transport/types.js';
-import type { FileChange, FileState } from '../plan/types.js';
-import type { HostView } from '../resources/types.js';
+import type { Fact, FileChange, FileState } from '../plan/types.js';
+import type { HostView, ProbeFact } from '../resources/types.js';
 import {
   buildReadScript,
   byPath,
@@ -27,14 +27,22 @@ export class HostReadError extends Error {}
 /** Cached, batched reads from one host: every request made in the same tick goes out as one script. */
 export class BatchedHostReader {
   private readonly cache = new Map<string, Promise<ReadAnswer>>();
+  /** Every request made, with how a probe's answer is recorded as a fact: the plan's facts. */
+  private readonly requests = new Map<string, { request: ReadRequest; fact?: ProbeFact }>();
   private pending: Pending[] = [];
   /** Round trips made, for tests and benchmarks. */
   roundTrips = 0;
 
   constructor(readonly conn: Connection) {}
 
-  read(request: ReadRequest): Promise<ReadAnswer> {
+  /** `fact` false: a read the plan does not rest on (e.g. other runs' state), no fact of it. */
+  read(request: ReadRequest, fact: ProbeFact | false | undefined = undefined): Promise<ReadAnswer> {
     const key = JSON.stringify(request);
+    const seen = this.requests.get(key);
+    if (fact === false) {
+      // recorded by no one
+    } else if (!seen) this.requests.set(key, { request, ...(fact !== undefined ? { fact } : {}) });
+    else if (seen.fact === undefined && fact !== undefined) seen.fact = fact;
     let answer = this.cache.get(key);
     if (!answer) {
       answer = new Promise<ReadAnswer>((resolve, reject) => {
@@ -44,6 +52,22 @@ export class BatchedHostReader {
       this.cache.set(key, answer);
     }
     return answer;
+  }
+
+  /**
+   * The facts every read so far rests on, in key order: what a later reading
+   * must find unchanged for the plan made from them to still hold. A read
+   * that failed counts too, as "unreadable".
+   */
+  async facts(): Promise<Fact[]> {
+    const facts = new Map<string, Fact>();
+    for (const [key, { request, fact }] of this.requests) {
+      const answer = await this.cache
+        .get(key)!
+        .catch((error: unknown): ReadAnswer => ({ kind: 'error', message: String(error) }));
+      for (const f of factsOfRead(request, answer, fact)) facts.set(f.key, f);
+    }
+    return [...facts.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
   private async flush(): Promise<void> {
@@ -144,11 +168,85 @@ export class RemoteHostView implements HostView {
     return [...found.values()].sort(byPath);
   }
 
-  async probe(script: string): Promise<ExecResult> {
-    const answer = await this.reader.read({ kind: 'probe', script });
+  /** The facts this host's reads (by any view sharing this one's reader) rest on. */
+  facts(): Promise<Fact[]> {
+    return this.reader.facts();
+  }
+
+  /** A probe batched and cached like the others, whose answer is no fact of the plan. */
+  async probeApart(script: string): Promise<ExecResult> {
+    const answer = await this.reader.read({ kind: 'probe', script }, false);
     if (answer.kind !== 'probe')
       throw new HostReadError(`${this.hostName}: probe failed: ${describe(answer)}`);
     return answer.result;
+  }
+
+  async probe(script: string, fact?: ProbeFact): Promise<ExecResult> {
+    const answer = await this.reader.read({ kind: 'probe', script }, fact);
+    if (answer.kind !== 'probe')
+      throw new HostReadError(`${this.hostName}: probe failed: ${describe(answer)}`);
+    return answer.result;
+  }
+}
+
+/** A file as a fact's value: its digest and attributes, or "absent". */
+function fileValue(file: FileState): string {
+  if (!file.exists) return 'absent';
+  const link = file.symlinkTarget !== undefined ? ` -> ${file.symlinkTarget}` : '';
+  return `sha256:${file.sha256 ?? sha256(file.content)} ${file.mode ?? '?'} ${file.owner ?? '?'}:${file.group ?? '?'}${link}`;
+}
+
+/** The first line of a script that says what it does: the probe's name when its resource gives none. */
+function scriptSummary(script: string): string {
+  const line = script
+    .split('\n')
+    .map((l) => l.trim())
+    .find((l) => l !== '' && !l.startsWith('#') && !/^PATH=/.test(l));
+  return line === undefined ? 'probe' : line.length > 60 ? `${line.slice(0, 59)}…` : line;
+}
+
+/** The facts one read yields: a file, a glob's matches (and each matched file), a probe's answer. */
+export function factsOfRead(request: ReadRequest, answer: ReadAnswer, fact?: ProbeFact): Fact[] {
+  const failed = answer.kind === 'error' ? 'unreadable' : undefined;
+  switch (request.kind) {
+    case 'file':
+      return [
+        {
+          key: `file:${request.path}`,
+          value: answer.kind === 'file' ? fileValue(answer.file) : (failed ?? 'unreadable'),
+          description: request.path,
+        },
+      ];
+    case 'glob':
+      return [
+        {
+          key: `glob:${request.pattern}`,
+          value: answer.kind === 'glob' ? answer.paths.join(' ') : (failed ?? 'unreadable'),
+          description: `files matching ${request.pattern}`,
+        },
+      ];
+    case 'globFiles': {
+      const files = answer.kind === 'globFiles' ? answer.files : [];
+      return [
+        {
+          key: `files:${request.pattern}`,
+          value: answer.kind === 'globFiles' ? files.map((f) => f.path).join(' ') : (failed ?? 'unreadable'),
+          description: `files matching ${request.pattern}`,
+        },
+        ...files.map((f) => ({ key: `file:${f.path}`, value: fileValue(f), description: f.path })),
+      ];
+    }
+    case 'probe': {
+      const result = answer.kind === 'probe' ? answer.result : undefined;
+      const essence = result === undefined ? '' : (fact?.essence?.(result.stdout) ?? result.stdout);
+      return [
+        {
+          key: `probe:${sha256(request.script).slice(0, 16)}`,
+          value: result === undefined ? 'unreadable' : `exit ${result.exitCode} sha256:${sha256(essence)}`,
+          description: fact?.description ?? `output of ${scriptSummary(request.script)}`,
+        },
+      ];
+    }
   }
 }
 

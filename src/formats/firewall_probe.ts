@@ -118,6 +118,27 @@ export function firewallProbeScript(options: { ufwRules?: boolean } = {}): strin
 }
 
 /** Splits probe output into its sections (each without the blank line before the next marker). */
+/**
+ * The firewall probe's output without what moves by itself: iptables-save's
+ * "Generated/Completed on <date>" comments and chain packet counters
+ * (`:INPUT ACCEPT [12:3456]`), nftables' `counter packets N bytes N`, and
+ * ipset's remaining `timeout N` (fail2ban's bans count down). What is left
+ * changes only when the rules do.
+ */
+export function firewallRulesetEssence(stdout: string): string {
+  return stdout
+    .split('\n')
+    .filter((line) => !/^# (Generated|Completed) /.test(line))
+    .map((line) =>
+      line
+        .replace(/ \[\d+:\d+\]$/, ' [0:0]')
+        .replace(/\bcounter packets \d+ bytes \d+/g, 'counter')
+        .replace(/ timeout \d+\b/g, '')
+        .replace(/ packets \d+ bytes \d+\b/g, ''),
+    )
+    .join('\n');
+}
+
 export function probeSections(stdout: string): Map<string, string> {
   const sections = new Map<string, string>();
   const parts = stdout.split(new RegExp(`\\n?${MARK} (\\S+)\\n`));

@@ -99,17 +99,59 @@ export interface ResourcePlan<Data = unknown> {
   data?: Data;
 }
 
-export interface TaskPlan {
-  task: string;
-  resource: string;
-  plan: ResourcePlan;
-  /** Handlers this task notifies if it changes something. */
-  notify: string[];
+/**
+ * One fact a host's plan rests on, as planning read it: a file's content, a
+ * probe's answer, sshd's release. Planning again reads the same facts; any
+ * whose value differs makes the plan stale (changedFacts).
+ */
+export interface Fact {
+  /** Stable identity, e.g. "file:/etc/hosts.allow", "host:sshd-version", "probe:1a2b…". */
+  key: string;
+  /** What was read, compared as text: "sha256:… 0644 root:root", "absent", "9.2", a digest. */
+  value: string;
+  /** What it is, for people: "/etc/hosts.allow", "sshd version", "firewall ruleset". */
+  description: string;
 }
 
+/** A fact whose value differs between two readings (absent on one side: undefined). */
+export interface ChangedFact {
+  key: string;
+  description: string;
+  planned: string | undefined;
+  current: string | undefined;
+}
+
+/** One task (or notified handler) of a host's plan. */
+export interface TaskPlan {
+  play: string;
+  task: string;
+  /** The resource kind's task key, e.g. "sshd_config" (its registry name). */
+  resource: string;
+  /** A handler some changing task notified: it runs after the tasks. */
+  handler: boolean;
+  /** Handlers this task notifies if it changes something. */
+  notify: string[];
+  /** What it would do; absent when planning it failed (then `error` says why). */
+  plan?: ResourcePlan;
+  error?: string;
+  /** `no_log: true`: results show only the status. */
+  noLog?: boolean;
+  /** `diff: false`: results show no diff. */
+  diff?: boolean;
+}
+
+/**
+ * What one play would do on one host, and what that rests on: plain data
+ * (JSON-serialisable), so that it can be saved, reviewed and applied later
+ * exactly as it is. Planning stops at a host's first failed task, as
+ * applying does: later tasks are not in it.
+ */
 export interface HostPlan {
   host: string;
+  play: string;
+  /** The facts the decisions rest on: the host's, then every read the tasks made, in key order. */
+  facts: Fact[];
   tasks: TaskPlan[];
-  /** Handler names that would run at the end of the play, in definition order. */
+  /** The handlers that would run at the end of the play, in definition order. */
   handlers: TaskPlan[];
 }

@@ -49,7 +49,7 @@ import {
 import { assertNoControlChars } from '../formats/control_chars.js';
 import type { ArgumentProblem, HostCheck, HostView, ResourceKind } from './types.js';
 import type { ExecResult } from '../transport/types.js';
-import { fail2banRulesText, firewallProbeScript } from '../formats/firewall_probe.js';
+import { fail2banRulesText, firewallProbeScript, firewallRulesetEssence } from '../formats/firewall_probe.js';
 
 export type JailSettingValue = string | number | boolean;
 
@@ -544,8 +544,9 @@ async function readJailFiles(
 ): Promise<{ status: HostStatus; files: JailConfigFile[]; states: Map<string, FileState> }> {
   // One round trip: the drop-in globs come back with their contents.
   const [probe, firewall, confs, locals, mainStates] = await Promise.all([
-    host.probe(statusProbe(baseDir)),
-    host.probe(firewallProbeScript()),
+    // fail2ban's ipsets count their bans down: only the bans themselves are the state a plan rests on.
+    host.probe(statusProbe(baseDir), { description: 'fail2ban state', essence: firewallRulesetEssence }),
+    host.probe(firewallProbeScript(), { description: 'firewall ruleset', essence: firewallRulesetEssence }),
     host.globFiles(`${baseDir}/jail.d/*.conf`),
     host.globFiles(`${baseDir}/jail.d/*.local`),
     host.readFiles([`${baseDir}/jail.conf`, `${baseDir}/jail.local`, configFile]),
@@ -639,7 +640,9 @@ async function planFail2ban(args: Fail2banArgs, host: HostView): Promise<Resourc
     if (hidden.length === 0) {
       bans = planUnbans(firewall.bans, 'firewall f2b-* rules', unban, status.client, baseDir);
     } else {
-      const reported = await host.probe(clientBansScript(status.client, baseDir));
+      const reported = await host.probe(clientBansScript(status.client, baseDir), {
+        description: 'fail2ban bans (fail2ban-client banned)',
+      });
       if (reported.exitCode !== 0)
         throw new Error(`fail2ban-client could not list the bans: ${reported.stderr.trim()}`);
       bans = planUnbans(

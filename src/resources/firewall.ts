@@ -15,6 +15,7 @@ import type { CommandStep, FileChange, FileState, ResourcePlan } from '../plan/t
 import { parseCidr, type Cidr } from '../formats/firewall_cidr.js';
 import {
   firewallProbeScript,
+  firewallRulesetEssence,
   parseFirewallProbe,
   UFW_RULES_V4,
   UFW_RULES_V6,
@@ -103,7 +104,7 @@ async function planFirewall(args: FirewallArgs, host: HostView): Promise<Resourc
   const request = requestOf(args);
   // Issued in the same tick: one round trip for the probe and the files.
   const [probe, stored, ufwFiles, ports] = await Promise.all([
-    host.probe(firewallProbeScript()),
+    host.probe(firewallProbeScript(), { description: 'firewall ruleset', essence: firewallRulesetEssence }),
     request.persist ? host.readFiles(PERSISTENCE_FILES) : Promise.resolve(new Map<string, FileState>()),
     host.readFiles([UFW_RULES_V4, UFW_RULES_V6]),
     request.port === null ? readSshdPorts(host) : Promise.resolve({ ports: [request.port] }),

@@ -13,8 +13,21 @@ export interface HostView {
   glob(pattern: string): Promise<string[]>;
   /** The regular files a glob matches, with their contents, in one read; sorted lexically. */
   globFiles(pattern: string): Promise<FileState[]>;
-  /** Runs a read-only probe (e.g. `sshd -T`, `ldd`), cached by script text. */
-  probe(script: string): Promise<ExecResult>;
+  /**
+   * Runs a read-only probe (e.g. `sshd -T`, `ldd`), cached by script text.
+   * Its answer is a fact the plan rests on (HostPlan.facts); `fact` names it
+   * and, for output that moves by itself (packet counters, timestamps),
+   * keeps only the part a decision reads.
+   */
+  probe(script: string, fact?: ProbeFact): Promise<ExecResult>;
+}
+
+/** How a probe's answer is recorded as a fact of the plan. */
+export interface ProbeFact {
+  /** What the answer is, for people: "firewall ruleset", "fail2ban state". */
+  description: string;
+  /** The part of stdout a decision rests on; all of it when absent. */
+  essence?(stdout: string): string;
 }
 
 export interface PlanContext {
