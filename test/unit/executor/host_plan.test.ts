@@ -10,6 +10,7 @@ import { applyHostPlan, planHost, type BoundPlay } from '../../../src/executor/h
 import { changedFacts, describeChangedFacts } from '../../../src/plan/facts.js';
 import type { HostPlan } from '../../../src/plan/types.js';
 import { fileResource } from '../../../src/resources/file.js';
+import { sshdConfigResource } from '../../../src/resources/sshd_config.js';
 import type { ResourceKind } from '../../../src/resources/types.js';
 import { localShell } from '../../support/local_sh.js';
 
@@ -91,3 +92,32 @@ describe('planHost and applyHostPlan', () => {
     expect(fs.existsSync(`${dir}/banner`)).toBe(false);
   });
 });
+
+(fs.existsSync('/usr/sbin/sshd') ? test : test.skip)(
+  'an sshd_config plan read twice rests on the same facts; its probes are facts too',
+  async () => {
+    const main = `${dir}/sshd_config`;
+    fs.writeFileSync(main, 'Port 22\nMaxAuthTries 6\n');
+    const sshdPlay: BoundPlay = {
+      name: 'p',
+      playbookDir: dir,
+      vars: {},
+      tasks: [
+        {
+          play: 'p',
+          name: 'tries',
+          resource: sshdConfigResource as ResourceKind,
+          args: { path: main, settings: { MaxAuthTries: 3 } },
+          notify: [],
+        },
+      ],
+      handlers: [],
+    };
+    const first = await planHost(localShell(), sshdPlay, {});
+    expect(first.tasks[0]?.plan?.action).toBe('change');
+    expect(first.facts.some((f) => f.key.startsWith('probe:'))).toBe(true);
+    expect(first.facts.find((f) => f.key === `file:${main}`)?.value).toMatch(/^sha256:/);
+    const second = await planHost(localShell(), sshdPlay, {});
+    expect(changedFacts(first.facts, second.facts)).toEqual([]);
+  },
+);
