@@ -78,6 +78,9 @@ describeLabKinds('a host plan rests on facts a later reading can check', [PLAIN,
     await host.exec('fail2ban-client set sshd banip 192.0.2.77');
     const first = await planHost(conn, play(), {});
     expect(first.tasks.map((t) => t.error)).toEqual([undefined, undefined, undefined, undefined]);
+    // Plain data, every resource's plan data included: it survives being saved as JSON.
+    expect(first.tasks.map((t) => t.plan?.action)).toEqual(['change', 'change', 'change', 'change']);
+    expect(JSON.parse(JSON.stringify(first))).toStrictEqual(first);
     const described = first.facts.map((f) => f.description);
     expect(described).toEqual(expect.arrayContaining(['firewall ruleset', 'fail2ban state', 'sshd version']));
     expect(first.facts.find((f) => f.key === 'host:sshd-version')?.value).toMatch(/^\d+\.\d+$/);
