@@ -106,6 +106,12 @@ export interface StartLabOptions {
   kind?: LabHostKind;
   /** Systemd hosts only: which unit starts sshd ('service' unless given). */
   sshdUnit?: SshdUnitMode;
+  /**
+   * Systemd hosts only: absolute paths of the controller, each mounted read-only at the same
+   * path inside every host, so that a test can run the controller's node and sshfix on a
+   * host's console (`sshfix diagnose -c local`). Plain hosts see the controller's files anyway.
+   */
+  sharedPaths?: string[];
 }
 
 const REGISTRY_DIR = '/run/sshfix-lab';
@@ -247,12 +253,18 @@ interface LabLayout {
   subnetOctet: number;
 }
 
-function validateOptions({ id, hosts, kind, sshdUnit }: StartLabOptions): void {
+function validateOptions({ id, hosts, kind, sshdUnit, sharedPaths }: StartLabOptions): void {
   if (!/^[a-z][a-z0-9]{0,9}$/.test(id)) {
     throw new Error(`lab id "${id}": use 1-10 lower-case letters and digits, starting with a letter`);
   }
   if (sshdUnit !== undefined && kind !== 'systemd') {
     throw new Error(`lab "${id}": sshdUnit is for hosts of the systemd kind`);
+  }
+  for (const shared of sharedPaths ?? []) {
+    // systemd-nspawn's --bind-ro takes SOURCE[:DESTINATION[:OPTIONS]].
+    if (!path.isAbsolute(shared) || shared.includes(':')) {
+      throw new Error(`lab "${id}": shared path ${JSON.stringify(shared)} must be absolute, without ":"`);
+    }
   }
   const maxHosts = HOST_ADDRESSES_PER_OCTET * 255;
   if (!Number.isInteger(hosts) || hosts < 1 || hosts > maxHosts) {
@@ -585,7 +597,7 @@ async function createHosts(
   layout: LabLayout,
   count: number,
   authorizedKey: string,
-  kind: { kind: LabHostKind; sshdUnit: SshdUnitMode; root?: string },
+  kind: { kind: LabHostKind; sshdUnit: SshdUnitMode; sharedPaths: string[]; root?: string },
 ): Promise<LabHost[]> {
   const specs: HostSpec[] = Array.from({ length: count }, (_, i) => {
     const name = hostName(layout.id, i + 1, count);
@@ -607,7 +619,7 @@ async function createHosts(
   if (kind.kind === 'systemd') {
     const root = kind.root!;
     return forEachLimited(specs, SYSTEMD_BOOT_CONCURRENCY, (spec) =>
-      bootSystemdHost(spec, root, kind.sshdUnit, authorizedKey),
+      bootSystemdHost(spec, root, kind.sshdUnit, authorizedKey, kind.sharedPaths),
     );
   }
   return forEachLimited(specs, BRING_UP_CONCURRENCY, async (spec) => {
@@ -693,6 +705,7 @@ async function bootSystemdHost(
   root: string,
   mode: SshdUnitMode,
   authorizedKey: string,
+  sharedPaths: readonly string[],
 ): Promise<LabHost> {
   const netns = netnsName(spec.name);
   fs.mkdirSync(spec.dir, { recursive: true, mode: 0o700 });
@@ -715,6 +728,7 @@ async function bootSystemdHost(
       `--network-namespace-path=/run/netns/${netns}`,
       // The root's resolv.conf (127.0.0.1): no query may leave the lab.
       '--resolv-conf=off',
+      ...sharedPaths.map((shared) => `--bind-ro=${shared}`),
       '-M',
       spec.name,
       `--hostname=${spec.name}`,
@@ -996,6 +1010,7 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
     await removeLabResources(id);
     fs.mkdirSync(layout.stateDir, { recursive: true, mode: 0o700 });
     ensureNeighbourTable(options.hosts);
+    if (kind === 'systemd') ensureInotifyInstances(options.hosts);
     await createBridge(layout.bridge, [controllerAddress, workstationAddress]);
 
     const privateKeyFile = path.join(layout.stateDir, 'id_ed25519');
@@ -1015,6 +1030,7 @@ export async function startLab(options: StartLabOptions): Promise<Lab> {
     const hosts = await createHosts(layout, options.hosts, authorizedKey, {
       kind,
       sshdUnit: options.sshdUnit ?? 'service',
+      sharedPaths: options.sharedPaths ?? [],
       ...(root !== undefined ? { root } : {}),
     });
     if (options.fail2ban === true) {
@@ -1065,6 +1081,19 @@ function ensureNeighbourTable(hosts: number): void {
     const current = Number(fs.readFileSync(file, 'utf8').trim());
     if (!(current >= value)) fs.writeFileSync(file, String(value));
   }
+}
+
+/**
+ * systemd as PID 1 (and journald, udev, logind in each host) holds inotify instances, all counted
+ * against root on this machine: the default limit (fs.inotify.max_user_instances = 128) runs out
+ * after about fifteen systemd hosts, and the next one dies at boot with "Failed to allocate manager
+ * object: Too many open files". Raised (never lowered) to leave room for this lab and others.
+ */
+function ensureInotifyInstances(hosts: number): void {
+  const file = '/proc/sys/fs/inotify/max_user_instances';
+  const wanted = 32 * hosts + 1024;
+  const current = Number(fs.readFileSync(file, 'utf8').trim());
+  if (!(current >= wanted)) fs.writeFileSync(file, String(wanted));
 }
 
 async function createBridge(bridge: string, addresses: readonly string[]): Promise<void> {
