@@ -9,6 +9,14 @@
  * socket's descriptor and dies with "fatal: Cannot bind any address". Its
  * ssh.service keeps sessions on restart (KillMode=process), and the socket
  * keeps accepting meanwhile.
+ *
+ * Started, sshd comes back through the listener the host is set up with:
+ * where UNIT.socket is enabled, the socket, not UNIT.service run by itself
+ * beside a dead socket. systemd's start limit is cleared first: an sshd that
+ * failed to start (an invalid sshd_config under ssh.socket fails once per
+ * connection) leaves the unit refusing every start for a while
+ * (StartLimitIntervalSec, systemd.unit(5)), the socket failed with
+ * "service-start-limit-hit".
  */
 import { shellQuote } from '../transport/shell.js';
 import type { PlanEffects, ResourcePlan } from '../plan/types.js';
@@ -52,12 +60,15 @@ export interface DetectedService {
   unit: string | undefined;
   /** systemd only: `UNIT.socket` is active, so sshd gets its listening socket from systemd. */
   socketActivated: boolean;
+  /** systemd only: `UNIT.socket` is enabled: the host is set up to start sshd through it, active or not. */
+  socketEnabled: boolean;
 }
 
 /**
- * Prints `INIT UNIT SOCKET` (`-` for no unit; SOCKET `socket` when the
- * unit's .socket is active under systemd, else `-`). It runs in the read
- * round trip, so knowing about the socket costs no extra one.
+ * Prints `INIT UNIT SOCKET ENABLED` (`-` for no unit; SOCKET `socket` when the
+ * unit's .socket is active under systemd, else `-`; ENABLED `enabled` when
+ * that socket is enabled, else `-`). It runs in the read round trip, so
+ * knowing about the socket costs no extra one.
  */
 export function detectionScript(name: string): string {
   const candidates = (ALIASES[name] ?? [name]).map(shellQuote).join(' ');
@@ -74,16 +85,19 @@ export function detectionScript(name: string): string {
     'done',
     's=-',
     '[ $init = systemd ] && [ -n "$unit" ] && systemctl is-active --quiet "$unit.socket" 2>/dev/null && s=socket',
-    'echo "$init ${unit:--} $s"',
+    'e=-',
+    '[ $init = systemd ] && [ -n "$unit" ] && systemctl is-enabled --quiet "$unit.socket" 2>/dev/null && e=enabled',
+    'echo "$init ${unit:--} $s $e"',
   ].join('\n');
 }
 
 export function parseDetection(stdout: string): DetectedService {
-  const [init = 'sysvinit', unit = '-', socket = '-'] = stdout.trim().split(/\s+/);
+  const [init = 'sysvinit', unit = '-', socket = '-', enabled = '-'] = stdout.trim().split(/\s+/);
   return {
     init: init as InitSystem,
     unit: unit === '-' ? undefined : unit,
     socketActivated: init === 'systemd' && socket === 'socket',
+    socketEnabled: init === 'systemd' && enabled === 'enabled',
   };
 }
 
@@ -112,16 +126,32 @@ export function serviceCommand(init: InitSystem, unit: string, state: ServiceArg
   }
 }
 
-function isRunningScript(init: InitSystem, unit: string): string {
+/** Whether the unit runs; under systemd an active socket of sshd's counts: it starts sshd on demand. */
+function isRunningScript(init: InitSystem, unit: string, sshdSocket: boolean): string {
   const u = shellQuote(unit);
-  return init === 'systemd'
-    ? `systemctl is-active --quiet ${u}.service`
-    : `service ${u} status >/dev/null 2>&1`;
+  if (init !== 'systemd') return `service ${u} status >/dev/null 2>&1`;
+  return sshdSocket
+    ? `systemctl is-active --quiet ${u}.service || systemctl is-active --quiet ${u}.socket`
+    : `systemctl is-active --quiet ${u}.service`;
+}
+
+/**
+ * Starts a unit that does not run (see the top of this file): under systemd its start limit cleared
+ * first, and sshd through its socket where the host has that enabled.
+ */
+export function startScript(detected: DetectedService & { unit: string }, name: string): string {
+  const { init, unit } = detected;
+  if (init !== 'systemd') return serviceCommand(init, unit, 'started');
+  const u = shellQuote(unit);
+  const throughSocket = detected.socketEnabled && ALIASES[name] !== undefined;
+  const units = throughSocket ? `${u}.service ${u}.socket` : `${u}.service`;
+  return `systemctl reset-failed ${units} 2>/dev/null; systemctl start ${u}.${throughSocket ? 'socket' : 'service'}`;
 }
 
 async function planService(args: ServiceArgs, host: HostView): Promise<ResourcePlan> {
   const detected = await host.probe(detectionScript(args.name));
-  const { init, unit, socketActivated } = parseDetection(detected.stdout);
+  const detection = parseDetection(detected.stdout);
+  const { init, unit, socketActivated } = detection;
   const empty = { warnings: [], fileChanges: [] };
   if (!unit) {
     return {
@@ -132,9 +162,21 @@ async function planService(args: ServiceArgs, host: HostView): Promise<ResourceP
     };
   }
   if (args.state === 'started') {
-    const running = await host.probe(isRunningScript(init, unit));
+    const throughSocket = detection.socketEnabled && ALIASES[args.name] !== undefined;
+    const running = await host.probe(isRunningScript(init, unit, throughSocket));
     if (running.exitCode === 0)
       return { ...empty, action: 'none', messages: [`${unit} is running`], commands: [] };
+    const script = startScript({ ...detection, unit }, args.name);
+    return {
+      ...empty,
+      action: 'change',
+      messages: [
+        throughSocket
+          ? `start ${unit}.socket (${init}; the host starts sshd through it)`
+          : `start ${unit} (${init})`,
+      ],
+      commands: [{ description: script, script }],
+    };
   }
   if (args.state === 'reloaded' && restartsInsteadOfReload(args.name, socketActivated)) {
     const script = serviceCommand(init, unit, 'restarted');

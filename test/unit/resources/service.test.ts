@@ -6,6 +6,7 @@ import {
   parseDetection,
   serviceCommand,
   serviceEffects,
+  startScript,
 } from '../../../src/resources/service.js';
 import { localShell } from '../../support/local_sh.js';
 
@@ -29,27 +30,66 @@ describe('init system and unit detection (real sh)', () => {
     const found = await run('sshd');
     const init = isSystemd ? 'systemd' : 'sysvinit';
     expect(found.stdout.trim()).toMatch(
-      new RegExp(`^${init} ${hasInitScript || isSystemd ? 'ssh' : '-'} (-|socket)$`),
+      new RegExp(`^${init} ${hasInitScript || isSystemd ? 'ssh' : '-'} (-|socket) (-|enabled)$`),
     );
     const missing = await run(`no-such-service-${path.basename(os.tmpdir())}`);
-    expect(missing.stdout.trim()).toBe(`${init} - -`);
-    expect(parseDetection(missing.stdout)).toEqual({ init, unit: undefined, socketActivated: false });
+    expect(missing.stdout.trim()).toBe(`${init} - - -`);
+    expect(parseDetection(missing.stdout)).toEqual({
+      init,
+      unit: undefined,
+      socketActivated: false,
+      socketEnabled: false,
+    });
   });
 });
 
 describe('what the detection says', () => {
   test('a socket-activated unit under systemd; never under another init system', () => {
-    expect(parseDetection('systemd ssh socket\n')).toEqual({
+    expect(parseDetection('systemd ssh socket enabled\n')).toEqual({
       init: 'systemd',
       unit: 'ssh',
       socketActivated: true,
+      socketEnabled: true,
     });
-    expect(parseDetection('systemd sshd -\n')).toEqual({
+    expect(parseDetection('systemd sshd - -\n')).toEqual({
       init: 'systemd',
       unit: 'sshd',
       socketActivated: false,
+      socketEnabled: false,
     });
-    expect(parseDetection('sysvinit ssh socket\n').socketActivated).toBe(false);
+    // ssh.socket set up, but down: stopped, or failed with service-start-limit-hit.
+    expect(parseDetection('systemd ssh - enabled\n')).toMatchObject({
+      socketActivated: false,
+      socketEnabled: true,
+    });
+    expect(parseDetection('sysvinit ssh socket enabled\n')).toMatchObject({
+      socketActivated: false,
+      socketEnabled: false,
+    });
+  });
+});
+
+describe('starting a service that does not run', () => {
+  test('sshd set up for ssh.socket comes back through the socket, its start limit cleared first', () => {
+    const detected = { init: 'systemd', unit: 'ssh', socketActivated: false, socketEnabled: true } as const;
+    expect(startScript(detected, 'sshd')).toBe(
+      "systemctl reset-failed 'ssh'.service 'ssh'.socket 2>/dev/null; systemctl start 'ssh'.socket",
+    );
+  });
+
+  test('sshd without an enabled socket, and any other service, start their .service', () => {
+    const detected = { init: 'systemd', unit: 'ssh', socketActivated: false, socketEnabled: false } as const;
+    expect(startScript(detected, 'sshd')).toBe(
+      "systemctl reset-failed 'ssh'.service 2>/dev/null; systemctl start 'ssh'.service",
+    );
+    expect(startScript({ ...detected, unit: 'fail2ban', socketEnabled: true }, 'fail2ban')).toBe(
+      "systemctl reset-failed 'fail2ban'.service 2>/dev/null; systemctl start 'fail2ban'.service",
+    );
+  });
+
+  test('other init systems: their own start command', () => {
+    const detected = { init: 'sysvinit', unit: 'ssh', socketActivated: false, socketEnabled: false } as const;
+    expect(startScript(detected, 'sshd')).toBe("service 'ssh' start");
   });
 });
 
