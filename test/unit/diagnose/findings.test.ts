@@ -286,6 +286,38 @@ describe('diagnose: server-side evidence', () => {
     expect(established[0]!.evidence[0]).toContain('established');
   });
 
+  it('a ban in fail2ban’s nftables table (Debian 13’s banaction) is fail2ban’s only, not a firewall REJECT too', () => {
+    // `nft list ruleset` of a host whose fail2ban bans the client with nftables-multiport; iptables-save is empty.
+    const nft = [
+      'table inet f2b-table {',
+      '\tset addr-set-sshd {',
+      '\t\ttype ipv4_addr',
+      `\t\telements = { ${CLIENT} }`,
+      '\t}',
+      '',
+      '\tchain f2b-chain {',
+      '\t\ttype filter hook input priority filter - 1; policy accept;',
+      '\t\ttcp dport 22 ip saddr @addr-set-sshd reject with icmp port-unreachable',
+      '\t}',
+      '}',
+      'table inet filter {',
+      '\tchain input {',
+      '\t\ttype filter hook input priority filter; policy accept;',
+      `\t\tip saddr ${CLIENT} tcp dport 22 drop`,
+      '\t}',
+      '}',
+    ].join('\n');
+    const banned = withServer(
+      healthyServer({ iptables: '', nft, fail2ban: { running: true, bannedIn: ['sshd'], raw: '' } }),
+    );
+    expect(first(banned)).toBe('fail2ban_ban');
+    expect(banned.map((x) => x.cause)).not.toContain('firewall_reject');
+    // A rule of the host's own table still counts.
+    expect(banned.find((x) => x.cause === 'firewall_drop')!.evidence[0]).toContain(
+      `${CLIENT} tcp dport 22 drop`,
+    );
+  });
+
   it('a block in an f2b-* chain is fail2ban’s, not the firewall’s', () => {
     const iptables = [
       '*filter',
