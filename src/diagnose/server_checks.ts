@@ -9,6 +9,7 @@ import net from 'node:net';
 import { shellQuote } from '../transport/shell.js';
 import type { Connection } from '../transport/types.js';
 import { parseSshdT } from '../formats/sshd_effective.js';
+import { SSHD_SESSION_LOCATIONS } from '../formats/openssh_version.js';
 
 export interface ServerCheckParams {
   /** The client address the diagnosis is for; a literal IPv4/IPv6 address. */
@@ -74,12 +75,6 @@ export interface ServerEvidence {
 }
 
 const SSHD_LOCATIONS = ['/usr/sbin/sshd', '/usr/local/sbin/sshd', '/sbin/sshd', '/usr/bin/sshd'];
-/** Where distributions install OpenSSH >= 9.8's per-connection binary (Debian, Fedora, upstream's default). */
-const SSHD_SESSION_LOCATIONS = [
-  '/usr/lib/openssh/sshd-session',
-  '/usr/libexec/openssh/sshd-session',
-  '/usr/libexec/sshd-session',
-];
 const AUTH_LOGS = ['/var/log/auth.log', '/var/log/secure'];
 const KERNEL_LOGS = ['/var/log/kern.log', '/var/log/messages'];
 /** How far back the logs are read: enough for today's incident, bounded for huge logs. */

@@ -37,3 +37,13 @@ export function openssh(text: `${number}.${number}`): OpenSshVersion {
   const [major = '', minor = ''] = text.split('.');
   return { major: Number(major), minor: Number(minor) };
 }
+
+/**
+ * Where OpenSSH >= 9.8 installs sshd-session, the per-connection half of sshd that
+ * calls libwrap (Debian, Fedora/RHEL, upstream's default).
+ */
+export const SSHD_SESSION_LOCATIONS = [
+  '/usr/lib/openssh/sshd-session',
+  '/usr/libexec/openssh/sshd-session',
+  '/usr/libexec/sshd-session',
+] as const;

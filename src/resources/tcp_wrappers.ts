@@ -24,6 +24,7 @@ import {
 import { assertNoControlChars } from '../formats/control_chars.js';
 import type { ArgumentProblem, HostCheck, HostView, ResourceKind } from './types.js';
 import type { ExecResult } from '../transport/types.js';
+import { SSHD_SESSION_LOCATIONS } from '../formats/openssh_version.js';
 
 export interface TcpWrappersArgs {
   /** Clients that hosts.allow itself must admit, per daemon. */
@@ -70,7 +71,7 @@ const LIBWRAP_PROBE = [
   '[ -n "$sshd" ] || { echo no-sshd; exit 0; }',
   // The library's name in the binary's dynamic section, as ldd would show it, without running the
   // dynamic loader (several processes, ~7 ms a host). OpenSSH >= 9.8 moved libwrap into sshd-session.
-  'for b in "$sshd" /usr/lib/openssh/sshd-session /usr/libexec/openssh/sshd-session /usr/libexec/sshd-session; do',
+  `for b in "$sshd" ${SSHD_SESSION_LOCATIONS.join(' ')}; do`,
   '  [ -f "$b" ] && grep -q -a -F libwrap.so "$b" && { echo "linked $sshd"; exit 0; }',
   'done',
   'echo "not-linked $sshd"',
