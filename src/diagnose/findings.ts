@@ -120,16 +120,26 @@ export function hasPenalties(version: readonly [number, number] | null): boolean
 
 /**
  * The fix text for a penalty: lift the live block, then exempt the admin network. Measured on OpenSSH
- * 10.0 (Debian 13): penalties live in the listener's memory, so `systemctl reload ssh` (SIGHUP
- * re-executes sshd) and `systemctl restart ssh` both lift them at once; under ssh.socket a reload kills
- * sshd ("Cannot bind any address") and `systemctl restart ssh.socket` fails while ssh.service runs, so
- * there `systemctl restart ssh` it is.
+ * 10.0 (Debian 13; the lab test "PerSourcePenalties: what lifts a live block"): penalties live in the
+ * listener's memory. Under ssh.service, `systemctl reload ssh` (SIGHUP re-executes sshd) and
+ * `systemctl restart ssh` both lift them at once. Under ssh.socket only `systemctl restart ssh` lifts
+ * them cleanly: a reload kills sshd (it re-executes and cannot bind the socket's port: "Cannot bind any
+ * address"; the socket starts a new one on the next connection; the reload job fails, at times only
+ * after systemd's 90 s reload time-out), and `systemctl restart ssh.socket` fails while ssh.service runs and
+ * leaves the block in place. `listener` is what the server-side checks saw; unknown from the client.
  */
-function penaltyFix(client: string): string {
+function penaltyFix(client: string, listener: 'service' | 'socket' | 'unknown'): string {
+  const lift =
+    listener === 'socket'
+      ? "`systemctl restart ssh` (the penalties live in the listening sshd's memory; under ssh.socket a reload " +
+        'kills sshd, and restarting ssh.socket fails while ssh.service runs)'
+      : listener === 'service'
+        ? "`systemctl reload ssh` or `systemctl restart ssh` (the penalties live in the listening sshd's memory)"
+        : "`systemctl reload ssh` or `systemctl restart ssh` (the penalties live in the listening sshd's " +
+          'memory; with ssh.socket use `systemctl restart ssh`)';
   return (
     `sshd's PerSourcePenalties drops ${client} before the banner. Lift it now from another way in (the console, ` +
-    `an address it does not penalise): \`systemctl reload ssh\` or \`systemctl restart ssh\` (the penalties live ` +
-    `in the listening sshd's memory; with ssh.socket use \`systemctl restart ssh\`), or wait until it expires. ` +
+    `an address it does not penalise): ${lift}, or wait until it expires. ` +
     `Then exempt the admin network (PerSourcePenaltyExemptList ${client}/${client.includes(':') ? 128 : 32} or its subnet) ` +
     `and stop what fails to log in from it.`
   );
@@ -495,7 +505,7 @@ function fromProbe(outer: FindingSet, input: DiagnosisInput): void {
               : []),
             ...noServer,
           ],
-          penaltyFix(client ?? 'this client'),
+          penaltyFix(client ?? 'this client', 'unknown'),
           client ? { kind: 'source_penalty', client, exempt: [] } : undefined,
         );
       }
@@ -775,7 +785,7 @@ function fromPenalties(set: FindingSet, server: ServerEvidence): void {
         ? [`the last drop was ${age} s ago, longer than the longest penalty (max:${max}): it has expired`]
         : []),
     ],
-    penaltyFix(client),
+    penaltyFix(client, server.sshSocketActive ? 'socket' : 'service'),
     { kind: 'source_penalty', client, exempt },
   );
 }

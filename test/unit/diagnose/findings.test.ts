@@ -593,6 +593,16 @@ describe('diagnose: PerSourcePenalties (OpenSSH >= 9.8), source_penalty', () => 
     expect(f.filter((x) => x.cause === 'max_startups' && x.confidence !== 'low')).toEqual([]);
   });
 
+  it('under ssh.socket the fix lifts a live penalty with a restart of ssh.service only: a reload kills sshd there', () => {
+    const f = withServer(
+      healthyServer({ effective: effective(), authLog: [penaltyLine(CLIENT)], sshSocketActive: true }),
+    );
+    expect(first(f)).toBe('source_penalty');
+    expect(f[0]!.fix).toMatch(/`systemctl restart ssh`/);
+    expect(f[0]!.fix).not.toMatch(/`systemctl reload ssh`/);
+    expect(f[0]!.fix).not.toMatch(/`systemctl restart ssh\.socket`/);
+  });
+
   it('keeps the exempt list it finds, and a penalty line of another address or an exempt client is not ours', () => {
     const existing = withServer(
       healthyServer({ effective: effective('192.0.2.0/24'), authLog: [penaltyLine(CLIENT)] }),
