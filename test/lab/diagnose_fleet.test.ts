@@ -2,13 +2,24 @@
  * `sshfix diagnose` on a fleet, as operators run it: many hosts at once at the
  * default --forks, hosts named by address, a server console with no client
  * named, a limit fixed and the host diagnosed again. Each case is a real
- * OpenSSH server (with real iptables and fail2ban where the case needs them).
+ * OpenSSH server (with real iptables and fail2ban where the case needs them),
+ * on plain hosts (OpenSSH 9.2, auth.log) and on systemd hosts with
+ * ssh.service (OpenSSH 10, logs only in the journal, fail2ban on nftables).
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describeLab, startLab, type CommandResult, type Lab, type LabHost } from './lab.js';
+import {
+  describeLabKinds,
+  LAB_START_TIMEOUT_MS,
+  PLAIN,
+  startLab,
+  SYSTEMD_SERVICE,
+  type CommandResult,
+  type Lab,
+  type LabHost,
+} from './lab.js';
 import { runCli } from '../support/cli.js';
 
 interface JsonFinding {
@@ -27,10 +38,14 @@ interface JsonHost {
 
 const CLI = path.resolve('dist/cli/bin.js');
 
-/** Runs the CLI inside a host's namespaces: its console. */
+/**
+ * Runs the CLI inside a host's namespaces: its console. The controller's node and sshfix are there
+ * at the same paths (plain hosts share the controller's files; systemd hosts get them mounted).
+ */
 function inHost(host: LabHost, argv: string[], timeoutMs = 90_000): Promise<CommandResult> {
+  const namespaces = host.kind === 'systemd' ? ['-a'] : ['-n', '-m', '-u'];
   return new Promise((resolve, reject) => {
-    const child = spawn('nsenter', ['-t', String(host.anchorPid), '-n', '-m', '-u', '--', ...argv], {
+    const child = spawn('nsenter', ['-t', String(host.anchorPid), ...namespaces, '--', ...argv], {
       cwd: process.cwd(),
       env: {
         PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
@@ -72,8 +87,9 @@ const STARTUPS = 9;
 const AUTH_TRIES = 10;
 const CONSOLE = 11;
 const INVALID = 12;
+const CLIENT_ALIVE = 13;
 
-describeLab('sshfix diagnose on a fleet', () => {
+describeLabKinds('sshfix diagnose on a fleet', [PLAIN, SYSTEMD_SERVICE], (kind) => {
   let lab: Lab;
   let work: string;
   let inventory: string;
@@ -121,7 +137,13 @@ describeLab('sshfix diagnose on a fleet', () => {
   }
 
   beforeAll(async () => {
-    lab = await startLab({ id: 'dfleet', hosts: INVALID + 1 });
+    const systemd = kind.kind === 'systemd';
+    lab = await startLab({
+      id: systemd ? `dflts${process.pid % 1000}` : 'dfleet',
+      hosts: CLIENT_ALIVE + 1,
+      ...kind,
+      ...(systemd ? { sharedPaths: [process.cwd(), fs.realpathSync(process.execPath)] } : {}),
+    });
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-dfleet-'));
     for (let i = 0; i < 3; i++) {
       const key = path.join(work, `extra_${i}`);
@@ -138,7 +160,7 @@ describeLab('sshfix diagnose on a fleet', () => {
       inventory,
       `all:\n  hosts:\n${lab.hosts.map((h) => `    ${h.name}: { ansible_host: ${h.address}, ansible_user: root }`).join('\n')}\n  vars:\n    ansible_ssh_private_key_file: ${lab.privateKeyFile}\n`,
     );
-  }, 300_000);
+  }, LAB_START_TIMEOUT_MS);
 
   afterAll(async () => {
     await lab?.destroy();
@@ -344,7 +366,8 @@ describeLab('sshfix diagnose on a fleet', () => {
     await host.stopSshd();
     await host.startSshd().catch(() => undefined);
     expect((await lab.ssh(host, 'true')).code).not.toBe(0);
-    const fix = path.join(work, 'fix-invalid.yml');
+    // On the host's console the files are the host's own.
+    const fix = '/root/fix-invalid.yml';
     const d = await inHost(host, [
       process.execPath,
       CLI,
@@ -363,12 +386,34 @@ describeLab('sshfix diagnose on a fleet', () => {
       cause: 'sshd_config_invalid',
       confidence: 'high',
     });
-    const text = fs.readFileSync(fix, 'utf8');
+    const text = await host.readFile(fix);
     expect(text).toMatch(/remove:\s*\n\s*- PermitRootLogin/);
-    const localInventory = path.join(work, 'local.yml');
-    fs.writeFileSync(localInventory, `all:\n  hosts:\n    ${host.name}: { ansible_connection: local }\n`);
+    const localInventory = '/root/local.yml';
+    await host.writeFile(localInventory, `all:\n  hosts:\n    ${host.name}: { ansible_connection: local }\n`);
     const applied = await inHost(host, [process.execPath, CLI, 'apply', fix, '-i', localInventory]);
     expect({ code: applied.code, out: applied.stdout + applied.stderr }).toMatchObject({ code: 0 });
     expect((await lab.ssh(host, 'true')).code).toBe(0);
+  });
+
+  it('names a ClientAlive limit that drops idle sessions, and its fix playbook sets a sane one', async () => {
+    const host = lab.hosts[CLIENT_ALIVE]!;
+    await host.writeFile(
+      '/etc/ssh/sshd_config.d/10-alive.conf',
+      'ClientAliveInterval 5\nClientAliveCountMax 2\n',
+    );
+    await host.stopSshd();
+    await host.startSshd();
+    const fix = path.join(work, 'fix-alive.yml');
+    const before = await runCli(['diagnose', host.name, ...common(), '--fix-playbook', fix]);
+    expect(before.code).toBe(0);
+    const found = hostsOf(before.stdout)[host.name]!.findings;
+    expect(sure(found).map((f) => f.cause)).toEqual(['client_alive']);
+    expect(found[0]!.evidence.join('\n')).toContain('dropped after 10 s');
+    const applied = await runCli(['apply', fix, '-i', inventory, '--known-hosts', lab.knownHostsFile]);
+    expect({ code: applied.code, out: applied.stdout + applied.stderr }).toMatchObject({ code: 0 });
+    const effective = await host.exec('/usr/sbin/sshd -T | grep -i "^clientalive"');
+    expect(effective.stdout).toBe('clientaliveinterval 300\nclientalivecountmax 3\n');
+    const after = await runCli(['diagnose', host.name, ...common()]);
+    expect(sure(hostsOf(after.stdout)[host.name]!.findings)).toEqual([]);
   });
 });
