@@ -215,6 +215,16 @@ function resourceValidator(schema: Record<string, unknown>): ValidateFunction {
 // ---------------------------------------------------------------------------
 // Validation entry points
 
+/**
+ * ajv's errors for `data` against one of our own schemas (compiled once per
+ * schema object), for callers that word their diagnostics themselves with
+ * diagnosticsFromAjvErrors.
+ */
+export function schemaErrors(schema: Record<string, unknown>, data: unknown): ErrorObject[] {
+  const validate = resourceValidator(schema);
+  return validate(data) ? [] : [...(validate.errors ?? [])];
+}
+
 /** Plays and tasks of a parsed playbook, with resource arguments left unchecked. */
 export function playbookStructureDiagnostics(
   data: unknown,
