@@ -6,6 +6,13 @@ export const EXIT = {
   failed: 1,
   /** plan/apply --detailed-exitcode: changes are pending (plan) or were made (apply). */
   changes: 2,
+  /**
+   * `apply PLAN`: some host was refused as stale (a fact its plan rests on,
+   * e.g. a file's sha256, changed since the plan was made); the other hosts
+   * were applied, and nothing failed. Its own code, so that a pipeline can
+   * tell "plan again and have it reviewed" from a failure.
+   */
+  stale: 3,
   /** Some host was unreachable, and nothing failed. */
   unreachable: 4,
   /** apply was interrupted by SIGINT (128 + 2, as shells report it); the recap gives each host's state. */

@@ -15,6 +15,7 @@ import { inventoryCommand } from './commands/inventory.js';
 import { demoCommand } from './commands/demo.js';
 import { diagnoseCommand } from './commands/diagnose.js';
 import { validateCommand } from './commands/validate.js';
+import { showCommand } from './commands/show.js';
 
 export type { CliIO } from './io.js';
 export { processIO } from './io.js';
@@ -23,6 +24,7 @@ const COMMANDS: Command[] = [
   applyCommand,
   planCommand,
   validateCommand,
+  showCommand,
   inventoryCommand,
   diagnoseCommand,
   demoCommand,
