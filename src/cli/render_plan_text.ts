@@ -3,7 +3,7 @@
  * `sshfix plan` prints (render_text.ts), under a header saying what the plan
  * was made from.
  */
-import { censorTaskResult, type HostResult, type TaskResult } from '../executor/results.js';
+import { censorTaskResult, hostFailure, type HostResult, type TaskResult } from '../executor/results.js';
 import type { PlanDocument, PlanHost, PlanTask } from '../plan/plan_file.js';
 import { renderHost, renderRecap, type TextStyle } from './render_text.js';
 
@@ -47,20 +47,10 @@ export function planHostResult(host: PlanHost): HostResult {
   if (host.status === 'unreachable')
     return { ...base, tasks, ...(host.error !== undefined ? { error: host.error } : {}) };
   if (host.error !== undefined) {
-    const status = host.status === 'skipped' ? 'skipped' : 'failed';
-    const whole: TaskResult = {
-      play: '',
-      task: status === 'skipped' ? 'host skipped' : 'plan the host',
-      resource: '',
-      status,
-      handler: false,
-      messages: [],
-      warnings: [],
-      diff: '',
-      commands: [],
-      error: host.error,
-    };
-    return { ...base, tasks: [...tasks, whole] };
+    // As a run reports a host that failed as a whole: one pseudo-task with the reason.
+    const [whole] = hostFailure(host.name, host.address, '(plan)', host.error).tasks;
+    const status: TaskResult['status'] = host.status === 'skipped' ? 'skipped' : 'failed';
+    return { ...base, tasks: [...tasks, ...(whole ? [{ ...whole, status }] : [])] };
   }
   return { ...base, tasks };
 }

@@ -9,7 +9,8 @@
  * from. Secrets are masked as in every other output, and a `no_log` task
  * leaves nothing of its contents here. The document carries its own digest:
  * sha256 over a canonical serialisation of everything else, so an edit or a
- * truncation is detected before anything is applied.
+ * truncation is detected before anything is applied. (A checksum, not a
+ * signature: whoever can write the file can recompute it.)
  *
  * Pure: no I/O (the CLI reads and writes the file).
  */

@@ -23,6 +23,7 @@ beforeEach(async () => {
     planHostInput('web1', [allowTask('192.168.0.0/16'), unchangedTask()]),
     planHostInput('web2', [unchangedTask()]),
     planHostInput('web3', [], { unreachable: true, error: 'connect timed out' }),
+    planHostInput('web4', [], { error: 'sudo: a password is required' }),
   ]);
   await writePlanFile(planFile, doc);
 });
@@ -42,6 +43,9 @@ describe('sshfix show', () => {
     expect(run.stdout).toMatch(/^ {11}\+sshd: 10\.0\.0\.0\/8 192\.168\.0\.0\/16$/m);
     expect(run.stdout).toContain('web3 (web3)\n  unreachable  connect timed out\n');
     expect(run.stdout).toContain(
+      'web4 (web4)\n  failed   (plan) []\n           sudo: a password is required\n',
+    );
+    expect(run.stdout).toContain(
       'PLAN RECAP (nothing was changed)\nweb1  ok=1  to_change=1  failed=0  skipped=0  unreachable=0\n',
     );
   });
@@ -55,7 +59,7 @@ describe('sshfix show', () => {
   test('markdown: the pull-request comment', async () => {
     const run = await runCli(['show', planFile, '--format', 'markdown']);
     expect(run.code).toBe(EXIT.ok);
-    expect(run.stdout).toContain('| 3 | 1 | 1 | 0 | 1 | 0 | 1 |');
+    expect(run.stdout).toContain('| 4 | 1 | 1 | 1 | 1 | 0 | 1 |');
     expect(run.stdout).toContain('<details><summary><code>web1</code>: 1 task to change</summary>');
   });
 
