@@ -521,7 +521,7 @@ export function parsePlanDocument(text: string, fileName: string): PlanDocument 
 // ---------------------------------------------------------------------------
 // Refusal of a whole plan
 
-export type PlanRefusalKind = 'broken-digest' | 'other-version' | 'too-old';
+export type PlanRefusalKind = 'broken-digest' | 'other-version' | 'too-old' | 'other-inputs';
 
 export interface PlanRefusal {
   kind: PlanRefusalKind;
@@ -569,4 +569,72 @@ export function checkPlanUsable(doc: PlanDocument, options: PlanUsableOptions): 
     }
   }
   return refusals;
+}
+
+/** The files and variables `apply PLAN` finds now, to compare with those the plan was made from. */
+export interface PlanInputsNow {
+  playbook: string;
+  inventory: string;
+  extraVars: Record<string, unknown>;
+}
+
+/**
+ * Why the plan does not describe these inputs: a playbook or inventory edited
+ * since (or a different one), other `-e` variables. Their sha256 is compared,
+ * so secrets need not be in the plan to tell.
+ */
+export function checkPlanInputs(doc: PlanDocument, now: PlanInputsNow): PlanRefusal[] {
+  const differs = (digest: PlanInputDigest, text: string) => digest.sha256 !== `sha256:${sha256Hex(text)}`;
+  const named = (label: string, digest: PlanInputDigest) =>
+    `the ${label}${digest.path !== undefined ? ` ${digest.path}` : ''} is not the one the plan was made from (its sha256 differs)`;
+  const refusals: PlanRefusal[] = [];
+  const { playbook, inventory, variables } = doc.inputs;
+  if (differs(playbook, now.playbook))
+    refusals.push({ kind: 'other-inputs', message: named('playbook', playbook) });
+  if (differs(inventory, now.inventory))
+    refusals.push({ kind: 'other-inputs', message: named('inventory', inventory) });
+  if (differs(variables, canonicalJson(now.extraVars)))
+    refusals.push({ kind: 'other-inputs', message: 'the -e variables are not those the plan was made from' });
+  return refusals;
+}
+
+// ---------------------------------------------------------------------------
+// Stale hosts
+
+/** A fact of a host's plan that no longer holds. */
+export interface StaleFact {
+  key: string;
+  planned: string;
+  /** null: the fact could not be read now. */
+  current: string | null;
+  /** e.g. "content of /etc/hosts.allow changed since the plan (sha256 3f2a… → sha256 91bc…)". */
+  message: string;
+}
+
+/** A fact's value as a person compares them: digests shortened to 12 hex digits. */
+function shortValue(value: string | null): string {
+  if (value === null) return 'unknown';
+  const digest = /^(?:sha256:)?([0-9a-f]{64})$/.exec(value);
+  return digest ? `sha256 ${digest[1]!.slice(0, 12)}…` : value;
+}
+
+/**
+ * The facts of `planned` that `current` (read from the host just before
+ * applying) contradicts, in the plan's order. A host with any is stale: its
+ * plan was reviewed against another state, and apply must refuse it.
+ */
+export function staleFacts(planned: readonly PlanFact[], current: readonly PlanFact[]): StaleFact[] {
+  const now = new Map(current.map((f) => [f.key, f.value]));
+  return planned.flatMap((fact) => {
+    const value = now.get(fact.key) ?? null;
+    if (value === fact.value) return [];
+    return [
+      {
+        key: fact.key,
+        planned: fact.value,
+        current: value,
+        message: `${fact.description} changed since the plan (${shortValue(fact.value)} → ${shortValue(value)})`,
+      },
+    ];
+  });
 }

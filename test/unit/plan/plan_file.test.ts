@@ -1,6 +1,7 @@
 import { ConfigError, formatDiagnostic } from '../../../src/config/diagnostics.js';
 import {
   buildPlanDocument,
+  checkPlanInputs,
   checkPlanUsable,
   digestFact,
   fileFact,
@@ -8,6 +9,7 @@ import {
   PLAN_FORMAT,
   serializePlanDocument,
   sha256Hex,
+  staleFacts,
   type PlanDocument,
   type PlanDocumentInput,
   type PlanTaskInput,
@@ -267,5 +269,66 @@ describe('malformed plan files are errors naming the file, the JSON pointer and 
     expect(messages(text)).toEqual([
       `plan.json:3:16: error: '/createdAt' must be an ISO 8601 time, got "yesterday"`,
     ]);
+  });
+});
+
+describe('staleFacts: what changed on a host since its plan', () => {
+  const planned = [
+    fileFact('/etc/hosts.allow', sha256Hex(hostsAllowBefore)),
+    fileFact('/etc/hosts.deny', null),
+    { key: 'sshd.version', value: 'OpenSSH_9.2p1', description: 'sshd version' },
+  ];
+
+  test('nothing when every fact holds, whatever their order', () => {
+    expect(staleFacts(planned, [...planned].reverse())).toEqual([]);
+  });
+
+  test('each changed, appeared or vanished fact, in the plan’s order, with its description', () => {
+    const current = [
+      fileFact('/etc/hosts.allow', sha256Hex(`${hostsAllowBefore}ALL: ALL\n`)),
+      fileFact('/etc/hosts.deny', sha256Hex('ALL: ALL\n')),
+    ];
+    expect(staleFacts(planned, current)).toEqual([
+      {
+        key: 'file:/etc/hosts.allow',
+        planned: sha256Hex(hostsAllowBefore),
+        current: sha256Hex(`${hostsAllowBefore}ALL: ALL\n`),
+        message: `content of /etc/hosts.allow changed since the plan (sha256 ${sha256Hex(hostsAllowBefore).slice(0, 12)}… → sha256 ${sha256Hex(`${hostsAllowBefore}ALL: ALL\n`).slice(0, 12)}…)`,
+      },
+      {
+        key: 'file:/etc/hosts.deny',
+        planned: 'absent',
+        current: sha256Hex('ALL: ALL\n'),
+        message: `content of /etc/hosts.deny changed since the plan (absent → sha256 ${sha256Hex('ALL: ALL\n').slice(0, 12)}…)`,
+      },
+      {
+        key: 'sshd.version',
+        planned: 'OpenSSH_9.2p1',
+        current: null,
+        message: 'sshd version changed since the plan (OpenSSH_9.2p1 → unknown)',
+      },
+    ]);
+  });
+});
+
+describe('checkPlanInputs: the plan was made from these files', () => {
+  const doc = buildPlanDocument(input());
+  const same = { playbook: '- hosts: all\n', inventory: 'web1\n', extraVars: { db_password: SECRET } };
+
+  test('the same inputs pass', () => {
+    expect(checkPlanInputs(doc, same)).toEqual([]);
+  });
+
+  test('an edited playbook, another inventory or other -e variables are each named', () => {
+    expect(
+      checkPlanInputs(doc, { playbook: '- hosts: web\n', inventory: 'web2\n', extraVars: {} }).map(
+        (r) => r.message,
+      ),
+    ).toEqual([
+      'the playbook site.yml is not the one the plan was made from (its sha256 differs)',
+      'the inventory hosts.ini is not the one the plan was made from (its sha256 differs)',
+      'the -e variables are not those the plan was made from',
+    ]);
+    expect(checkPlanInputs(doc, { ...same, playbook: '- hosts: web\n' })[0]?.kind).toBe('other-inputs');
   });
 });
