@@ -9,7 +9,7 @@
  * not shown.
  */
 import type { PlanDocument, PlanHost, PlanTask } from '../plan/plan_file.js';
-import { canonicalJson } from '../plan/plan_file.js';
+import { canonicalJson, planHostHandlers, planHostTasks } from '../plan/plan_file.js';
 import { planTaskDiff } from './render_plan_text.js';
 
 export interface MarkdownOptions {
@@ -71,7 +71,7 @@ const changing = (task: PlanTask) => task.action === 'change';
 
 /** What makes two hosts' changes "the same": every task and handler as planned, not the facts. */
 function changeIdentity(host: PlanHost): string {
-  return canonicalJson({ tasks: host.tasks, handlers: host.handlers });
+  return canonicalJson({ tasks: planHostTasks(host), handlers: planHostHandlers(host) });
 }
 
 interface HostGroup {
@@ -115,8 +115,8 @@ function renderTask(task: PlanTask, handler: boolean): string {
 
 function renderGroup(group: HostGroup): string {
   const { host, names } = group;
-  const tasks = host.tasks.filter(changing);
-  const handlers = host.handlers.filter(changing);
+  const tasks = planHostTasks(host).filter(changing);
+  const handlers = planHostHandlers(host).filter(changing);
   const count = tasks.length + handlers.length;
   const shownNames = names
     .slice(0, 3)
@@ -164,7 +164,7 @@ export function renderPlanMarkdown(doc: PlanDocument, options: MarkdownOptions =
   const unreachable = by('unreachable');
   const skipped = by('skipped');
   const tasksChanging = changed.reduce(
-    (n, h) => n + h.tasks.filter(changing).length + h.handlers.filter(changing).length,
+    (n, h) => n + planHostTasks(h).filter(changing).length + planHostHandlers(h).filter(changing).length,
     0,
   );
 

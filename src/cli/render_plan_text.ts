@@ -5,6 +5,7 @@
  */
 import { censorTaskResult, hostFailure, type HostResult, type TaskResult } from '../executor/results.js';
 import type { PlanDocument, PlanHost, PlanTask } from '../plan/plan_file.js';
+import { planHostHandlers, planHostTasks } from '../plan/plan_file.js';
 import { renderHost, renderRecap, type TextStyle } from './render_text.js';
 
 const STATUS_OF_ACTION: Record<PlanTask['action'], TaskResult['status']> = {
@@ -40,8 +41,8 @@ function taskResult(task: PlanTask, handler: boolean): TaskResult {
 /** A plan's host as the result `sshfix plan` would have printed for it. */
 export function planHostResult(host: PlanHost): HostResult {
   const tasks = [
-    ...host.tasks.map((t) => taskResult(t, false)),
-    ...host.handlers.map((t) => taskResult(t, true)),
+    ...planHostTasks(host).map((t) => taskResult(t, false)),
+    ...planHostHandlers(host).map((t) => taskResult(t, true)),
   ];
   const base = { host: host.name, address: host.address, unreachable: host.status === 'unreachable' };
   if (host.status === 'unreachable')

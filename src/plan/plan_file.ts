@@ -19,20 +19,11 @@ import { createTwoFilesPatch } from 'diff';
 import { ConfigError, type Diagnostic, type SourcePosition } from '../config/diagnostics.js';
 import { parseYaml } from '../config/playbook.js';
 import { diagnosticsFromAjvErrors, schemaErrors, type SourcePositionMap } from '../config/schema.js';
-import { redact } from '../cli/redact.js';
-import type { CommandStep, FileChange, StateDiff, TaskPlan } from './types.js';
+import { redact, secretValues } from '../cli/redact.js';
+import { changedFacts, describeChangedFacts } from './facts.js';
+import type { CommandStep, Fact, FileChange, HostPlan, StateDiff, TaskPlan } from './types.js';
 
 export const PLAN_FORMAT = 'sshfix-plan/1';
-
-/** One fact a host's plan rests on; apply compares them with the host's before changing it. */
-export interface PlanFact {
-  /** e.g. "file:/etc/hosts.allow", "sshd.version", "firewall.ruleset". */
-  key: string;
-  /** e.g. a sha256 (hex), "absent", "OpenSSH_9.2p1". */
-  value: string;
-  /** What the fact is, for the message that refuses a stale host. */
-  description: string;
-}
 
 /** Text of a file change, for review; absent when the task says `diff: false`. */
 export interface PlanFileText {
@@ -66,6 +57,8 @@ export interface PlanStateChange {
 export interface PlanCommand {
   description: string;
   script: string;
+  /** sha256 (hex) of the script as it will run (before masking): apply checks it is the one reviewed. */
+  scriptSha256: string;
 }
 
 export type PlanAction = 'none' | 'change' | 'skip';
@@ -74,6 +67,8 @@ export interface PlanTask {
   name: string;
   resource: string;
   action: PlanAction;
+  /** Planning the task failed: why (then action is 'none' and the host's plan ends here). */
+  error?: string;
   /** `no_log: true`: messages, warnings and changes are left out, only the action shows. */
   noLog: boolean;
   /** Handlers notified when this task changes something. */
@@ -83,6 +78,22 @@ export interface PlanTask {
   files: PlanFileChange[];
   states: PlanStateChange[];
   commands: PlanCommand[];
+  /**
+   * "sha256:<hex>" of everything applying the task would do, from the
+   * unmasked values (taskChangeDigest): what apply compares with a fresh
+   * plan. The only trace of a `no_log` task's changes.
+   */
+  changeSha256: string;
+}
+
+/** One play of a host's plan (a HostPlan, masked). */
+export interface PlanPlay {
+  name: string;
+  /** What the play's decisions rest on, as planning read it (src/plan/types.ts Fact). */
+  facts: Fact[];
+  tasks: PlanTask[];
+  /** Handlers that would run at the end of the play, in definition order. */
+  handlers: PlanTask[];
 }
 
 export type PlanHostStatus = 'changed' | 'unchanged' | 'failed' | 'skipped' | 'unreachable';
@@ -94,18 +105,26 @@ export interface PlanHost {
   status: PlanHostStatus;
   /** Why the host failed, was unreachable or was skipped. */
   error?: string;
-  facts: PlanFact[];
-  tasks: PlanTask[];
-  /** Handlers that would run at the end of the play, in definition order. */
-  handlers: PlanTask[];
+  /** Its plays, in playbook order. */
+  plays: PlanPlay[];
 }
 
 /** A digest of one input the plan was made from. */
 export interface PlanInputDigest {
-  /** As given on the command line; absent for the variables (`-e`). */
+  /** As given on the command line. */
   path?: string;
   /** "sha256:<hex>". */
   sha256: string;
+}
+
+/** The `-e` variables the plan was made from. */
+export interface PlanVariables {
+  /** "sha256:<hex>" of all of them, as a canonical JSON mapping. */
+  sha256: string;
+  /** The ones holding no secret: `apply PLAN` uses them again. */
+  values: Record<string, unknown>;
+  /** Names of the ones holding a secret: not stored, `apply PLAN` needs them passed again with -e. */
+  secretNames: string[];
 }
 
 export interface PlanDocument {
@@ -116,31 +135,31 @@ export interface PlanDocument {
   inputs: {
     playbook: PlanInputDigest;
     inventory: PlanInputDigest;
-    /** The `-e` variables, as a canonical JSON mapping. */
-    variables: PlanInputDigest;
+    variables: PlanVariables;
   };
   hosts: PlanHost[];
   /** "sha256:<hex>" of the canonical serialisation of every other field. */
   digest: string;
 }
 
+/** A host's tasks over all its plays, in order. */
+export function planHostTasks(host: PlanHost): PlanTask[] {
+  return host.plays.flatMap((p) => p.tasks);
+}
+
+/** A host's notified handlers over all its plays, in order. */
+export function planHostHandlers(host: PlanHost): PlanTask[] {
+  return host.plays.flatMap((p) => p.handlers);
+}
+
 // ---------------------------------------------------------------------------
 // Building
-
-/** A task as the planner made it, with the playbook settings that decide what may be shown. */
-export interface PlanTaskInput extends TaskPlan {
-  /** `no_log: true`. */
-  noLog?: boolean;
-  /** `diff: false`: file contents stay out of the plan file (their digests stay). */
-  diffHidden?: boolean;
-}
 
 export interface PlanHostInput {
   host: string;
   address: string;
-  facts: PlanFact[];
-  tasks: PlanTaskInput[];
-  handlers: PlanTaskInput[];
+  /** What planHost returned for each play, unmasked. */
+  plays: HostPlan[];
   unreachable?: boolean;
   /** The host failed as a whole, or (with `skipped`) why it was skipped. */
   error?: string;
@@ -162,14 +181,13 @@ export function sha256Hex(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
-/** A file's fact: its sha256, or "absent". */
-export function fileFact(path: string, sha256: string | null): PlanFact {
-  return { key: `file:${path}`, value: sha256 ?? 'absent', description: `content of ${path}` };
-}
-
-/** A fact that is the digest of some state's text (a firewall ruleset, fail2ban's bans). */
-export function digestFact(key: string, text: string, description: string): PlanFact {
-  return { key, value: `sha256:${sha256Hex(text)}`, description };
+/** A file's fact as planning records it (host_view.ts): its sha256 and owner, or "absent". */
+export function fileFact(path: string, sha256: string | null, owner = '0644 root:root'): Fact {
+  return {
+    key: `file:${path}`,
+    value: sha256 === null ? 'absent' : `sha256:${sha256} ${owner}`,
+    description: path,
+  };
 }
 
 /** JSON with object keys sorted at every depth and no whitespace: one text per value. */
@@ -226,25 +244,68 @@ function planStateChange(state: StateDiff, mask: (t: string) => string): PlanSta
 }
 
 function planCommand(step: CommandStep, mask: (t: string) => string): PlanCommand {
-  return { description: mask(step.description), script: mask(step.script) };
+  return {
+    description: mask(step.description),
+    script: mask(step.script),
+    scriptSha256: sha256Hex(step.script),
+  };
 }
 
-function planTask(input: PlanTaskInput, mask: (t: string) => string): PlanTask {
+/**
+ * What applying a task would do, as one digest of the unmasked values: its
+ * action, every file's path, sha256 after and owner, every command's script.
+ * Two plans whose tasks have equal digests make the same changes. Messages
+ * and diffs of non-file state are left out: they describe, they are not applied.
+ */
+export function taskChangeDigest(task: TaskPlan): string {
+  const plan = task.plan;
+  const change =
+    plan === undefined
+      ? { error: true }
+      : {
+          action: plan.action,
+          files: plan.fileChanges.map((c) => ({
+            path: c.path,
+            after: sha256Hex(c.after),
+            mode: c.mode,
+            owner: c.owner,
+            group: c.group,
+          })),
+          commands: plan.commands.map((c) => sha256Hex(c.script)),
+          touched: plan.touchedPaths ?? [],
+        };
+  return `sha256:${sha256Hex(canonicalJson({ resource: task.resource, task: task.task, ...change }))}`;
+}
+
+function planTask(input: TaskPlan, mask: (t: string) => string): PlanTask {
   const common = {
     name: mask(input.task),
     resource: input.resource,
-    action: input.plan.action,
+    action: input.plan?.action ?? 'none',
+    ...(input.error !== undefined ? { error: mask(input.error) } : {}),
     notify: input.notify.map(mask),
+    changeSha256: taskChangeDigest(input),
   };
-  if (input.noLog) {
-    return { ...common, noLog: true, messages: [], warnings: [], files: [], states: [], commands: [] };
+  if (input.noLog || input.plan === undefined) {
+    // A no_log task's error may quote its secrets too: only that it failed shows.
+    const error = input.error !== undefined && input.noLog ? { error: 'planning failed (no_log)' } : {};
+    return {
+      ...common,
+      ...error,
+      noLog: Boolean(input.noLog),
+      messages: [],
+      warnings: [],
+      files: [],
+      states: [],
+      commands: [],
+    };
   }
   return {
     ...common,
     noLog: false,
     messages: input.plan.messages.map(mask),
     warnings: input.plan.warnings.map(mask),
-    files: input.plan.fileChanges.map((c) => planFileChange(c, input.diffHidden !== true, mask)),
+    files: input.plan.fileChanges.map((c) => planFileChange(c, input.diff !== false, mask)),
     states: (input.plan.stateDiffs ?? []).map((s) => planStateChange(s, mask)),
     commands: input.plan.commands.map((c) => planCommand(c, mask)),
   };
@@ -253,11 +314,21 @@ function planTask(input: PlanTaskInput, mask: (t: string) => string): PlanTask {
 function hostStatus(input: PlanHostInput): PlanHostStatus {
   if (input.unreachable) return 'unreachable';
   if (input.skipped) return 'skipped';
-  if (input.error !== undefined) return 'failed';
-  const tasks = [...input.tasks, ...input.handlers];
-  if (tasks.some((t) => t.plan.action === 'change')) return 'changed';
-  if (input.tasks.length > 0 && input.tasks.every((t) => t.plan.action === 'skip')) return 'skipped';
+  const all = input.plays.flatMap((p) => [...p.tasks, ...p.handlers]);
+  if (input.error !== undefined || all.some((t) => t.error !== undefined)) return 'failed';
+  if (all.some((t) => t.plan?.action === 'change')) return 'changed';
+  const tasks = input.plays.flatMap((p) => p.tasks);
+  if (tasks.length > 0 && tasks.every((t) => t.plan?.action === 'skip')) return 'skipped';
   return 'unchanged';
+}
+
+function planPlay(play: HostPlan, mask: (t: string) => string): PlanPlay {
+  return {
+    name: mask(play.play),
+    facts: play.facts.map((f) => ({ ...f, description: mask(f.description) })),
+    tasks: play.tasks.map((t) => planTask(t, mask)),
+    handlers: play.handlers.map((t) => planTask(t, mask)),
+  };
 }
 
 function planHost(input: PlanHostInput, mask: (t: string) => string): PlanHost {
@@ -266,10 +337,23 @@ function planHost(input: PlanHostInput, mask: (t: string) => string): PlanHost {
     address: input.address,
     status: hostStatus(input),
     ...(input.error !== undefined ? { error: mask(input.error) } : {}),
-    facts: input.facts.map((f) => ({ ...f, description: mask(f.description) })),
-    tasks: input.tasks.map((t) => planTask(t, mask)),
-    handlers: input.handlers.map((t) => planTask(t, mask)),
+    plays: input.plays.map((p) => planPlay(p, mask)),
   };
+}
+
+/**
+ * The `-e` variables as the plan keeps them: those that hold no secret by
+ * value, the names of the others (passed again to apply, checked by the
+ * digest of all of them).
+ */
+export function planVariables(extraVars: Record<string, unknown>): PlanVariables {
+  const values: Record<string, unknown> = {};
+  const secretNames: string[] = [];
+  for (const [name, value] of Object.entries(extraVars)) {
+    if (secretValues({ [name]: value }).length > 0) secretNames.push(name);
+    else values[name] = value;
+  }
+  return { sha256: `sha256:${sha256Hex(canonicalJson(extraVars))}`, values, secretNames: secretNames.sort() };
 }
 
 export function buildPlanDocument(input: PlanDocumentInput): PlanDocument {
@@ -281,7 +365,7 @@ export function buildPlanDocument(input: PlanDocumentInput): PlanDocument {
     inputs: {
       playbook: { path: input.playbook.path, sha256: `sha256:${sha256Hex(input.playbook.text)}` },
       inventory: { path: input.inventory.path, sha256: `sha256:${sha256Hex(input.inventory.text)}` },
-      variables: { sha256: `sha256:${sha256Hex(canonicalJson(input.extraVars))}` },
+      variables: planVariables(input.extraVars),
     },
     hosts: input.hosts.map((h) => planHost(h, mask)),
   };
@@ -314,11 +398,14 @@ const TASK_SCHEMA = {
     'files',
     'states',
     'commands',
+    'changeSha256',
   ],
   properties: {
     name: { type: 'string' },
     resource: { type: 'string' },
     action: { enum: ['none', 'change', 'skip'] },
+    error: { type: 'string' },
+    changeSha256: { type: 'string', pattern: SHA256_TAGGED },
     noLog: { type: 'boolean' },
     notify: stringList,
     messages: stringList,
@@ -368,8 +455,12 @@ const TASK_SCHEMA = {
       items: {
         type: 'object',
         additionalProperties: false,
-        required: ['description', 'script'],
-        properties: { description: { type: 'string' }, script: { type: 'string' } },
+        required: ['description', 'script', 'scriptSha256'],
+        properties: {
+          description: { type: 'string' },
+          script: { type: 'string' },
+          scriptSha256: { type: 'string', pattern: SHA256_HEX },
+        },
       },
     },
   },
@@ -400,7 +491,16 @@ export const PLAN_DOCUMENT_SCHEMA: Record<string, unknown> = {
       properties: {
         playbook: INPUT_DIGEST_SCHEMA,
         inventory: INPUT_DIGEST_SCHEMA,
-        variables: INPUT_DIGEST_SCHEMA,
+        variables: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['sha256', 'values', 'secretNames'],
+          properties: {
+            sha256: { type: 'string', pattern: SHA256_TAGGED },
+            values: { type: 'object' },
+            secretNames: stringList,
+          },
+        },
       },
     },
     hosts: {
@@ -408,27 +508,38 @@ export const PLAN_DOCUMENT_SCHEMA: Record<string, unknown> = {
       items: {
         type: 'object',
         additionalProperties: false,
-        required: ['name', 'address', 'status', 'facts', 'tasks', 'handlers'],
+        required: ['name', 'address', 'status', 'plays'],
         properties: {
           name: { type: 'string', minLength: 1 },
           address: { type: 'string' },
           status: { enum: ['changed', 'unchanged', 'failed', 'skipped', 'unreachable'] },
           error: { type: 'string' },
-          facts: {
+          plays: {
             type: 'array',
             items: {
               type: 'object',
               additionalProperties: false,
-              required: ['key', 'value', 'description'],
+              required: ['name', 'facts', 'tasks', 'handlers'],
               properties: {
-                key: { type: 'string', minLength: 1 },
-                value: { type: 'string' },
-                description: { type: 'string' },
+                name: { type: 'string' },
+                facts: {
+                  type: 'array',
+                  items: {
+                    type: 'object',
+                    additionalProperties: false,
+                    required: ['key', 'value', 'description'],
+                    properties: {
+                      key: { type: 'string', minLength: 1 },
+                      value: { type: 'string' },
+                      description: { type: 'string' },
+                    },
+                  },
+                },
+                tasks: { type: 'array', items: TASK_SCHEMA },
+                handlers: { type: 'array', items: TASK_SCHEMA },
               },
             },
           },
-          tasks: { type: 'array', items: TASK_SCHEMA },
-          handlers: { type: 'array', items: TASK_SCHEMA },
         },
       },
     },
@@ -575,7 +686,13 @@ export function checkPlanUsable(doc: PlanDocument, options: PlanUsableOptions): 
 export interface PlanInputsNow {
   playbook: string;
   inventory: string;
+  /** The plan's stored variables with this run's `-e` over them (planExtraVars). */
   extraVars: Record<string, unknown>;
+}
+
+/** The `-e` variables `apply PLAN` runs with: the plan's non-secret ones, then those given now over them. */
+export function planExtraVars(doc: PlanDocument, given: Record<string, unknown>): Record<string, unknown> {
+  return { ...doc.inputs.variables.values, ...given };
 }
 
 /**
@@ -584,7 +701,7 @@ export interface PlanInputsNow {
  * so secrets need not be in the plan to tell.
  */
 export function checkPlanInputs(doc: PlanDocument, now: PlanInputsNow): PlanRefusal[] {
-  const differs = (digest: PlanInputDigest, text: string) => digest.sha256 !== `sha256:${sha256Hex(text)}`;
+  const differs = (digest: { sha256: string }, text: string) => digest.sha256 !== `sha256:${sha256Hex(text)}`;
   const named = (label: string, digest: PlanInputDigest) =>
     `the ${label}${digest.path !== undefined ? ` ${digest.path}` : ''} is not the one the plan was made from (its sha256 differs)`;
   const refusals: PlanRefusal[] = [];
@@ -593,48 +710,62 @@ export function checkPlanInputs(doc: PlanDocument, now: PlanInputsNow): PlanRefu
     refusals.push({ kind: 'other-inputs', message: named('playbook', playbook) });
   if (differs(inventory, now.inventory))
     refusals.push({ kind: 'other-inputs', message: named('inventory', inventory) });
-  if (differs(variables, canonicalJson(now.extraVars)))
-    refusals.push({ kind: 'other-inputs', message: 'the -e variables are not those the plan was made from' });
+  if (differs(variables, canonicalJson(now.extraVars))) {
+    const secrets = variables.secretNames;
+    const missing = secrets.filter((name) => !(name in now.extraVars));
+    const hint =
+      secrets.length === 0
+        ? ''
+        : `; the plan does not store secret ones: pass ${secrets.map((n) => `-e ${n}=…`).join(' ')} again` +
+          (missing.length > 0 ? ` (missing: ${missing.join(', ')})` : '');
+    refusals.push({
+      kind: 'other-inputs',
+      message: `the -e variables are not those the plan was made from${hint}`,
+    });
+  }
   return refusals;
 }
 
 // ---------------------------------------------------------------------------
-// Stale hosts
-
-/** A fact of a host's plan that no longer holds. */
-export interface StaleFact {
-  key: string;
-  planned: string;
-  /** null: the fact could not be read now. */
-  current: string | null;
-  /** e.g. "content of /etc/hosts.allow changed since the plan (sha256 3f2a… → sha256 91bc…)". */
-  message: string;
-}
-
-/** A fact's value as a person compares them: digests shortened to 12 hex digits. */
-function shortValue(value: string | null): string {
-  if (value === null) return 'unknown';
-  const digest = /^(?:sha256:)?([0-9a-f]{64})$/.exec(value);
-  return digest ? `sha256 ${digest[1]!.slice(0, 12)}…` : value;
-}
+// A host's reviewed play against a fresh plan of it
 
 /**
- * The facts of `planned` that `current` (read from the host just before
- * applying) contradicts, in the plan's order. A host with any is stale: its
- * plan was reviewed against another state, and apply must refuse it.
+ * What `apply PLAN` does with one play of one host, having planned it again
+ * (reads only) just before:
+ * - apply: the host is as it was when reviewed and the fresh plan makes the
+ *   reviewed changes, so applying the fresh plan applies exactly those;
+ * - already-applied: the host changed, but into what the plan would have made
+ *   it (a second apply of the same plan): nothing to do;
+ * - stale: anything else: the reviewed changes rest on a state that is gone.
  */
-export function staleFacts(planned: readonly PlanFact[], current: readonly PlanFact[]): StaleFact[] {
-  const now = new Map(current.map((f) => [f.key, f.value]));
-  return planned.flatMap((fact) => {
-    const value = now.get(fact.key) ?? null;
-    if (value === fact.value) return [];
-    return [
-      {
-        key: fact.key,
-        planned: fact.value,
-        current: value,
-        message: `${fact.description} changed since the plan (${shortValue(fact.value)} → ${shortValue(value)})`,
-      },
-    ];
-  });
+export type ReviewDecision =
+  { kind: 'apply' } | { kind: 'already-applied' } | { kind: 'stale'; reasons: string[] };
+
+/** A file fact's sha256 (hex), or undefined when absent or unread. */
+function factSha256(value: string | undefined): string | undefined {
+  return value === undefined ? undefined : /^sha256:([0-9a-f]{64})\b/.exec(value)?.[1];
+}
+
+export function reviewPlay(reviewed: PlanPlay, fresh: HostPlan): ReviewDecision {
+  const freshTasks = [...fresh.tasks, ...fresh.handlers];
+  const reviewedTasks = [...reviewed.tasks, ...reviewed.handlers];
+  const changed = changedFacts(reviewed.facts, fresh.facts);
+  const sameChanges =
+    freshTasks.length === reviewedTasks.length &&
+    freshTasks.every((t, i) => taskChangeDigest(t) === reviewedTasks[i]!.changeSha256);
+  if (changed.length === 0) {
+    if (sameChanges) return { kind: 'apply' };
+    return {
+      kind: 'stale',
+      reasons: ['the host is as planned, but planning it now gives other changes than the reviewed ones'],
+    };
+  }
+  const freshChangesNothing = freshTasks.every((t) => t.error === undefined && t.plan?.action !== 'change');
+  const current = new Map(fresh.facts.map((f) => [f.key, f.value]));
+  const reviewedFiles = reviewedTasks.flatMap((t) => (t.action === 'change' ? t.files : []));
+  const filesAsReviewed = reviewedFiles.every(
+    (f) => factSha256(current.get(`file:${f.path}`)) === f.afterSha256,
+  );
+  if (freshChangesNothing && filesAsReviewed) return { kind: 'already-applied' };
+  return { kind: 'stale', reasons: describeChangedFacts(changed) };
 }

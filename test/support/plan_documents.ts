@@ -5,12 +5,14 @@ import {
   sha256Hex,
   type PlanDocument,
   type PlanHostInput,
-  type PlanTaskInput,
 } from '../../src/plan/plan_file.js';
+import type { Fact, TaskPlan } from '../../src/plan/types.js';
 
 /** A tcp_wrappers task that adds `network` to /etc/hosts.allow (before → before + network). */
-export function allowTask(network: string, before = 'sshd: 10.0.0.0/8\n'): PlanTaskInput {
+export function allowTask(network: string, before = 'sshd: 10.0.0.0/8\n'): TaskPlan {
   return {
+    play: 'site',
+    handler: false,
     task: `allow ${network}`,
     resource: 'tcp_wrappers',
     notify: [],
@@ -31,8 +33,10 @@ export function allowTask(network: string, before = 'sshd: 10.0.0.0/8\n'): PlanT
   };
 }
 
-export function unchangedTask(name = 'sshd limits'): PlanTaskInput {
+export function unchangedTask(name = 'sshd limits'): TaskPlan {
   return {
+    play: 'site',
+    handler: false,
     task: name,
     resource: 'sshd_config',
     notify: [],
@@ -42,17 +46,20 @@ export function unchangedTask(name = 'sshd limits'): PlanTaskInput {
 
 export function planHostInput(
   host: string,
-  tasks: PlanTaskInput[],
+  tasks: TaskPlan[],
   extra: Partial<PlanHostInput> = {},
 ): PlanHostInput {
   return {
     host,
     address: host,
-    facts: [fileFact('/etc/hosts.allow', sha256Hex(`${host}\n`))],
-    tasks,
-    handlers: [],
+    plays: [onePlay(host, [fileFact('/etc/hosts.allow', sha256Hex(`${host}\n`))], tasks)],
     ...extra,
   };
+}
+
+/** One play "site" of a host's plan. */
+export function onePlay(host: string, facts: Fact[], tasks: TaskPlan[], handlers: TaskPlan[] = []) {
+  return { host, play: 'site', facts, tasks, handlers };
 }
 
 export function planDocument(hosts: PlanHostInput[]): PlanDocument {

@@ -1,5 +1,5 @@
 import { GITHUB_COMMENT_BUDGET, renderPlanMarkdown } from '../../../src/cli/render_plan_markdown.js';
-import type { PlanTaskInput } from '../../../src/plan/plan_file.js';
+import type { TaskPlan } from '../../../src/plan/types.js';
 import { allowTask, planDocument, planHostInput, unchangedTask } from '../../support/plan_documents.js';
 
 const name = (i: number) => `web${String(i).padStart(3, '0')}`;
@@ -74,7 +74,7 @@ describe('show --format markdown escapes what it quotes', () => {
   test('a diff holding a code fence gets a longer fence; names cannot inject HTML', () => {
     // " ```" (a context line) would close a three-backtick fence.
     const before = '```\nsshd: 10.0.0.0/8\n';
-    const task: PlanTaskInput = { ...allowTask('x', before), task: 'allow <b>x</b> *now*' };
+    const task: TaskPlan = { ...allowTask('x', before), task: 'allow <b>x</b> *now*' };
     const markdown = renderPlanMarkdown(planDocument([planHostInput('h<1>', [task])]));
     expect(markdown).toContain('````diff\n');
     expect(markdown).toContain('<code>h&lt;1&gt;</code>');
@@ -83,7 +83,7 @@ describe('show --format markdown escapes what it quotes', () => {
   });
 
   test('a no_log task shows that it changes, nothing of what', () => {
-    const task: PlanTaskInput = { ...allowTask('192.168.7.0/24'), task: 'allow the office', noLog: true };
+    const task: TaskPlan = { ...allowTask('192.168.7.0/24'), task: 'allow the office', noLog: true };
     const markdown = renderPlanMarkdown(planDocument([planHostInput('h1', [task])]));
     expect(markdown).toContain('1 task to change');
     expect(markdown).toContain('no_log: true');

@@ -3,23 +3,26 @@ import {
   buildPlanDocument,
   checkPlanInputs,
   checkPlanUsable,
-  digestFact,
   fileFact,
   parsePlanDocument,
+  planExtraVars,
+  reviewPlay,
   PLAN_FORMAT,
   serializePlanDocument,
   sha256Hex,
-  staleFacts,
   type PlanDocument,
   type PlanDocumentInput,
-  type PlanTaskInput,
 } from '../../../src/plan/plan_file.js';
+import type { TaskPlan } from '../../../src/plan/types.js';
+import { onePlay } from '../../support/plan_documents.js';
 
 const SECRET = 's3cr3t-Pa55';
 const hostsAllowBefore = 'sshd: 10.0.0.0/8\n';
 const hostsAllowAfter = `sshd: 10.0.0.0/8 192.168.0.0/16\n# token ${SECRET}\n`;
 
-const changingTask = (extra: Partial<PlanTaskInput> = {}): PlanTaskInput => ({
+const changingTask = (extra: Partial<TaskPlan> = {}): TaskPlan => ({
+  play: 'site',
+  handler: false,
   task: 'allow the office',
   resource: 'tcp_wrappers',
   notify: ['reload sshd'],
@@ -52,21 +55,22 @@ const input = (overrides: Partial<PlanDocumentInput> = {}): PlanDocumentInput =>
     {
       host: 'web1',
       address: '10.0.0.1',
-      facts: [
-        fileFact('/etc/hosts.allow', sha256Hex(hostsAllowBefore)),
-        fileFact('/etc/hosts.deny', null),
-        { key: 'sshd.version', value: 'OpenSSH_9.2p1', description: 'sshd -V' },
-        digestFact('firewall.ruleset', '-P INPUT ACCEPT\n', 'iptables -S'),
+      plays: [
+        onePlay(
+          'web1',
+          [
+            fileFact('/etc/hosts.allow', sha256Hex(hostsAllowBefore)),
+            fileFact('/etc/hosts.deny', null),
+            { key: 'host:sshd-version', value: '9.2', description: 'sshd version' },
+          ],
+          [changingTask()],
+        ),
       ],
-      tasks: [changingTask()],
-      handlers: [],
     },
     {
       host: 'web2',
       address: 'web2',
-      facts: [],
-      tasks: [],
-      handlers: [],
+      plays: [],
       unreachable: true,
       error: 'timed out',
     },
@@ -89,16 +93,16 @@ describe('plan file format', () => {
     const [web1, web2] = doc.hosts;
     expect(web1?.status).toBe('changed');
     expect(web2?.status).toBe('unreachable');
-    expect(web1?.facts).toContainEqual({
+    expect(web1?.plays[0]?.facts).toContainEqual({
       key: 'file:/etc/hosts.deny',
       value: 'absent',
-      description: 'content of /etc/hosts.deny',
+      description: '/etc/hosts.deny',
     });
-    const file = web1?.tasks[0]?.files[0];
+    const file = web1?.plays[0]?.tasks[0]?.files[0];
     expect(file?.beforeSha256).toBe(sha256Hex(hostsAllowBefore));
     expect(file?.afterSha256).toBe(sha256Hex(hostsAllowAfter));
     expect(file?.text?.diff).toMatch(/^\+sshd: 10\.0\.0\.0\/8 192\.168\.0\.0\/16$/m);
-    expect(web1?.tasks[0]?.states[0]?.diff).toMatch(/^\+-P INPUT DROP$/m);
+    expect(web1?.plays[0]?.tasks[0]?.states[0]?.diff).toMatch(/^\+-P INPUT DROP$/m);
     expect(doc.inputs.playbook).toEqual({
       path: 'site.yml',
       sha256: `sha256:${sha256Hex('- hosts: all\n')}`,
@@ -124,9 +128,7 @@ describe('plan file format', () => {
           {
             host: 'web1',
             address: 'web1',
-            facts: [],
-            tasks: [changingTask({ noLog: true })],
-            handlers: [],
+            plays: [onePlay('web1', [], [changingTask({ noLog: true })])],
           },
         ],
       }),
@@ -135,19 +137,21 @@ describe('plan file format', () => {
     expect(text).not.toContain(SECRET);
     expect(text).not.toContain('192.168.0.0');
     expect(text).not.toContain(sha256Hex(hostsAllowAfter));
-    expect(doc.hosts[0]?.tasks[0]).toMatchObject({ name: 'allow the office', action: 'change', noLog: true });
+    expect(doc.hosts[0]?.plays[0]?.tasks[0]).toMatchObject({
+      name: 'allow the office',
+      action: 'change',
+      noLog: true,
+    });
   });
 
   test('diff: false keeps the digests of a file but not its text', () => {
     const doc = buildPlanDocument(
       input({
         secrets: [],
-        hosts: [
-          { host: 'h', address: 'h', facts: [], tasks: [changingTask({ diffHidden: true })], handlers: [] },
-        ],
+        hosts: [{ host: 'h', address: 'h', plays: [onePlay('h', [], [changingTask({ diff: false })])] }],
       }),
     );
-    const file = doc.hosts[0]?.tasks[0]?.files[0];
+    const file = doc.hosts[0]?.plays[0]?.tasks[0]?.files[0];
     expect(file?.text).toBeUndefined();
     expect(file?.afterSha256).toBe(sha256Hex(hostsAllowAfter));
     expect(serializePlanDocument(doc)).not.toContain('# token');
@@ -164,13 +168,13 @@ describe('the digest breaks on any edit', () => {
   };
 
   test.each<[string, (doc: PlanDocument) => void]>([
-    ['a diff line', (d) => (d.hosts[0]!.tasks[0]!.files[0]!.text!.after += 'ALL: ALL\n')],
-    ['a fact', (d) => (d.hosts[0]!.facts[0]!.value = 'absent')],
+    ['a diff line', (d) => (d.hosts[0]!.plays[0]!.tasks[0]!.files[0]!.text!.after += 'ALL: ALL\n')],
+    ['a fact', (d) => (d.hosts[0]!.plays[0]!.facts[0]!.value = 'absent')],
     ['a host status', (d) => (d.hosts[1]!.status = 'unchanged')],
     ['the creation time', (d) => (d.createdAt = '2026-12-04T10:00:00.000Z')],
     ['the sshfix version', (d) => (d.sshfixVersion = '0.1.0 ')],
     ['a removed host', (d) => d.hosts.pop()],
-    ['a command', (d) => (d.hosts[0]!.tasks[0]!.commands[0]!.script = 'rm -rf /')],
+    ['a command', (d) => (d.hosts[0]!.plays[0]!.tasks[0]!.commands[0]!.script = 'rm -rf /')],
     ['the digest itself', (d) => (d.digest = `sha256:${'0'.repeat(64)}`)],
   ])('%s', (_what, edit) => {
     expect(brokenBy(edit)).toContain('broken-digest');
@@ -241,15 +245,17 @@ describe('malformed plan files are errors naming the file, the JSON pointer and 
     const text = valid.replace('"action": "change"', '"action": "chnage"');
     const line = text.split('\n').findIndex((l) => l.includes('"chnage"')) + 1;
     expect(messages(text)).toEqual([
-      `plan.json:${line}:21: error: '/hosts/0/tasks/0/action' must be one of 'none', 'change', 'skip', got the string "chnage" (did you mean 'change'?)`,
+      `plan.json:${line}:25: error: '/hosts/0/plays/0/tasks/0/action' must be one of 'none', 'change', 'skip', got the string "chnage" (did you mean 'change'?)`,
     ]);
   });
 
   test('a missing key names the object it is missing from', () => {
-    const doc = JSON.parse(valid) as Record<string, unknown>;
-    delete (doc.hosts as Record<string, unknown>[])[0]!.facts;
+    const doc = JSON.parse(valid) as { hosts: { plays: Record<string, unknown>[] }[] };
+    delete doc.hosts[0]!.plays[0]!.facts;
     expect(messages(JSON.stringify(doc, null, 2))).toEqual([
-      expect.stringMatching(/^plan\.json:\d+:\d+: error: missing required key 'facts' in '\/hosts\/0'$/),
+      expect.stringMatching(
+        /^plan\.json:\d+:\d+: error: missing required key 'facts' in '\/hosts\/0\/plays\/0'$/,
+      ),
     ]);
   });
 
@@ -272,45 +278,6 @@ describe('malformed plan files are errors naming the file, the JSON pointer and 
   });
 });
 
-describe('staleFacts: what changed on a host since its plan', () => {
-  const planned = [
-    fileFact('/etc/hosts.allow', sha256Hex(hostsAllowBefore)),
-    fileFact('/etc/hosts.deny', null),
-    { key: 'sshd.version', value: 'OpenSSH_9.2p1', description: 'sshd version' },
-  ];
-
-  test('nothing when every fact holds, whatever their order', () => {
-    expect(staleFacts(planned, [...planned].reverse())).toEqual([]);
-  });
-
-  test('each changed, appeared or vanished fact, in the plan’s order, with its description', () => {
-    const current = [
-      fileFact('/etc/hosts.allow', sha256Hex(`${hostsAllowBefore}ALL: ALL\n`)),
-      fileFact('/etc/hosts.deny', sha256Hex('ALL: ALL\n')),
-    ];
-    expect(staleFacts(planned, current)).toEqual([
-      {
-        key: 'file:/etc/hosts.allow',
-        planned: sha256Hex(hostsAllowBefore),
-        current: sha256Hex(`${hostsAllowBefore}ALL: ALL\n`),
-        message: `content of /etc/hosts.allow changed since the plan (sha256 ${sha256Hex(hostsAllowBefore).slice(0, 12)}… → sha256 ${sha256Hex(`${hostsAllowBefore}ALL: ALL\n`).slice(0, 12)}…)`,
-      },
-      {
-        key: 'file:/etc/hosts.deny',
-        planned: 'absent',
-        current: sha256Hex('ALL: ALL\n'),
-        message: `content of /etc/hosts.deny changed since the plan (absent → sha256 ${sha256Hex('ALL: ALL\n').slice(0, 12)}…)`,
-      },
-      {
-        key: 'sshd.version',
-        planned: 'OpenSSH_9.2p1',
-        current: null,
-        message: 'sshd version changed since the plan (OpenSSH_9.2p1 → unknown)',
-      },
-    ]);
-  });
-});
-
 describe('checkPlanInputs: the plan was made from these files', () => {
   const doc = buildPlanDocument(input());
   const same = { playbook: '- hosts: all\n', inventory: 'web1\n', extraVars: { db_password: SECRET } };
@@ -327,8 +294,82 @@ describe('checkPlanInputs: the plan was made from these files', () => {
     ).toEqual([
       'the playbook site.yml is not the one the plan was made from (its sha256 differs)',
       'the inventory hosts.ini is not the one the plan was made from (its sha256 differs)',
-      'the -e variables are not those the plan was made from',
+      'the -e variables are not those the plan was made from; the plan does not store secret ones: pass -e db_password=… again (missing: db_password)',
     ]);
     expect(checkPlanInputs(doc, { ...same, playbook: '- hosts: web\n' })[0]?.kind).toBe('other-inputs');
+  });
+
+  test('non-secret -e values are kept for apply, secret ones only by name and digest', () => {
+    const withVars = buildPlanDocument(input({ extraVars: { db_password: SECRET, port: 2222 } }));
+    expect(withVars.inputs.variables).toMatchObject({ values: { port: 2222 }, secretNames: ['db_password'] });
+    expect(serializePlanDocument(withVars)).not.toContain(SECRET);
+    // Passing the secret again (and nothing else) gives back the variables the plan was made from.
+    const again = planExtraVars(withVars, { db_password: SECRET });
+    expect(checkPlanInputs(withVars, { ...same, extraVars: again })).toEqual([]);
+    const wrong = planExtraVars(withVars, { db_password: 'guess' });
+    expect(checkPlanInputs(withVars, { ...same, extraVars: wrong }).map((r) => r.message)).toEqual([
+      'the -e variables are not those the plan was made from; the plan does not store secret ones: pass -e db_password=… again',
+    ]);
+  });
+});
+
+describe('reviewPlay: a reviewed play against a fresh plan of its host', () => {
+  const facts = [
+    fileFact('/etc/hosts.allow', sha256Hex(hostsAllowBefore)),
+    { key: 'host:sshd-unit', value: 'service ssh', description: 'how sshd runs (systemd unit)' },
+  ];
+  const reviewedDoc = buildPlanDocument(
+    input({ hosts: [{ host: 'web1', address: 'web1', plays: [onePlay('web1', facts, [changingTask()])] }] }),
+  );
+  const reviewed = reviewedDoc.hosts[0]!.plays[0]!;
+  const noChange = changingTask({
+    plan: { action: 'none', messages: [], warnings: [], fileChanges: [], commands: [] },
+  });
+
+  test('the same facts and the same changes (by digest): apply', () => {
+    expect(reviewPlay(reviewed, onePlay('web1', [...facts].reverse(), [changingTask()]))).toEqual({
+      kind: 'apply',
+    });
+  });
+
+  test('the same facts, but the changes now differ (another file content, another script): stale', () => {
+    const otherFile = changingTask();
+    otherFile.plan!.fileChanges[0]!.after += 'sshd: 10.9.9.9\n';
+    const otherScript = changingTask();
+    otherScript.plan!.commands[0]!.script = 'echo other';
+    for (const task of [otherFile, otherScript]) {
+      expect(reviewPlay(reviewed, onePlay('web1', facts, [task]))).toEqual({
+        kind: 'stale',
+        reasons: ['the host is as planned, but planning it now gives other changes than the reviewed ones'],
+      });
+    }
+  });
+
+  test('facts changed, nothing left to change, files as the plan would leave them: already applied', () => {
+    const after = [fileFact('/etc/hosts.allow', sha256Hex(hostsAllowAfter)), facts[1]!];
+    expect(reviewPlay(reviewed, onePlay('web1', after, [noChange]))).toEqual({ kind: 'already-applied' });
+  });
+
+  test('facts changed and the file is not what the plan writes: stale, naming the fact', () => {
+    const edited = `${hostsAllowBefore}ALL: 10.1.1.1\n`;
+    const current = [fileFact('/etc/hosts.allow', sha256Hex(edited)), facts[1]!];
+    // Whether planning now changes something or not: the host was not made what was reviewed.
+    for (const task of [changingTask(), noChange]) {
+      const decision = reviewPlay(reviewed, onePlay('web1', current, [task]));
+      expect(decision).toEqual({
+        kind: 'stale',
+        reasons: [
+          `/etc/hosts.allow: sha256:${sha256Hex(hostsAllowBefore).slice(0, 12)}… 0644 root:root → sha256:${sha256Hex(edited).slice(0, 12)}… 0644 root:root`,
+        ],
+      });
+    }
+  });
+
+  test('sshd switched from its service to its socket: stale, naming the unit fact', () => {
+    const current = [facts[0]!, { ...facts[1]!, value: 'socket ssh' }];
+    expect(reviewPlay(reviewed, onePlay('web1', current, [changingTask()]))).toEqual({
+      kind: 'stale',
+      reasons: ['how sshd runs (systemd unit): service ssh → socket ssh'],
+    });
   });
 });
