@@ -24,9 +24,15 @@ export const EXIT = {
 import type { HostResult } from '../executor/results.js';
 import { summarize } from '../executor/results.js';
 
+/**
+ * One code for a whole run, the worst thing that happened first: a failure
+ * (1), then a host refused as stale (3: the rest of the plan was applied,
+ * nothing failed), then an unreachable host (4), then changes (2, asked for).
+ */
 export function exitCodeFor(results: HostResult[], detailed: boolean): number {
   const s = summarize(results);
   if (s.failed > 0) return EXIT.failed;
+  if ((s.stale ?? 0) > 0) return EXIT.stale;
   if (s.unreachable > 0) return EXIT.unreachable;
   if (detailed && s.changed > 0) return EXIT.changes;
   return EXIT.ok;

@@ -43,4 +43,4 @@ export interface Command {
 }
 
 export const EXIT_CODES_EPILOG =
-  "Exit codes: 0 success; 1 a task failed or bad input; 2 changes pending (with --detailed-exitcode); 3 apply PLAN refused some host as stale (its facts changed since the plan); 4 a host was unreachable (and nothing failed); 130/143 interrupted by SIGINT/SIGTERM (the recap gives each host's state).";
+  "Exit codes: 0 success; 1 a task failed, bad input, or apply PLAN refused the whole plan (digest, version, --max-age, other inputs: no host contacted); 2 changes pending (with --detailed-exitcode); 3 apply PLAN refused some host as stale (its facts changed since the plan; the other hosts were applied); 4 a host was unreachable; 130/143 interrupted by SIGINT/SIGTERM (the recap gives each host's state). When several apply, the first of 1, 3, 4, 2 wins.";

@@ -2,7 +2,7 @@
 import { formatDiagnostic, type Diagnostic } from '../config/diagnostics.js';
 import type { HostResult } from '../executor/results.js';
 import { countTasks, summarize } from '../executor/results.js';
-import type { RecapInterruption } from './render_text.js';
+import { STALE_MESSAGE, type RecapInterruption } from './render_text.js';
 
 /** With `interruption`, the document says which signal stopped the run and each host's `state`. */
 export function renderJson(
@@ -23,6 +23,7 @@ export function renderJson(
           skipped: c.skipped,
           unreachable: r.unreachable,
           ...(r.error ? { error: r.error } : {}),
+          ...(r.stale ? { stale: r.stale, error: `${STALE_MESSAGE}: ${r.stale.join('; ')}` } : {}),
           ...(interruption ? { state: stateJson(interruption, r) } : {}),
           tasks: r.tasks.map((t) => ({
             play: t.play,

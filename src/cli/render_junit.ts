@@ -20,6 +20,7 @@
 import { formatDiagnostic, type Diagnostic } from '../config/diagnostics.js';
 import type { HostResult, TaskResult } from '../executor/results.js';
 import { countTasks } from '../executor/results.js';
+import { STALE_MESSAGE } from './render_text.js';
 
 export interface JunitOptions {
   mode: 'apply' | 'plan';
@@ -127,7 +128,7 @@ interface SuiteCounts {
 function suiteCounts(result: HostResult): SuiteCounts {
   const counts = countTasks(result);
   const taskErrors = result.tasks.filter((t) => t.status === 'unreachable').length;
-  const connectionErrors = result.unreachable ? 1 : 0;
+  const connectionErrors = result.unreachable || result.stale ? 1 : 0;
   return {
     tests: result.tasks.length + connectionErrors,
     failures: counts.failed,
@@ -147,12 +148,27 @@ function connectionCase(result: HostResult, indent: string): string {
   );
 }
 
+/** The name of the testcase that reports a host `apply PLAN` refused as stale. */
+export const STALE_CASE_NAME = 'reviewed plan';
+
+/** A host refused as stale, as a testcase in error of type "stale". */
+function staleCase(result: HostResult, reasons: string[], indent: string): string {
+  const text = [`${STALE_MESSAGE}:`, ...reasons].join('\n');
+  return element(
+    'testcase',
+    { classname: result.host, name: STALE_CASE_NAME },
+    [textElement('error', { message: `stale: ${reasons[0] ?? ''}`, type: 'stale' }, text, `${indent}  `)],
+    indent,
+  );
+}
+
 function hostSuite(result: HostResult, options: JunitOptions): string {
   const indent = '    ';
   // A host lost half-way keeps the tasks it ran before the connection error.
   const cases = [
     ...result.tasks.map((task) => taskCase(result.host, task, options, indent)),
     ...(result.unreachable ? [connectionCase(result, indent)] : []),
+    ...(result.stale ? [staleCase(result, result.stale, indent)] : []),
   ];
   return element(
     'testsuite',

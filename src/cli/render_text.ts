@@ -41,11 +41,19 @@ function colorDiff(style: TextStyle, diff: string): string {
     .join('\n');
 }
 
+/** What a stale host's report says before the facts that changed. */
+export const STALE_MESSAGE =
+  'refused, nothing changed: the host changed since the plan was made (plan again and have it reviewed)';
+
 export function renderHost(result: HostResult, style: TextStyle): string {
   const out: string[] = [paint(style, 'bold', `${result.host} (${result.address})`)];
   if (result.unreachable) {
     out.push(`  ${paint(style, 'red', 'unreachable')}  ${result.error ?? ''}`);
     return out.join('\n') + '\n';
+  }
+  if (result.stale !== undefined) {
+    out.push(`  ${paint(style, 'yellow', 'stale')}     ${STALE_MESSAGE}:`);
+    for (const reason of result.stale) out.push(`           ${reason}`);
   }
   for (const t of result.tasks) {
     // In check mode "changed" means "would change", as in Ansible.
@@ -97,7 +105,8 @@ export function renderRecap(
   for (const r of results) {
     const c = countTasks(r);
     const changedWord = style.check ? 'to_change' : 'changed';
-    const counts = `${r.host.padEnd(width)}  ok=${c.ok}  ${changedWord}=${c.changed}  failed=${c.failed}  skipped=${c.skipped}  unreachable=${c.unreachable ? 1 : 0}`;
+    const stale = r.stale !== undefined ? '  stale=1' : '';
+    const counts = `${r.host.padEnd(width)}  ok=${c.ok}  ${changedWord}=${c.changed}  failed=${c.failed}  skipped=${c.skipped}  unreachable=${c.unreachable ? 1 : 0}${stale}`;
     if (!interruption) {
       lines.push(counts);
       continue;

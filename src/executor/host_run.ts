@@ -91,6 +91,8 @@ export interface HostPlanOptions {
 
 export interface HostRunOptions extends HostPlanOptions {
   check: boolean;
+  /** Told the host's plan of the play before anything is applied (`plan --out` saves it). */
+  onPlan?: (plan: HostPlan) => void;
 }
 
 /** A task of the plan with the resource kind that planned it (whose hooks apply it). */
@@ -330,6 +332,7 @@ export async function runPlayOnHost(
   options: HostRunOptions,
 ): Promise<TaskResult[]> {
   const plan = await planHost(conn, play, options);
+  options.onPlan?.(plan);
   // The kinds this play was planned with (a test may bring its own).
   const resources = new Map([...play.tasks, ...play.handlers].map((t) => [t.resource.name, t.resource]));
   if (options.check) return hostPlanResults(plan, resources);

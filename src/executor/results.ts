@@ -51,6 +51,11 @@ export interface HostResult {
   unreachable: boolean;
   /** Why the host could not be reached. */
   error?: string;
+  /**
+   * `apply PLAN` refused the host, changing nothing: the facts its reviewed
+   * plan rests on no longer hold. One line per reason (what changed).
+   */
+  stale?: string[];
   tasks: TaskResult[];
 }
 
@@ -78,6 +83,8 @@ export interface RunSummary {
   changed: number;
   failed: number;
   unreachable: number;
+  /** Hosts `apply PLAN` refused as stale; only counted (and shown) when there are some. */
+  stale?: number;
   hosts: number;
 }
 
@@ -90,7 +97,8 @@ export function summarize(results: HostResult[]): RunSummary {
     summary.failed += c.failed;
     if (c.unreachable) summary.unreachable++;
   }
-  return summary;
+  const stale = results.filter((r) => r.stale !== undefined).length;
+  return stale > 0 ? { ...summary, stale } : summary;
 }
 
 /** A host that failed as a whole (never started, or an internal error), as one failed pseudo-task. */

@@ -19,7 +19,17 @@ import { UnreachableError } from '../transport/types.js';
 import { openConnection } from '../transport/connect.js';
 import type { SshConfigFile } from '../transport/ssh_config.js';
 import { buildConnectionSpec, defaultKnownHostsFile } from '../transport/spec.js';
-import { runPlayOnHost, type BoundPlay, type BoundTask } from './host_run.js';
+import {
+  applyHostPlan,
+  hostPlanResults,
+  planHost,
+  runPlayOnHost,
+  type BoundPlay,
+  type BoundTask,
+  type HostPlanOptions,
+} from './host_run.js';
+import type { HostPlan } from '../plan/types.js';
+import { reviewPlay, type PlanPlay } from '../plan/plan_file.js';
 import { hostFailure, type HostResult, type TaskResult } from './results.js';
 import { errorMessage } from '../errors.js';
 import { DEFAULT_CONFIRM_TIMEOUT_S, UndecidedTransactionError, type SafetyOptions } from './transaction.js';
@@ -61,6 +71,14 @@ export interface RunOptions {
   maxFailPercentage?: number;
   /** SIGINT/SIGTERM (apply): hosts not yet changing are left alone, the others settled. */
   interruption?: Interruption;
+  /** Told each host's plan of each play (`plan --out` saves them). */
+  onHostPlan?: (host: string, plan: HostPlan) => void;
+  /**
+   * `apply PLAN`: the reviewed plays of each host. A host's play is applied
+   * only when planning it again reads the same facts and makes the same
+   * changes (reviewPlay); otherwise the host is refused as stale.
+   */
+  reviewed?: ReadonlyMap<string, readonly PlanPlay[]>;
 }
 
 export const DEFAULT_FORKS = 25;
@@ -173,14 +191,32 @@ async function runHost(job: HostJob, options: RunOptions & { runToken: string })
         result.tasks.push(interruptedBeforePlays(job.plays.slice(index), options.interruption));
         break;
       }
-      const tasks = await runPlayOnHost(opened, play, {
-        check: options.check,
+      const hostOptions: HostPlanOptions = {
         onStep: (step) => options.onProgress?.(job.host, step),
         ...(options.check ? {} : { safety: safetyOptions(job, options) }),
         ...(options.interruption ? { interruption: options.interruption } : {}),
-      });
-      result.tasks.push(...tasks);
-      if (tasks.some((t) => t.status === 'failed')) break;
+      };
+      if (options.reviewed) {
+        const outcome = await applyReviewedPlay(
+          opened,
+          play,
+          options.reviewed.get(job.host)?.[index],
+          hostOptions,
+        );
+        result.tasks.push(...outcome.tasks);
+        if (outcome.stale) {
+          result.stale = outcome.stale;
+          break;
+        }
+      } else {
+        const tasks = await runPlayOnHost(opened, play, {
+          ...hostOptions,
+          check: options.check,
+          onPlan: (plan) => options.onHostPlan?.(job.host, plan),
+        });
+        result.tasks.push(...tasks);
+      }
+      if (result.tasks.some((t) => t.status === 'failed')) break;
     }
   } catch (error) {
     if (error instanceof UndecidedTransactionError) {
@@ -196,6 +232,44 @@ async function runHost(job: HostJob, options: RunOptions & { runToken: string })
     await conn?.close().catch(() => undefined);
   }
   return result;
+}
+
+/** The name of the entry saying a host was already as its reviewed plan makes it. */
+export const ALREADY_APPLIED_TASK = '(reviewed plan)';
+
+/**
+ * One play of `apply PLAN` on one host: plan it again (reads only) and apply
+ * that fresh plan only when reviewPlay finds it is the reviewed one; an
+ * already-applied play reports its tasks unchanged; a stale one changes
+ * nothing and says what changed.
+ */
+async function applyReviewedPlay(
+  conn: Connection,
+  play: BoundPlay,
+  reviewed: PlanPlay | undefined,
+  options: HostPlanOptions,
+): Promise<{ tasks: TaskResult[]; stale?: string[] }> {
+  if (reviewed === undefined || reviewed.name !== play.name) {
+    return { tasks: [], stale: [`the plan holds no reviewed plan of play "${play.name}" for this host`] };
+  }
+  const fresh = await planHost(conn, play, options);
+  const resources = new Map([...play.tasks, ...play.handlers].map((t) => [t.resource.name, t.resource]));
+  const decision = reviewPlay(reviewed, fresh);
+  if (decision.kind === 'stale') return { tasks: [], stale: decision.reasons };
+  if (decision.kind === 'apply')
+    return { tasks: await applyHostPlan(fresh, conn, { ...options, resources }) };
+  const note: TaskResult = {
+    play: play.name,
+    task: ALREADY_APPLIED_TASK,
+    resource: '',
+    status: 'ok',
+    handler: false,
+    messages: ['already applied: the host is as the reviewed plan makes it'],
+    warnings: [],
+    diff: '',
+    commands: [],
+  };
+  return { tasks: [note, ...hostPlanResults(fresh, resources)] };
 }
 
 /** The plays an interruption kept from starting, as one skipped entry. */

@@ -648,6 +648,7 @@ export interface PlanUsableOptions {
 }
 
 function formatDuration(ms: number): string {
+  if (ms < 120_000) return `${Math.floor(ms / 1000)}s`;
   const minutes = Math.floor(ms / 60_000);
   if (minutes < 120) return `${minutes}m`;
   const hours = Math.floor(minutes / 60);

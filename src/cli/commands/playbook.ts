@@ -1,6 +1,9 @@
 /** `sshfix apply` and `sshfix plan`: the same code path, plan being apply --check --diff. */
 import type { Argv } from 'yargs';
-import { formatDiagnostic } from '../../config/diagnostics.js';
+import { ConfigError, formatDiagnostic } from '../../config/diagnostics.js';
+import type { HostPlan } from '../../plan/types.js';
+import { writePlanFile } from '../plan_file_io.js';
+import { isPlanFile, loadReviewedRun, parseMaxAge, savedPlanDocument } from '../reviewed_plan.js';
 import { loadInventory } from '../../config/inventory.js';
 import { selectPlaybookHosts } from '../../config/selection.js';
 import { loadPlaybook } from '../../config/playbook.js';
@@ -31,8 +34,7 @@ export function runOptions(y: Argv): Argv {
     .option('inventory', {
       alias: 'i',
       type: 'string',
-      demandOption: true,
-      describe: 'Inventory file (Ansible YAML or INI)',
+      describe: 'Inventory file (Ansible YAML or INI); apply PLAN: the one recorded in the plan unless given',
     })
     .option('limit', {
       alias: 'l',
@@ -130,8 +132,26 @@ async function runPlaybook(args: ParsedArgs, mode: 'apply' | 'plan', io: CliIO):
   const commandTimeoutS = secondsOption(args, 'command-timeout');
   const privateKeyFile = readableFileOption(args, 'private-key');
   const safety = applySafetyOptions(args);
-  const playbook = loadPlaybook(String(args.playbook), resourceSchemas());
-  const inventory = loadInventory(String(args.inventory));
+  const givenVars = parseExtraVars((args['extra-vars'] as string[] | undefined) ?? []);
+  const reviewed =
+    mode === 'apply' && !check && isPlanFile(String(args.playbook))
+      ? await loadReviewedRun(String(args.playbook), {
+          ...(args.inventory !== undefined ? { inventory: String(args.inventory) } : {}),
+          extraVars: givenVars,
+          ...(args['max-age'] !== undefined ? { maxAgeMs: parseMaxAge(String(args['max-age'])) } : {}),
+          now: new Date(),
+        })
+      : undefined;
+  if (reviewed === undefined && args['max-age'] !== undefined)
+    throw new ConfigError([
+      { severity: 'error', summary: '--max-age applies to apply PLAN (a plan file) only' },
+    ]);
+  const playbookPath = reviewed?.playbookPath ?? String(args.playbook);
+  const inventoryPath = reviewed?.inventoryPath ?? (args.inventory as string | undefined);
+  if (inventoryPath === undefined)
+    throw new ConfigError([{ severity: 'error', summary: 'Missing required argument: inventory' }]);
+  const playbook = loadPlaybook(playbookPath, resourceSchemas());
+  const inventory = loadInventory(inventoryPath);
   const options: RunOptions = {
     check,
     limit: args.limit as string | undefined,
@@ -142,14 +162,17 @@ async function runPlaybook(args: ParsedArgs, mode: 'apply' | 'plan', io: CliIO):
     knownHostsFile: args['known-hosts'] as string | undefined,
     sshConfig: loadSshConfig(args['ssh-config'] as string | undefined),
     acceptNewHostKeys: Boolean(args['accept-new-host-keys']),
-    extraVars: parseExtraVars((args['extra-vars'] as string[] | undefined) ?? []),
+    extraVars: reviewed?.extraVars ?? givenVars,
     connectTimeoutMs: connectTimeoutS * 1000,
     commandTimeoutMs: commandTimeoutS * 1000,
     ...safety,
+    ...(reviewed ? { reviewed: reviewed.plays } : {}),
   };
   const selection = selectPlaybookHosts(playbook.plays, inventory, options.limit);
   if (selection.warnings.length > 0) io.stderr(selection.warnings.map(formatDiagnostic).join('\n') + '\n');
-  const jobs = selectShard(bindPlaybook(playbook, inventory, RESOURCES, options, selection), shard);
+  const bound = bindPlaybook(playbook, inventory, RESOURCES, options, selection);
+  // apply PLAN: hosts the plan does not hold are never touched; --limit and --shard narrow it further.
+  const jobs = selectShard(reviewed ? bound.filter((j) => reviewed.plays.has(j.host)) : bound, shard);
   const live = createLiveOutput(io, {
     live: io.isTTY,
     total: jobs.length,
@@ -158,6 +181,10 @@ async function runPlaybook(args: ParsedArgs, mode: 'apply' | 'plan', io: CliIO):
   const varSets = [...[...inventory.hosts.values()].map((h) => h.vars), ...playbook.plays.map((p) => p.vars)];
   const secrets = [...varSets, options.extraVars ?? {}].flatMap(secretValues);
   options.onProgress = live.step;
+  const out = mode === 'plan' && args.out !== undefined ? String(args.out) : undefined;
+  const hostPlans = new Map<string, HostPlan[]>();
+  if (out !== undefined)
+    options.onHostPlan = (host, plan) => hostPlans.set(host, [...(hostPlans.get(host) ?? []), plan]);
   const blocks = inOrder<HostResult>(
     jobs.map((j) => j.host),
     (r) => live.print(renderHost(redactHostResult(r, secrets), style)),
@@ -182,6 +209,19 @@ async function runPlaybook(args: ParsedArgs, mode: 'apply' | 'plan', io: CliIO):
       live.finish();
     })
   ).map((r) => redactHostResult(r, secrets));
+  if (out !== undefined) {
+    const doc = savedPlanDocument({
+      results,
+      plans: hostPlans,
+      playbookPath,
+      inventoryPath,
+      extraVars: options.extraVars ?? {},
+      secrets,
+      now: new Date(),
+    });
+    await writePlanFile(out, doc);
+    io.stderr(`Plan saved to ${out} (${doc.digest}); review it with: sshfix show ${out}\n`);
+  }
   const interrupted = recapInterruption(interruption);
   if (format === 'json') io.stdout(renderJson(results, mode, interrupted));
   else if (format === 'junit') io.stdout(renderJunit(results, { mode, check, diff: style.diff }));
@@ -208,10 +248,20 @@ function applySafetyOptions(args: ParsedArgs): Partial<RunOptions> {
 
 export const applyCommand: Command = {
   command: 'apply <playbook>',
-  describe: 'Converge hosts to the playbook',
+  describe: 'Converge hosts to the playbook, or apply a plan saved by plan --out exactly as reviewed',
   builder: (y) =>
     runOptions(y)
-      .positional('playbook', { type: 'string', describe: 'Playbook file (YAML)' })
+      .positional('playbook', {
+        type: 'string',
+        describe:
+          'Playbook file (YAML), or a plan file (JSON, from plan --out): then only its hosts are contacted, ' +
+          'each planned again and changed only if its facts and changes are those reviewed (else refused as stale, exit 3)',
+      })
+      .option('max-age', {
+        type: 'string',
+        describe:
+          'apply PLAN: refuse a plan made longer ago than this (e.g. 30m, 24h, 7d); no limit unless given',
+      })
       .option('check', {
         alias: 'C',
         type: 'boolean',
@@ -263,7 +313,13 @@ export const planCommand: Command = {
   describe: 'Show what apply would change (apply --check --diff)',
   builder: (y) =>
     runOptions(y)
+      .demandOption('inventory')
       .positional('playbook', { type: 'string', describe: 'Playbook file (YAML)' })
+      .option('out', {
+        type: 'string',
+        describe:
+          'Also save the plan to this file (JSON, secrets masked) for review (sshfix show) and for apply PLAN',
+      })
       .epilog(EXIT_CODES_EPILOG),
   run: (args, io) => runPlaybook(args, 'plan', io),
 };
