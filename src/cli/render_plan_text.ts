@@ -20,7 +20,7 @@ export function planTaskDiff(task: PlanTask): string {
 }
 
 function taskResult(task: PlanTask, handler: boolean): TaskResult {
-  const status = STATUS_OF_ACTION[task.action];
+  const status = task.error !== undefined ? 'failed' : STATUS_OF_ACTION[task.action];
   const result: TaskResult = {
     play: '',
     task: task.name,
@@ -33,6 +33,7 @@ function taskResult(task: PlanTask, handler: boolean): TaskResult {
     commands: task.commands.map((c) => c.description),
     // A task its plan skips says why in its messages (as `sshfix plan` shows it).
     ...(status === 'skipped' && task.messages.length > 0 ? { error: task.messages.join('; ') } : {}),
+    ...(task.error !== undefined ? { error: task.error } : {}),
     ...(task.noLog ? { noLog: true } : {}),
   };
   return censorTaskResult(result);
@@ -47,7 +48,8 @@ export function planHostResult(host: PlanHost): HostResult {
   const base = { host: host.name, address: host.address, unreachable: host.status === 'unreachable' };
   if (host.status === 'unreachable')
     return { ...base, tasks, ...(host.error !== undefined ? { error: host.error } : {}) };
-  if (host.error !== undefined) {
+  // A task whose planning failed already says why; the host's error repeats it.
+  if (host.error !== undefined && !tasks.some((t) => t.status === 'failed')) {
     // As a run reports a host that failed as a whole: one pseudo-task with the reason.
     const [whole] = hostFailure(host.name, host.address, '(plan)', host.error).tasks;
     const status: TaskResult['status'] = host.status === 'skipped' ? 'skipped' : 'failed';

@@ -332,12 +332,21 @@ function planPlay(play: HostPlan, mask: (t: string) => string): PlanPlay {
 }
 
 function planHost(input: PlanHostInput, mask: (t: string) => string): PlanHost {
+  const plays = input.plays.map((p) => planPlay(p, mask));
+  // A task whose planning failed is the host's reason too, as the markdown lists failed hosts by reason.
+  const failedTask = plays.flatMap((p) => [...p.tasks, ...p.handlers]).find((t) => t.error !== undefined);
+  const error =
+    input.error !== undefined
+      ? mask(input.error)
+      : failedTask
+        ? `task "${failedTask.name}": ${failedTask.error}`
+        : undefined;
   return {
     name: input.host,
     address: input.address,
     status: hostStatus(input),
-    ...(input.error !== undefined ? { error: mask(input.error) } : {}),
-    plays: input.plays.map((p) => planPlay(p, mask)),
+    ...(error !== undefined ? { error } : {}),
+    plays,
   };
 }
 

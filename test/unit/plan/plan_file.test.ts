@@ -15,6 +15,7 @@ import {
 } from '../../../src/plan/plan_file.js';
 import type { TaskPlan } from '../../../src/plan/types.js';
 import { onePlay } from '../../support/plan_documents.js';
+import { planHostResult } from '../../../src/cli/render_plan_text.js';
 
 const SECRET = 's3cr3t-Pa55';
 const hostsAllowBefore = 'sshd: 10.0.0.0/8\n';
@@ -142,6 +143,25 @@ describe('plan file format', () => {
       action: 'change',
       noLog: true,
     });
+  });
+
+  test('a task whose planning failed makes the host failed, with the reason, masked', () => {
+    const failed: TaskPlan = { ...changingTask(), error: `cannot read /etc/x (token ${SECRET})` };
+    delete failed.plan;
+    const doc = buildPlanDocument(
+      input({ hosts: [{ host: 'h', address: 'h', plays: [onePlay('h', [], [failed])] }] }),
+    );
+    expect(doc.hosts[0]).toMatchObject({
+      status: 'failed',
+      error: 'task "allow the office": cannot read /etc/x (token ********)',
+    });
+    expect(doc.hosts[0]?.plays[0]?.tasks[0]).toMatchObject({
+      action: 'none',
+      error: 'cannot read /etc/x (token ********)',
+    });
+    expect(planHostResult(doc.hosts[0]!).tasks.map((t) => [t.status, t.error])).toEqual([
+      ['failed', 'cannot read /etc/x (token ********)'],
+    ]);
   });
 
   test('diff: false keeps the digests of a file but not its text', () => {
