@@ -142,6 +142,13 @@ async function runPlaybook(args: ParsedArgs, mode: 'apply' | 'plan', io: CliIO):
           now: new Date(),
         })
       : undefined;
+  if (reviewed === undefined && mode === 'apply' && isPlanFile(String(args.playbook)))
+    throw new ConfigError([
+      {
+        severity: 'error',
+        summary: `${String(args.playbook)} is a plan file: apply --check does not take one; read it with sshfix show`,
+      },
+    ]);
   if (reviewed === undefined && args['max-age'] !== undefined)
     throw new ConfigError([
       { severity: 'error', summary: '--max-age applies to apply PLAN (a plan file) only' },

@@ -109,6 +109,17 @@ describe('apply PLAN', () => {
     expect(fs.readFileSync(allow, 'utf8')).toContain('192.168.0.0/255.255.0.0');
   });
 
+  test('--check with a plan file, or --max-age with a playbook, is bad input', async () => {
+    await plan();
+    const check = await runCli(['apply', planFile, '--check']);
+    expect(check.code).toBe(EXIT.failed);
+    expect(check.stderr).toContain(`${planFile} is a plan file: apply --check does not take one`);
+    const maxAge = await runCli(['apply', playbook, '-i', inventory, '--max-age', '1h']);
+    expect(maxAge.code).toBe(EXIT.failed);
+    expect(maxAge.stderr).toContain('--max-age applies to apply PLAN (a plan file) only');
+    expect(fs.readFileSync(allow, 'utf8')).toBe(BEFORE);
+  });
+
   test('an edited playbook, or a secret -e not passed again, refuses the plan whole', async () => {
     const planned = await plan('-e', 'api_token=hunter22');
     expect(planned.code).toBe(EXIT.ok);
