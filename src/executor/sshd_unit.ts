@@ -18,14 +18,19 @@
  * Begin-script lines: records how sshd runs (`UNIT service|socket` in
  * `$dir/sshd-unit`) before anything changes, so that the restore, which may
  * run when sshd or its socket has failed, puts the units back as they were.
- * Without systemd nothing is recorded.
+ * Without systemd, or when no ssh/sshd unit is active (sshd started by hand),
+ * nothing is recorded, and the restore sends SIGHUP to the pid in
+ * /run/sshd.pid.
  */
 export function sshdUnitRecordLines(): string[] {
   return [
     'if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then',
+    // Only a unit that runs sshd: a masked or inactive ssh.service beside sshd.service (RHEL's name), or
+    // beside an sshd started by hand, is not how sshd runs, and restarting it would not restore sshd.
     '  for n in ssh sshd; do',
-    '    systemctl cat "$n.service" >/dev/null 2>&1 || continue',
-    '    m=service; systemctl is-active --quiet "$n.socket" 2>/dev/null && m=socket',
+    '    if systemctl is-active --quiet "$n.socket" 2>/dev/null; then m=socket',
+    '    elif systemctl is-active --quiet "$n.service" 2>/dev/null; then m=service',
+    '    else continue; fi',
     '    echo "$n $m" > "$dir/sshd-unit"; echo "sshd $n.$m" >> "$dir/manifest"; break',
     '  done',
     'fi',
@@ -51,12 +56,17 @@ export function sshdRestoreLines(): string[] {
     // A SIGHUP would make sshd re-execute without the socket: restart; sessions and the socket stay.
     '    if systemctl is-active --quiet "$u.service"; then systemctl restart "$u.service" || failed=1; fi',
     '  else',
+    // A unit without ExecReload= (or masked while it runs) would be restarted by reload-or-restart,
+    // replacing the sshd it runs: send that sshd the SIGHUP a reload sends instead.
+    '    p=$(systemctl show -p MainPID --value "$u.service" 2>/dev/null)',
+    '    if [ "$(systemctl show -p CanReload --value "$u.service" 2>/dev/null)" != yes ] && [ "${p:-0}" -gt 0 ] 2>/dev/null; then',
+    '      kill -HUP "$p" || failed=1',
     // A unit whose reload fails (a broken ExecReload=, say) still runs sshd: send it the SIGHUP a
     // reload sends (Debian's and Red Hat's ExecReload= end in `kill -HUP $MAINPID`), as without systemd.
-    '    systemctl reload-or-restart "$u.service" || {',
+    '    else systemctl reload-or-restart "$u.service" || {',
     '      p=$(systemctl show -p MainPID --value "$u.service" 2>/dev/null)',
     '      [ "${p:-0}" -gt 0 ] 2>/dev/null && kill -HUP "$p" || failed=1',
-    '    }',
+    '    }; fi',
     '  fi',
     'else',
     '  pid=$(cat /run/sshd.pid 2>/dev/null)',

@@ -54,7 +54,16 @@ export function serviceEffects(name: string, unit: string): PlanEffects {
   };
 }
 
-/** What the detection script found: the init system, the unit (or none), whether its socket starts it. */
+/**
+ * How systemd runs the unit: `socket` (its .socket is active, Accept=no),
+ * `per-connection` (its .socket is active with Accept=yes: `sshd -i` per
+ * connection, no daemon), `active` (reload with `systemctl reload`),
+ * `no-reload` (active, but no ExecReload=, or masked while running), or
+ * `inactive`.
+ */
+export type UnitState = 'socket' | 'per-connection' | 'active' | 'no-reload' | 'inactive';
+
+/** What the detection script found: the init system, the unit (or none), how systemd runs it. */
 export interface DetectedService {
   init: InitSystem;
   unit: string | undefined;
@@ -62,13 +71,29 @@ export interface DetectedService {
   socketActivated: boolean;
   /** systemd only: `UNIT.socket` is enabled: the host is set up to start sshd through it, active or not. */
   socketEnabled: boolean;
+  /** systemd and a unit only. */
+  unitState?: UnitState;
+  /** sshd only: the pid in /run/sshd.pid, when that process is alive. */
+  sshdPid?: number;
 }
 
+const UNIT_STATE_WORDS: Record<string, UnitState> = {
+  socket: 'socket',
+  accept: 'per-connection',
+  reload: 'active',
+  hup: 'no-reload',
+  inactive: 'inactive',
+};
+
 /**
- * Prints `INIT UNIT SOCKET ENABLED` (`-` for no unit; SOCKET `socket` when the
- * unit's .socket is active under systemd, else `-`; ENABLED `enabled` when
- * that socket is enabled, else `-`). It runs in the read round trip, so
- * knowing about the socket costs no extra one.
+ * Prints `INIT UNIT STATE PID ENABLED` (`-` for none). Under systemd the unit
+ * that is active wins over one that is merely installed: a masked or disabled
+ * ssh.service beside sshd.service (RHEL's name) is not how sshd runs. STATE
+ * is systemd's view of the unit (see UnitState); PID, for sshd only, the
+ * live pid in /run/sshd.pid — sshd started by hand, outside any unit;
+ * ENABLED `enabled` when the unit's .socket is enabled (the host is set up
+ * to start sshd through it, active or not). It runs in the read round trip,
+ * so these facts cost no extra one.
  */
 export function detectionScript(name: string): string {
   const candidates = (ALIASES[name] ?? [name]).map(shellQuote).join(' ');
@@ -76,28 +101,46 @@ export function detectionScript(name: string): string {
     'if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then init=systemd',
     'elif command -v rc-service >/dev/null 2>&1 && [ -d /run/openrc ]; then init=openrc',
     'else init=sysvinit; fi',
-    'unit=""',
+    'unit=""; installed=""',
     `for n in ${candidates}; do`,
     '  case $init in',
-    '    systemd) systemctl cat "$n.service" >/dev/null 2>&1 && { unit=$n; break; } ;;',
+    '    systemd)',
+    '      systemctl is-active --quiet "$n.service" "$n.socket" 2>/dev/null && { unit=$n; break; }',
+    '      [ -z "$installed" ] && [ "$(systemctl show -p LoadState --value "$n.service" 2>/dev/null)" = loaded ] && installed=$n ;;',
     '    *) [ -x "/etc/init.d/$n" ] && { unit=$n; break; } ;;',
     '  esac',
     'done',
+    'unit=${unit:-$installed}',
     's=-',
-    '[ $init = systemd ] && [ -n "$unit" ] && systemctl is-active --quiet "$unit.socket" 2>/dev/null && s=socket',
+    'if [ $init = systemd ] && [ -n "$unit" ]; then',
+    '  if systemctl is-active --quiet "$unit.socket" 2>/dev/null; then',
+    '    s=socket; [ "$(systemctl show -p Accept --value "$unit.socket" 2>/dev/null)" = yes ] && s=accept',
+    '  elif systemctl is-active --quiet "$unit.service" 2>/dev/null; then',
+    '    s=reload; [ "$(systemctl show -p CanReload --value "$unit.service" 2>/dev/null)" = yes ] || s=hup',
+    '  else s=inactive; fi',
+    'fi',
+    'p=-',
+    ...(ALIASES[name]
+      ? [
+          'read -r q < /run/sshd.pid 2>/dev/null && [ "${q:-0}" -gt 0 ] 2>/dev/null && kill -0 "$q" 2>/dev/null && p=$q',
+        ]
+      : []),
     'e=-',
     '[ $init = systemd ] && [ -n "$unit" ] && systemctl is-enabled --quiet "$unit.socket" 2>/dev/null && e=enabled',
-    'echo "$init ${unit:--} $s $e"',
+    'echo "$init ${unit:--} $s $p $e"',
   ].join('\n');
 }
 
 export function parseDetection(stdout: string): DetectedService {
-  const [init = 'sysvinit', unit = '-', socket = '-', enabled = '-'] = stdout.trim().split(/\s+/);
+  const [init = 'sysvinit', unit = '-', state = '-', pid = '-', enabled = '-'] = stdout.trim().split(/\s+/);
+  const unitState = init === 'systemd' && unit !== '-' ? UNIT_STATE_WORDS[state] : undefined;
   return {
     init: init as InitSystem,
     unit: unit === '-' ? undefined : unit,
-    socketActivated: init === 'systemd' && socket === 'socket',
+    socketActivated: unitState === 'socket' || unitState === 'per-connection',
     socketEnabled: init === 'systemd' && enabled === 'enabled',
+    ...(unitState !== undefined ? { unitState } : {}),
+    ...(/^[1-9][0-9]*$/.test(pid) ? { sshdPid: Number(pid) } : {}),
   };
 }
 
@@ -106,11 +149,6 @@ const VERB: Record<ServiceArgs['state'], string> = {
   restarted: 'restart',
   started: 'start',
 };
-
-/** sshd is the one service whose reload kills it under socket activation (see the top of this file). */
-function restartsInsteadOfReload(name: string, socketActivated: boolean): boolean {
-  return socketActivated && ALIASES[name] !== undefined;
-}
 
 /** The command that puts the unit in the wanted state under the given init system. */
 export function serviceCommand(init: InitSystem, unit: string, state: ServiceArgs['state']): string {
@@ -148,11 +186,78 @@ export function startScript(detected: DetectedService & { unit: string }, name: 
   return `systemctl reset-failed ${units} 2>/dev/null; systemctl start ${u}.${throughSocket ? 'socket' : 'service'}`;
 }
 
+/**
+ * How sshd takes a new sshd_config under systemd, when the plain `systemctl
+ * reload` would not do it: a plan, or undefined for the plain reload.
+ */
+function sshdReloadUnderSystemd(
+  unit: string,
+  state: UnitState | undefined,
+  sshdPid: number | undefined,
+  start: string,
+): { message: string; script?: string } | undefined {
+  const u = shellQuote(unit);
+  switch (state) {
+    case 'socket':
+      // On SIGHUP sshd re-executes without the socket's descriptor and dies (see the top of this file).
+      return {
+        message: `restart ${unit} (systemd; started by ${unit}.socket, whose sshd a reload would kill: it re-executes without the socket)`,
+        script: `systemctl restart ${u}.service`,
+      };
+    case 'per-connection':
+      // ssh.socket with Accept=yes starts `sshd -i` per connection, which reads sshd_config itself.
+      return {
+        message: `nothing to reload: ${unit}.socket starts sshd per connection (Accept=yes), and the next connection reads the new configuration`,
+      };
+    case 'no-reload':
+      // What Debian's and Red Hat's ExecReload= do after `sshd -t`: the configuration was tested already.
+      return {
+        message: `send SIGHUP to sshd (${unit}.service runs it but cannot be reloaded: no ExecReload=, or masked)`,
+        script: `kill -HUP "$(systemctl show -p MainPID --value ${u}.service)"`,
+      };
+    case 'inactive':
+      if (sshdPid === undefined)
+        return {
+          message: `start ${unit} (systemd; ${unit}.service is not running)`,
+          script: start,
+        };
+      return outsideSystemd(`${unit}.service is not active`, sshdPid);
+    default:
+      return undefined;
+  }
+}
+
+/** sshd started by hand on a systemd host: no unit to ask, its pid file names it. */
+function outsideSystemd(why: string, sshdPid: number): { message: string; script: string } {
+  return {
+    message: `send SIGHUP to sshd (pid ${sshdPid} in /run/sshd.pid), which runs outside systemd: ${why}`,
+    script: 'kill -HUP "$(cat /run/sshd.pid)"',
+  };
+}
+
 async function planService(args: ServiceArgs, host: HostView): Promise<ResourcePlan> {
   const detected = await host.probe(detectionScript(args.name));
   const detection = parseDetection(detected.stdout);
-  const { init, unit, socketActivated } = detection;
+  const { init, unit, unitState, sshdPid } = detection;
   const empty = { warnings: [], fileChanges: [] };
+  const isSshd = ALIASES[args.name] !== undefined;
+  const special =
+    isSshd && init === 'systemd' && args.state === 'reloaded'
+      ? unit
+        ? sshdReloadUnderSystemd(unit, unitState, sshdPid, startScript({ ...detection, unit }, args.name))
+        : sshdPid !== undefined
+          ? outsideSystemd('no ssh or sshd unit is installed', sshdPid)
+          : undefined
+      : undefined;
+  if (special) {
+    return {
+      ...empty,
+      action: special.script ? 'change' : 'none',
+      messages: [special.message],
+      commands: special.script ? [{ description: special.script, script: special.script }] : [],
+      ...(special.script ? { effects: serviceEffects(args.name, unit ?? args.name) } : {}),
+    };
+  }
   if (!unit) {
     return {
       ...empty,
@@ -176,18 +281,6 @@ async function planService(args: ServiceArgs, host: HostView): Promise<ResourceP
           : `start ${unit} (${init})`,
       ],
       commands: [{ description: script, script }],
-    };
-  }
-  if (args.state === 'reloaded' && restartsInsteadOfReload(args.name, socketActivated)) {
-    const script = serviceCommand(init, unit, 'restarted');
-    return {
-      ...empty,
-      action: 'change',
-      messages: [
-        `restart ${unit} (${init}; started by ${unit}.socket, whose sshd a reload would kill: it re-executes without the socket)`,
-      ],
-      commands: [{ description: script, script }],
-      effects: serviceEffects(args.name, unit),
     };
   }
   const script = serviceCommand(init, unit, args.state);

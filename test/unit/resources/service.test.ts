@@ -6,8 +6,10 @@ import {
   parseDetection,
   serviceCommand,
   serviceEffects,
+  serviceResource,
   startScript,
 } from '../../../src/resources/service.js';
+import type { HostView } from '../../../src/resources/types.js';
 import { localShell } from '../../support/local_sh.js';
 
 describe('service commands per init system', () => {
@@ -30,10 +32,10 @@ describe('init system and unit detection (real sh)', () => {
     const found = await run('sshd');
     const init = isSystemd ? 'systemd' : 'sysvinit';
     expect(found.stdout.trim()).toMatch(
-      new RegExp(`^${init} ${hasInitScript || isSystemd ? 'ssh' : '-'} (-|socket) (-|enabled)$`),
+      new RegExp(`^${init} ${hasInitScript || isSystemd ? 'ssh' : '-'} \\S+ (-|[0-9]+) (-|enabled)$`),
     );
     const missing = await run(`no-such-service-${path.basename(os.tmpdir())}`);
-    expect(missing.stdout.trim()).toBe(`${init} - - -`);
+    expect(missing.stdout.trim()).toBe(`${init} - - - -`);
     expect(parseDetection(missing.stdout)).toEqual({
       init,
       unit: undefined,
@@ -45,26 +47,49 @@ describe('init system and unit detection (real sh)', () => {
 
 describe('what the detection says', () => {
   test('a socket-activated unit under systemd; never under another init system', () => {
-    expect(parseDetection('systemd ssh socket enabled\n')).toEqual({
+    expect(parseDetection('systemd ssh socket - enabled\n')).toEqual({
       init: 'systemd',
       unit: 'ssh',
       socketActivated: true,
       socketEnabled: true,
+      unitState: 'socket',
     });
-    expect(parseDetection('systemd sshd - -\n')).toEqual({
+    expect(parseDetection('systemd sshd reload 412 -\n')).toEqual({
       init: 'systemd',
       unit: 'sshd',
       socketActivated: false,
       socketEnabled: false,
+      unitState: 'active',
+      sshdPid: 412,
     });
     // ssh.socket set up, but down: stopped, or failed with service-start-limit-hit.
-    expect(parseDetection('systemd ssh - enabled\n')).toMatchObject({
+    expect(parseDetection('systemd ssh inactive - enabled\n')).toMatchObject({
       socketActivated: false,
       socketEnabled: true,
     });
-    expect(parseDetection('sysvinit ssh socket enabled\n')).toMatchObject({
+    expect(parseDetection('sysvinit ssh socket - enabled\n')).toMatchObject({
       socketActivated: false,
       socketEnabled: false,
+    });
+    expect(parseDetection('sysvinit ssh - - -\n').unitState).toBe(undefined);
+  });
+
+  test('Accept=yes, no ExecReload=, an inactive unit, and sshd outside any unit', () => {
+    expect(parseDetection('systemd ssh accept - enabled\n')).toMatchObject({
+      socketActivated: true,
+      unitState: 'per-connection',
+    });
+    expect(parseDetection('systemd ssh hup 73 -\n')).toMatchObject({ unitState: 'no-reload', sshdPid: 73 });
+    expect(parseDetection('systemd ssh inactive 950 -\n')).toMatchObject({
+      unitState: 'inactive',
+      sshdPid: 950,
+    });
+    expect(parseDetection('systemd - - 950 -\n')).toEqual({
+      init: 'systemd',
+      unit: undefined,
+      socketActivated: false,
+      socketEnabled: false,
+      sshdPid: 950,
     });
   });
 });
@@ -104,5 +129,77 @@ describe('what a service task declares it touches', () => {
     expect(serviceEffects('ufw', 'ufw')).toEqual({ firewall: true });
     expect(serviceEffects('netfilter-persistent', 'netfilter-persistent')).toEqual({ firewall: true });
     expect(serviceEffects('nginx', 'nginx')).toEqual({});
+  });
+});
+
+describe('reloading sshd under systemd, per how the host runs it', () => {
+  /** A host whose detection probe answers `answer`, as a host in that state prints it. */
+  const hostAnswering = (answer: string): HostView => ({
+    hostName: 'h1',
+    readFiles: () => Promise.reject(new Error('not read')),
+    glob: () => Promise.reject(new Error('not read')),
+    globFiles: () => Promise.reject(new Error('not read')),
+    probe: () => Promise.resolve({ stdout: `${answer}\n`, stderr: '', exitCode: 0 }),
+  });
+  const plan = (answer: string, state: 'reloaded' | 'restarted' = 'reloaded') =>
+    serviceResource.plan({ name: 'sshd', state }, hostAnswering(answer), { vars: {}, playbookDir: '/' });
+
+  test.each([
+    ['systemd ssh reload 73 -', 'change', /^reload ssh \(systemd\)$/, ["systemctl reload 'ssh'.service"]],
+    ['systemd sshd reload 73 -', 'change', /^reload sshd \(systemd\)$/, ["systemctl reload 'sshd'.service"]],
+    [
+      'systemd ssh socket - -',
+      'change',
+      /^restart ssh .*started by ssh\.socket/,
+      ["systemctl restart 'ssh'.service"],
+    ],
+    [
+      'systemd ssh accept - -',
+      'none',
+      /^nothing to reload: ssh\.socket starts sshd per connection \(Accept=yes\)/,
+      [],
+    ],
+    [
+      'systemd ssh hup 73 -',
+      'change',
+      /^send SIGHUP to sshd \(ssh\.service runs it but cannot be reloaded: no ExecReload=, or masked\)$/,
+      ['kill -HUP "$(systemctl show -p MainPID --value \'ssh\'.service)"'],
+    ],
+    [
+      'systemd ssh inactive 950 -',
+      'change',
+      /^send SIGHUP to sshd \(pid 950 in \/run\/sshd\.pid\), which runs outside systemd: ssh\.service is not active$/,
+      ['kill -HUP "$(cat /run/sshd.pid)"'],
+    ],
+    [
+      'systemd - - 950 -',
+      'change',
+      /runs outside systemd: no ssh or sshd unit is installed$/,
+      ['kill -HUP "$(cat /run/sshd.pid)"'],
+    ],
+    [
+      'systemd ssh inactive - -',
+      'change',
+      /^start ssh \(systemd; ssh\.service is not running\)$/,
+      ["systemctl reset-failed 'ssh'.service 2>/dev/null; systemctl start 'ssh'.service"],
+    ],
+    [
+      'systemd ssh inactive - enabled',
+      'change',
+      /^start ssh \(systemd; ssh\.service is not running\)$/,
+      ["systemctl reset-failed 'ssh'.service 'ssh'.socket 2>/dev/null; systemctl start 'ssh'.socket"],
+    ],
+    ['systemd - - - -', 'skip', /^no systemd service named sshd on this host$/, []],
+    ['sysvinit ssh - 950 -', 'change', /^reload ssh \(sysvinit\)$/, ["service 'ssh' reload"]],
+  ] as const)('%s', async (answer, action, message, scripts) => {
+    const planned = await plan(answer);
+    expect(planned.action).toBe(action);
+    expect(planned.messages).toEqual([expect.stringMatching(message)]);
+    expect(planned.commands.map((c) => c.script)).toEqual(scripts);
+  });
+
+  test('restarted is a restart however the unit runs', async () => {
+    const planned = await plan('systemd ssh hup 73 -', 'restarted');
+    expect(planned.commands.map((c) => c.script)).toEqual(["systemctl restart 'ssh'.service"]);
   });
 });
