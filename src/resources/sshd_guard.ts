@@ -366,20 +366,29 @@ export function firewallVerdict(
 export interface SshdActivationFacts {
   /** systemd is PID 1 (/run/systemd/system exists). */
   systemd: boolean;
-  /** `systemctl is-active ssh.socket` (or `is-enabled`) says yes: Ubuntu >= 22.10's default. */
+  /** `systemctl is-active ssh.socket` (or `is-enabled`) says yes: Ubuntu >= 22.10's default. Or sshd.socket (Fedora's). */
   sshSocket: boolean;
+  /** The socket unit, when sshSocket: ssh.socket, or sshd.socket. */
+  socketUnit?: string;
 }
 
 /** Probe text for SshdActivationFacts; its output is parsed by parseSshdActivation. */
 export const SSHD_ACTIVATION_PROBE = [
   'if [ -d /run/systemd/system ]; then s=systemd; else s=none; fi',
-  'k=no; [ $s = systemd ] && { systemctl is-active --quiet ssh.socket 2>/dev/null || systemctl is-enabled --quiet ssh.socket 2>/dev/null; } && k=yes',
+  'k=no; [ $s = systemd ] && for n in ssh sshd; do',
+  '  { systemctl is-active --quiet $n.socket 2>/dev/null || systemctl is-enabled --quiet $n.socket 2>/dev/null; } && { k=$n.socket; break; }',
+  'done',
   'echo "$s $k"',
 ].join('\n');
 
 export function parseSshdActivation(stdout: string): SshdActivationFacts {
   const [init, socket] = stdout.trim().split(/\s+/);
-  return { systemd: init === 'systemd', sshSocket: socket === 'yes' };
+  const socketUnit = socket === 'ssh.socket' || socket === 'sshd.socket' ? socket : undefined;
+  return {
+    systemd: init === 'systemd',
+    sshSocket: socketUnit !== undefined,
+    ...(socketUnit ? { socketUnit } : {}),
+  };
 }
 
 /** The staged sshd_config tree a guard judges: the part of the sshd_config resource's plan data it reads. */
@@ -567,10 +576,11 @@ export function socketListenRefusal(
   if (!activation.systemd || !activation.sshSocket) return undefined;
   const keywords = [changed.port ? 'Port' : '', changed.listenAddress ? 'ListenAddress' : ''].filter(Boolean);
   if (keywords.length === 0) return undefined;
+  const socket = activation.socketUnit ?? 'ssh.socket';
   return (
-    `sshd on this host is socket-activated (ssh.socket), so ssh.socket's ListenStream decides where it ` +
+    `sshd on this host is socket-activated (${socket}), so ${socket}'s ListenStream decides where it ` +
     `listens and ${keywords.join(' and ')} in sshd_config would change nothing. Change ListenStream in a ` +
-    'drop-in (/etc/systemd/system/ssh.socket.d/*.conf; then systemctl daemon-reload and restart ssh.socket), ' +
+    `drop-in (/etc/systemd/system/${socket}.d/*.conf; then systemctl daemon-reload and restart ${socket}), ` +
     'or leave ' +
     keywords.join(' and ') +
     ' as they are'

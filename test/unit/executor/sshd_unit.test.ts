@@ -1,4 +1,4 @@
-import { socketListenRefusal } from '../../../src/resources/sshd_guard.js';
+import { parseSshdActivation, socketListenRefusal } from '../../../src/resources/sshd_guard.js';
 
 describe('where sshd listens under socket activation (Launchpad #2069041, willshersystems/ansible-sshd#307)', () => {
   const socket = { systemd: true, sshSocket: true };
@@ -20,5 +20,21 @@ describe('where sshd listens under socket activation (Launchpad #2069041, willsh
       socketListenRefusal({ systemd: false, sshSocket: false }, { port: true, listenAddress: false }),
     ).toBe(undefined);
     expect(socketListenRefusal(socket, { port: false, listenAddress: false })).toBe(undefined);
+  });
+});
+
+describe('which socket starts sshd', () => {
+  test("Fedora's sshd.socket as well as Debian's and Ubuntu's ssh.socket", () => {
+    expect(parseSshdActivation('systemd ssh.socket\n')).toEqual({
+      systemd: true,
+      sshSocket: true,
+      socketUnit: 'ssh.socket',
+    });
+    const fedora = parseSshdActivation('systemd sshd.socket\n');
+    expect(fedora).toEqual({ systemd: true, sshSocket: true, socketUnit: 'sshd.socket' });
+    expect(socketListenRefusal(fedora, { port: true, listenAddress: false })).toMatch(
+      /^sshd on this host is socket-activated \(sshd\.socket\), so sshd\.socket's ListenStream decides .*\/etc\/systemd\/system\/sshd\.socket\.d\/\*\.conf/,
+    );
+    expect(parseSshdActivation('systemd no\n')).toEqual({ systemd: true, sshSocket: false });
   });
 });
