@@ -281,6 +281,7 @@ async function planService(args: ServiceArgs, host: HostView): Promise<ResourceP
           : `start ${unit} (${init})`,
       ],
       commands: [{ description: script, script }],
+      effects: serviceEffects(args.name, unit),
     };
   }
   const script = serviceCommand(init, unit, args.state);

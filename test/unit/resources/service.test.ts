@@ -203,3 +203,32 @@ describe('reloading sshd under systemd, per how the host runs it', () => {
     expect(planned.commands.map((c) => c.script)).toEqual(["systemctl restart 'ssh'.service"]);
   });
 });
+
+describe('starting a service declares what the start touches', () => {
+  /** A host that detects `answer` and says the unit is not running. */
+  const stoppedHost = (answer: string): HostView => ({
+    hostName: 'h1',
+    readFiles: () => Promise.reject(new Error('not read')),
+    glob: () => Promise.reject(new Error('not read')),
+    globFiles: () => Promise.reject(new Error('not read')),
+    probe: (script) =>
+      Promise.resolve(
+        script.startsWith('systemctl is-active')
+          ? { stdout: '', stderr: '', exitCode: 3 }
+          : { stdout: `${answer}\n`, stderr: '', exitCode: 0 },
+      ),
+  });
+
+  test.each([
+    ['ufw', 'systemd ufw - - -', { firewall: true }],
+    ['sshd', 'systemd ssh inactive - enabled', { sshd: true }],
+    ['nginx', 'systemd nginx - - -', {}],
+  ] as const)('%s', async (name, answer, effects) => {
+    const planned = await serviceResource.plan({ name, state: 'started' }, stoppedHost(answer), {
+      vars: {},
+      playbookDir: '/',
+    });
+    expect(planned.action).toBe('change');
+    expect(planned.effects).toEqual(effects);
+  });
+});
