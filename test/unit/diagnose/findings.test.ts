@@ -286,20 +286,25 @@ describe('diagnose: server-side evidence', () => {
     expect(established[0]!.evidence[0]).toContain('established');
   });
 
+  /** `nft list ruleset` as Debian 13's fail2ban (banaction nftables) leaves it, the client in the jail's set. */
+  const FAIL2BAN_NFT_TABLE = [
+    'table inet f2b-table {',
+    '\tset addr-set-sshd {',
+    '\t\ttype ipv4_addr',
+    `\t\telements = { ${CLIENT} }`,
+    '\t}',
+    '',
+    '\tchain f2b-chain {',
+    '\t\ttype filter hook input priority filter - 1; policy accept;',
+    '\t\ttcp dport 22 ip saddr @addr-set-sshd reject with icmp port-unreachable',
+    '\t}',
+    '}',
+  ].join('\n');
+
   it('a ban in fail2ban’s nftables table (Debian 13’s banaction) is fail2ban’s only, not a firewall REJECT too', () => {
     // `nft list ruleset` of a host whose fail2ban bans the client with nftables-multiport; iptables-save is empty.
     const nft = [
-      'table inet f2b-table {',
-      '\tset addr-set-sshd {',
-      '\t\ttype ipv4_addr',
-      `\t\telements = { ${CLIENT} }`,
-      '\t}',
-      '',
-      '\tchain f2b-chain {',
-      '\t\ttype filter hook input priority filter - 1; policy accept;',
-      '\t\ttcp dport 22 ip saddr @addr-set-sshd reject with icmp port-unreachable',
-      '\t}',
-      '}',
+      FAIL2BAN_NFT_TABLE,
       'table inet filter {',
       '\tchain input {',
       '\t\ttype filter hook input priority filter; policy accept;',
@@ -335,19 +340,7 @@ describe('diagnose: server-side evidence', () => {
 
   it('a block in fail2ban’s nftables table is fail2ban’s too (Debian 13: banaction nftables)', () => {
     // `nft list ruleset` as Debian 13's fail2ban leaves it, the banned client in the jail's set.
-    const fail2banTable = [
-      'table inet f2b-table {',
-      '\tset addr-set-sshd {',
-      '\t\ttype ipv4_addr',
-      `\t\telements = { ${CLIENT} }`,
-      '\t}',
-      '',
-      '\tchain f2b-chain {',
-      '\t\ttype filter hook input priority filter - 1; policy accept;',
-      '\t\ttcp dport 22 ip saddr @addr-set-sshd reject with icmp port-unreachable',
-      '\t}',
-      '}',
-    ].join('\n');
+    const fail2banTable = FAIL2BAN_NFT_TABLE;
     const own = 'table inet filter {\n\tchain input {\n\t\ttcp dport 22 drop\n\t}\n}';
     const f = withServer(healthyServer({ iptables: '', nft: `${own}\n${fail2banTable}\n` }));
     expect(f.some((x) => x.cause === 'firewall_reject')).toBe(false);
