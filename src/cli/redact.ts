@@ -8,6 +8,7 @@
  * masked wherever it appears: a template may have rendered it into a file's
  * content (a diff), a `validate:` command or an error message.
  */
+import { ConfigError } from '../config/diagnostics.js';
 import type { HostResult, TaskResult } from '../executor/results.js';
 
 export const REDACTED = '********';
@@ -94,4 +95,18 @@ export function redactHostResult(result: HostResult, secrets: Iterable<string>):
     tasks: result.tasks.map((task) => redactTask(task, known)),
     ...(result.error !== undefined ? { error: redact(result.error, known) } : {}),
   };
+}
+
+/** `error` with the secrets masked in its diagnostics when it is a ConfigError; anything else unchanged. */
+export function redactConfigError(error: unknown, secrets: Iterable<string>): unknown {
+  if (!(error instanceof ConfigError)) return error;
+  const known = [...secrets];
+  if (known.length === 0) return error;
+  return new ConfigError(
+    error.diagnostics.map((d) => ({
+      ...d,
+      summary: redact(d.summary, known),
+      ...(d.detail !== undefined ? { detail: redact(d.detail, known) } : {}),
+    })),
+  );
 }

@@ -1,10 +1,15 @@
 /**
  * `-e/--extra-vars`, as in Ansible: `key=value` pairs (several per argument,
- * separated by spaces) or a YAML/JSON mapping (`-e '{"nets": ["10.0.0.0/8"]}'`).
- * `key=value` values stay strings; a mapping keeps its types.
+ * separated by spaces), a YAML/JSON mapping (`-e '{"nets": ["10.0.0.0/8"]}'`)
+ * or `@FILE`, a YAML or JSON file of variables (relative to the working
+ * directory; maybe encrypted with ansible-vault, opened with `vault`).
+ * `key=value` values stay strings; a mapping keeps its types. Later
+ * arguments beat earlier ones.
  */
 import { parse } from 'yaml';
 import { ConfigError } from './diagnostics.js';
+import { loadVarsFile } from './playbook.js';
+import { Vault } from './vault.js';
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -12,10 +17,16 @@ function invalid(summary: string): ConfigError {
   return new ConfigError([{ severity: 'error', summary: `--extra-vars: ${summary}` }]);
 }
 
-export function parseExtraVars(args: readonly string[]): Record<string, unknown> {
+export function parseExtraVars(args: readonly string[], vault: Vault = new Vault()): Record<string, unknown> {
   const vars: Record<string, unknown> = {};
   for (const arg of args) {
     const text = arg.trim();
+    if (text.startsWith('@')) {
+      const file = text.slice(1);
+      if (file === '') throw invalid('@ must be followed by a file name (-e @vars.yml)');
+      Object.assign(vars, loadVarsFile(file, vault));
+      continue;
+    }
     if (text.startsWith('{')) {
       let value: unknown;
       try {

@@ -30,6 +30,7 @@ import { ConfigError } from './diagnostics.js';
 import { expandHostRange, HostRangeError, matchPattern, splitHostPort } from './host_pattern.js';
 import { parseIniInventory } from './inventory_ini.js';
 import { didYouMean } from './suggest.js';
+import { decryptVaultValues, Vault, VAULT_YAML_TAGS } from './vault.js';
 
 export interface InventoryHost {
   name: string;
@@ -73,8 +74,12 @@ const FORBIDDEN_HOST_NAME_CHARS = /[\s,*?='"]/;
 // Loading
 // ---------------------------------------------------------------------------
 
-/** Reads an inventory file; the format comes from the extension, else from the content. */
-export function loadInventory(path: string): Inventory {
+/**
+ * Reads an inventory file; the format comes from the extension, else from the
+ * content. `vault` opens an inventory encrypted whole (then every variable's
+ * value in it is a secret) and `!vault` values of a YAML inventory.
+ */
+export function loadInventory(path: string, vault: Vault = new Vault()): Inventory {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -86,13 +91,24 @@ export function loadInventory(path: string): Inventory {
         : String(error);
     throw new ConfigError([{ severity: 'error', summary: `cannot read inventory ${path}: ${reason}` }]);
   }
-  return parseInventory(text, path);
+  const opened = vault.openFile(text, path);
+  const inventory = parseInventory(opened.text, path, undefined, vault);
+  if (opened.encrypted) {
+    for (const group of inventory.groups.values()) vault.rememberSecrets(group.vars);
+    for (const host of inventory.hosts.values()) vault.rememberSecrets(host.vars);
+  }
+  return inventory;
 }
 
 /** Parses inventory text; `path` names the file in errors and picks the format unless `format` is given. */
-export function parseInventory(text: string, path: string, format?: InventoryFormat): Inventory {
+export function parseInventory(
+  text: string,
+  path: string,
+  format?: InventoryFormat,
+  vault: Vault = new Vault(),
+): Inventory {
   const builder = new InventoryBuilder(path);
-  if ((format ?? detectInventoryFormat(text, path)) === 'yaml') parseYamlInventory(builder, text);
+  if ((format ?? detectInventoryFormat(text, path)) === 'yaml') parseYamlInventory(builder, text, vault);
   else parseIniInventory(builder, text);
   return builder.build();
 }
@@ -386,10 +402,22 @@ function groupPriority(vars: Record<string, unknown>): number {
 
 const GROUP_KEYS = ['hosts', 'vars', 'children'];
 
-/** Ansible's YAML inventory: top-level groups (usually just `all`), each with hosts, vars and children. */
-export function parseYamlInventory(builder: InventoryBuilder, text: string): void {
+/**
+ * Ansible's YAML inventory: top-level groups (usually just `all`), each with
+ * hosts, vars and children. `!vault` values are decrypted with `vault` first.
+ */
+export function parseYamlInventory(
+  builder: InventoryBuilder,
+  text: string,
+  vault: Vault = new Vault(),
+): void {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, merge: true });
+  const doc = parseDocument(text, {
+    lineCounter,
+    prettyErrors: false,
+    merge: true,
+    customTags: VAULT_YAML_TAGS,
+  });
   const reader = new YamlInventoryReader(builder, doc, lineCounter);
   if (doc.errors.length > 0) {
     for (const error of doc.errors) {
@@ -400,6 +428,9 @@ export function parseYamlInventory(builder: InventoryBuilder, text: string): voi
     }
     return;
   }
+  const vaultErrors = decryptVaultValues(doc, vault, (offset) => reader.positionAt(offset));
+  for (const error of vaultErrors) builder.error(error.summary, error.position ?? builder.at(1, 1));
+  if (vaultErrors.length > 0) return;
   reader.readRoot(doc.contents);
 }
 

@@ -8,6 +8,7 @@
  * rendering, because `"{{ port }}"` only becomes a number then.
  */
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { LineCounter, isMap, isNode, isScalar, isSeq, parseDocument, visit } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
 import { ConfigError } from './diagnostics.js';
@@ -22,7 +23,8 @@ import {
 } from './schema.js';
 import type { ResourceSchemas, SourcePositionMap } from './schema.js';
 import { didYouMean } from './suggest.js';
-import { renderString } from './template.js';
+import { containsTemplate, renderString } from './template.js';
+import { decryptVaultValues, Vault, VAULT_YAML_TAGS } from './vault.js';
 
 export type { ResourceSchemas, SourcePositionMap } from './schema.js';
 
@@ -49,6 +51,8 @@ export interface PlaySpec {
   name: string;
   hosts: string;
   vars: Record<string, unknown>;
+  /** `vars_files:`, read when the playbook is loaded, in the order given. */
+  varsFiles: VarsFile[];
   become?: boolean;
   tasks: TaskSpec[];
   handlers: TaskSpec[];
@@ -60,24 +64,53 @@ export interface Playbook {
   plays: PlaySpec[];
 }
 
+export interface VarsFile {
+  /** As written in the playbook. */
+  path: string;
+  vars: Record<string, unknown>;
+}
+
+/**
+ * The variables a play sets: its `vars:`, then its `vars_files:` over them,
+ * a later file over an earlier one. Ansible's order: inventory variables <
+ * play vars < play vars_files < extra vars (`-e`).
+ */
+export function playVariables(play: Pick<PlaySpec, 'vars' | 'varsFiles'>): Record<string, unknown> {
+  return Object.assign({}, play.vars, ...play.varsFiles.map((file) => file.vars));
+}
+
 export interface ParsedYaml {
   data: unknown;
   positions: SourcePositionMap;
 }
 
-export function loadPlaybook(path: string, resources: ResourceSchemas): Playbook {
+/**
+ * Reads and checks a playbook and its vars files. `vault` opens a playbook
+ * encrypted as a whole, `!vault` values and vaulted vars files; without
+ * passwords, any of them is an error that says how to give one.
+ */
+export function loadPlaybook(file: string, resources: ResourceSchemas, vault: Vault = new Vault()): Playbook {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readFileSync(file, 'utf8');
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    throw new ConfigError([{ severity: 'error', summary: `cannot read playbook '${path}': ${reason}` }]);
+    throw new ConfigError([{ severity: 'error', summary: `cannot read playbook '${file}': ${reason}` }]);
   }
-  return parsePlaybook(text, path, resources);
+  const opened = vault.openFile(text, file);
+  const playbook = parsePlaybook(opened.text, file, resources, vault);
+  // A playbook encrypted whole: the values of its play variables are secrets.
+  if (opened.encrypted) for (const play of playbook.plays) vault.rememberSecrets(play.vars);
+  return playbook;
 }
 
-export function parsePlaybook(text: string, path: string, resources: ResourceSchemas): Playbook {
-  const { data, positions } = parseYaml(text, path);
+export function parsePlaybook(
+  text: string,
+  file: string,
+  resources: ResourceSchemas,
+  vault: Vault = new Vault(),
+): Playbook {
+  const { data, positions } = parseYaml(text, file, vault);
   const diagnostics = [
     ...playbookStructureDiagnostics(data, positions, resources),
     ...unknownArgumentKeyDiagnostics(data, positions, resources),
@@ -85,7 +118,89 @@ export function parsePlaybook(text: string, path: string, resources: ResourceSch
   ];
   if (diagnostics.length > 0) throw new ConfigError(sortByPosition(diagnostics));
   // Validated above: the shape is now the one the schema describes.
-  return buildPlaybook(data as RawPlay[], positions, path, resources);
+  const plays = data as RawPlay[];
+  const varsFiles = readPlayVarsFiles(plays, positions, file, vault);
+  return buildPlaybook(plays, varsFiles, positions, file, resources);
+}
+
+/**
+ * Every play's vars files, relative to the playbook's directory as in
+ * Ansible; all problems of all of them at once.
+ */
+function readPlayVarsFiles(
+  plays: RawPlay[],
+  positions: SourcePositionMap,
+  file: string,
+  vault: Vault,
+): VarsFile[][] {
+  const diagnostics: Diagnostic[] = [];
+  const dir = path.dirname(file);
+  const read = plays.map((play, index) =>
+    (play.vars_files ?? []).flatMap((name, entry): VarsFile[] => {
+      const pointer = childPointer(childPointer(childPointer('', index), 'vars_files'), entry);
+      const position = positionAt(positions, pointer) ?? { file, line: 1, column: 1 };
+      if (containsTemplate(name)) {
+        // Read before any host is known: there are no variables to render the name with yet.
+        diagnostics.push({
+          severity: 'error',
+          summary: `vars_files: '${name}' is a template; sshfix reads vars files before any host variable is known: name the file`,
+          position,
+        });
+        return [];
+      }
+      try {
+        return [{ path: name, vars: loadVarsFile(path.resolve(dir, name), vault, position) }];
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        diagnostics.push(...error.diagnostics);
+        return [];
+      }
+    }),
+  );
+  if (diagnostics.length > 0) throw new ConfigError(diagnostics);
+  return read;
+}
+
+/**
+ * A vars file (`vars_files:`, `-e @FILE`): a YAML or JSON mapping of
+ * variables, maybe encrypted whole or holding `!vault` values. An empty file
+ * sets nothing, as in Ansible. Every value of a file encrypted whole is a
+ * secret. `reference` is where the file was named, for "cannot read it".
+ */
+export function loadVarsFile(
+  file: string,
+  vault: Vault,
+  reference?: SourcePosition,
+): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    const reason =
+      error !== null && typeof error === 'object' && 'message' in error
+        ? String(error.message)
+        : String(error);
+    throw new ConfigError([
+      {
+        severity: 'error',
+        summary: `cannot read vars file ${file}: ${reason}`,
+        ...(reference ? { position: reference } : {}),
+      },
+    ]);
+  }
+  const opened = vault.openFile(text, file);
+  const { data } = parseYaml(opened.text, file, vault);
+  if (data === null || data === undefined) return {};
+  if (!isRecord(data))
+    throw new ConfigError([
+      {
+        severity: 'error',
+        summary: `a vars file must hold a mapping of variable names to values, not ${Array.isArray(data) ? 'a list' : 'a single value'}`,
+        position: { file, line: 1, column: 1 },
+      },
+    ]);
+  if (opened.encrypted) vault.rememberSecrets(data);
+  return data;
 }
 
 /**
@@ -157,11 +272,12 @@ export function argumentProblemDiagnostics(
 
 /**
  * Parses one YAML document and records the position of every node. Syntax
- * errors are thrown as one ConfigError listing all of them.
+ * errors are thrown as one ConfigError listing all of them, and so are
+ * `!vault` values `vault` cannot open.
  */
-export function parseYaml(text: string, file: string): ParsedYaml {
+export function parseYaml(text: string, file: string, vault: Vault = new Vault()): ParsedYaml {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, customTags: VAULT_YAML_TAGS });
   const at = (offset: number): SourcePosition => {
     const { line, col } = lineCounter.linePos(offset);
     return { file, line, column: col };
@@ -177,6 +293,8 @@ export function parseYaml(text: string, file: string): ParsedYaml {
       ),
     );
   }
+  const vaultErrors = decryptVaultValues(doc, vault, at);
+  if (vaultErrors.length > 0) throw new ConfigError(sortByPosition(vaultErrors));
   let data: unknown;
   try {
     data = doc.toJS();
@@ -365,6 +483,7 @@ interface RawPlay {
   name?: string;
   hosts: string;
   vars?: Record<string, unknown>;
+  vars_files?: string[];
   become?: boolean;
   tasks?: RawTask[];
   handlers?: RawTask[];
@@ -372,12 +491,13 @@ interface RawPlay {
 
 function buildPlaybook(
   plays: RawPlay[],
+  varsFiles: VarsFile[][],
   positions: SourcePositionMap,
-  path: string,
+  file: string,
   resources: ResourceSchemas,
 ): Playbook {
   const positionOf = (pointer: string): SourcePosition =>
-    positionAt(positions, pointer) ?? { file: path, line: 1, column: 1 };
+    positionAt(positions, pointer) ?? { file, line: 1, column: 1 };
   const buildTask = (task: RawTask, pointer: string): TaskSpec => {
     // Exactly one resource key: checked by the schema.
     const resource = resourceKeysOf(task, resources)[0] ?? '';
@@ -399,13 +519,14 @@ function buildPlaybook(
       buildTask(task, childPointer(childPointer(playPointer, section), index)),
     );
   return {
-    path,
+    path: file,
     plays: plays.map((play, index) => {
       const pointer = childPointer('', index);
       const spec: PlaySpec = {
         name: play.name ?? play.hosts,
         hosts: play.hosts,
         vars: play.vars ?? {},
+        varsFiles: varsFiles[index] ?? [],
         tasks: buildSection(play, pointer, 'tasks'),
         handlers: buildSection(play, pointer, 'handlers'),
         position: positionOf(pointer),

@@ -166,6 +166,13 @@ export function playbookJsonSchema(
           name: { type: 'string' },
           hosts: { type: 'string', minLength: 1, description: 'Inventory host pattern.' },
           vars: { type: 'object' },
+          vars_files: {
+            type: 'array',
+            items: { type: 'string', minLength: 1 },
+            description:
+              "YAML or JSON files of variables, relative to the playbook's directory (maybe encrypted with " +
+              "ansible-vault); they beat the play's vars, -e beats them.",
+          },
           become: { type: 'boolean' },
           tasks: { type: 'array', items: { $ref: `#/definitions/${TASK_DEFINITION}` } },
           handlers: { type: 'array', items: { $ref: `#/definitions/${TASK_DEFINITION}` } },

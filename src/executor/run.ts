@@ -11,7 +11,7 @@ import PQueue from 'p-queue';
 import type { Inventory } from '../config/inventory.js';
 import { selectPlaybookHosts, type PlaybookSelection } from '../config/selection.js';
 import type { Playbook, TaskSpec } from '../config/playbook.js';
-import { argumentProblemDiagnostics, renderTaskArgs } from '../config/playbook.js';
+import { argumentProblemDiagnostics, playVariables, renderTaskArgs } from '../config/playbook.js';
 import { ConfigError, diagnosticIdentity, type Diagnostic } from '../config/diagnostics.js';
 import type { ResourceKind } from '../resources/types.js';
 import type { Connection, ConnectionSpec } from '../transport/types.js';
@@ -111,7 +111,12 @@ export function bindPlaybook(
   for (const [index, play] of playbook.plays.entries()) {
     for (const hostName of selection.playHosts[index] ?? []) {
       const host = inventory.hosts.get(hostName)!;
-      const vars = { ...host.vars, ...play.vars, ...options.extraVars, inventory_hostname: hostName };
+      const vars = {
+        ...host.vars,
+        ...playVariables(play),
+        ...options.extraVars,
+        inventory_hostname: hostName,
+      };
       const bind = (t: TaskSpec): BoundTask | undefined => {
         const resource = resources.get(t.resource)!;
         try {
@@ -143,7 +148,9 @@ export function bindPlaybook(
       const handlers = play.handlers.map(bind).filter((t): t is BoundTask => t !== undefined);
       let job = jobs.get(hostName);
       if (!job) {
-        job = { host: hostName, spec: connectionSpec(hostName, host.vars, play.become, options), plays: [] };
+        // Connection variables come from every source, as in Ansible: a become
+        // password may sit in a vars file or -e @vault.yml. The host's first play sets them.
+        job = { host: hostName, spec: connectionSpec(hostName, vars, play.become, options), plays: [] };
         jobs.set(hostName, job);
       } else if (play.become) job.spec.become = true;
       job.plays.push({

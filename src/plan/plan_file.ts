@@ -353,13 +353,22 @@ function planHost(input: PlanHostInput, mask: (t: string) => string): PlanHost {
 /**
  * The `-e` variables as the plan keeps them: those that hold no secret by
  * value, the names of the others (passed again to apply, checked by the
- * digest of all of them).
+ * digest of all of them). A variable is secret by its name, or when it holds
+ * one of `secrets` (a value that came out of a vault, say), also inside a
+ * longer text.
  */
-export function planVariables(extraVars: Record<string, unknown>): PlanVariables {
+export function planVariables(
+  extraVars: Record<string, unknown>,
+  secrets: readonly string[] = [],
+): PlanVariables {
   const values: Record<string, unknown> = {};
   const secretNames: string[] = [];
+  const holdsSecret = (value: unknown): boolean =>
+    typeof value === 'string' || typeof value === 'number'
+      ? redact(String(value), secrets) !== String(value)
+      : typeof value === 'object' && value !== null && Object.values(value).some(holdsSecret);
   for (const [name, value] of Object.entries(extraVars)) {
-    if (secretValues({ [name]: value }).length > 0) secretNames.push(name);
+    if (secretValues({ [name]: value }).length > 0 || holdsSecret(value)) secretNames.push(name);
     else values[name] = value;
   }
   return { sha256: `sha256:${sha256Hex(canonicalJson(extraVars))}`, values, secretNames: secretNames.sort() };
@@ -374,7 +383,7 @@ export function buildPlanDocument(input: PlanDocumentInput): PlanDocument {
     inputs: {
       playbook: { path: input.playbook.path, sha256: `sha256:${sha256Hex(input.playbook.text)}` },
       inventory: { path: input.inventory.path, sha256: `sha256:${sha256Hex(input.inventory.text)}` },
-      variables: planVariables(input.extraVars),
+      variables: planVariables(input.extraVars, input.secrets),
     },
     hosts: input.hosts.map((h) => planHost(h, mask)),
   };

@@ -1,19 +1,26 @@
 /** `sshfix inventory`: the resolved hosts, their groups and variables. */
 import { ConfigError, formatDiagnostic } from '../../config/diagnostics.js';
-import { loadInventory } from '../../config/inventory.js';
+import { loadInventory, type Inventory } from '../../config/inventory.js';
 import { selectLimitHosts } from '../../config/selection.js';
 import { EXIT } from '../exit_codes.js';
-import { redactVariables, secretValues } from '../redact.js';
+import { redactConfigError, redactVariables, secretValues } from '../redact.js';
+import { vaultFromArgs, vaultOptions } from '../vault_password.js';
 import type { CliIO, Command, ParsedArgs } from '../io.js';
 
-function showInventory(args: ParsedArgs, io: CliIO): number {
-  const inventory = loadInventory(String(args.inventory));
+async function showInventory(args: ParsedArgs, io: CliIO): Promise<number> {
+  const vault = await vaultFromArgs(args);
+  let inventory: Inventory;
+  try {
+    inventory = loadInventory(String(args.inventory), vault);
+  } catch (error) {
+    throw redactConfigError(error, vault.secrets());
+  }
   const selection = selectLimitHosts(inventory, args.limit as string | undefined);
   if (selection.warnings.length > 0) io.stderr(selection.warnings.map(formatDiagnostic).join('\n') + '\n');
   if (selection.errors.length > 0) throw new ConfigError(selection.errors);
   const names = selection.hosts;
   // Passwords and secret-named variables are masked, also where another variable repeats them.
-  const secrets = [...inventory.hosts.values()].flatMap((h) => secretValues(h.vars));
+  const secrets = [...[...inventory.hosts.values()].flatMap((h) => secretValues(h.vars)), ...vault.secrets()];
   const hosts = names.map((n) => {
     const host = inventory.hosts.get(n)!;
     return { name: host.name, groups: host.groups, vars: redactVariables(host.vars, secrets) };
@@ -39,7 +46,7 @@ export const inventoryCommand: Command = {
   command: 'inventory',
   describe: 'Show the resolved hosts and their variables',
   builder: (y) =>
-    y
+    vaultOptions(y)
       .option('inventory', {
         alias: 'i',
         type: 'string',
@@ -52,5 +59,5 @@ export const inventoryCommand: Command = {
         describe: 'Host pattern; a term matching nothing warns, no host left is an error',
       })
       .option('format', { choices: ['text', 'json'] as const, default: 'text' as const }),
-  run: async (args, io) => showInventory(args, io),
+  run: (args, io) => showInventory(args, io),
 };

@@ -6,7 +6,7 @@ import { writePlanFile } from '../plan_file_io.js';
 import { isPlanFile, loadReviewedRun, parseMaxAge, savedPlanDocument } from '../reviewed_plan.js';
 import { loadInventory } from '../../config/inventory.js';
 import { selectPlaybookHosts } from '../../config/selection.js';
-import { loadPlaybook } from '../../config/playbook.js';
+import { loadPlaybook, playVariables } from '../../config/playbook.js';
 import { RESOURCES, resourceSchemas } from '../../resources/registry.js';
 import { loadSshConfig } from '../../transport/ssh_config.js';
 import { bindPlaybook, DEFAULT_FORKS, runJobs, type RunOptions } from '../../executor/run.js';
@@ -19,7 +19,9 @@ import { renderJunit } from '../render_junit.js';
 import { parseShard, selectShard } from '../shard.js';
 import { createLiveOutput } from '../progress.js';
 import { tracingConnect } from '../verbose.js';
-import { redactHostResult, secretValues } from '../redact.js';
+import { redactConfigError, redactHostResult, secretValues } from '../redact.js';
+import { vaultFromArgs, vaultOptions } from '../vault_password.js';
+import type { Vault } from '../../config/vault.js';
 import { openConnection } from '../../transport/connect.js';
 import { colourWanted, EXIT_CODES_EPILOG, type CliIO, type Command, type ParsedArgs } from '../io.js';
 import { inOrder } from '../host_order.js';
@@ -30,7 +32,7 @@ import { Interruption } from '../../executor/interruption.js';
 import { handleInterrupts, interruptedExitCode, recapInterruption, unsettledReport } from '../interrupts.js';
 
 export function runOptions(y: Argv): Argv {
-  return y
+  return vaultOptions(y)
     .option('inventory', {
       alias: 'i',
       type: 'string',
@@ -99,7 +101,8 @@ export function runOptions(y: Argv): Argv {
       alias: 'e',
       type: 'string',
       array: true,
-      describe: 'Variables that beat every other source: key=value, or a YAML/JSON mapping',
+      describe:
+        'Variables that beat every other source: key=value, a YAML/JSON mapping, or @FILE (YAML/JSON, maybe vaulted)',
     })
     .option('connect-timeout', {
       type: 'number',
@@ -119,6 +122,21 @@ export function runOptions(y: Argv): Argv {
 }
 
 async function runPlaybook(args: ParsedArgs, mode: 'apply' | 'plan', io: CliIO): Promise<number> {
+  const vault = await vaultFromArgs(args);
+  try {
+    return await runPlaybookWith(vault, args, mode, io);
+  } catch (error) {
+    // A message may quote a value (a schema complaint, a rendered argument): never a vault's plaintext.
+    throw redactConfigError(error, vault.secrets());
+  }
+}
+
+async function runPlaybookWith(
+  vault: Vault,
+  args: ParsedArgs,
+  mode: 'apply' | 'plan',
+  io: CliIO,
+): Promise<number> {
   const check = mode === 'plan' || Boolean(args.check);
   const format = args.format as 'text' | 'json' | 'junit';
   const shard = args.shard === undefined ? undefined : parseShard(String(args.shard));
@@ -132,7 +150,7 @@ async function runPlaybook(args: ParsedArgs, mode: 'apply' | 'plan', io: CliIO):
   const commandTimeoutS = secondsOption(args, 'command-timeout');
   const privateKeyFile = readableFileOption(args, 'private-key');
   const safety = applySafetyOptions(args);
-  const givenVars = parseExtraVars((args['extra-vars'] as string[] | undefined) ?? []);
+  const givenVars = parseExtraVars((args['extra-vars'] as string[] | undefined) ?? [], vault);
   const reviewed =
     mode === 'apply' && !check && isPlanFile(String(args.playbook))
       ? await loadReviewedRun(String(args.playbook), {
@@ -157,8 +175,8 @@ async function runPlaybook(args: ParsedArgs, mode: 'apply' | 'plan', io: CliIO):
   const inventoryPath = reviewed?.inventoryPath ?? (args.inventory as string | undefined);
   if (inventoryPath === undefined)
     throw new ConfigError([{ severity: 'error', summary: 'Missing required argument: inventory' }]);
-  const playbook = loadPlaybook(playbookPath, resourceSchemas());
-  const inventory = loadInventory(inventoryPath);
+  const playbook = loadPlaybook(playbookPath, resourceSchemas(), vault);
+  const inventory = loadInventory(inventoryPath, vault);
   const options: RunOptions = {
     check,
     limit: args.limit as string | undefined,
@@ -185,8 +203,9 @@ async function runPlaybook(args: ParsedArgs, mode: 'apply' | 'plan', io: CliIO):
     total: jobs.length,
     columns: process.stdout.columns || 80,
   });
-  const varSets = [...[...inventory.hosts.values()].map((h) => h.vars), ...playbook.plays.map((p) => p.vars)];
-  const secrets = [...varSets, options.extraVars ?? {}].flatMap(secretValues);
+  const varSets = [...[...inventory.hosts.values()].map((h) => h.vars), ...playbook.plays.map(playVariables)];
+  // Secret-named variables, and whatever came out of a vault under any name.
+  const secrets = [...[...varSets, options.extraVars ?? {}].flatMap(secretValues), ...vault.secrets()];
   options.onProgress = live.step;
   const out = mode === 'plan' && args.out !== undefined ? String(args.out) : undefined;
   const hostPlans = new Map<string, HostPlan[]>();

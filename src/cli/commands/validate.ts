@@ -36,7 +36,10 @@ import { containsTemplate } from '../../config/template.js';
 import { sortByPosition } from '../../config/schema.js';
 import { bindPlaybook, DEFAULT_FORKS, type RunOptions } from '../../executor/run.js';
 import { RESOURCES, resourceSchemas } from '../../resources/registry.js';
+import { Vault } from '../../config/vault.js';
 import { EXIT } from '../exit_codes.js';
+import { redactConfigError } from '../redact.js';
+import { vaultFromArgs, vaultOptions } from '../vault_password.js';
 import type { CliIO, Command, ParsedArgs } from '../io.js';
 
 export interface ValidateInput {
@@ -44,6 +47,8 @@ export interface ValidateInput {
   inventory?: string;
   limit?: string;
   extraVars?: Record<string, unknown>;
+  /** Opens vaulted files and `!vault` values; without one, meeting them is an error. */
+  vault?: Vault;
 }
 
 export interface ValidationResult {
@@ -93,9 +98,10 @@ function literalArgumentDiagnostics(playbook: Playbook): Diagnostic[] {
 
 /** Checks a playbook, and with an inventory everything plan would check before connecting. Never connects. */
 export function validateOffline(input: ValidateInput): ValidationResult {
-  const loadedPlaybook = attempt(() => loadPlaybook(input.playbook, resourceSchemas()));
+  const vault = input.vault ?? new Vault();
+  const loadedPlaybook = attempt(() => loadPlaybook(input.playbook, resourceSchemas(), vault));
   const loadedInventory =
-    input.inventory === undefined ? undefined : attempt(() => loadInventory(input.inventory!));
+    input.inventory === undefined ? undefined : attempt(() => loadInventory(input.inventory!, vault));
   const playbook = loadedPlaybook.value;
   const inventory = loadedInventory?.value;
   const counts = playbook
@@ -143,15 +149,27 @@ function summaryLine(input: ValidateInput, result: ValidationResult): string {
   return `${input.playbook}: valid — ${parts.join(', ')}${against}`;
 }
 
-function runValidate(args: ParsedArgs, io: CliIO): number {
+async function runValidate(args: ParsedArgs, io: CliIO): Promise<number> {
+  const vault = await vaultFromArgs(args);
+  const masked = (d: Diagnostic): Diagnostic => {
+    const error = redactConfigError(new ConfigError([d]), vault.secrets());
+    return error instanceof ConfigError ? error.diagnostics[0]! : d;
+  };
+  let extraVars: Record<string, unknown>;
+  try {
+    extraVars = parseExtraVars((args['extra-vars'] as string[] | undefined) ?? [], vault);
+  } catch (error) {
+    throw redactConfigError(error, vault.secrets());
+  }
   const input: ValidateInput = {
     playbook: String(args.playbook),
     ...(args.inventory !== undefined ? { inventory: String(args.inventory) } : {}),
     ...(args.limit !== undefined ? { limit: String(args.limit) } : {}),
-    extraVars: parseExtraVars((args['extra-vars'] as string[] | undefined) ?? []),
+    extraVars,
+    vault,
   };
   const result = validateOffline(input);
-  const report = [...result.errors, ...result.warnings].map(formatDiagnostic);
+  const report = [...result.errors, ...result.warnings].map(masked).map(formatDiagnostic);
   if (report.length > 0) io.stderr(report.join('\n') + '\n');
   if (result.errors.length > 0) {
     io.stderr(`${input.playbook}: ${plural(result.errors.length, 'error')}\n`);
@@ -165,7 +183,7 @@ export const validateCommand: Command = {
   command: 'validate <playbook>',
   describe: 'Check a playbook (and with -i, every host of an inventory) offline, without connecting',
   builder: (y) =>
-    y
+    vaultOptions(y)
       .positional('playbook', { type: 'string', describe: 'Playbook file (YAML)' })
       .option('inventory', {
         alias: 'i',
@@ -177,8 +195,9 @@ export const validateCommand: Command = {
         alias: 'e',
         type: 'string',
         array: true,
-        describe: 'Variables that beat every other source, as for apply: key=value, or a YAML/JSON mapping',
+        describe:
+          'Variables that beat every other source, as for apply: key=value, a YAML/JSON mapping, or @FILE',
       })
       .epilog('Exit codes: 0 valid (warnings are printed but allowed); 1 invalid, with file:line:column.'),
-  run: async (args, io) => runValidate(args, io),
+  run: (args, io) => runValidate(args, io),
 };

@@ -1,0 +1,207 @@
+/**
+ * The CLI with Ansible Vault: --vault-password-file (a file or a program),
+ * --ask-vault-pass, and vault plaintext never printed (text, JSON, JUnit,
+ * --verbose, errors, plan --out and show). Runs the real CLI in-process with
+ * `-c local` on files in a private directory; the vaults are the fixtures
+ * `ansible-vault` made (test/fixtures/vault).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { REDACTED } from '../../../src/cli/redact.js';
+import { runCli } from '../../support/cli.js';
+
+const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/vault');
+const PASSWORD_FILE = path.join(FIXTURES, 'password.txt');
+/** The plaintexts of vars.yml (whole file) and become_string.yml (a !vault value). */
+const PLAINTEXTS = ['s3cr3t-db-Quokka', '192.0.2.0/24', 'pässwörd ünïcode', 'hunter2-Numbat'];
+
+let dir: string;
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-vault-cli-'));
+});
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function write(name: string, text: string, mode = 0o644): string {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, text, { mode });
+  return file;
+}
+
+function expectNoPlaintext(output: string): void {
+  for (const secret of PLAINTEXTS) expect(output).not.toContain(secret);
+}
+
+/** A playbook whose vars_files is vaulted whole and whose play vars hold a !vault value. */
+function setUp(content = 'net={{ admin_net }}\\nnote={{ note }}\\nsudo={{ sudo_word }}\\n', mode = '"0600"') {
+  fs.copyFileSync(path.join(FIXTURES, 'vars.yml'), path.join(dir, 'secrets.yml'));
+  const [, ...body] = fs.readFileSync(path.join(FIXTURES, 'become_string.yml'), 'utf8').trimEnd().split('\n');
+  const playbook = write(
+    'site.yml',
+    `- hosts: all
+  vars:
+    sudo_word: !vault |
+${body.map((line) => `      ${line.trim()}`).join('\n')}
+  vars_files: [secrets.yml]
+  tasks:
+    - name: app config
+      file: { dest: ${dir}/app.conf, content: "${content}", mode: ${mode} }
+`,
+  );
+  const inventory = write('hosts.ini', 'web1 ansible_connection=local\n');
+  return { playbook, inventory };
+}
+
+describe('--vault-password-file', () => {
+  test('a password file opens vars_files and !vault values; the plaintexts are masked in text, JSON and JUnit', async () => {
+    const { playbook, inventory } = setUp();
+    for (const format of ['text', 'json', 'junit']) {
+      const run = await runCli([
+        'plan',
+        playbook,
+        '-i',
+        inventory,
+        '--vault-password-file',
+        PASSWORD_FILE,
+        '--format',
+        format,
+      ]);
+      expect(run.code).toBe(0);
+      expectNoPlaintext(run.stdout + run.stderr);
+      expect(run.stdout).toContain(`+net=${REDACTED}`);
+      expect(run.stdout).toContain(`+sudo=${REDACTED}`);
+    }
+  });
+
+  test('plan --out and show keep no plaintext, not even of an -e @FILE variable that is not secret-named', async () => {
+    const { playbook, inventory } = setUp();
+    const out = path.join(dir, 'plan.json');
+    const vars = path.join(FIXTURES, 'vars.yml');
+    const run = await runCli([
+      'plan',
+      playbook,
+      '-i',
+      inventory,
+      '--vault-password-file',
+      PASSWORD_FILE,
+      '-e',
+      `@${vars}`,
+      '--out',
+      out,
+    ]);
+    expect(run.code).toBe(0);
+    const saved = fs.readFileSync(out, 'utf8');
+    expectNoPlaintext(saved);
+    expect(JSON.parse(saved).inputs.variables.secretNames).toEqual(['admin_net', 'db_password', 'note']);
+    const show = await runCli(['show', out]);
+    expect(show.code).toBe(0);
+    expectNoPlaintext(show.stdout + show.stderr);
+  });
+
+  test('apply --verbose writes the file with the plaintext, and prints none of it', async () => {
+    const { playbook, inventory } = setUp();
+    const run = await runCli([
+      'apply',
+      playbook,
+      '-i',
+      inventory,
+      '--vault-password-file',
+      PASSWORD_FILE,
+      '--verbose',
+      '--diff',
+    ]);
+    expect(run.code).toBe(0);
+    expectNoPlaintext(run.stdout + run.stderr);
+    expect(fs.readFileSync(path.join(dir, 'app.conf'), 'utf8')).toBe(
+      'net=192.0.2.0/24\nnote=pässwörd ünïcode\nsudo=hunter2-Numbat\n',
+    );
+  });
+
+  test('an error that quotes a vaulted value masks it', async () => {
+    const { playbook, inventory } = setUp('x', '"{{ admin_net }}"');
+    const run = await runCli(['plan', playbook, '-i', inventory, '--vault-password-file', PASSWORD_FILE]);
+    expect(run.code).toBe(1);
+    expectNoPlaintext(run.stdout + run.stderr);
+    expect(run.stderr).toContain(REDACTED);
+  });
+
+  test('an executable file is run and its output is the password, as in Ansible', async () => {
+    const { playbook, inventory } = setUp();
+    const script = write('vault-pass.sh', "#!/bin/sh\nprintf 'correct horse battery staple\\n'\n", 0o755);
+    const run = await runCli(['plan', playbook, '-i', inventory, '--vault-password-file', script]);
+    expect(run.code).toBe(0);
+    const failing = write('failing.sh', '#!/bin/sh\nexit 3\n', 0o755);
+    const failed = await runCli(['plan', playbook, '-i', inventory, '--vault-password-file', failing]);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain(`--vault-password-file ${failing}: the password program failed (exit 3)`);
+  });
+
+  test('a wrong password: exit 1, the file named, nothing changed', async () => {
+    const { playbook, inventory } = setUp();
+    const wrong = write('wrong.txt', 'not the password\n');
+    const run = await runCli(['apply', playbook, '-i', inventory, '--vault-password-file', wrong]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(
+      `${playbook}:3:23: error: cannot decrypt this !vault value: wrong vault password`,
+    );
+    expect(fs.existsSync(path.join(dir, 'app.conf'))).toBe(false);
+    const vars = path.join(FIXTURES, 'vars.yml');
+    const file = await runCli([
+      'apply',
+      playbook,
+      '-i',
+      inventory,
+      '--vault-password-file',
+      wrong,
+      '-e',
+      `@${vars}`,
+    ]);
+    expect(file.code).toBe(1);
+    expect(file.stderr).toContain(`${vars}:1:1: error: cannot decrypt this file: wrong vault password`);
+    expect(fs.existsSync(path.join(dir, 'app.conf'))).toBe(false);
+  });
+
+  test('no password at all: the error says how to give one; validate says the same', async () => {
+    const { playbook, inventory } = setUp();
+    const run = await runCli(['plan', playbook, '-i', inventory]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('give its password with --vault-password-file FILE or --ask-vault-pass');
+    const validate = await runCli(['validate', playbook, '-i', inventory]);
+    expect(validate.code).toBe(1);
+    expect(validate.stderr).toContain(
+      `${playbook}:3:23: error: this !vault value is encrypted with Ansible Vault`,
+    );
+    const valid = await runCli([
+      'validate',
+      playbook,
+      '-i',
+      inventory,
+      '--vault-password-file',
+      PASSWORD_FILE,
+    ]);
+    expect(valid.code).toBe(0);
+  });
+
+  test('sshfix inventory opens a vaulted inventory and masks every value from it', async () => {
+    const run = await runCli([
+      'inventory',
+      '-i',
+      path.join(FIXTURES, 'inventory.yml'),
+      '--vault-password-file',
+      PASSWORD_FILE,
+    ]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('web1  groups: all, ungrouped');
+    expect(run.stdout).not.toContain('198.51.100.0/24');
+    expect(run.stdout).toContain(`    admin_net: "${REDACTED}"`);
+  });
+});
+
+describe('--ask-vault-pass', () => {
+  test('without a terminal: a clear error, no prompt and no hang', async () => {
+    const { playbook, inventory } = setUp();
+    const run = await runCli(['plan', playbook, '-i', inventory, '--ask-vault-pass']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('--ask-vault-pass: there is no terminal to ask on (stdin is not a TTY)');
+  });
+});
