@@ -46,18 +46,20 @@ export const inventoryCommand: Command = {
   command: 'inventory',
   describe: 'Show the resolved hosts and their variables',
   builder: (y) =>
-    vaultOptions(y)
-      .option('inventory', {
-        alias: 'i',
-        type: 'string',
-        demandOption: true,
-        describe: 'Inventory file (Ansible YAML or INI)',
-      })
-      .option('limit', {
-        alias: 'l',
-        type: 'string',
-        describe: 'Host pattern; a term matching nothing warns, no host left is an error',
-      })
-      .option('format', { choices: ['text', 'json'] as const, default: 'text' as const }),
+    vaultOptions(
+      y
+        .option('inventory', {
+          alias: 'i',
+          type: 'string',
+          demandOption: true,
+          describe: 'Inventory file (Ansible YAML or INI)',
+        })
+        .option('limit', {
+          alias: 'l',
+          type: 'string',
+          describe: 'Host pattern; a term matching nothing warns, no host left is an error',
+        })
+        .option('format', { choices: ['text', 'json'] as const, default: 'text' as const }),
+    ),
   run: (args, io) => showInventory(args, io),
 };

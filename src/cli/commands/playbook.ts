@@ -32,7 +32,7 @@ import { Interruption } from '../../executor/interruption.js';
 import { handleInterrupts, interruptedExitCode, recapInterruption, unsettledReport } from '../interrupts.js';
 
 export function runOptions(y: Argv): Argv {
-  return vaultOptions(y)
+  const run = y
     .option('inventory', {
       alias: 'i',
       type: 'string',
@@ -119,6 +119,7 @@ export function runOptions(y: Argv): Argv {
       default: false,
       describe: 'Exit 2 when changes are pending (plan) or were made (apply)',
     });
+  return vaultOptions(run);
 }
 
 async function runPlaybook(args: ParsedArgs, mode: 'apply' | 'plan', io: CliIO): Promise<number> {

@@ -183,21 +183,22 @@ export const validateCommand: Command = {
   command: 'validate <playbook>',
   describe: 'Check a playbook (and with -i, every host of an inventory) offline, without connecting',
   builder: (y) =>
-    vaultOptions(y)
-      .positional('playbook', { type: 'string', describe: 'Playbook file (YAML)' })
-      .option('inventory', {
-        alias: 'i',
-        type: 'string',
-        describe: 'Also check host patterns, connection variables and rendered arguments for its hosts',
-      })
-      .option('limit', { alias: 'l', type: 'string', describe: 'Check only these hosts (a host pattern)' })
-      .option('extra-vars', {
-        alias: 'e',
-        type: 'string',
-        array: true,
-        describe:
-          'Variables that beat every other source, as for apply: key=value, a YAML/JSON mapping, or @FILE',
-      })
-      .epilog('Exit codes: 0 valid (warnings are printed but allowed); 1 invalid, with file:line:column.'),
+    vaultOptions(
+      y
+        .positional('playbook', { type: 'string', describe: 'Playbook file (YAML)' })
+        .option('inventory', {
+          alias: 'i',
+          type: 'string',
+          describe: 'Also check host patterns, connection variables and rendered arguments for its hosts',
+        })
+        .option('limit', { alias: 'l', type: 'string', describe: 'Check only these hosts (a host pattern)' })
+        .option('extra-vars', {
+          alias: 'e',
+          type: 'string',
+          array: true,
+          describe:
+            'Variables that beat every other source, as for apply: key=value, a YAML/JSON mapping, or @FILE',
+        }),
+    ).epilog('Exit codes: 0 valid (warnings are printed but allowed); 1 invalid, with file:line:column.'),
   run: (args, io) => runValidate(args, io),
 };
