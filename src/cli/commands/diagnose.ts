@@ -21,6 +21,9 @@ import { MAX_ALTERNATE_SOURCES } from '../../diagnose/sources.js';
 import { EXIT } from '../exit_codes.js';
 import type { CliIO, Command, ParsedArgs } from '../io.js';
 import { countOption, portOption, readableFileOption, secondsOption } from '../options.js';
+import { redactConfigError } from '../redact.js';
+import { vaultFromArgs, vaultOptions } from '../vault_password.js';
+import { Vault } from '../../config/vault.js';
 
 const DEFAULT_CONCURRENCY = 10;
 
@@ -79,6 +82,7 @@ function hostsNamed(inventory: Inventory, pattern: string): string[] {
 export function diagnoseTargets(
   args: ParsedArgs,
   warn: (warnings: Diagnostic[]) => void = () => undefined,
+  vault: Vault = new Vault(),
 ): DiagnoseTarget[] {
   const named = ((args.hosts as string[] | undefined) ?? []).map(String);
   const options = specOptions(args);
@@ -95,7 +99,7 @@ export function diagnoseTargets(
     }
     return named.map((name) => ({ name, spec: buildConnectionSpec(name, {}, options) }));
   }
-  const inventory = loadInventory(inventoryPath);
+  const inventory = loadInventory(inventoryPath, vault);
   const limited = selectLimitHosts(inventory, args.limit as string | undefined);
   warn(limited.warnings);
   if (limited.errors.length > 0) throw new ConfigError(limited.errors);
@@ -120,7 +124,12 @@ export function diagnoseTargets(
  * sets, it takes from its target: the user and the key (and the agent and
  * known_hosts, as every spec does), as `ssh -J` would log in with them.
  */
-export function jumpSpec(via: string, target: ConnectionSpec, args: ParsedArgs): ConnectionSpec {
+export function jumpSpec(
+  via: string,
+  target: ConnectionSpec,
+  args: ParsedArgs,
+  vault: Vault = new Vault(),
+): ConnectionSpec {
   const options: SpecOptions = {
     ...specOptions(args),
     connection: 'ssh',
@@ -130,7 +139,8 @@ export function jumpSpec(via: string, target: ConnectionSpec, args: ParsedArgs):
     },
   };
   const inventoryPath = args.inventory as string | undefined;
-  const inventoryHost = inventoryPath !== undefined ? loadInventory(inventoryPath).hosts.get(via) : undefined;
+  const inventoryHost =
+    inventoryPath !== undefined ? loadInventory(inventoryPath, vault).hosts.get(via) : undefined;
   if (inventoryHost) return buildConnectionSpec(via, inventoryHost.vars, options);
   const match = /^(?:([^@\s]+)@)?(\[[^\]]+\]|[^:@\s]+)(?::(\d{1,5}))?$/.exec(via);
   if (!match) throw inputError(`--via ${JSON.stringify(via)} is not [user@]host[:port] or an inventory host`);
@@ -207,6 +217,15 @@ export function renderDiagnosisText(d: HostDiagnosis): string {
 }
 
 async function runDiagnose(args: ParsedArgs, io: CliIO): Promise<number> {
+  const vault = await vaultFromArgs(args);
+  try {
+    return await runDiagnoseWith(vault, args, io);
+  } catch (error) {
+    throw redactConfigError(error, vault.secrets());
+  }
+}
+
+async function runDiagnoseWith(vault: Vault, args: ParsedArgs, io: CliIO): Promise<number> {
   const format = args.format as 'text' | 'json';
   // Checked before anything is probed; where they are used, they are read as given.
   countOption(args, 'forks', 'how many hosts to diagnose at once');
@@ -220,12 +239,14 @@ async function runDiagnose(args: ParsedArgs, io: CliIO): Promise<number> {
   );
   if (alsoFrom.length > MAX_ALTERNATE_SOURCES)
     throw inputError(`--also-from: at most ${MAX_ALTERNATE_SOURCES} addresses`);
-  const targets = diagnoseTargets(args, (warnings) =>
-    warnings.forEach((w) => io.stderr(`${formatDiagnostic(w)}\n`)),
+  const targets = diagnoseTargets(
+    args,
+    (warnings) => warnings.forEach((w) => io.stderr(`${formatDiagnostic(w)}\n`)),
+    vault,
   );
   if (args.via !== undefined) {
     for (const t of targets)
-      if (t.spec.connection === 'ssh') t.spec.jump = [jumpSpec(String(args.via), t.spec, args)];
+      if (t.spec.connection === 'ssh') t.spec.jump = [jumpSpec(String(args.via), t.spec, args, vault)];
   }
   const burst = Number(args.burst);
   if (!Number.isInteger(burst) || burst < 0 || burst > 30)
@@ -266,7 +287,7 @@ export const diagnoseCommand: Command = {
   command: 'diagnose [hosts..]',
   describe: 'Say why hosts reset or refuse SSH connections, and write a playbook that fixes it',
   builder: (y: Argv) =>
-    y
+    vaultOptions(y)
       .positional('hosts', {
         type: 'string',
         array: true,

@@ -8,7 +8,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { diagnoseTargets } from '../../../src/cli/commands/diagnose.js';
 import { REDACTED } from '../../../src/cli/redact.js';
+import { Vault } from '../../../src/config/vault.js';
 import { runCli } from '../../support/cli.js';
 
 const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/vault');
@@ -203,5 +205,41 @@ describe('--ask-vault-pass', () => {
     const run = await runCli(['plan', playbook, '-i', inventory, '--ask-vault-pass']);
     expect(run.code).toBe(1);
     expect(run.stderr).toContain('--ask-vault-pass: there is no terminal to ask on (stdin is not a TTY)');
+  });
+});
+
+describe('sshfix diagnose -i', () => {
+  test('reads a vaulted inventory and its !vault become password with the vault given', async () => {
+    const [, ...body] = fs
+      .readFileSync(path.join(FIXTURES, 'become_string.yml'), 'utf8')
+      .trimEnd()
+      .split('\n');
+    const inventory = write(
+      'hosts.yml',
+      `all:\n  hosts:\n    web1:\n      ansible_host: 192.0.2.10\n      ansible_become_password: !vault |\n${body
+        .map((line) => `        ${line.trim()}`)
+        .join('\n')}\n`,
+    );
+    const args = { _: ['diagnose'], inventory, 'ssh-config': '/dev/null', 'connect-timeout': 3 };
+    const vault = new Vault([{ id: 'default', secret: Buffer.from('correct horse battery staple') }]);
+    expect(diagnoseTargets(args, undefined, vault)[0]?.spec).toMatchObject({
+      becomePassword: 'hunter2-Numbat',
+    });
+    const run = await runCli([
+      'diagnose',
+      '-i',
+      inventory,
+      '--probe-only',
+      '--connect-timeout',
+      '1',
+      '--ask-vault-pass',
+    ]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('--ask-vault-pass: there is no terminal to ask on');
+    const none = await runCli(['diagnose', '-i', inventory, '--probe-only', '--connect-timeout', '1']);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain(
+      `${inventory}:5:39: error: this !vault value is encrypted with Ansible Vault`,
+    );
   });
 });
