@@ -100,6 +100,22 @@ describe('--vault-password-file', () => {
     expectNoPlaintext(show.stdout + show.stderr);
   });
 
+  test('apply PLAN takes the vaulted -e @FILE again, checked by digest, and applies what was reviewed', async () => {
+    const { playbook, inventory } = setUp();
+    const out = path.join(dir, 'plan.json');
+    const vars = ['-e', `@${path.join(FIXTURES, 'vars.yml')}`, '--vault-password-file', PASSWORD_FILE];
+    expect((await runCli(['plan', playbook, '-i', inventory, ...vars, '--out', out])).code).toBe(0);
+    const missing = await runCli(['apply', out, '--vault-password-file', PASSWORD_FILE]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('the -e variables are not those the plan was made from');
+    expectNoPlaintext(missing.stdout + missing.stderr);
+    expect(fs.existsSync(path.join(dir, 'app.conf'))).toBe(false);
+    const run = await runCli(['apply', out, ...vars]);
+    expect(run.code).toBe(0);
+    expectNoPlaintext(run.stdout + run.stderr);
+    expect(fs.readFileSync(path.join(dir, 'app.conf'), 'utf8')).toContain('net=192.0.2.0/24\n');
+  });
+
   test('apply --verbose writes the file with the plaintext, and prints none of it', async () => {
     const { playbook, inventory } = setUp();
     const run = await runCli([
