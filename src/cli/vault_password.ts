@@ -9,6 +9,9 @@
  *   asks its client scripts. May be given several times: each is tried.
  * - `--ask-vault-pass`: prompts on the terminal, without echo. With no
  *   terminal (CI, a pipe) it is an error that says so, never a hang.
+ * - `--vault-id LABEL@SOURCE`: SOURCE is a file (or program) as above, or
+ *   `prompt`; LABEL is the vault id whose 1.2 vaults its password is tried
+ *   on first. A bare SOURCE has the label "default".
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -32,6 +35,12 @@ export function vaultOptions(y: Argv): Argv {
       array: true,
       describe:
         'Password for Ansible Vault files and !vault values: a file, or a program that prints it (if executable); may be repeated',
+    })
+    .option('vault-id', {
+      type: 'string',
+      array: true,
+      describe:
+        'A labelled vault password: LABEL@FILE, LABEL@prompt or FILE; tried first on vaults made with that --vault-id; may be repeated',
     })
     .option('ask-vault-pass', {
       alias: ['J', 'ask-vault-password'],
@@ -57,15 +66,19 @@ function isExecutableFile(file: string): boolean {
   }
 }
 
-/** The password `--vault-password-file FILE` names (see the module comment). */
-export function readVaultPasswordFile(file: string): VaultPassword {
-  const label = `--vault-password-file ${file}`;
+/** The password `--vault-password-file FILE` names (see the module comment); `id` labels it. */
+export function readVaultPasswordFile(
+  file: string,
+  id: string = DEFAULT_VAULT_ID,
+  option = '--vault-password-file',
+): VaultPassword {
+  const label = `${option} ${file}`;
   if (!fs.existsSync(file)) throw invalid(`${label}: no such file`);
   let secret: string;
   if (isExecutableFile(file)) {
     const client = path.parse(file).name.endsWith('-client');
     try {
-      const stdout = execFileSync(path.resolve(file), client ? ['--vault-id', DEFAULT_VAULT_ID] : [], {
+      const stdout = execFileSync(path.resolve(file), client ? ['--vault-id', id] : [], {
         stdio: ['inherit', 'pipe', 'inherit'],
         maxBuffer: 1024 * 1024,
       });
@@ -85,7 +98,7 @@ export function readVaultPasswordFile(file: string): VaultPassword {
     }
     if (secret === '') throw invalid(`${label}: the file holds no password`);
   }
-  return { id: DEFAULT_VAULT_ID, secret: Buffer.from(secret, 'utf8') };
+  return { id, secret: Buffer.from(secret, 'utf8') };
 }
 
 /** Reads one line from a terminal without echoing it; rejects on Ctrl-C and Ctrl-D. */
@@ -128,15 +141,29 @@ export async function vaultFromArgs(
   },
 ): Promise<Vault> {
   const files = ((args['vault-password-file'] as string[] | undefined) ?? []).map(String);
-  const passwords = files.map(readVaultPasswordFile);
-  if (args['ask-vault-pass']) {
+  const passwords = files.map((file) => readVaultPasswordFile(file));
+  const ask = async (option: string, id: string, prompt: string): Promise<VaultPassword> => {
     if (!terminal.input.isTTY)
       throw invalid(
-        '--ask-vault-pass: there is no terminal to ask on (stdin is not a TTY); give --vault-password-file FILE instead',
+        `${option}: there is no terminal to ask on (stdin is not a TTY); give --vault-password-file FILE instead`,
       );
-    const typed = stripWhitespace(await promptHidden('Vault password: ', terminal.input, terminal.output));
-    if (typed === '') throw invalid('--ask-vault-pass: no password given');
-    passwords.push({ id: DEFAULT_VAULT_ID, secret: Buffer.from(typed, 'utf8') });
+    const typed = stripWhitespace(await promptHidden(prompt, terminal.input, terminal.output));
+    if (typed === '') throw invalid(`${option}: no password given`);
+    return { id, secret: Buffer.from(typed, 'utf8') };
+  };
+  for (const given of ((args['vault-id'] as string[] | undefined) ?? []).map(String)) {
+    const at = given.indexOf('@');
+    const id = at === -1 ? DEFAULT_VAULT_ID : given.slice(0, at);
+    const source = at === -1 ? given : given.slice(at + 1);
+    const option = `--vault-id ${given}`;
+    if (id === '' || source === '') throw invalid(`${option}: give LABEL@FILE, LABEL@prompt or FILE`);
+    passwords.push(
+      source === 'prompt'
+        ? await ask(option, id, `Vault password (${id}): `)
+        : readVaultPasswordFile(source, id, '--vault-id'),
+    );
   }
+  if (args['ask-vault-pass'])
+    passwords.push(await ask('--ask-vault-pass', DEFAULT_VAULT_ID, 'Vault password: '));
   return new Vault(passwords);
 }

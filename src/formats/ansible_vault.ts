@@ -58,7 +58,7 @@ export class VaultPasswordError extends Error {
     super(
       tried === 0
         ? 'no vault password given'
-        : `wrong vault password (${tried === 1 ? 'the one given' : `none of the ${tried} given`} opens it), or the vault was altered: its HMAC does not match`,
+        : `wrong vault password (${tried === 1 ? 'the one given does not open it' : `none of the ${tried} given opens it`}), or the vault was altered: its HMAC does not match`,
     );
     this.name = 'VaultPasswordError';
   }

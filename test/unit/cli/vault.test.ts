@@ -215,6 +215,43 @@ describe('--vault-password-file', () => {
   });
 });
 
+describe('--vault-id', () => {
+  test('LABEL@FILE opens a 1.2 vault made with that label, among other passwords; @prompt needs a terminal', async () => {
+    const { inventory } = setUp();
+    const playbook = write(
+      'plain.yml',
+      `- hosts: all\n  tasks:\n    - name: t\n      file: { dest: ${dir}/t.conf, content: "{{ api_token }}" }\n`,
+    );
+    const wrong = write('wrong.txt', 'not it\n');
+    const vars = ['-e', `@${path.join(FIXTURES, 'vars_id.yml')}`];
+    const run = await runCli([
+      'plan',
+      playbook,
+      '-i',
+      inventory,
+      ...vars,
+      '--vault-id',
+      `dev@${wrong}`,
+      '--vault-id',
+      `prod@${PASSWORD_FILE}`,
+    ]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`+${REDACTED}`);
+    expect(run.stdout).not.toContain('tok-Wallaby-1234');
+    const onlyWrong = await runCli(['plan', playbook, '-i', inventory, ...vars, '--vault-id', wrong]);
+    expect(onlyWrong.code).toBe(1);
+    expect(onlyWrong.stderr).toContain(
+      "wrong vault password (the one given does not open it), or the vault was altered: its HMAC does not match (vault id 'prod')",
+    );
+    const prompt = await runCli(['plan', playbook, '-i', inventory, ...vars, '--vault-id', 'prod@prompt']);
+    expect(prompt.code).toBe(1);
+    expect(prompt.stderr).toContain('--vault-id prod@prompt: there is no terminal to ask on');
+    const bad = await runCli(['plan', playbook, '-i', inventory, '--vault-id', '@x']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('--vault-id @x: give LABEL@FILE, LABEL@prompt or FILE');
+  });
+});
+
 describe('--ask-vault-pass', () => {
   test('without a terminal: a clear error, no prompt and no hang', async () => {
     const { playbook, inventory } = setUp();

@@ -203,7 +203,7 @@ describe('Ansible Vault', () => {
     );
     const v = vault('wrong password');
     expect(errorsOf(() => loadPlaybook(playbook, resourceSchemas(), v))).toEqual([
-      `${playbook}:4:17: error: cannot decrypt this !vault value: wrong vault password (the one given opens it), or the vault was altered: its HMAC does not match`,
+      `${playbook}:4:17: error: cannot decrypt this !vault value: wrong vault password (the one given does not open it), or the vault was altered: its HMAC does not match`,
     ]);
     expect(v.secrets()).toEqual([]);
   });
@@ -211,7 +211,7 @@ describe('Ansible Vault', () => {
   test('a wrong password for a file encrypted whole names the file; in an inventory too', () => {
     const file = write('secrets.yml', fixture('vars.yml'));
     expect(errorsOf(() => parseExtraVars([`@${file}`], vault('nope')))).toEqual([
-      `${file}:1:1: error: cannot decrypt this file: wrong vault password (the one given opens it), or the vault was altered: its HMAC does not match`,
+      `${file}:1:1: error: cannot decrypt this file: wrong vault password (the one given does not open it), or the vault was altered: its HMAC does not match`,
     ]);
     const inventory = write('inv.yml', `all:\n  hosts:\n    web1:\n${vaultValue('x', 6)}\n`);
     expect(errorsOf(() => loadInventory(inventory, vault('nope')))).toEqual([

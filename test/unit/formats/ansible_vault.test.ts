@@ -55,6 +55,9 @@ describe('ansible-vault files', () => {
     expect(() => decryptVault(fixture('vars.yml'), [password('correct horse battery stapl')])).toThrow(
       VaultPasswordError,
     );
+    expect(() => decryptVault(fixture('vars.yml'), [password('a'), password('b')])).toThrow(
+      'wrong vault password (none of the 2 given opens it)',
+    );
     expect(() => decryptVault(fixture('vars.yml'), [])).toThrow('no vault password given');
   });
 
