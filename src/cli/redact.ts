@@ -8,7 +8,7 @@
  * masked wherever it appears: a template may have rendered it into a file's
  * content (a diff), a `validate:` command or an error message.
  */
-import { ConfigError } from '../config/diagnostics.js';
+import { ConfigError, type Diagnostic } from '../config/diagnostics.js';
 import type { HostResult, TaskResult } from '../executor/results.js';
 
 export const REDACTED = '********';
@@ -97,16 +97,21 @@ export function redactHostResult(result: HostResult, secrets: Iterable<string>):
   };
 }
 
+/** Diagnostics with the secrets masked in their summary and detail (a message may quote a value). */
+export function redactDiagnostics(
+  diagnostics: readonly Diagnostic[],
+  secrets: Iterable<string>,
+): Diagnostic[] {
+  const known = [...secrets];
+  return diagnostics.map((d) => ({
+    ...d,
+    summary: redact(d.summary, known),
+    ...(d.detail !== undefined ? { detail: redact(d.detail, known) } : {}),
+  }));
+}
+
 /** `error` with the secrets masked in its diagnostics when it is a ConfigError; anything else unchanged. */
 export function redactConfigError(error: unknown, secrets: Iterable<string>): unknown {
   if (!(error instanceof ConfigError)) return error;
-  const known = [...secrets];
-  if (known.length === 0) return error;
-  return new ConfigError(
-    error.diagnostics.map((d) => ({
-      ...d,
-      summary: redact(d.summary, known),
-      ...(d.detail !== undefined ? { detail: redact(d.detail, known) } : {}),
-    })),
-  );
+  return new ConfigError(redactDiagnostics(error.diagnostics, secrets));
 }

@@ -38,7 +38,7 @@ import { bindPlaybook, DEFAULT_FORKS, type RunOptions } from '../../executor/run
 import { RESOURCES, resourceSchemas } from '../../resources/registry.js';
 import { Vault } from '../../config/vault.js';
 import { EXIT } from '../exit_codes.js';
-import { redactConfigError } from '../redact.js';
+import { redactConfigError, redactDiagnostics } from '../redact.js';
 import { vaultFromArgs, vaultOptions } from '../vault_password.js';
 import type { CliIO, Command, ParsedArgs } from '../io.js';
 
@@ -151,10 +151,6 @@ function summaryLine(input: ValidateInput, result: ValidationResult): string {
 
 async function runValidate(args: ParsedArgs, io: CliIO): Promise<number> {
   const vault = await vaultFromArgs(args);
-  const masked = (d: Diagnostic): Diagnostic => {
-    const error = redactConfigError(new ConfigError([d]), vault.secrets());
-    return error instanceof ConfigError ? error.diagnostics[0]! : d;
-  };
   let extraVars: Record<string, unknown>;
   try {
     extraVars = parseExtraVars((args['extra-vars'] as string[] | undefined) ?? [], vault);
@@ -169,7 +165,10 @@ async function runValidate(args: ParsedArgs, io: CliIO): Promise<number> {
     vault,
   };
   const result = validateOffline(input);
-  const report = [...result.errors, ...result.warnings].map(masked).map(formatDiagnostic);
+  // A message may quote a value: never a vault's plaintext.
+  const report = redactDiagnostics([...result.errors, ...result.warnings], vault.secrets()).map(
+    formatDiagnostic,
+  );
   if (report.length > 0) io.stderr(report.join('\n') + '\n');
   if (result.errors.length > 0) {
     io.stderr(`${input.playbook}: ${plural(result.errors.length, 'error')}\n`);

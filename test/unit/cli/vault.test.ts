@@ -141,6 +141,17 @@ describe('--vault-password-file', () => {
     expect(run.code).toBe(1);
     expectNoPlaintext(run.stdout + run.stderr);
     expect(run.stderr).toContain(REDACTED);
+    const validate = await runCli([
+      'validate',
+      playbook,
+      '-i',
+      inventory,
+      '--vault-password-file',
+      PASSWORD_FILE,
+    ]);
+    expect(validate.code).toBe(1);
+    expectNoPlaintext(validate.stdout + validate.stderr);
+    expect(validate.stderr).toContain(REDACTED);
   });
 
   test('an executable file is run and its output is the password, as in Ansible', async () => {
