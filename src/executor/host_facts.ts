@@ -29,7 +29,8 @@ const OS_RELEASE_FIELDS = ['ID', 'ID_LIKE', 'NAME', 'VERSION_ID', 'VERSION_CODEN
  * (sshd_unit.ts), or `unit=none` without systemd or without an ssh/sshd
  * unit; `init=` (INIT_SYSTEM_LINES); `libwrap=yes|no` (empty without sshd);
  * `fail2ban=yes|no`; `debian_version=` (/etc/debian_version, the point
- * release); `os:FIELD=VALUE` for os-release's fields as the file writes them.
+ * release); `os:FIELD=VALUE` for os-release's fields as the file writes them;
+ * `root=yes|no` (the effective user, from /proc/self/status).
  * Then `sshd -V`'s output (releases without -V print their version above
  * the usage text).
  */
@@ -59,6 +60,9 @@ export const HOST_FACTS_PROBE = [
   'done',
   'w=; [ -n "$sshd" ] && { w=no; ' + libwrapLinkedTest('"$sshd"') + ' && w=yes; }',
   'echo "libwrap=$w"',
+  // The firewall's tables are readable by root only: read by anyone else they look empty.
+  'e=; while read -r k _ e _; do [ "$k" = Uid: ] && break; done < /proc/self/status 2>/dev/null',
+  'if [ "$e" = 0 ]; then echo root=yes; elif [ -n "$e" ]; then echo root=no; fi',
   `echo '${VERSION_MARK}'`,
   '[ -n "$sshd" ] && "$sshd" -V 2>&1 </dev/null',
   'exit 0',
@@ -88,7 +92,8 @@ export interface HostFacts {
   init: InitSystem;
   os: OsRelease;
   fail2banRunning: boolean;
-  firewallBackend: BackendInUse;
+  /** null when the probes ran as another user than root: the firewall's tables were unreadable. */
+  firewallBackend: BackendInUse | null;
 }
 
 /** An os-release value as a shell would read it: double quotes (with \-escapes) or single quotes removed. */
@@ -148,7 +153,10 @@ export function parseHostFacts(stdout: string, firewallProbeStdout: string): Hos
     init,
     os: parseOsRelease(fields, fields.get('debian_version')),
     fail2banRunning: fields.get('fail2ban') === 'yes',
-    firewallBackend: backendInUse(parseFirewallProbe(firewallProbeStdout, { error: 'not read' })),
+    firewallBackend:
+      fields.get('root') === 'no'
+        ? null
+        : backendInUse(parseFirewallProbe(firewallProbeStdout, { error: 'not read' })),
   };
 }
 
@@ -252,7 +260,8 @@ export interface AnsibleFacts {
     /** Linked with libwrap (hosts.allow/hosts.deny apply); null without sshd. */
     libwrap: boolean | null;
   };
-  firewall_backend: BackendInUse;
+  /** null where the facts were not read as root (no become): the firewall could not be read. */
+  firewall_backend: BackendInUse | null;
   fail2ban_running: boolean;
 }
 

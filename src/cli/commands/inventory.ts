@@ -86,7 +86,7 @@ function factsTable(names: readonly string[], facts: ReadonlyMap<string, FactsEn
       f.sshd.version ?? '-',
       listener(f.sshd),
       yesNo(f.sshd.libwrap),
-      f.firewall_backend,
+      f.firewall_backend ?? '-',
       f.fail2ban_running ? 'running' : 'stopped',
     ];
   });

@@ -25,6 +25,7 @@ os:VERSION_CODENAME=bookworm
 os:ID=debian
 debian_version=12.11
 libwrap=yes
+root=yes
 @@sshfix-sshd-version
 OpenSSH_9.2, OpenSSL 3.0.19 27 Jan 2026
 `;
@@ -37,6 +38,7 @@ os:VERSION_CODENAME=trixie
 os:ID=debian
 debian_version=13.8
 libwrap=yes
+root=yes
 @@sshfix-sshd-version
 OpenSSH_10.0p2 Debian-7+deb13u4, OpenSSL 3.5.9 29 Sep 2026
 `;
@@ -331,7 +333,8 @@ describe('host facts from the probe', () => {
 });
 
 describe('the firewall in use, from the firewall probe', () => {
-  const backend = (firewall: string): string => parseHostFacts(DEBIAN12_PROBE, firewall).firewallBackend;
+  const backend = (firewall: string): string | null =>
+    parseHostFacts(DEBIAN12_PROBE, firewall).firewallBackend;
 
   test('no rules anywhere: none (backend auto would still write with iptables)', () => {
     expect(backend(FIREWALL_EMPTY)).toBe('none');
@@ -348,6 +351,12 @@ describe('the firewall in use, from the firewall probe', () => {
   test("an nftables table of its own: nftables; fail2ban's f2b-table alone: nftables too", () => {
     expect(backend(FIREWALL_NFT_TABLE)).toBe('nftables');
     expect(backend(FIREWALL_F2B_NFT)).toBe('nftables');
+  });
+
+  test('read as another user than root, the empty tables say nothing: unknown (null), not none', () => {
+    const asUser = DEBIAN12_PROBE.replace('root=yes\n', 'root=no\n');
+    expect(parseHostFacts(asUser, FIREWALL_EMPTY).firewallBackend).toBeNull();
+    expect(ansibleFacts(parseHostFacts(asUser, FIREWALL_EMPTY)).firewall_backend).toBeNull();
   });
 
   test("one round trip, and the firewall resource's probe is read once for both", async () => {
@@ -449,6 +458,8 @@ describe('the probe on this machine', () => {
     expect(['none', 'service', 'socket']).toContain(facts.sshdUnit.mode);
     const versionId = /^VERSION_ID="?([^"\n]*)"?$/m.exec(fs.readFileSync('/etc/os-release', 'utf8'))?.[1];
     expect(facts.os.versionId).toBe(versionId);
+    // The effective user read from /proc/self/status: root here only if the test runs as root.
+    expect(facts.firewallBackend === null).toBe(process.getuid?.() !== 0);
     expect(facts.sshdLibwrap === null).toBe(
       !['/usr/sbin/sshd', '/usr/local/sbin/sshd', '/sbin/sshd', '/usr/bin/sshd'].some((p) =>
         fs.existsSync(p),
