@@ -14,8 +14,9 @@ import { readFleetFacts, type HostFactsOutcome } from '../../executor/fleet_fact
 import { EXIT } from '../exit_codes.js';
 import { redactVariables, secretValues } from '../redact.js';
 import { tracingConnect } from '../verbose.js';
-import { countOption, readableFileOption, secondsOption } from '../options.js';
 import type { CliIO, Command, ParsedArgs } from '../io.js';
+import { commandSettings, configuredConnection } from '../settings.js';
+import type { Settings } from '../../config/settings.js';
 
 /** A remote command of the facts read may take this long: two small probes. */
 const FACTS_COMMAND_TIMEOUT_MS = 60_000;
@@ -31,14 +32,16 @@ function factsEntry(outcome: HostFactsOutcome): FactsEntry {
 /** Every selected host's facts, read at most --forks at a time; verify host keys, record none. */
 async function readFacts(
   args: ParsedArgs,
+  settings: Settings,
   inventory: Inventory,
   names: readonly string[],
   io: CliIO,
   secrets: readonly string[],
 ): Promise<Map<string, FactsEntry>> {
-  const forks = countOption(args, 'forks', 'how many hosts to work on at once');
-  const connectTimeoutS = secondsOption(args, 'connect-timeout');
-  const privateKeyFile = readableFileOption(args, 'private-key');
+  const { forks, timeout: connectTimeoutS } = settings.values;
+  const privateKeyFile =
+    settings.origins.private_key_file.kind === 'cli' ? settings.values.private_key_file : undefined;
+  const configured = configuredConnection(settings);
   const sshConfig = loadSshConfig(args['ssh-config'] as string | undefined);
   const flag = (name: string): string | undefined =>
     args[name] === undefined ? undefined : String(args[name]);
@@ -50,9 +53,11 @@ async function readFacts(
       ...(connection !== undefined ? { connection } : {}),
       ...(user !== undefined ? { user } : {}),
       ...(privateKeyFile !== undefined ? { privateKeyFile } : {}),
+      ...(configured.user !== undefined || configured.privateKeyFile !== undefined ? { configured } : {}),
       ...(knownHostsFile !== undefined ? { knownHostsFile } : {}),
       ...(sshConfig ? { sshConfig } : {}),
-      // Reading facts changes nothing, not even known_hosts: an unknown host key makes the host unreachable.
+      // Reading facts changes nothing, not even known_hosts: an unknown host key makes the host
+      // unreachable (host_key_checking = False included).
       acceptNewHostKeys: false,
       connectTimeoutMs: connectTimeoutS * 1000,
       commandTimeoutMs: FACTS_COMMAND_TIMEOUT_MS,
@@ -101,7 +106,11 @@ function factsTable(names: readonly string[], facts: ReadonlyMap<string, FactsEn
 }
 
 async function showInventory(args: ParsedArgs, io: CliIO): Promise<number> {
-  const inventory = loadInventory(String(args.inventory));
+  const settings = commandSettings(args);
+  if (settings.warnings.length > 0) io.stderr(settings.warnings.map(formatDiagnostic).join('\n') + '\n');
+  if (settings.values.inventory === undefined)
+    throw new ConfigError([{ severity: 'error', summary: 'Missing required argument: inventory' }]);
+  const inventory = loadInventory(settings.values.inventory);
   const selection = selectLimitHosts(inventory, args.limit as string | undefined);
   if (selection.warnings.length > 0) io.stderr(selection.warnings.map(formatDiagnostic).join('\n') + '\n');
   if (selection.errors.length > 0) throw new ConfigError(selection.errors);
@@ -112,7 +121,7 @@ async function showInventory(args: ParsedArgs, io: CliIO): Promise<number> {
     const host = inventory.hosts.get(n)!;
     return { name: host.name, groups: host.groups, vars: redactVariables(host.vars, secrets) };
   });
-  const facts = args.facts ? await readFacts(args, inventory, names, io, secrets) : undefined;
+  const facts = args.facts ? await readFacts(args, settings, inventory, names, io, secrets) : undefined;
   if (args.format === 'json') {
     io.stdout(
       JSON.stringify(
@@ -147,8 +156,8 @@ export const inventoryCommand: Command = {
       .option('inventory', {
         alias: 'i',
         type: 'string',
-        demandOption: true,
-        describe: 'Inventory file (Ansible YAML or INI)',
+        describe:
+          'Inventory file (Ansible YAML or INI); default: inventory of sshfix.cfg/ansible.cfg or $SSHFIX_INVENTORY',
       })
       .option('limit', {
         alias: 'l',
@@ -166,7 +175,7 @@ export const inventoryCommand: Command = {
       .option('forks', {
         alias: 'f',
         type: 'number',
-        default: DEFAULT_FORKS,
+        defaultDescription: `${DEFAULT_FORKS}, or forks of the config file`,
         describe: 'With --facts: hosts read at once (a whole number, 1 or more)',
       })
       .option('connection', {
@@ -192,7 +201,7 @@ export const inventoryCommand: Command = {
       })
       .option('connect-timeout', {
         type: 'number',
-        default: 10,
+        defaultDescription: '10, or timeout of the config file',
         describe: 'With --facts: seconds to wait for a connection (more than 0)',
       })
       .option('verbose', {

@@ -38,6 +38,7 @@ import { bindPlaybook, DEFAULT_FORKS, type RunOptions } from '../../executor/run
 import { RESOURCES, resourceSchemas } from '../../resources/registry.js';
 import { EXIT } from '../exit_codes.js';
 import type { CliIO, Command, ParsedArgs } from '../io.js';
+import { commandSettings } from '../settings.js';
 
 export interface ValidateInput {
   playbook: string;
@@ -144,12 +145,21 @@ function summaryLine(input: ValidateInput, result: ValidationResult): string {
 }
 
 function runValidate(args: ParsedArgs, io: CliIO): number {
-  const input: ValidateInput = {
-    playbook: String(args.playbook),
-    ...(args.inventory !== undefined ? { inventory: String(args.inventory) } : {}),
-    ...(args.limit !== undefined ? { limit: String(args.limit) } : {}),
-    extraVars: parseExtraVars((args['extra-vars'] as string[] | undefined) ?? []),
-  };
+  const settings = commandSettings(args);
+  if (settings.warnings.length > 0) io.stderr(settings.warnings.map(formatDiagnostic).join('\n') + '\n');
+  return reportValidation(
+    {
+      playbook: String(args.playbook),
+      ...(settings.values.inventory !== undefined ? { inventory: settings.values.inventory } : {}),
+      ...(args.limit !== undefined ? { limit: String(args.limit) } : {}),
+      extraVars: parseExtraVars((args['extra-vars'] as string[] | undefined) ?? []),
+    },
+    io,
+  );
+}
+
+/** Validates `input` and prints the diagnostics and the summary line (validate, apply/plan --syntax-check). */
+export function reportValidation(input: ValidateInput, io: CliIO): number {
   const result = validateOffline(input);
   const report = [...result.errors, ...result.warnings].map(formatDiagnostic);
   if (report.length > 0) io.stderr(report.join('\n') + '\n');
@@ -170,7 +180,8 @@ export const validateCommand: Command = {
       .option('inventory', {
         alias: 'i',
         type: 'string',
-        describe: 'Also check host patterns, connection variables and rendered arguments for its hosts',
+        describe:
+          'Also check host patterns, connection variables and rendered arguments for its hosts (default: inventory of the config file)',
       })
       .option('limit', { alias: 'l', type: 'string', describe: 'Check only these hosts (a host pattern)' })
       .option('extra-vars', {
