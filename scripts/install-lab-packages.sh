@@ -17,7 +17,8 @@ export DEBIAN_FRONTEND=noninteractive
 #   sudo             the secrets test logs in as a user whose sudo rule needs a password
 #   debootstrap      builds the Debian 13 root of the lab's systemd hosts (once per machine)
 #   systemd-container  systemd-nspawn, which boots those hosts into the lab's network namespaces
-packages=(openssh-server openssh-client iproute2 util-linux mount iptables nftables ufw fail2ban firewalld procps gcc libc6-dev sudo debootstrap systemd-container)
+#   ansible-core     ansible-config, which the config file tests compare sshfix's reading of ansible.cfg with
+packages=(openssh-server openssh-client iproute2 util-linux mount iptables nftables ufw fail2ban firewalld procps gcc libc6-dev sudo debootstrap systemd-container ansible-core)
 
 sshd_running() { [ -s /run/sshd.pid ] && kill -0 "$(cat /run/sshd.pid)" 2>/dev/null; }
 fail2ban_running() { [ -S /run/fail2ban/fail2ban.sock ] && fail2ban-client ping >/dev/null 2>&1; }
