@@ -127,6 +127,21 @@ describe('the inventory comes from the first source that sets it', () => {
     ]);
   });
 
+  test("apply PLAN keeps the plan's inventory: a config file's does not replace it", () => {
+    inventory(path.join(project, 'planned.ini'), 'planned');
+    expect(sshfix(['plan', 'site.yml', '-i', 'planned.ini', '--out', 'plan.json']).code).toBe(0);
+    inventory(path.join(project, 'other.ini'), 'other');
+    write(path.join(project, 'ansible.cfg'), '[defaults]\ninventory = other.ini\n');
+    const hostsOf = (run: Run) => Object.keys((JSON.parse(run.stdout) as { hosts: object }).hosts);
+    // A playbook takes the config file's inventory...
+    expect(hostsOf(sshfix(['apply', 'site.yml', '--check', '--format', 'json']))).toEqual(['other']);
+    // ...a plan file its own.
+    const run = sshfix(['apply', 'plan.json', '--no-rollback', '--format', 'json']);
+    expect(hostsOf(run)).toEqual(['planned']);
+    expect(run.code).toBe(0);
+    expect(fs.readFileSync(marker, 'utf8')).toBe('hello\n');
+  });
+
   test('validate and inventory read it too', () => {
     inventory(path.join(project, 'hosts.ini'), 'configured');
     write(path.join(project, 'ansible.cfg'), '[defaults]\ninventory = hosts.ini\n');
