@@ -5,7 +5,8 @@
  * private_key_file of the file (below the inventory's ansible_user, as in
  * Ansible), and `host_key_checking = False` does exactly what
  * --accept-new-host-keys does: unknown keys are recorded, a changed key is
- * still refused.
+ * still refused. `--become` turns a run as the configured user into a run
+ * as root through sudo.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -79,8 +80,9 @@ describeLab('ansible.cfg settings on real OpenSSH servers', () => {
     where: { dir: string; home: string },
     args: string[] = [],
     env: Record<string, string> = {},
+    command = 'plan',
   ): Outcome {
-    const result = spawnSync(process.execPath, [BIN, 'plan', 'site.yml', '--format', 'json', ...args], {
+    const result = spawnSync(process.execPath, [BIN, command, 'site.yml', '--format', 'json', ...args], {
       cwd: where.dir,
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: where.home, ...env },
       encoding: 'utf8',
@@ -181,5 +183,38 @@ describeLab('ansible.cfg settings on real OpenSSH servers', () => {
     const withKey = plan(project('key', `${noKey}private_key_file = keys/id_lab\n`, inventoryOf()));
     expect(withKey.hosts).toEqual({ [a.name]: 'ok', [b.name]: 'ok' });
     expect(withKey.code).toBe(0);
+  });
+
+  test('--become: the remote_user of the file logs in, and sudo makes the run root', async () => {
+    const user = 'cfgdeploy';
+    const key = fs.readFileSync(`${lab.privateKeyFile}.pub`, 'utf8');
+    // /home is the machine's: the user's home lives in the host's own /run.
+    const setup = [
+      `useradd -M -d /run/home-${user} -s /bin/sh ${user}`,
+      `mkdir -p /run/home-${user}/.ssh && cat > /run/home-${user}/.ssh/authorized_keys`,
+      `chown -R ${user}: /run/home-${user} && chmod 700 /run/home-${user}/.ssh`,
+      `echo '${user} ALL=(ALL:ALL) NOPASSWD: ALL' > /etc/sudoers.d/${user} && chmod 0440 /etc/sudoers.d/${user}`,
+    ].join(' && ');
+    for (const host of [a, b]) {
+      const r = await host.exec(setup, { stdin: key });
+      if (r.code !== 0) throw new Error(`setting up ${user}: ${r.stderr}`);
+    }
+    const config =
+      `[defaults]\ninventory = hosts.ini\nremote_user = ${user}\nprivate_key_file = keys/id_lab\n` +
+      'host_key_checking = False\n';
+    const where = project('become', config, inventoryOf());
+
+    const asUser = plan(where, ['--no-rollback'], {}, 'apply');
+    expect(asUser.hosts).toEqual({ [a.name]: 'failed', [b.name]: 'failed' });
+    expect(asUser.code).toBe(1);
+    expect((await a.exec('test -e /etc/sshfix-config-test')).code).not.toBe(0);
+
+    const asRoot = plan(where, ['--no-rollback', '-b'], {}, 'apply');
+    expect(asRoot.hosts).toEqual({ [a.name]: 'ok', [b.name]: 'ok' });
+    expect(asRoot.code).toBe(0);
+    for (const host of [a, b]) {
+      const written = await host.exec('stat -c %U /etc/sshfix-config-test && cat /etc/sshfix-config-test');
+      expect(written.stdout).toBe('root\nx\n');
+    }
   });
 });
