@@ -10,6 +10,7 @@ import { ConfigError } from '../config/diagnostics.js';
 import {
   describeOrigin,
   loadSettings,
+  parseBackupDir,
   SETTING_NAMES,
   type SettingName,
   type Settings,
@@ -40,6 +41,7 @@ export const SETTING_FLAGS: Record<SettingName, string> = {
   private_key_file: 'private-key',
   host_key_checking: 'accept-new-host-keys',
   timeout: 'connect-timeout',
+  backup_dir: 'backup-dir',
 };
 
 /** Settings of this process: its environment, current directory and home. */
@@ -79,6 +81,14 @@ export function withCommandLine(settings: Settings, args: ParsedArgs): Settings 
   if (given('timeout')) {
     values.timeout = secondsOption(args, 'connect-timeout');
     cli('timeout');
+  }
+  if (given('backup_dir')) {
+    try {
+      values.backup_dir = parseBackupDir(String(args['backup-dir']));
+    } catch (error) {
+      throw new ConfigError([{ severity: 'error', summary: `--backup-dir: ${errorMessage(error)}` }]);
+    }
+    cli('backup_dir');
   }
   return { ...settings, values, origins };
 }

@@ -45,6 +45,13 @@ export interface SettingValues {
   host_key_checking: boolean;
   /** Seconds to wait for a connection. */
   timeout: number;
+  /**
+   * Where each host keeps the run directories (backups, restore script) of
+   * changes (default /var/backups/sshfix): an absolute path on the host. Runs
+   * sharing a host must share it, since that is where a run sees another's
+   * undecided change.
+   */
+  backup_dir?: string;
 }
 
 export type SettingName = keyof SettingValues;
@@ -154,7 +161,20 @@ const SETTINGS: Record<SettingName, SettingDefinition> = {
     env: ['SSHFIX_TIMEOUT', 'ANSIBLE_TIMEOUT'],
     parse: (text) => wholeNumber(text, 1, MAX_TIMEOUT_S, `give whole seconds, 1 to ${MAX_TIMEOUT_S}`),
   },
+  backup_dir: {
+    env: ['SSHFIX_BACKUP_DIR'],
+    // A path on the hosts, not on this machine: neither resolved nor expanded here.
+    parse: (text) => parseBackupDir(text),
+  },
 };
+
+/** An absolute path on the hosts; throws Error saying what is wanted. */
+export function parseBackupDir(text: string): string {
+  const dir = text.trim();
+  if (!dir.startsWith('/') || dir.split('/').includes('..'))
+    throw new Error('give an absolute path on the hosts, e.g. /var/backups/sshfix');
+  return dir.length > 1 ? dir.replace(/\/+$/, '') : dir;
+}
 
 export const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
 

@@ -68,6 +68,8 @@ export interface RunOptions {
   rollback?: boolean;
   /** Seconds until a host restores by itself unless a new connection confirmed the change. */
   confirmTimeoutS?: number;
+  /** Run directories on the hosts (backup_dir); default BACKUP_ROOT. */
+  backupRoot?: string;
   /** Apply even when a lockout guard objects (--force). */
   force?: boolean;
   /** Roll out in batches (--serial). */
@@ -304,6 +306,7 @@ function safetyOptions(job: HostJob, options: RunOptions & { runToken: string })
     rollback: options.rollback ?? true,
     confirmTimeoutS: options.confirmTimeoutS ?? DEFAULT_CONFIRM_TIMEOUT_S,
     force: options.force ?? false,
+    ...(options.backupRoot !== undefined ? { backupRoot: options.backupRoot } : {}),
   };
 }
 

@@ -208,6 +208,7 @@ async function runPlaybook(args: ParsedArgs, mode: 'apply' | 'plan', io: CliIO):
     sshConfig: loadSshConfig(args['ssh-config'] as string | undefined),
     // host_key_checking = False is --accept-new-host-keys: unknown keys are recorded, changed ones refused.
     acceptNewHostKeys: !settings.values.host_key_checking,
+    ...(settings.values.backup_dir !== undefined ? { backupRoot: settings.values.backup_dir } : {}),
     extraVars: reviewed?.extraVars ?? givenVars,
     connectTimeoutMs: connectTimeoutS * 1000,
     commandTimeoutMs: commandTimeoutS * 1000,
@@ -372,6 +373,13 @@ export const applyCommand: Command = {
         type: 'boolean',
         default: false,
         describe: 'Show unified diffs of file changes',
+      })
+      .option('backup-dir', {
+        type: 'string',
+        defaultDescription: '/var/backups/sshfix, or backup_dir of the config file',
+        describe:
+          "Where each host keeps the run's backups and restore script (an absolute path on the hosts); " +
+          "runs sharing a host must share it: it is where a run sees another run's undecided change",
       })
       .option('confirm-timeout', {
         type: 'number',

@@ -187,6 +187,7 @@ describe('forks, timeout, remote_user, private_key_file and host_key_checking: f
       remote_user: `file-user  (${cfg}:5)`,
       private_key_file: `${key}  (${cfg}:6)`,
       host_key_checking: `false  (${cfg}:7)`,
+      backup_dir: '(unset)  (default)',
     });
 
     const ansibleEnv = {
@@ -240,6 +241,7 @@ describe('forks, timeout, remote_user, private_key_file and host_key_checking: f
         'private_key_file = (unset)  (default)',
         'host_key_checking = true  (default)',
         'timeout = 33  (SSHFIX_TIMEOUT)',
+        'backup_dir = (unset)  (default)',
         '',
       ].join('\n'),
     );
@@ -374,5 +376,46 @@ describe('Ansible flags', () => {
     expect(other.code).toBe(1);
     expect(fs.existsSync(marker)).toBe(false);
     expect(sshfix(['plan', 'site.yml', '-i', 'hosts.ini', '-b', '--become-user', 'root']).code).toBe(0);
+  });
+});
+
+describe('backup_dir: where hosts keep the run directories', () => {
+  /** The run directories an apply left under `dir` (each holds restore.sh). */
+  const runDirs = (dir: string): string[] =>
+    fs.existsSync(dir) ? fs.readdirSync(dir).filter((name) => !name.startsWith('.')) : [];
+
+  test('flag > SSHFIX_BACKUP_DIR > file; the run directory is made there', () => {
+    inventory(path.join(project, 'hosts.ini'), 'here');
+    const [fromFile, fromEnv, fromFlag] = ['file', 'env', 'flag'].map((n) => path.join(root, `backups-${n}`));
+    write(path.join(project, 'sshfix.cfg'), `[defaults]\ninventory = hosts.ini\nbackup_dir = ${fromFile}\n`);
+    const apply = (env: Record<string, string>, args: string[] = []) => {
+      fs.rmSync(marker, { force: true });
+      return sshfix(['apply', 'site.yml', ...args], env);
+    };
+    expect(apply({}).code).toBe(0);
+    expect(runDirs(fromFile)).toHaveLength(1);
+    expect(apply({ SSHFIX_BACKUP_DIR: fromEnv }).code).toBe(0);
+    expect(runDirs(fromEnv)).toHaveLength(1);
+    expect(apply({ SSHFIX_BACKUP_DIR: fromEnv }, ['--backup-dir', fromFlag]).code).toBe(0);
+    expect(runDirs(fromFlag)).toHaveLength(1);
+    expect(runDirs(fromFile)).toHaveLength(1);
+    expect(runDirs(fromEnv)).toHaveLength(1);
+  });
+
+  test('a relative path is refused, naming where it came from, and nothing runs', () => {
+    inventory(path.join(project, 'hosts.ini'), 'here');
+    const cfg = write(
+      path.join(project, 'sshfix.cfg'),
+      '[defaults]\ninventory = hosts.ini\nbackup_dir = backups\n',
+    );
+    const fromFile = sshfix(['apply', 'site.yml']);
+    expect(fromFile.code).not.toBe(0);
+    expect(fromFile.stderr).toContain(`${cfg}:3`);
+    expect(fromFile.stderr).toContain('absolute path on the hosts');
+    fs.rmSync(cfg);
+    const fromFlag = sshfix(['apply', 'site.yml', '-i', 'hosts.ini', '--backup-dir', 'x/../y']);
+    expect(fromFlag.code).not.toBe(0);
+    expect(fromFlag.stderr).toContain('--backup-dir');
+    expect(fs.existsSync(marker)).toBe(false);
   });
 });
