@@ -386,7 +386,9 @@ describe('backup_dir: where hosts keep the run directories', () => {
 
   test('flag > SSHFIX_BACKUP_DIR > file; the run directory is made there', () => {
     inventory(path.join(project, 'hosts.ini'), 'here');
-    const [fromFile, fromEnv, fromFlag] = ['file', 'env', 'flag'].map((n) => path.join(root, `backups-${n}`));
+    const fromFile = path.join(root, 'backups-file');
+    const fromEnv = path.join(root, 'backups-env');
+    const fromFlag = path.join(root, 'backups-flag');
     write(path.join(project, 'sshfix.cfg'), `[defaults]\ninventory = hosts.ini\nbackup_dir = ${fromFile}\n`);
     const apply = (env: Record<string, string>, args: string[] = []) => {
       fs.rmSync(marker, { force: true });
