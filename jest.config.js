@@ -14,7 +14,12 @@ export default {
   // network namespaces; unit tests that run real shells also need headroom on 2 cores.
   testTimeout: 120000,
   projects: [
-    { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
+    {
+      ...common,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/test/unit/**/*.test.ts'],
+      setupFiles: ['<rootDir>/test/support/isolated_backups.ts'],
+    },
     {
       ...common,
       displayName: 'lab',

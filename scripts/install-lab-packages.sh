@@ -17,7 +17,8 @@ export DEBIAN_FRONTEND=noninteractive
 #   sudo             the secrets test logs in as a user whose sudo rule needs a password
 #   debootstrap      builds the Debian 13 root of the lab's systemd hosts (once per machine)
 #   systemd-container  systemd-nspawn, which boots those hosts into the lab's network namespaces
-#   ansible-core     ansible-vault, which makes the vaults the Ansible Vault tests decrypt
+#   ansible-core     ansible-config, which the config file tests compare sshfix's reading of ansible.cfg with,
+#                    and ansible-vault, which makes the vaults the Ansible Vault tests decrypt
 packages=(openssh-server openssh-client iproute2 util-linux mount iptables nftables ufw fail2ban firewalld procps gcc libc6-dev sudo debootstrap systemd-container ansible-core)
 
 sshd_running() { [ -s /run/sshd.pid ] && kill -0 "$(cat /run/sshd.pid)" 2>/dev/null; }

@@ -16,6 +16,7 @@ import { demoCommand } from './commands/demo.js';
 import { diagnoseCommand } from './commands/diagnose.js';
 import { validateCommand } from './commands/validate.js';
 import { showCommand } from './commands/show.js';
+import { configCommand } from './commands/config.js';
 
 export type { CliIO } from './io.js';
 export { processIO } from './io.js';
@@ -27,6 +28,7 @@ const COMMANDS: Command[] = [
   showCommand,
   inventoryCommand,
   diagnoseCommand,
+  configCommand,
   demoCommand,
 ];
 

@@ -12,7 +12,7 @@ import { UnreachableError } from '../transport/types.js';
 import type { HostPlan, ResourcePlan, TaskPlan, TaskStatus } from '../plan/types.js';
 import type { HostCheck, PlanContext, ResourceKind } from '../resources/types.js';
 import { RemoteHostView } from './host_view.js';
-import { HOST_FACTS_PROBE, hostFactList, parseHostFacts } from './host_facts.js';
+import { gatherHostFacts, hostFactList } from './host_facts.js';
 import { RESOURCES } from '../resources/registry.js';
 import { buildWriteScript, EXIT_CHANGED_SINCE_PLAN } from './file_writer.js';
 import { censorTaskResult, NO_LOG_MESSAGE, type TaskResult } from './results.js';
@@ -254,7 +254,8 @@ export async function planHost(
     ? view.probeApart(undecidedRunsScript(backupRoot, options.safety.runToken))
     : undefined;
   undecided?.catch(() => undefined); // awaited below, unless planning fails first
-  const hostFacts = view.probeApart(HOST_FACTS_PROBE);
+  // In the warm-up's round trip; the firewall part shares the firewall resource's cached probe.
+  const hostFacts = gatherHostFacts(view);
   hostFacts.catch(() => undefined); // awaited below, unless planning fails first
   const warmPlans = await warmUp(
     [...play.tasks, ...play.handlers.filter((h) => notifiable.has(h.name))],
@@ -282,7 +283,7 @@ export async function planHost(
   return {
     host: conn.hostName,
     play: play.name,
-    facts: [...hostFactList(parseHostFacts((await hostFacts).stdout)), ...(await view.facts())],
+    facts: [...hostFactList(await hostFacts), ...(await view.facts())],
     tasks: planned.map(toTaskPlan),
     handlers: handlers.map(toTaskPlan),
   };

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import PQueue from 'p-queue';
 import type { Inventory } from '../config/inventory.js';
+import { DEFAULTS } from '../config/settings.js';
 import { selectPlaybookHosts, type PlaybookSelection } from '../config/selection.js';
 import type { Playbook, TaskSpec } from '../config/playbook.js';
 import { argumentProblemDiagnostics, playVariables, renderTaskArgs } from '../config/playbook.js';
@@ -47,6 +48,10 @@ export interface RunOptions {
   privateKeyFile?: string;
   knownHostsFile?: string;
   acceptNewHostKeys: boolean;
+  /** `--become`: for plays and hosts that do not say (SpecOptions.becomeByDefault). */
+  become?: boolean;
+  /** remote_user and private_key_file of sshfix.cfg/ansible.cfg or the environment (SpecOptions.configured). */
+  configured?: { user?: string; privateKeyFile?: string };
   /** `-e` variables: beat inventory and play vars, as in Ansible. */
   extraVars?: Record<string, unknown>;
   connectTimeoutMs: number;
@@ -63,6 +68,8 @@ export interface RunOptions {
   rollback?: boolean;
   /** Seconds until a host restores by itself unless a new connection confirmed the change. */
   confirmTimeoutS?: number;
+  /** Run directories on the hosts (backup_dir); default BACKUP_ROOT. */
+  backupRoot?: string;
   /** Apply even when a lockout guard objects (--force). */
   force?: boolean;
   /** Roll out in batches (--serial). */
@@ -81,7 +88,8 @@ export interface RunOptions {
   reviewed?: ReadonlyMap<string, readonly PlanPlay[]>;
 }
 
-export const DEFAULT_FORKS = 25;
+/** Ansible's is 5; sshfix's hosts wait on the network, not the controller's CPU. */
+export const DEFAULT_FORKS = DEFAULTS.forks;
 
 interface HostJob {
   host: string;
@@ -179,6 +187,8 @@ function connectionSpec(
     ...(options.privateKeyFile !== undefined ? { privateKeyFile: options.privateKeyFile } : {}),
     ...(options.knownHostsFile !== undefined ? { knownHostsFile: options.knownHostsFile } : {}),
     ...(playBecome !== undefined ? { become: playBecome } : {}),
+    ...(options.become !== undefined ? { becomeByDefault: options.become } : {}),
+    ...(options.configured ? { configured: options.configured } : {}),
     ...(options.sshConfig ? { sshConfig: options.sshConfig } : {}),
     acceptNewHostKeys: options.acceptNewHostKeys,
     connectTimeoutMs: options.connectTimeoutMs,
@@ -303,6 +313,7 @@ function safetyOptions(job: HostJob, options: RunOptions & { runToken: string })
     rollback: options.rollback ?? true,
     confirmTimeoutS: options.confirmTimeoutS ?? DEFAULT_CONFIRM_TIMEOUT_S,
     force: options.force ?? false,
+    ...(options.backupRoot !== undefined ? { backupRoot: options.backupRoot } : {}),
   };
 }
 

@@ -3,6 +3,8 @@
  * configparser with `inline_comment_prefixes=";"`, see fail2ban/client/
  * configparserinc.py), kept losslessly: every line is stored verbatim with its
  * own line ending, so rendering an unedited document gives back the same bytes.
+ * Ansible reads ansible.cfg with the same ConfigParser settings, so sshfix's
+ * own configuration file (config/settings.ts) is parsed here too.
  *
  * Dialect, as configparser implements it (Python 3.11, Lib/configparser.py `_read`):
  * - `[name]` starts a section; `[DEFAULT]` holds defaults for every section.

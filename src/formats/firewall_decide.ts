@@ -166,6 +166,32 @@ export function chooseBackend(
   return { backend: null, reason: 'no firewall tool on this host (no iptables, nft, ufw or firewalld)' };
 }
 
+/** Which firewall holds a host's rules, as host facts report it; `none` when no firewall holds any. */
+export type BackendInUse = Backend | 'none';
+
+/**
+ * The firewall a host uses: backend auto's choice (active ufw, running
+ * firewalld, nftables tables of their own), except where auto would only
+ * fall back to iptables for lack of anything else: iptables is in use when
+ * it holds rules (fail2ban's chains count), nftables when a table of its own
+ * kind holds them (fail2ban's f2b-table), and otherwise nothing is.
+ */
+export function backendInUse(facts: FirewallFacts): BackendInUse {
+  const auto = chooseBackend(facts, 'auto').backend;
+  if (auto !== 'iptables') return auto ?? 'none';
+  const iptablesRules = Object.values(facts.iptables).some(
+    (d) => iptablesRuleCount(parseIptablesSave(d.v4, 4)) + iptablesRuleCount(parseIptablesSave(d.v6, 6)) > 0,
+  );
+  if (iptablesRules) return 'iptables';
+  const iptablesTables = iptablesNftTables(facts);
+  const nftRules =
+    facts.nftListing !== null &&
+    parseNftRuleset(facts.nftListing).tables.some(
+      (t) => !iptablesTables.has(tableKey(t)) && [...t.chains.values()].some((c) => c.rules.length > 0),
+    );
+  return nftRules ? 'nftables' : 'none';
+}
+
 /** The ports SSH is allowed to: the task's, else every port sshd listens on. */
 export function sshPorts(facts: FirewallFacts, port: number | null): number[] {
   if (port !== null) return [port];

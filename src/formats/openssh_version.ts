@@ -22,6 +22,15 @@ export function parseOpenSshVersion(output: string): OpenSshVersion | undefined 
   return { major: Number(found[1]), minor: Number(found[2]) };
 }
 
+/**
+ * The release exactly as `sshd -V` names it, portable suffix included:
+ * "9.2p1", "10.0p2", or "9.2" where the build has none. Undefined as for
+ * parseOpenSshVersion.
+ */
+export function parseOpenSshRelease(output: string): string | undefined {
+  return /(?:^|\s)OpenSSH_(\d+\.\d+(?:p\d+)?)/m.exec(output)?.[1];
+}
+
 /** Whether `version` is `since` or later. */
 export function versionAtLeast(version: OpenSshVersion, since: OpenSshVersion): boolean {
   return version.major !== since.major ? version.major > since.major : version.minor >= since.minor;

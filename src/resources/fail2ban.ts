@@ -187,6 +187,18 @@ const STATUS_MARK = '@@fail2ban-status';
 const FIREWALL_MARK = '@@fail2ban-firewall';
 
 /**
+ * Sets `$running` to `yes` when fail2ban's server runs (its socket, and the
+ * pid file of a live process next to it), else `no`: shell built-ins only,
+ * no Python started.
+ */
+export const FAIL2BAN_RUNNING_LINES: readonly string[] = [
+  'running=no',
+  'for d in /run/fail2ban /var/run/fail2ban; do',
+  '  if [ -S "$d/fail2ban.sock" ] && { pid=; read -r pid < "$d/fail2ban.pid" || :; } 2>/dev/null && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then running=yes; break; fi',
+  'done',
+];
+
+/**
  * One probe, batched with the file reads: where fail2ban-client is, whether
  * the server runs (pid file of a live process next to its socket), and the
  * firewall objects fail2ban's actions keep bans in. No Python is started.
@@ -204,10 +216,7 @@ function statusProbe(baseDir: string): string {
     '  if [ -f "$p" ] && [ -x "$p" ]; then client=$p; break; fi',
     'done',
     '[ -n "$client" ] || { p=$(command -v fail2ban-client 2>/dev/null) && [ -f "$p" ] && [ -x "$p" ] && client=$p; }',
-    'running=no',
-    'for d in /run/fail2ban /var/run/fail2ban; do',
-    '  if [ -S "$d/fail2ban.sock" ] && { pid=; read -r pid < "$d/fail2ban.pid" || :; } 2>/dev/null && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then running=yes; break; fi',
-    'done',
+    ...FAIL2BAN_RUNNING_LINES,
     `basedir=no; [ -d ${shellQuote(baseDir)} ] && basedir=yes`,
     `echo '${STATUS_MARK}'`,
     'echo "client=$client"',

@@ -77,6 +77,18 @@ export interface DetectedService {
   sshdPid?: number;
 }
 
+/**
+ * Sets `$init` to the init system (InitSystem) with shell built-ins only:
+ * systemd when it runs as the system manager (sd_booted(3) tests
+ * /run/systemd/system), OpenRC when its run directory exists, else sysvinit
+ * (`service NAME reload`, or no init system at all, as in containers).
+ */
+export const INIT_SYSTEM_LINES: readonly string[] = [
+  'if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then init=systemd',
+  'elif command -v rc-service >/dev/null 2>&1 && [ -d /run/openrc ]; then init=openrc',
+  'else init=sysvinit; fi',
+];
+
 const UNIT_STATE_WORDS: Record<string, UnitState> = {
   socket: 'socket',
   accept: 'per-connection',
@@ -98,9 +110,7 @@ const UNIT_STATE_WORDS: Record<string, UnitState> = {
 export function detectionScript(name: string): string {
   const candidates = (ALIASES[name] ?? [name]).map(shellQuote).join(' ');
   return [
-    'if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then init=systemd',
-    'elif command -v rc-service >/dev/null 2>&1 && [ -d /run/openrc ]; then init=openrc',
-    'else init=sysvinit; fi',
+    ...INIT_SYSTEM_LINES,
     'unit=""; installed=""',
     `for n in ${candidates}; do`,
     '  case $init in',

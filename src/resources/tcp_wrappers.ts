@@ -57,10 +57,21 @@ const DEFAULT_DAEMON = 'sshd';
 const DAEMON_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]*$/;
 
 /**
- * Whether sshd consults libwrap: ldd on the absolute sshd path (a non-login
- * PATH often lacks /usr/sbin), and on sshd-session, which does the
- * per-connection work since OpenSSH 9.8. Prints "linked PATH",
- * "not-linked PATH" or "no-sshd".
+ * A command that succeeds when the sshd at `sshd` (a shell word) consults
+ * libwrap: the library's name in the binary's dynamic section, as ldd would
+ * show it, without running the dynamic loader (several processes, ~7 ms a
+ * host). OpenSSH >= 9.8 moved the per-connection work, libwrap's check
+ * included, into sshd-session. One grep reads them all (-s: the locations
+ * that do not exist on this host are no error) and stops at the first match.
+ */
+export function libwrapLinkedTest(sshd: string): string {
+  return `grep -q -s -a -F libwrap.so ${sshd} ${SSHD_SESSION_LOCATIONS.join(' ')}`;
+}
+
+/**
+ * Whether sshd consults libwrap (libwrapLinkedTest), sshd found by its
+ * absolute path (a non-login PATH often lacks /usr/sbin). Prints
+ * "linked PATH", "not-linked PATH" or "no-sshd".
  */
 const LIBWRAP_PROBE = [
   'sshd=""',
@@ -69,12 +80,7 @@ const LIBWRAP_PROBE = [
   'done',
   '[ -n "$sshd" ] || { p=$(command -v sshd 2>/dev/null) && [ -x "$p" ] && sshd=$p; }',
   '[ -n "$sshd" ] || { echo no-sshd; exit 0; }',
-  // The library's name in the binary's dynamic section, as ldd would show it, without running the
-  // dynamic loader (several processes, ~7 ms a host). OpenSSH >= 9.8 moved libwrap into sshd-session.
-  `for b in "$sshd" ${SSHD_SESSION_LOCATIONS.join(' ')}; do`,
-  '  [ -f "$b" ] && grep -q -a -F libwrap.so "$b" && { echo "linked $sshd"; exit 0; }',
-  'done',
-  'echo "not-linked $sshd"',
+  `if ${libwrapLinkedTest('"$sshd"')}; then echo "linked $sshd"; else echo "not-linked $sshd"; fi`,
 ].join('\n');
 
 function clientSpec(text: string): ClientSpec {

@@ -1,7 +1,8 @@
 /**
  * How to reach one host, built the one way every command builds it: CLI
- * flags > inventory variables > ssh_config (`-F`, else ~/.ssh/config) >
- * what the caller falls back on (a jump host takes its target's user and
+ * flags > inventory variables > sshfix.cfg/ansible.cfg and their environment
+ * variables (remote_user, private_key_file) > ssh_config (`-F`, else
+ * ~/.ssh/config) > what the caller falls back on (a jump host takes its target's user and
  * key) > defaults. When no key, agent or password is configured at all, the
  * SSH transport offers OpenSSH's default identities (identities.ts).
  */
@@ -21,6 +22,17 @@ export interface SpecOptions {
   acceptNewHostKeys: boolean;
   /** The play's `become:`, which beats the host's ansible_become. */
   become?: boolean;
+  /**
+   * `--become`: what neither the play nor the host's ansible_become says,
+   * as Ansible's -b (a play keyword and a variable both beat it).
+   */
+  becomeByDefault?: boolean;
+  /**
+   * remote_user and private_key_file of the configuration file or the
+   * environment: below the inventory (Ansible's variables beat its
+   * configuration) and above ssh_config (Ansible passes them to ssh as -o).
+   */
+  configured?: { user?: string; privateKeyFile?: string };
   connectTimeoutMs: number;
   commandTimeoutMs: number;
   sshConfig?: SshConfigFile;
@@ -41,9 +53,11 @@ export function buildConnectionSpec(
   options: SpecOptions,
 ): ConnectionSpec {
   const c = connectionVars({ name: hostName, vars: { ...vars }, groups: [] });
-  const user = options.user ?? c.user;
-  const privateKeyFile = options.privateKeyFile ?? c.privateKeyFile;
+  const user = options.user ?? c.user ?? options.configured?.user;
+  const privateKeyFile = options.privateKeyFile ?? c.privateKeyFile ?? options.configured?.privateKeyFile;
   const agent = process.env.SSH_AUTH_SOCK;
+  const inInventory = (setting: keyof typeof CONNECTION_VARIABLE_NAMES): boolean =>
+    CONNECTION_VARIABLE_NAMES[setting].some((name) => vars[name] !== undefined && vars[name] !== null);
   const spec: ConnectionSpec = {
     hostName,
     connection: options.connection ?? c.connection,
@@ -53,7 +67,7 @@ export function buildConnectionSpec(
     ...(privateKeyFile !== undefined ? { privateKeyFile } : {}),
     ...(c.password !== undefined ? { password: c.password } : {}),
     ...(agent ? { agent } : {}),
-    become: options.become ?? c.become,
+    become: options.become ?? (inInventory('become') ? c.become : (options.becomeByDefault ?? c.become)),
     ...(c.becomePassword !== undefined ? { becomePassword: c.becomePassword } : {}),
     knownHostsFile: options.knownHostsFile ?? defaultKnownHostsFile(),
     acceptNewHostKeys: options.acceptNewHostKeys,
@@ -61,8 +75,6 @@ export function buildConnectionSpec(
     commandTimeoutMs: options.commandTimeoutMs,
     keepaliveIntervalMs: KEEPALIVE_INTERVAL_MS,
   };
-  const inInventory = (setting: keyof typeof CONNECTION_VARIABLE_NAMES): boolean =>
-    CONNECTION_VARIABLE_NAMES[setting].some((name) => vars[name] !== undefined && vars[name] !== null);
   const fixedUser = user !== undefined;
   const fixedKey = privateKeyFile !== undefined;
   const resolved = options.sshConfig

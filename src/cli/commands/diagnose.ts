@@ -20,7 +20,9 @@ import { DEFAULT_BURST } from '../../diagnose/probe.js';
 import { MAX_ALTERNATE_SOURCES } from '../../diagnose/sources.js';
 import { EXIT } from '../exit_codes.js';
 import type { CliIO, Command, ParsedArgs } from '../io.js';
-import { countOption, portOption, readableFileOption, secondsOption } from '../options.js';
+import { countOption, portOption } from '../options.js';
+import { DEFAULTS, type Settings } from '../../config/settings.js';
+import { commandSettings, configuredConnection } from '../settings.js';
 import { redactConfigError } from '../redact.js';
 import { vaultFromArgs, vaultOptions } from '../vault_password.js';
 import { Vault } from '../../config/vault.js';
@@ -31,10 +33,16 @@ function inputError(summary: string): ConfigError {
   return new ConfigError([{ severity: 'error', summary }]);
 }
 
-/** What the flags say about every host's connection; the inventory and ssh_config fill in the rest. */
-function specOptions(args: ParsedArgs): SpecOptions {
+/**
+ * What the flags say about every host's connection, with the remote_user,
+ * private_key_file and timeout of the config file and environment
+ * (`settings`, flags applied); the inventory and ssh_config fill in the rest.
+ */
+function specOptions(args: ParsedArgs, settings?: Settings): SpecOptions {
   const sshConfig = loadSshConfig(args['ssh-config'] as string | undefined);
   const flag = <T>(name: string): T | undefined => args[name] as T | undefined;
+  const configured = settings ? configuredConnection(settings) : {};
+  const timeoutS = settings?.values.timeout ?? Number(args['connect-timeout'] ?? DEFAULTS.timeout);
   return {
     ...(flag<'ssh' | 'local'>('connection') !== undefined
       ? { connection: flag<'ssh' | 'local'>('connection') }
@@ -48,9 +56,10 @@ function specOptions(args: ParsedArgs): SpecOptions {
       ? { knownHostsFile: String(flag<string>('known-hosts')) }
       : {}),
     ...(sshConfig ? { sshConfig } : {}),
+    ...(configured.user !== undefined || configured.privateKeyFile !== undefined ? { configured } : {}),
     // diagnose changes nothing, not even known_hosts: an unknown host key ends the probe.
     acceptNewHostKeys: false,
-    connectTimeoutMs: Number(args['connect-timeout']) * 1000,
+    connectTimeoutMs: timeoutS * 1000,
     commandTimeoutMs: 60_000,
   };
 }
@@ -82,10 +91,11 @@ function hostsNamed(inventory: Inventory, pattern: string): string[] {
 export function diagnoseTargets(
   args: ParsedArgs,
   warn: (warnings: Diagnostic[]) => void = () => undefined,
+  settings?: Settings,
   vault: Vault = new Vault(),
 ): DiagnoseTarget[] {
   const named = ((args.hosts as string[] | undefined) ?? []).map(String);
-  const options = specOptions(args);
+  const options = specOptions(args, settings);
   const inventoryPath = args.inventory as string | undefined;
   if (inventoryPath === undefined) {
     if (args.limit !== undefined) throw inputError('--limit needs an inventory (-i)');
@@ -128,10 +138,11 @@ export function jumpSpec(
   via: string,
   target: ConnectionSpec,
   args: ParsedArgs,
+  settings?: Settings,
   vault: Vault = new Vault(),
 ): ConnectionSpec {
   const options: SpecOptions = {
-    ...specOptions(args),
+    ...specOptions(args, settings),
     connection: 'ssh',
     fallback: {
       user: target.user,
@@ -229,8 +240,9 @@ async function runDiagnoseWith(vault: Vault, args: ParsedArgs, io: CliIO): Promi
   const format = args.format as 'text' | 'json';
   // Checked before anything is probed; where they are used, they are read as given.
   countOption(args, 'forks', 'how many hosts to diagnose at once');
-  secondsOption(args, 'connect-timeout');
-  readableFileOption(args, 'private-key');
+  // --connect-timeout and --private-key are checked here, as are the config file's values.
+  const settings = commandSettings(args);
+  if (settings.warnings.length > 0) io.stderr(settings.warnings.map(formatDiagnostic).join('\n') + '\n');
   if (args.port !== undefined) portOption(args, 'port');
   const client = checkAddress(args.client, 'client');
   const source = checkAddress(args.source, 'source');
@@ -242,11 +254,13 @@ async function runDiagnoseWith(vault: Vault, args: ParsedArgs, io: CliIO): Promi
   const targets = diagnoseTargets(
     args,
     (warnings) => warnings.forEach((w) => io.stderr(`${formatDiagnostic(w)}\n`)),
+    settings,
     vault,
   );
   if (args.via !== undefined) {
     for (const t of targets)
-      if (t.spec.connection === 'ssh') t.spec.jump = [jumpSpec(String(args.via), t.spec, args, vault)];
+      if (t.spec.connection === 'ssh')
+        t.spec.jump = [jumpSpec(String(args.via), t.spec, args, settings, vault)];
   }
   const burst = Number(args.burst);
   if (!Number.isInteger(burst) || burst < 0 || burst > 30)
@@ -315,14 +329,19 @@ export const diagnoseCommand: Command = {
       .option('user', {
         alias: 'u',
         type: 'string',
-        describe: 'Remote user (default: inventory ansible_user, else yours)',
+        describe:
+          'Remote user (default: inventory ansible_user, else remote_user of the config file, else ssh_config, else yours)',
       })
       .option('port', {
         alias: 'p',
         type: 'number',
         describe: 'SSH port (default: inventory ansible_port, else 22)',
       })
-      .option('private-key', { alias: 'key-file', type: 'string', describe: 'Private key for the login' })
+      .option('private-key', {
+        alias: 'key-file',
+        type: 'string',
+        describe: 'Private key for the login (default: inventory, else private_key_file of the config file)',
+      })
       .option('offer-key', {
         type: 'string',
         array: true,
@@ -337,7 +356,7 @@ export const diagnoseCommand: Command = {
       .option('known-hosts', { type: 'string', describe: 'known_hosts file (default ~/.ssh/known_hosts)' })
       .option('connect-timeout', {
         type: 'number',
-        default: 10,
+        defaultDescription: `timeout of the config file, else ${DEFAULTS.timeout}`,
         describe: 'Seconds to wait for a TCP connection',
       })
       .option('burst', {

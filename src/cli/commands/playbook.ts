@@ -4,14 +4,17 @@ import { ConfigError, formatDiagnostic } from '../../config/diagnostics.js';
 import type { HostPlan } from '../../plan/types.js';
 import { writePlanFile } from '../plan_file_io.js';
 import { isPlanFile, loadReviewedRun, parseMaxAge, savedPlanDocument } from '../reviewed_plan.js';
-import { loadInventory } from '../../config/inventory.js';
+import { loadInventory, type Inventory } from '../../config/inventory.js';
 import { selectPlaybookHosts } from '../../config/selection.js';
-import { loadPlaybook, playVariables } from '../../config/playbook.js';
+import { loadPlaybook, playVariables, type Playbook } from '../../config/playbook.js';
 import { RESOURCES, resourceSchemas } from '../../resources/registry.js';
 import { loadSshConfig } from '../../transport/ssh_config.js';
-import { bindPlaybook, DEFAULT_FORKS, runJobs, type RunOptions } from '../../executor/run.js';
+import { bindPlaybook, runJobs, type RunOptions } from '../../executor/run.js';
+import { DEFAULTS, type Settings } from '../../config/settings.js';
+import { commandSettings, configuredConnection, describeSettings } from '../settings.js';
+import { reportValidation } from './validate.js';
 import type { HostResult } from '../../executor/results.js';
-import { exitCodeFor } from '../exit_codes.js';
+import { EXIT, exitCodeFor } from '../exit_codes.js';
 import { parseExtraVars } from '../../config/extra_vars.js';
 import { renderHost, renderRecap, type TextStyle } from '../render_text.js';
 import { renderJson } from '../render_json.js';
@@ -27,7 +30,7 @@ import { colourWanted, EXIT_CODES_EPILOG, type CliIO, type Command, type ParsedA
 import { inOrder } from '../host_order.js';
 import { parseMaxFailPercentage, parseSerial } from '../../executor/rollout.js';
 import { DEFAULT_CONFIRM_TIMEOUT_S } from '../../executor/transaction.js';
-import { countOption, numberOption, readableFileOption, secondsOption } from '../options.js';
+import { numberOption, secondsOption } from '../options.js';
 import { Interruption } from '../../executor/interruption.js';
 import { handleInterrupts, interruptedExitCode, recapInterruption, unsettledReport } from '../interrupts.js';
 
@@ -36,7 +39,9 @@ export function runOptions(y: Argv): Argv {
     .option('inventory', {
       alias: 'i',
       type: 'string',
-      describe: 'Inventory file (Ansible YAML or INI); apply PLAN: the one recorded in the plan unless given',
+      describe:
+        'Inventory file (Ansible YAML or INI); default: inventory of sshfix.cfg/ansible.cfg or $SSHFIX_INVENTORY; ' +
+        'apply PLAN: the one recorded in the plan unless given',
     })
     .option('limit', {
       alias: 'l',
@@ -47,7 +52,7 @@ export function runOptions(y: Argv): Argv {
     .option('forks', {
       alias: 'f',
       type: 'number',
-      default: DEFAULT_FORKS,
+      defaultDescription: `forks of the config file, else ${DEFAULTS.forks}`,
       describe: 'Hosts worked on at once (a whole number, 1 or more)',
     })
     .option('format', {
@@ -65,7 +70,8 @@ export function runOptions(y: Argv): Argv {
       alias: 'v',
       type: 'boolean',
       default: false,
-      describe: 'Print every script sent to a host, and how it ended, on stderr (secrets masked)',
+      describe:
+        'Print the config file and settings used, and every script sent to a host and how it ended, on stderr (secrets masked)',
     })
     .option('connection', {
       alias: 'c',
@@ -75,12 +81,14 @@ export function runOptions(y: Argv): Argv {
     .option('user', {
       alias: 'u',
       type: 'string',
-      describe: 'Remote user (default: inventory ansible_user, else yours)',
+      describe:
+        'Remote user, for every host (default: inventory ansible_user, else remote_user of the config file, else ssh_config, else yours)',
     })
     .option('private-key', {
       alias: 'key-file',
       type: 'string',
-      describe: 'Private key file for authentication (must be readable: checked before connecting)',
+      describe:
+        'Private key file for every host (must be readable: checked before connecting; default: inventory, else private_key_file of the config file)',
     })
     .option('ssh-config', {
       alias: 'F',
@@ -94,8 +102,28 @@ export function runOptions(y: Argv): Argv {
     })
     .option('accept-new-host-keys', {
       type: 'boolean',
-      default: false,
+      defaultDescription: 'false, or true with host_key_checking = False in the config file',
       describe: 'Record the keys of hosts not yet in known_hosts (a changed key is still refused)',
+    })
+    .option('become', {
+      alias: 'b',
+      type: 'boolean',
+      describe:
+        "Run as root through sudo on hosts whose play and inventory do not say otherwise (a play's become: and ansible_become beat it, as in Ansible)",
+    })
+    .option('become-user', {
+      type: 'string',
+      describe: 'Only root: sshfix edits files that only root may change',
+    })
+    .option('list-hosts', {
+      type: 'boolean',
+      default: false,
+      describe: 'List the hosts of each play, as ansible-playbook does, and stop (nothing is contacted)',
+    })
+    .option('syntax-check', {
+      type: 'boolean',
+      default: false,
+      describe: 'Check the playbook as sshfix validate does, and stop (nothing is contacted)',
     })
     .option('extra-vars', {
       alias: 'e',
@@ -106,7 +134,7 @@ export function runOptions(y: Argv): Argv {
     })
     .option('connect-timeout', {
       type: 'number',
-      default: 10,
+      defaultDescription: `timeout of the config file, else ${DEFAULTS.timeout}`,
       describe: 'Seconds to wait for a connection (more than 0)',
     })
     .option('command-timeout', {
@@ -146,10 +174,16 @@ async function runPlaybookWith(
     diff: mode === 'plan' || Boolean(args.diff),
     check,
   };
-  const forks = countOption(args, 'forks', 'how many hosts to work on at once');
-  const connectTimeoutS = secondsOption(args, 'connect-timeout');
+  const settings = commandSettings(args);
+  if (args.verbose) io.stderr(describeSettings(settings));
+  if (settings.warnings.length > 0) io.stderr(settings.warnings.map(formatDiagnostic).join('\n') + '\n');
+  if (args['syntax-check']) return syntaxCheck(args, settings, io, vault);
+  const { forks, timeout: connectTimeoutS } = settings.values;
   const commandTimeoutS = secondsOption(args, 'command-timeout');
-  const privateKeyFile = readableFileOption(args, 'private-key');
+  const privateKeyFile =
+    settings.origins.private_key_file.kind === 'cli' ? settings.values.private_key_file : undefined;
+  const configured = configuredConnection(settings);
+  const become = becomeOption(args);
   const safety = applySafetyOptions(args);
   const givenVars = parseExtraVars((args['extra-vars'] as string[] | undefined) ?? [], vault);
   const reviewed =
@@ -173,11 +207,13 @@ async function runPlaybookWith(
       { severity: 'error', summary: '--max-age applies to apply PLAN (a plan file) only' },
     ]);
   const playbookPath = reviewed?.playbookPath ?? String(args.playbook);
-  const inventoryPath = reviewed?.inventoryPath ?? (args.inventory as string | undefined);
+  // A plan file records its inventory: only -i replaces it, never a config file's.
+  const inventoryPath = reviewed?.inventoryPath ?? settings.values.inventory;
   if (inventoryPath === undefined)
     throw new ConfigError([{ severity: 'error', summary: 'Missing required argument: inventory' }]);
   const playbook = loadPlaybook(playbookPath, resourceSchemas(), vault);
   const inventory = loadInventory(inventoryPath, vault);
+  if (args['list-hosts']) return listHosts(playbook, inventory, args.limit as string | undefined, io);
   const options: RunOptions = {
     check,
     limit: args.limit as string | undefined,
@@ -185,9 +221,13 @@ async function runPlaybookWith(
     connection: args.connection as 'ssh' | 'local' | undefined,
     user: args.user as string | undefined,
     ...(privateKeyFile !== undefined ? { privateKeyFile } : {}),
+    ...(configured.user !== undefined || configured.privateKeyFile !== undefined ? { configured } : {}),
+    ...(become !== undefined ? { become } : {}),
     knownHostsFile: args['known-hosts'] as string | undefined,
     sshConfig: loadSshConfig(args['ssh-config'] as string | undefined),
-    acceptNewHostKeys: Boolean(args['accept-new-host-keys']),
+    // host_key_checking = False is --accept-new-host-keys: unknown keys are recorded, changed ones refused.
+    acceptNewHostKeys: !settings.values.host_key_checking,
+    ...(settings.values.backup_dir !== undefined ? { backupRoot: settings.values.backup_dir } : {}),
     extraVars: reviewed?.extraVars ?? givenVars,
     connectTimeoutMs: connectTimeoutS * 1000,
     commandTimeoutMs: commandTimeoutS * 1000,
@@ -258,6 +298,60 @@ async function runPlaybookWith(
   return interruptedExitCode(interruption.signal);
 }
 
+/**
+ * `--become` and `--become-user`. sshfix edits sshd_config, the firewall and
+ * TCP wrappers, which only root may change, so root is the only user to
+ * become: any other is refused rather than ignored.
+ */
+function becomeOption(args: ParsedArgs): boolean | undefined {
+  const user = args['become-user'];
+  if (user !== undefined && String(user) !== 'root')
+    throw new ConfigError([
+      {
+        severity: 'error',
+        summary: `--become-user ${String(user)}: sshfix becomes root only (it edits files only root may change)`,
+      },
+    ]);
+  return args.become === undefined ? undefined : Boolean(args.become);
+}
+
+/**
+ * `--list-hosts`: each play's hosts (after --limit), in ansible-playbook's
+ * layout, without contacting any. Hosts are in inventory order.
+ */
+function listHosts(playbook: Playbook, inventory: Inventory, limit: string | undefined, io: CliIO): number {
+  const selection = selectPlaybookHosts(playbook.plays, inventory, limit);
+  if (selection.warnings.length > 0) io.stderr(selection.warnings.map(formatDiagnostic).join('\n') + '\n');
+  if (selection.errors.length > 0) throw new ConfigError(selection.errors);
+  const lines = ['', `playbook: ${playbook.path}`];
+  playbook.plays.forEach((play, index) => {
+    const hosts = selection.playHosts[index] ?? [];
+    lines.push(
+      '',
+      `  play #${index + 1} (${play.hosts}): ${play.name}`,
+      `    pattern: ['${play.hosts}']`,
+      `    hosts (${hosts.length}):`,
+      ...hosts.map((h) => `      ${h}`),
+    );
+  });
+  io.stdout(lines.join('\n') + '\n');
+  return EXIT.ok;
+}
+
+/** `--syntax-check`: `sshfix validate` with the same playbook, inventory, --limit and -e. */
+function syntaxCheck(args: ParsedArgs, settings: Settings, io: CliIO, vault: Vault): number {
+  return reportValidation(
+    {
+      playbook: String(args.playbook),
+      ...(settings.values.inventory !== undefined ? { inventory: settings.values.inventory } : {}),
+      ...(args.limit !== undefined ? { limit: String(args.limit) } : {}),
+      extraVars: parseExtraVars((args['extra-vars'] as string[] | undefined) ?? [], vault),
+      vault,
+    },
+    io,
+  );
+}
+
 /** --no-rollback, --confirm-timeout, --force, --serial, --max-fail-percentage (apply only). */
 function applySafetyOptions(args: ParsedArgs): Partial<RunOptions> {
   const options: Partial<RunOptions> = {};
@@ -301,6 +395,13 @@ export const applyCommand: Command = {
         default: false,
         describe: 'Show unified diffs of file changes',
       })
+      .option('backup-dir', {
+        type: 'string',
+        defaultDescription: '/var/backups/sshfix, or backup_dir of the config file',
+        describe:
+          "Where each host keeps the run's backups and restore script (an absolute path on the hosts); " +
+          "runs sharing a host must share it: it is where a run sees another run's undecided change",
+      })
       .option('confirm-timeout', {
         type: 'number',
         default: DEFAULT_CONFIRM_TIMEOUT_S,
@@ -340,7 +441,6 @@ export const planCommand: Command = {
   describe: 'Show what apply would change (apply --check --diff)',
   builder: (y) =>
     runOptions(y)
-      .demandOption('inventory')
       .positional('playbook', { type: 'string', describe: 'Playbook file (YAML)' })
       .option('out', {
         type: 'string',

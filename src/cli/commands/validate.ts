@@ -41,6 +41,7 @@ import { EXIT } from '../exit_codes.js';
 import { redactConfigError, redactDiagnostics } from '../redact.js';
 import { vaultFromArgs, vaultOptions } from '../vault_password.js';
 import type { CliIO, Command, ParsedArgs } from '../io.js';
+import { commandSettings } from '../settings.js';
 
 export interface ValidateInput {
   playbook: string;
@@ -150,6 +151,8 @@ function summaryLine(input: ValidateInput, result: ValidationResult): string {
 }
 
 async function runValidate(args: ParsedArgs, io: CliIO): Promise<number> {
+  const settings = commandSettings(args);
+  if (settings.warnings.length > 0) io.stderr(settings.warnings.map(formatDiagnostic).join('\n') + '\n');
   const vault = await vaultFromArgs(args);
   let extraVars: Record<string, unknown>;
   try {
@@ -157,13 +160,21 @@ async function runValidate(args: ParsedArgs, io: CliIO): Promise<number> {
   } catch (error) {
     throw redactConfigError(error, vault.secrets());
   }
-  const input: ValidateInput = {
-    playbook: String(args.playbook),
-    ...(args.inventory !== undefined ? { inventory: String(args.inventory) } : {}),
-    ...(args.limit !== undefined ? { limit: String(args.limit) } : {}),
-    extraVars,
-    vault,
-  };
+  return reportValidation(
+    {
+      playbook: String(args.playbook),
+      ...(settings.values.inventory !== undefined ? { inventory: settings.values.inventory } : {}),
+      ...(args.limit !== undefined ? { limit: String(args.limit) } : {}),
+      extraVars,
+      vault,
+    },
+    io,
+  );
+}
+
+/** Validates `input` and prints the diagnostics and the summary line (validate, apply/plan --syntax-check). */
+export function reportValidation(input: ValidateInput, io: CliIO): number {
+  const vault = input.vault ?? new Vault();
   const result = validateOffline(input);
   // A message may quote a value: never a vault's plaintext.
   const report = redactDiagnostics([...result.errors, ...result.warnings], vault.secrets()).map(
@@ -188,7 +199,8 @@ export const validateCommand: Command = {
         .option('inventory', {
           alias: 'i',
           type: 'string',
-          describe: 'Also check host patterns, connection variables and rendered arguments for its hosts',
+          describe:
+            'Also check host patterns, connection variables and rendered arguments for its hosts (default: inventory of the config file)',
         })
         .option('limit', { alias: 'l', type: 'string', describe: 'Check only these hosts (a host pattern)' })
         .option('extra-vars', {

@@ -2,13 +2,16 @@
  * Which hosts `sshfix diagnose` looks at and how it reaches them: the one
  * connection builder of plan/apply (flags > inventory > ssh_config), hosts
  * named by address selected through the inventory, and jump hosts that log in
- * with their target's credentials.
+ * with their target's credentials, and the remote_user, private_key_file
+ * and timeout of the config file below the inventory and the flags.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { diagnoseTargets, jumpSpec } from '../../../src/cli/commands/diagnose.js';
 import type { ParsedArgs } from '../../../src/cli/io.js';
+import { withCommandLine } from '../../../src/cli/settings.js';
+import { resolveSettings } from '../../../src/config/settings.js';
 
 let dir: string;
 beforeAll(() => {
@@ -85,5 +88,40 @@ describe('--via', () => {
       privateKeyFile: '/keys/bastion',
     });
     expect(jumpSpec('inner', target, args({ inventory }))).toMatchObject({ privateKeyFile: '/keys/fleet' });
+  });
+});
+
+describe('the config file (sshfix.cfg / ansible.cfg)', () => {
+  it('gives remote_user, private_key_file and timeout where the inventory and the flags do not', () => {
+    const key = file('id_cfg', 'not a real key\n');
+    const settings = resolveSettings({
+      file: {
+        path: path.join(dir, 'ansible.cfg'),
+        text: '[defaults]\nremote_user = deploy\nprivate_key_file = id_cfg\ntimeout = 42\n',
+      },
+      env: {},
+      cwd: dir,
+      home: dir,
+    });
+    const inventory = file(
+      'inv-cfg.yml',
+      'all:\n  hosts:\n    web1: { ansible_host: 10.9.0.8 }\n    web2: { ansible_host: 10.9.0.9, ansible_user: root }\n',
+    );
+    const targets = diagnoseTargets(args({ inventory, 'connect-timeout': undefined }), undefined, settings);
+    expect(targets.map((t) => [t.name, t.spec.user, t.spec.privateKeyFile, t.spec.connectTimeoutMs])).toEqual(
+      [
+        ['web1', 'deploy', key, 42_000],
+        ['web2', 'root', key, 42_000],
+      ],
+    );
+    const flagged = diagnoseTargets(
+      args({ inventory, user: 'ops', 'connect-timeout': 5 }),
+      undefined,
+      withCommandLine(settings, args({ user: 'ops', 'connect-timeout': 5 })),
+    );
+    expect(flagged.map((t) => [t.spec.user, t.spec.connectTimeoutMs])).toEqual([
+      ['ops', 5_000],
+      ['ops', 5_000],
+    ]);
   });
 });

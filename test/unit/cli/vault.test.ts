@@ -286,7 +286,7 @@ describe('sshfix diagnose -i', () => {
     );
     const args = { _: ['diagnose'], inventory, 'ssh-config': '/dev/null', 'connect-timeout': 3 };
     const vault = new Vault([{ id: 'default', secret: Buffer.from('correct horse battery staple') }]);
-    expect(diagnoseTargets(args, undefined, vault)[0]?.spec).toMatchObject({
+    expect(diagnoseTargets(args, undefined, undefined, vault)[0]?.spec).toMatchObject({
       becomePassword: 'hunter2-Numbat',
     });
     const run = await runCli([
