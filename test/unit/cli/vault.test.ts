@@ -209,6 +209,17 @@ describe('--vault-password-file', () => {
       PASSWORD_FILE,
     ]);
     expect(valid.code).toBe(0);
+    const syntax = await runCli([
+      'plan',
+      playbook,
+      '-i',
+      inventory,
+      '--syntax-check',
+      '--vault-password-file',
+      PASSWORD_FILE,
+    ]);
+    expect(syntax.code).toBe(0);
+    expectNoPlaintext(syntax.stdout + syntax.stderr);
   });
 
   test('sshfix inventory opens a vaulted inventory and masks every value from it', async () => {
