@@ -8,6 +8,7 @@
  * rendering, because `"{{ port }}"` only becomes a number then.
  */
 import { readFileSync } from 'node:fs';
+import nodePath from 'node:path';
 import { LineCounter, isMap, isNode, isScalar, isSeq, parseDocument, visit } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
 import { ConfigError } from './diagnostics.js';
@@ -17,6 +18,7 @@ import {
   playbookStructureDiagnostics,
   positionAt,
   resourceArgsDiagnostics,
+  resourceOfTaskKey,
   sortByPosition,
   subPositionMap,
 } from './schema.js';
@@ -27,13 +29,25 @@ import { renderString } from './template.js';
 export type { ResourceSchemas, SourcePositionMap } from './schema.js';
 
 export interface TaskSpec {
+  /** The task's `name`; without one, its resource key and a summary of its arguments (taskDisplayName). */
   name: string;
-  /** The one resource key, e.g. "sshd_config". */
+  /** The one resource, e.g. "sshd_config" (also for its FQCN alias, e.g. ansible.builtin.service → service). */
   resource: string;
   /** Raw (unrendered) arguments as parsed from YAML. */
   args: unknown;
-  /** Handler names; a single string in YAML becomes a one-item list. */
+  /**
+   * The names of the handlers `notify` reaches, each once: those named by an
+   * entry, and those that listen to it (a single string in YAML is one entry).
+   */
   notify: string[];
+  /** Handlers: the topics of `listen`, besides the name, that notify it. Empty for tasks. */
+  listen: string[];
+  /** Its own tags, the play's and those of the imports that brought the play in; no duplicates. */
+  tags: string[];
+  /** `check_mode: true`: planned and reported, never applied. */
+  checkMode: boolean;
+  /** `become:` of the task, which beats the play's and the host's; undefined when not given. */
+  become?: boolean;
   /** `no_log: true`: only the task's status may be shown, as in Ansible. */
   noLog: boolean;
   /** `diff: false`: the task's diff is never shown. */
@@ -50,6 +64,8 @@ export interface PlaySpec {
   hosts: string;
   vars: Record<string, unknown>;
   become?: boolean;
+  /** Its own tags and those of the imports that brought it in; every task has them too. */
+  tags: string[];
   tasks: TaskSpec[];
   handlers: TaskSpec[];
   position: SourcePosition;
@@ -57,7 +73,13 @@ export interface PlaySpec {
 
 export interface Playbook {
   path: string;
+  /** In run order, the plays of `import_playbook` in the place of the import (each has its file in `position`). */
   plays: PlaySpec[];
+}
+
+/** How imported playbooks are read; tests may substitute. */
+export interface PlaybookReadOptions {
+  readFile?: (path: string) => string;
 }
 
 export interface ParsedYaml {
@@ -76,16 +98,109 @@ export function loadPlaybook(path: string, resources: ResourceSchemas): Playbook
   return parsePlaybook(text, path, resources);
 }
 
-export function parsePlaybook(text: string, path: string, resources: ResourceSchemas): Playbook {
-  const { data, positions } = parseYaml(text, path);
-  const diagnostics = [
+export function parsePlaybook(
+  text: string,
+  path: string,
+  resources: ResourceSchemas,
+  options: PlaybookReadOptions = {},
+): Playbook {
+  const readFile = options.readFile ?? ((file: string) => readFileSync(file, 'utf8'));
+  const diagnostics: Diagnostic[] = [];
+  const plays = parsePlaybookFile(text, path, resources, {
+    readFile,
+    chain: [nodePath.resolve(path)],
+    tags: [],
+    diagnostics,
+  });
+  if (diagnostics.length > 0) throw new ConfigError(sortByPosition(diagnostics));
+  return { path, plays };
+}
+
+/** What loading one file of a playbook needs to know of the files that imported it. */
+interface ImportContext {
+  readFile: (path: string) => string;
+  /** Resolved paths of the importing files, outermost first, this one last: an import of one of them is a cycle. */
+  chain: string[];
+  /** Tags of the imports that led here. */
+  tags: string[];
+  /** Every problem of every file, collected so that all are reported at once. */
+  diagnostics: Diagnostic[];
+}
+
+/**
+ * The plays of one playbook file, those of its imports in their place. Its
+ * problems go to `context.diagnostics`; imports are followed even when the
+ * file has problems of its own, so that one validate run reports them all.
+ */
+function parsePlaybookFile(
+  text: string,
+  file: string,
+  resources: ResourceSchemas,
+  context: ImportContext,
+): PlaySpec[] {
+  const { data, positions } = parseYaml(text, file);
+  const problems = [
     ...playbookStructureDiagnostics(data, positions, resources),
     ...unknownArgumentKeyDiagnostics(data, positions, resources),
-    ...handlerDiagnostics(data, positions),
+    ...handlerDiagnostics(data, positions, resources),
   ];
-  if (diagnostics.length > 0) throw new ConfigError(sortByPosition(diagnostics));
-  // Validated above: the shape is now the one the schema describes.
-  return buildPlaybook(data as RawPlay[], positions, path, resources);
+  context.diagnostics.push(...problems);
+  const items = Array.isArray(data) ? data : [];
+  const plays: PlaySpec[] = [];
+  items.forEach((item: unknown, index) => {
+    const pointer = childPointer('', index);
+    if (isRecord(item) && typeof item.import_playbook === 'string' && item.import_playbook !== '') {
+      plays.push(...importedPlays(item, pointer, file, positions, resources, context));
+    } else if (problems.length === 0) {
+      // Validated above: the shape is now the one the schema describes.
+      plays.push(buildPlay(item as RawPlay, pointer, positions, file, resources, context.tags));
+    }
+  });
+  return plays;
+}
+
+/** The plays of `import_playbook: other.yml`, found relative to the importing file's directory, as in Ansible. */
+function importedPlays(
+  item: Record<string, unknown>,
+  pointer: string,
+  file: string,
+  positions: SourcePositionMap,
+  resources: ResourceSchemas,
+  context: ImportContext,
+): PlaySpec[] {
+  const target = String(item.import_playbook);
+  const importPointer = childPointer(pointer, 'import_playbook');
+  const position = positionAt(positions, importPointer) ?? { file, line: 1, column: 1 };
+  const importedFile = nodePath.isAbsolute(target) ? target : nodePath.join(nodePath.dirname(file), target);
+  const resolved = nodePath.resolve(importedFile);
+  const fail = (summary: string): PlaySpec[] => {
+    context.diagnostics.push({ severity: 'error', summary, position });
+    return [];
+  };
+  const cycleStart = context.chain.indexOf(resolved);
+  if (cycleStart !== -1) {
+    const cycle = [...context.chain.slice(cycleStart), resolved].map((p) => nodePath.basename(p)).join(' → ');
+    return fail(`import_playbook '${target}' makes a cycle (${cycle}): a playbook cannot import itself`);
+  }
+  let text: string;
+  try {
+    text = context.readFile(importedFile);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    return fail(`cannot read imported playbook '${target}': ${reason}`);
+  }
+  try {
+    return parsePlaybookFile(text, importedFile, resources, {
+      ...context,
+      chain: [...context.chain, resolved],
+      tags: uniqueTags([...context.tags, ...tagList(item.tags)]),
+    });
+  } catch (error) {
+    // YAML syntax errors of the imported file, at their own positions in it.
+    if (!(error instanceof ConfigError)) throw error;
+    context.diagnostics.push(...error.diagnostics);
+    return [];
+  }
 }
 
 /**
@@ -276,8 +391,9 @@ function tasksOf(
   );
 }
 
+/** The keys of a task that name a resource, as written (an FQCN alias stays an alias). */
 function resourceKeysOf(task: Record<string, unknown>, resources: ResourceSchemas): string[] {
-  return Object.keys(task).filter((key) => Object.hasOwn(resources, key));
+  return Object.keys(task).filter((key) => resourceOfTaskKey(key, resources) !== undefined);
 }
 
 /** Argument keys are never templated, so unknown ones can be reported before any host is known. */
@@ -289,59 +405,111 @@ function unknownArgumentKeyDiagnostics(
   return playsOf(data).flatMap(({ pointer, play }) =>
     [...tasksOf(play, pointer, 'tasks'), ...tasksOf(play, pointer, 'handlers')].flatMap(
       ({ pointer: taskPointer, task }) => {
-        const [resource, ...others] = resourceKeysOf(task, resources);
+        const [key, ...others] = resourceKeysOf(task, resources);
+        const resource = key === undefined ? undefined : resourceOfTaskKey(key, resources);
         const schema = resource === undefined ? undefined : resources[resource];
-        if (resource === undefined || others.length > 0 || !schema) return [];
-        const argPositions = subPositionMap(positions, childPointer(taskPointer, resource));
-        return resourceArgsDiagnostics(resource, schema, task[resource], argPositions, 'unknown-keys');
+        if (key === undefined || resource === undefined || others.length > 0 || !schema) return [];
+        const argPositions = subPositionMap(positions, childPointer(taskPointer, key));
+        return resourceArgsDiagnostics(resource, schema, task[key], argPositions, 'unknown-keys');
       },
     ),
   );
 }
 
 function notifyNames(task: Record<string, unknown>): string[] {
-  const notify = task.notify;
-  if (typeof notify === 'string') return [notify];
-  return Array.isArray(notify) ? notify.filter((name): name is string => typeof name === 'string') : [];
+  return stringList(task.notify);
 }
 
-/** Duplicate handler names, and `notify` entries naming no handler of the play. */
-function handlerDiagnostics(data: unknown, positions: SourcePositionMap): Diagnostic[] {
+/** `notify:`/`listen:` as a list: a single string is one entry. */
+function stringList(value: unknown): string[] {
+  if (typeof value === 'string') return [value];
+  return Array.isArray(value) ? value.filter((name): name is string => typeof name === 'string') : [];
+}
+
+/**
+ * `tags:` as a list: Ansible splits a single string at commas (`tags: ssh, firewall`)
+ * and trims each tag.
+ */
+export function tagList(value: unknown): string[] {
+  const written = typeof value === 'string' ? value.split(',') : stringList(value);
+  return uniqueTags(written.map((tag) => tag.trim()).filter((tag) => tag !== ''));
+}
+
+function uniqueTags(tags: readonly string[]): string[] {
+  return [...new Set(tags)];
+}
+
+/** A handler's name as shown: its own, else the one taskDisplayName derives. */
+function handlerDisplayName(
+  handler: Record<string, unknown>,
+  resources: ResourceSchemas,
+): string | undefined {
+  if (typeof handler.name === 'string') return handler.name;
+  const [key] = resourceKeysOf(handler, resources);
+  return key === undefined ? undefined : taskDisplayName(key, handler[key], handler.no_log === true);
+}
+
+/**
+ * Per play: duplicate handler names, handlers nothing can notify, `listen` on
+ * a task, and `notify` entries naming neither a handler nor a topic one listens to.
+ */
+function handlerDiagnostics(
+  data: unknown,
+  positions: SourcePositionMap,
+  resources: ResourceSchemas,
+): Diagnostic[] {
   const diagnostics: Diagnostic[] = [];
-  const error = (summary: string, pointer: string): void => {
-    const position = positionAt(positions, pointer);
+  const error = (summary: string, pointer: string, which: 'value' | 'key' = 'value'): void => {
+    const position = positionAt(positions, pointer, which);
     diagnostics.push(position ? { severity: 'error', summary, position } : { severity: 'error', summary });
   };
   for (const { pointer, play } of playsOf(data)) {
+    for (const { pointer: taskPointer, task } of tasksOf(play, pointer, 'tasks')) {
+      if (task.listen !== undefined)
+        error(
+          "'listen' applies to handlers only: a task is notified by nothing",
+          childPointer(taskPointer, 'listen'),
+          'key',
+        );
+    }
     const handlers = tasksOf(play, pointer, 'handlers');
     const handlerCount = Array.isArray(play.handlers) ? play.handlers.length : 0;
-    const named = handlers.filter(
-      (h): h is TaskLocation & { task: { name: string } } => typeof h.task.name === 'string',
-    );
     // With a broken handler list, "no such handler" would only repeat the schema's complaint.
-    if (play.handlers !== undefined && named.length !== handlerCount) continue;
+    if (play.handlers !== undefined && handlers.length !== handlerCount) continue;
     const firstByName = new Map<string, string>();
-    for (const handler of named) {
-      const namePointer = childPointer(handler.pointer, 'name');
-      const first = firstByName.get(handler.task.name);
+    const topics = new Set<string>();
+    for (const handler of handlers) {
+      const listen = stringList(handler.task.listen);
+      listen.forEach((topic) => topics.add(topic));
+      if (typeof handler.task.name !== 'string' && listen.length === 0) {
+        error("handler has neither 'name' nor 'listen': nothing can notify it", handler.pointer);
+        continue;
+      }
+      const name = handlerDisplayName(handler.task, resources);
+      if (name === undefined) continue; // no resource key: the schema says so
+      const named = typeof handler.task.name === 'string';
+      const namePointer = named ? childPointer(handler.pointer, 'name') : handler.pointer;
+      const first = firstByName.get(name);
       if (first === undefined) {
-        firstByName.set(handler.task.name, namePointer);
+        firstByName.set(name, namePointer);
       } else {
         const firstLine = positionAt(positions, first)?.line;
         error(
-          `duplicate handler name '${handler.task.name}' (first defined on line ${firstLine ?? '?'})`,
+          named
+            ? `duplicate handler name '${name}' (first defined on line ${firstLine ?? '?'})`
+            : `this handler would be shown as '${name}', as the one on line ${firstLine ?? '?'}: give it a name`,
           namePointer,
         );
       }
     }
-    const handlerNames = [...firstByName.keys()];
+    const targets = [...firstByName.keys(), ...topics];
     for (const { pointer: taskPointer, task } of [...tasksOf(play, pointer, 'tasks'), ...handlers]) {
       const notifyPointer = childPointer(taskPointer, 'notify');
       const single = typeof task.notify === 'string';
       notifyNames(task).forEach((name, index) => {
-        if (firstByName.has(name)) return;
+        if (firstByName.has(name) || topics.has(name)) return;
         error(
-          `notify names handler '${name}', which this play does not define${didYouMean(name, handlerNames)}`,
+          `notify names handler '${name}', which this play does not define${didYouMean(name, targets)}`,
           single ? notifyPointer : childPointer(notifyPointer, index),
         );
       });
@@ -353,9 +521,46 @@ function handlerDiagnostics(data: unknown, positions: SourcePositionMap): Diagno
 // ---------------------------------------------------------------------------
 // Model
 
+/** Longest argument summary in the name of a nameless task; longer ones end in "…". */
+const NAME_SUMMARY_LENGTH = 60;
+
+/**
+ * The name shown for a task without `name:`: its resource key as written and
+ * its arguments in Ansible's `key=value` style, e.g.
+ * `service: name=ssh state=reloaded`. Arguments are shown unrendered, and
+ * not at all under `no_log` (they may hold secrets).
+ */
+export function taskDisplayName(key: string, args: unknown, noLog: boolean): string {
+  if (noLog) return key;
+  const summary = isRecord(args)
+    ? Object.entries(args)
+        .map(([name, value]) => `${name}=${flowText(value)}`)
+        .join(' ')
+    : flowText(args);
+  if (summary === '') return key;
+  const cut =
+    summary.length > NAME_SUMMARY_LENGTH ? `${summary.slice(0, NAME_SUMMARY_LENGTH - 1)}…` : summary;
+  return `${key}: ${cut}`;
+}
+
+/** A value on one line, as YAML's flow style writes it (without quotes). */
+function flowText(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(flowText).join(', ')}]`;
+  if (isRecord(value))
+    return `{${Object.entries(value)
+      .map(([name, item]) => `${name}: ${flowText(item)}`)
+      .join(', ')}}`;
+  if (value === null || value === undefined) return '';
+  return typeof value === 'string' ? value.replace(/\s+/g, ' ').trim() : String(value as number | boolean);
+}
+
 interface RawTask {
-  name: string;
+  name?: string;
   notify?: string | string[];
+  listen?: string | string[];
+  tags?: string | string[];
+  check_mode?: boolean;
+  become?: boolean;
   no_log?: boolean;
   diff?: boolean;
   [key: string]: unknown;
@@ -366,52 +571,63 @@ interface RawPlay {
   hosts: string;
   vars?: Record<string, unknown>;
   become?: boolean;
+  tags?: string | string[];
   tasks?: RawTask[];
   handlers?: RawTask[];
 }
 
-function buildPlaybook(
-  plays: RawPlay[],
+function buildPlay(
+  play: RawPlay,
+  pointer: string,
   positions: SourcePositionMap,
   path: string,
   resources: ResourceSchemas,
-): Playbook {
-  const positionOf = (pointer: string): SourcePosition =>
-    positionAt(positions, pointer) ?? { file: path, line: 1, column: 1 };
-  const buildTask = (task: RawTask, pointer: string): TaskSpec => {
+  importTags: readonly string[],
+): PlaySpec {
+  const positionOf = (at: string): SourcePosition =>
+    positionAt(positions, at) ?? { file: path, line: 1, column: 1 };
+  const playTags = uniqueTags([...importTags, ...tagList(play.tags)]);
+  const buildTask = (task: RawTask, taskPointer: string): TaskSpec => {
     // Exactly one resource key: checked by the schema.
-    const resource = resourceKeysOf(task, resources)[0] ?? '';
-    const notify =
-      task.notify === undefined ? [] : typeof task.notify === 'string' ? [task.notify] : task.notify;
-    return {
-      name: task.name,
-      resource,
-      args: task[resource],
-      notify,
-      noLog: task.no_log ?? false,
+    const key = resourceKeysOf(task, resources)[0] ?? '';
+    const noLog = task.no_log ?? false;
+    const spec: TaskSpec = {
+      name: task.name ?? taskDisplayName(key, task[key], noLog),
+      resource: resourceOfTaskKey(key, resources) ?? key,
+      args: task[key],
+      notify: stringList(task.notify),
+      listen: stringList(task.listen),
+      tags: uniqueTags([...playTags, ...tagList(task.tags)]),
+      checkMode: task.check_mode ?? false,
+      noLog,
       diff: task.diff ?? true,
-      position: positionOf(pointer),
-      argPositions: subPositionMap(positions, childPointer(pointer, resource)),
+      position: positionOf(taskPointer),
+      argPositions: subPositionMap(positions, childPointer(taskPointer, key)),
     };
+    if (task.become !== undefined) spec.become = task.become;
+    return spec;
   };
-  const buildSection = (play: RawPlay, playPointer: string, section: 'tasks' | 'handlers'): TaskSpec[] =>
+  const buildSection = (section: 'tasks' | 'handlers'): TaskSpec[] =>
     (play[section] ?? []).map((task, index) =>
-      buildTask(task, childPointer(childPointer(playPointer, section), index)),
+      buildTask(task, childPointer(childPointer(pointer, section), index)),
     );
-  return {
-    path,
-    plays: plays.map((play, index) => {
-      const pointer = childPointer('', index);
-      const spec: PlaySpec = {
-        name: play.name ?? play.hosts,
-        hosts: play.hosts,
-        vars: play.vars ?? {},
-        tasks: buildSection(play, pointer, 'tasks'),
-        handlers: buildSection(play, pointer, 'handlers'),
-        position: positionOf(pointer),
-      };
-      if (play.become !== undefined) spec.become = play.become;
-      return spec;
-    }),
+  const handlers = buildSection('handlers');
+  // `notify: X` reaches the handler named X and every handler listening to X, each once.
+  const reached = (entry: string): string[] =>
+    handlers.filter((h) => h.name === entry || h.listen.includes(entry)).map((h) => h.name);
+  const resolveNotify = (task: TaskSpec): TaskSpec => ({
+    ...task,
+    notify: [...new Set(task.notify.flatMap(reached))],
+  });
+  const spec: PlaySpec = {
+    name: play.name ?? play.hosts,
+    hosts: play.hosts,
+    vars: play.vars ?? {},
+    tags: playTags,
+    tasks: buildSection('tasks').map(resolveNotify),
+    handlers: handlers.map(resolveNotify),
+    position: positionOf(pointer),
   };
+  if (play.become !== undefined) spec.become = play.become;
+  return spec;
 }
