@@ -252,6 +252,11 @@ export function renderTaskArgs(
   return rendered;
 }
 
+/** The tasks and handlers of a play whose own `become:` is `become`. */
+export function tasksWithBecome(play: PlaySpec, become: boolean): TaskSpec[] {
+  return [...play.tasks, ...play.handlers].filter((task) => task.become === become);
+}
+
 /**
  * A resource's own findings about a task's rendered arguments (each at a
  * JSON pointer into them), as diagnostics at the offending key.

@@ -65,6 +65,8 @@ export interface BoundTask {
   noLog?: boolean;
   /** `diff: false`: the result shows no diff. */
   diff?: boolean;
+  /** `check_mode: true`: planned and reported, never applied; its changes notify no handler. */
+  checkMode?: boolean;
 }
 
 export interface BoundPlay {
@@ -97,7 +99,7 @@ export interface HostRunOptions extends HostPlanOptions {
 
 /** A task of the plan with the resource kind that planned it (whose hooks apply it). */
 interface PlannedTask {
-  task: Pick<BoundTask, 'play' | 'name' | 'resource' | 'notify' | 'noLog' | 'diff'>;
+  task: Pick<BoundTask, 'play' | 'name' | 'resource' | 'notify' | 'noLog' | 'diff' | 'checkMode'>;
   handler: boolean;
   plan?: ResourcePlan;
   error?: string;
@@ -114,6 +116,7 @@ function toTaskPlan(p: PlannedTask): TaskPlan {
     ...(p.error !== undefined ? { error: p.error } : {}),
     ...(p.task.noLog ? { noLog: true } : {}),
     ...(p.task.diff === false ? { diff: false } : {}),
+    ...(p.task.checkMode ? { checkMode: true } : {}),
   };
 }
 
@@ -131,6 +134,7 @@ function fromTaskPlan(entry: TaskPlan, host: string, kinds: ReadonlyMap<string, 
       notify: entry.notify,
       ...(entry.noLog ? { noLog: true } : {}),
       ...(entry.diff === false ? { diff: false } : {}),
+      ...(entry.checkMode ? { checkMode: true } : {}),
     },
     handler: entry.handler,
     ...(entry.plan !== undefined ? { plan: entry.plan } : {}),
@@ -175,6 +179,14 @@ function toResult(p: PlannedTask, status: TaskStatus, error?: string): TaskResul
   };
 }
 
+/** What check_mode adds to the messages of a task that would change something. */
+export const CHECK_MODE_MESSAGE = 'check_mode: planned only, never applied';
+
+/** A change that applying makes: planned as a change, and not by a check_mode task. */
+function appliesChange(p: PlannedTask): boolean {
+  return p.plan?.action === 'change' && !p.task.checkMode;
+}
+
 function plannedStatus(plan: ResourcePlan): TaskStatus {
   return plan.action === 'change' ? 'changed' : plan.action === 'skip' ? 'skipped' : 'ok';
 }
@@ -192,6 +204,16 @@ async function planTasks(
       // Until some task plans a write, the warm-up saw exactly what this view sees: its plan is this plan.
       const warm = view.hasPlannedWrites() ? undefined : warmPlans.get(task);
       const plan = warm ?? (await task.resource.plan(task.args, view, ctx));
+      if (task.checkMode) {
+        // Never written: later tasks plan against the files as they are.
+        planned.push({
+          task,
+          handler,
+          plan:
+            plan.action === 'change' ? { ...plan, messages: [...plan.messages, CHECK_MODE_MESSAGE] } : plan,
+        });
+        continue;
+      }
       view.recordPlannedWrites(plan.fileChanges);
       planned.push({ task, handler, plan });
     } catch (error) {
@@ -228,7 +250,8 @@ async function warmUp(
 }
 
 function notifiedHandlers(play: BoundPlay, planned: PlannedTask[]): BoundTask[] {
-  const names = new Set(planned.filter((p) => p.plan?.action === 'change').flatMap((p) => p.task.notify));
+  // A check_mode task changes nothing, so there is nothing for a handler to act on.
+  const names = new Set(planned.filter(appliesChange).flatMap((p) => p.task.notify));
   return play.handlers.filter((h) => names.has(h.name));
 }
 
@@ -452,12 +475,12 @@ async function applyPlan(
   safety: SafetyOptions | undefined,
   interruption: Interruption | undefined,
 ): Promise<TaskResult[]> {
-  const changing = all.filter((p) => p.plan?.action === 'change');
+  const changing = all.filter(appliesChange);
   if (changing.length === 0) return all.map((p) => toResult(p, plannedStatus(p.plan!)));
   const kinds: ChangingTask[] = changing.map((p) => ({ kind: p.task.resource, plan: p.plan! }));
   const stopped = (): TaskResult[] =>
     all.map((p) =>
-      p.plan!.action === 'change'
+      appliesChange(p)
         ? toResult(
             p,
             'skipped',
@@ -485,8 +508,7 @@ async function applyPlan(
     all.map((p) => {
       if (p === culprit) return toResult(p, 'failed', message);
       const why = culprit.task.noLog ? NO_LOG_MESSAGE : message;
-      if (p.plan!.action === 'change')
-        return toResult(p, 'skipped', `not applied: ${culprit.task.name} ${why}`);
+      if (appliesChange(p)) return toResult(p, 'skipped', `not applied: ${culprit.task.name} ${why}`);
       return toResult(p, plannedStatus(p.plan!));
     });
   for (const { index, verdict } of guarded) {
@@ -609,9 +631,14 @@ async function applyPlan(
     } else if (!resultOf.has(step.task)) resultOf.set(step.task, toResult(step.task, 'changed'));
   }
   const results: TaskResult[] = [];
+  // check_mode tasks report "changed" for what they would do: a rollback does not make them fail.
+  const unapplied = new Set<TaskResult>();
   for (const p of all) {
-    if (p.plan!.action !== 'change') results.push(toResult(p, plannedStatus(p.plan!)));
-    else {
+    if (!appliesChange(p)) {
+      const result = toResult(p, plannedStatus(p.plan!));
+      if (result.status === 'changed') unapplied.add(result);
+      results.push(result);
+    } else {
       const r = resultOf.get(p);
       if (r) results.push(r);
       else if (failure === undefined) results.push(toResult(p, 'changed'));
@@ -633,7 +660,7 @@ async function applyPlan(
     const restored = await restoreNow(conn, tx, reason, again);
     if (restored.complete) interruption?.record(host, { kind: 'restored', runDir: tx.runDir });
     for (const result of results) {
-      if (result.status === 'changed')
+      if (result.status === 'changed' && !unapplied.has(result))
         Object.assign(result, { status: 'failed', error: `rolled back: ${restored.reason}` });
       else if (result.status === 'failed') result.error = `${result.error ?? 'failed'}; rolled back`;
     }

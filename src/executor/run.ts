@@ -12,7 +12,7 @@ import type { Inventory } from '../config/inventory.js';
 import { DEFAULTS } from '../config/settings.js';
 import { selectPlaybookHosts, type PlaybookSelection } from '../config/selection.js';
 import type { Playbook, TaskSpec } from '../config/playbook.js';
-import { argumentProblemDiagnostics, renderTaskArgs } from '../config/playbook.js';
+import { argumentProblemDiagnostics, renderTaskArgs, tasksWithBecome } from '../config/playbook.js';
 import { ConfigError, diagnosticIdentity, type Diagnostic } from '../config/diagnostics.js';
 import type { ResourceKind } from '../resources/types.js';
 import type { Connection, ConnectionSpec } from '../transport/types.js';
@@ -134,6 +134,7 @@ export function bindPlaybook(
             notify: t.notify,
             noLog: t.noLog,
             diff: t.diff,
+            ...(t.checkMode ? { checkMode: true } : {}),
           };
         } catch (error) {
           if (!(error instanceof ConfigError)) throw error;
@@ -154,18 +155,54 @@ export function bindPlaybook(
         job = { host: hostName, spec: connectionSpec(hostName, host.vars, play.become, options), plays: [] };
         jobs.set(hostName, job);
       } else if (play.become) job.spec.become = true;
+      // One connection serves all of a host's tasks: a task's `become: true` makes it root for all of them.
+      if (tasksWithBecome(play, true).length > 0) job.spec.become = true;
       job.plays.push({
         name: play.name,
-        playbookDir: path.dirname(path.resolve(playbook.path)),
+        // An imported play's files are found next to the playbook that holds it.
+        playbookDir: path.dirname(path.resolve(play.position.file)),
         vars,
         tasks,
         handlers,
       });
     }
   }
+  diagnostics.push(...unbecomingTaskDiagnostics(playbook, selection, jobs));
   if (diagnostics.length > 0) throw new ConfigError(diagnostics);
   // Inventory order, not the order plays first name the hosts in: results and reports follow it.
   return selection.hosts.flatMap((host) => jobs.get(host) ?? []);
+}
+
+/**
+ * `become: false` on a task of a host whose connection becomes root: the
+ * task would run as root all the same, which is not what it says.
+ */
+function unbecomingTaskDiagnostics(
+  playbook: Playbook,
+  selection: PlaybookSelection,
+  jobs: ReadonlyMap<string, HostJob>,
+): Diagnostic[] {
+  const diagnostics: Diagnostic[] = [];
+  for (const [index, play] of playbook.plays.entries()) {
+    const unbecoming = tasksWithBecome(play, false);
+    if (unbecoming.length === 0) continue;
+    const rootHosts = (selection.playHosts[index] ?? []).filter((host) => {
+      const spec = jobs.get(host)?.spec;
+      return spec !== undefined && spec.become && spec.user !== 'root';
+    });
+    if (rootHosts.length === 0) continue;
+    for (const task of unbecoming) {
+      diagnostics.push({
+        severity: 'error',
+        summary:
+          `task '${task.name}' says become: false, but ${rootHosts.join(', ')} run as root through sudo ` +
+          '(become of a play, of another task, or ansible_become): sshfix runs all the tasks of a host over ' +
+          'one connection, as root or not; run this task from a playbook of its own',
+        position: task.position,
+      });
+    }
+  }
+  return diagnostics;
 }
 
 function connectionSpec(

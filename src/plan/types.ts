@@ -138,6 +138,8 @@ export interface TaskPlan {
   noLog?: boolean;
   /** `diff: false`: results show no diff. */
   diff?: boolean;
+  /** `check_mode: true`: planned and shown, never applied. */
+  checkMode?: boolean;
 }
 
 /**
