@@ -4,7 +4,7 @@
  * tags with --tags/--skip-tags and `never`, a nameless task, an FQCN alias,
  * handlers reached through `listen`, a `check_mode` task that is shown but
  * never applied, --list-tasks and --start-at-task; a second run changes
- * nothing.
+ * nothing. And a task's `become: true` for a login that is not root.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -91,7 +91,7 @@ describeLab('the Ansible playbook language on real OpenSSH servers', () => {
   let site: string;
 
   beforeAll(async () => {
-    lab = await startLab({ id: 'lang', hosts: 1 });
+    lab = await startLab({ id: 'lang', hosts: 2 });
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-lang-'));
     fs.mkdirSync(path.join(work, 'plays', 'templates'), { recursive: true });
     site = path.join(work, 'site.yml');
@@ -192,5 +192,56 @@ describeLab('the Ansible playbook language on real OpenSSH servers', () => {
     const debug = await applyJson(host, '--tags', 'debug');
     expect(debug.statuses).toEqual([['debug only', 'changed']]);
     expect(await host.readFile(NEVER_FILE)).toBe('never\n');
+  });
+
+  test("a task's become: true runs it through sudo for a login that is not root", async () => {
+    const host = lab.hosts[1]!;
+    const user = 'deploy';
+    const key = fs.readFileSync(`${lab.privateKeyFile}.pub`, 'utf8');
+    // /home is the machine's: the user's home lives in the host's own /run.
+    const setup = [
+      `useradd -M -d /run/home-${user} -s /bin/sh ${user}`,
+      `mkdir -p /run/home-${user}/.ssh && cat > /run/home-${user}/.ssh/authorized_keys`,
+      `chown -R ${user}: /run/home-${user} && chmod 700 /run/home-${user}/.ssh`,
+      `echo '${user} ALL=(ALL:ALL) NOPASSWD: ALL' > /etc/sudoers.d/${user} && chmod 0440 /etc/sudoers.d/${user}`,
+    ].join(' && ');
+    const made = await host.exec(setup, { stdin: key });
+    expect(made.stderr).toBe('');
+    const inventory = path.join(work, 'deploy.ini');
+    fs.writeFileSync(
+      inventory,
+      `${host.name} ansible_host=${host.address} ansible_user=${user} ansible_ssh_private_key_file=${lab.privateKeyFile}\n`,
+    );
+    const task = (become: string) => `
+- hosts: all
+  tasks:
+    - name: root-owned file
+      file: { dest: /etc/sshfix-become-test, content: "x\\n", mode: "0600" }${become}
+`;
+    const apply = async (text: string) => {
+      const pb = path.join(work, 'become.yml');
+      fs.writeFileSync(pb, text);
+      const result = await runCli([
+        'apply',
+        pb,
+        '-i',
+        inventory,
+        '--known-hosts',
+        lab.knownHostsFile,
+        '--format',
+        'json',
+      ]);
+      const report = (JSON.parse(result.stdout) as Report).hosts[host.name]!;
+      return { code: result.code, tasks: report.tasks.map((t) => [t.task, t.status]) };
+    };
+
+    // As the login user, /etc is not writable: the run fails and nothing is there.
+    expect((await apply(task(''))).code).not.toBe(0);
+    expect(await exists(host, '/etc/sshfix-become-test')).toBe(false);
+
+    const becoming = task('\n      become: true');
+    expect(await apply(becoming)).toEqual({ code: 0, tasks: [['root-owned file', 'changed']] });
+    expect((await host.exec('stat -c %U:%a /etc/sshfix-become-test')).stdout.trim()).toBe('root:600');
+    expect(await apply(becoming)).toEqual({ code: 0, tasks: [['root-owned file', 'ok']] });
   });
 });
