@@ -24,7 +24,7 @@ import {
 } from './schema.js';
 import type { ResourceSchemas, SourcePositionMap } from './schema.js';
 import { didYouMean } from './suggest.js';
-import { renderString } from './template.js';
+import { evaluateCondition, referencedNames, renderString, templateProblem } from './template.js';
 
 export type { ResourceSchemas, SourcePositionMap } from './schema.js';
 
@@ -56,6 +56,18 @@ export interface TaskSpec {
   position: SourcePosition;
   /** Positions inside `args`, keyed by JSON pointer relative to the arguments ("" is `args`). */
   argPositions: SourcePositionMap;
+  /** `when:` expressions, all of which must hold (a list is "and", as in Ansible). */
+  when: { expression: string; position: SourcePosition }[];
+  /** `loop:` as written: a list (its strings are templates) or a template naming one. */
+  loop?: { items: unknown; position: SourcePosition };
+  /** `loop_control.loop_var`: the item's variable name ("item" unless given). */
+  loopVar: string;
+  /** `loop_control.label`: a template naming each item in the output. */
+  loopLabel?: { template: string; position: SourcePosition };
+  /** `register:`: the variable that receives the task's result. */
+  register?: string;
+  /** `ignore_errors: true`: a failure does not stop the host. */
+  ignoreErrors: boolean;
 }
 
 export interface PlaySpec {
@@ -143,6 +155,7 @@ function parsePlaybookFile(
     ...playbookStructureDiagnostics(data, positions, resources),
     ...unknownArgumentKeyDiagnostics(data, positions, resources),
     ...handlerDiagnostics(data, positions, resources),
+    ...templateDiagnostics(data, positions),
   ];
   context.diagnostics.push(...problems);
   const items = Array.isArray(data) ? data : [];
@@ -255,6 +268,94 @@ export function renderTaskArgs(
 /** The tasks and handlers of a play whose own `become:` is `become`. */
 export function tasksWithBecome(play: PlaySpec, become: boolean): TaskSpec[] {
   return [...play.tasks, ...play.handlers].filter((task) => task.become === become);
+}
+
+/** One run of a task on a host: its rendered arguments, or why it is skipped. */
+export type TaskRun = ({ skipped: false; args: unknown } | { skipped: true; reason: string }) & {
+  /** For a loop: how the item is named in the output, and the item itself. */
+  label?: string;
+  item?: unknown;
+};
+
+/**
+ * What a task does on a host with these variables, as Ansible decides it:
+ * without `loop`, `when` is evaluated once; with one, the loop is rendered
+ * first and `when` is evaluated per item, with the item variable set. A
+ * task whose `when` is false is skipped and its arguments are not rendered
+ * (they may read what only exists when it holds). `checkArgs` is the
+ * resource's own check of rendered arguments (ResourceKind.checkArgs).
+ */
+export function expandTask(
+  task: TaskSpec,
+  vars: Record<string, unknown>,
+  resources: ResourceSchemas,
+  checkArgs?: (args: unknown) => { pointer: string; message: string }[],
+): TaskRun[] {
+  const runOnce = (
+    itemVars: Record<string, unknown>,
+    loopItem?: { label: string; item: unknown },
+  ): TaskRun => {
+    const labelled = loopItem ?? {};
+    for (const { expression, position } of task.when) {
+      if (!evaluateCondition(expression, itemVars, position))
+        return { skipped: true, reason: `skipped: the condition '${expression}' is false`, ...labelled };
+    }
+    const args = renderTaskArgs(task, itemVars, resources);
+    const problems = argumentProblemDiagnostics(task, checkArgs?.(args) ?? []);
+    if (problems.length > 0) throw new ConfigError(problems);
+    return { skipped: false, args, ...labelled };
+  };
+  if (task.loop === undefined) return [runOnce(vars)];
+  const items = renderLoop(task.loop, vars);
+  return items.map((item) => {
+    const itemVars = { ...vars, [task.loopVar]: item };
+    return runOnce(itemVars, { label: itemLabel(task, item, itemVars), item });
+  });
+}
+
+function renderLoop(loop: NonNullable<TaskSpec['loop']>, vars: Record<string, unknown>): unknown[] {
+  const renderDeep = (value: unknown): unknown => {
+    if (typeof value === 'string') return renderString(value, vars, loop.position);
+    if (Array.isArray(value)) return value.map(renderDeep);
+    if (isRecord(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, renderDeep(v)]));
+    return value;
+  };
+  const items = renderDeep(loop.items);
+  if (!Array.isArray(items)) {
+    const kind =
+      items === null ? 'none' : isRecord(items) ? 'a mapping' : `${typeof items} ${JSON.stringify(items)}`;
+    throw new ConfigError([
+      { severity: 'error', summary: `loop needs a list, got ${kind}`, position: loop.position },
+    ]);
+  }
+  return items;
+}
+
+function itemLabel(task: TaskSpec, item: unknown, vars: Record<string, unknown>): string {
+  if (task.loopLabel !== undefined) {
+    const label = renderString(task.loopLabel.template, vars, task.loopLabel.position);
+    return typeof label === 'string' ? label : JSON.stringify(label);
+  }
+  return typeof item === 'string' ? item : JSON.stringify(item);
+}
+
+/**
+ * The variable names a task reads in its condition, loop, label and
+ * arguments: a task reading one that is only known on the host (a fact, a
+ * registered result) can only be rendered there.
+ */
+export function taskVariableNames(task: TaskSpec): string[] {
+  const names = new Set<string>();
+  const strings = (value: unknown, kind: 'template' | 'expression'): void => {
+    if (typeof value === 'string') for (const n of referencedNames(value, kind)) names.add(n);
+    else if (Array.isArray(value)) for (const v of value) strings(v, kind);
+    else if (isRecord(value)) for (const v of Object.values(value)) strings(v, kind);
+  };
+  for (const { expression } of task.when) strings(expression, 'expression');
+  strings(task.loop?.items, 'template');
+  strings(task.loopLabel?.template, 'template');
+  strings(task.args, 'template');
+  return [...names];
 }
 
 /**
@@ -421,6 +522,50 @@ function unknownArgumentKeyDiagnostics(
   );
 }
 
+/**
+ * Syntax errors and unknown filters or tests in conditions, loops, labels
+ * and arguments: found before any variable is known, at the string's
+ * position. Only well-formed values are looked at: the schema reports the rest.
+ */
+function templateDiagnostics(data: unknown, positions: SourcePositionMap): Diagnostic[] {
+  const diagnostics: Diagnostic[] = [];
+  const check = (value: unknown, pointer: string, kind: 'template' | 'expression'): void => {
+    if (typeof value === 'string') {
+      const problem = templateProblem(value, kind);
+      if (problem === undefined) return;
+      const [summary = problem, ...detail] = problem.split('\n');
+      const position = positionAt(positions, pointer);
+      diagnostics.push({
+        severity: 'error',
+        summary,
+        ...(detail.length > 0 ? { detail: detail.join('\n') } : {}),
+        ...(position ? { position } : {}),
+      });
+    } else if (Array.isArray(value)) {
+      value.forEach((item, index) => check(item, childPointer(pointer, index), kind));
+    } else if (isRecord(value)) {
+      for (const [key, item] of Object.entries(value)) check(item, childPointer(pointer, key), kind);
+    }
+  };
+  for (const { pointer, play } of playsOf(data)) {
+    for (const { pointer: taskPointer, task } of [
+      ...tasksOf(play, pointer, 'tasks'),
+      ...tasksOf(play, pointer, 'handlers'),
+    ]) {
+      for (const [key, value] of Object.entries(task)) {
+        const at = childPointer(taskPointer, key);
+        if (key === 'when') check(value, at, 'expression');
+        else if (key === 'loop') check(value, at, 'template');
+        else if (key === 'loop_control' && isRecord(value))
+          check(value.label, childPointer(at, 'label'), 'template');
+        else if (!['name', 'notify', 'no_log', 'diff', 'register', 'ignore_errors'].includes(key))
+          check(value, at, 'template');
+      }
+    }
+  }
+  return diagnostics;
+}
+
 function notifyNames(task: Record<string, unknown>): string[] {
   return stringList(task.notify);
 }
@@ -568,6 +713,11 @@ interface RawTask {
   become?: boolean;
   no_log?: boolean;
   diff?: boolean;
+  when?: string | boolean | (string | boolean)[];
+  loop?: unknown[] | string;
+  loop_control?: { loop_var?: string; label?: string };
+  register?: string;
+  ignore_errors?: boolean;
   [key: string]: unknown;
 }
 
@@ -596,6 +746,8 @@ function buildPlay(
     // Exactly one resource key: checked by the schema.
     const key = resourceKeysOf(task, resources)[0] ?? '';
     const noLog = task.no_log ?? false;
+    const whenPointer = childPointer(taskPointer, 'when');
+    const conditions = task.when === undefined ? [] : Array.isArray(task.when) ? task.when : [task.when];
     const spec: TaskSpec = {
       name: task.name ?? taskDisplayName(key, task[key], noLog),
       resource: resourceOfTaskKey(key, resources) ?? key,
@@ -608,8 +760,23 @@ function buildPlay(
       diff: task.diff ?? true,
       position: positionOf(taskPointer),
       argPositions: subPositionMap(positions, childPointer(taskPointer, key)),
+      // `when: false` is YAML's boolean: the expression of the same meaning.
+      when: conditions.map((c, i) => ({
+        expression: typeof c === 'boolean' ? (c ? 'true' : 'false') : c,
+        position: positionOf(Array.isArray(task.when) ? childPointer(whenPointer, i) : whenPointer),
+      })),
+      loopVar: task.loop_control?.loop_var ?? 'item',
+      ignoreErrors: task.ignore_errors ?? false,
     };
     if (task.become !== undefined) spec.become = task.become;
+    if (task.loop !== undefined)
+      spec.loop = { items: task.loop, position: positionOf(childPointer(taskPointer, 'loop')) };
+    if (task.loop_control?.label !== undefined)
+      spec.loopLabel = {
+        template: task.loop_control.label,
+        position: positionOf(childPointer(childPointer(taskPointer, 'loop_control'), 'label')),
+      };
+    if (task.register !== undefined) spec.register = task.register;
     return spec;
   };
   const buildSection = (section: 'tasks' | 'handlers'): TaskSpec[] =>

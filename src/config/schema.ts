@@ -210,6 +210,40 @@ export function playbookJsonSchema(
         description:
           "false: never show this task's diff (file contents may hold secrets), even with --diff or plan.",
       },
+      when: {
+        type: ['string', 'boolean', 'array'],
+        items: { type: ['string', 'boolean'] },
+        description:
+          'Jinja expression(s) without {{ }}, over variables, facts and registered results; a list must all hold. False: the task is skipped.',
+      },
+      loop: {
+        type: ['array', 'string'],
+        description:
+          'Run the task once per item (a list, or "{{ variable }}" naming one); the item is `item`.',
+      },
+      loop_control: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          loop_var: {
+            type: 'string',
+            pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+            description: 'The name of the item variable instead of `item`.',
+          },
+          label: { type: 'string', description: 'How an item is named in the output (a template).' },
+        },
+      },
+      register: {
+        type: 'string',
+        pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+        description:
+          "A variable that receives the task's planned result (changed, failed, skipped, msg; results for a loop).",
+      },
+      ignore_errors: {
+        type: 'boolean',
+        description:
+          'A failure while planning this task does not stop the host; it shows as failed, ignored.',
+      },
     },
   };
   if (taskKeys.length > 0) {

@@ -80,7 +80,13 @@ interface Analysis {
 
 type Compiled =
   | { kind: 'literal' }
-  | { kind: 'value' | 'text' | 'expression'; program: Program; analysis: Analysis }
+  | {
+      kind: 'value' | 'text' | 'expression';
+      program: Program;
+      analysis: Analysis;
+      /** The engine drops a template's last newline (Jinja's default); Ansible keeps it. */
+      trailingNewline?: boolean;
+    }
   | { kind: 'invalid'; summary: string; detail?: string };
 
 /** The same task renders once per host: parse and check each distinct string once. */
@@ -144,7 +150,7 @@ export function referencedNames(text: string, kind: 'template' | 'expression'): 
     (isEvaluatedIdentifier(node) ? names : bound).add(node.value as string);
   });
   // Names a `{% for %}` or `{% set %}` binds are the template's own (a close enough reading).
-  return [...names].filter((name) => !bound.has(name));
+  return [...names].filter((name) => !bound.has(name) && !CONSTANTS.has(name));
 }
 
 // ---------------------------------------------------------------------------
@@ -175,12 +181,14 @@ function compileTemplate(template: string): Compiled {
   const problem = unknownNames(program);
   if (problem !== undefined) return { kind: 'invalid', summary: problem };
   // Exactly `{{ expression }}`, nothing around it: the value itself, as in Ansible.
+  const trailingNewline = template.endsWith('\n');
   const single =
+    !trailingNewline &&
     program.body.length === 1 &&
     tokens[0]?.type === 'OpenExpression' &&
     tokens.at(-1)?.type === 'CloseExpression' &&
     tokens.filter((t) => t.type === 'OpenExpression').length === 1;
-  return { kind: single ? 'value' : 'text', program, analysis: analyse(program) };
+  return { kind: single ? 'value' : 'text', program, analysis: analyse(program), trailingNewline };
 }
 
 function compileExpression(expression: string): Compiled {
@@ -275,6 +283,16 @@ function filterName(filter: AstNode): string {
   return callee.value as string;
 }
 
+/** The filters and tests that look at an undefined value rather than failing on it. */
+const UNDEFINED_ACCEPTING = new Set([
+  'default',
+  'd',
+  'mandatory',
+  'defined',
+  'undefined',
+  ...['defined', 'undefined'].flatMap((t) => [`${TEST_CALL}${t}`, `${NEGATED_TEST_CALL}${t}`]),
+]);
+
 function analyse(program: Program): Analysis {
   const guarded = new Set<object>();
   const outputs = new Set<object>();
@@ -297,17 +315,10 @@ function analyse(program: Program): Analysis {
     if (node.type === 'FilterExpression') {
       const filter = node.filter as AstNode;
       nonVariableIdentifiers.add(filter.type === 'CallExpression' ? (filter.callee as AstNode) : filter);
-      const name = filterName(filter);
-      if (
-        name === 'default' ||
-        name === 'd' ||
-        name.startsWith(TEST_CALL) ||
-        name.startsWith(NEGATED_TEST_CALL)
-      )
-        guard(node.operand as AstNode);
+      if (UNDEFINED_ACCEPTING.has(filterName(filter))) guard(node.operand as AstNode);
     } else if (node.type === 'TestExpression') {
       nonVariableIdentifiers.add(node.test as object);
-      guard(node.operand as AstNode);
+      if (UNDEFINED_ACCEPTING.has((node.test as AstNode).value as string)) guard(node.operand as AstNode);
     } else if (node.type === 'MemberExpression' && node.computed !== true) {
       nonVariableIdentifiers.add(node.property as object);
     } else if (node.type === 'KeywordArgumentExpression') {
@@ -629,6 +640,16 @@ class PlaybookInterpreter extends engine.Interpreter {
   }
 }
 
+/** Jinja's spellings of the constants, and Python's, which Ansible users also type. */
+const CONSTANTS = new Map<string, boolean | null>([
+  ['true', true],
+  ['True', true],
+  ['false', false],
+  ['False', false],
+  ['none', null],
+  ['None', null],
+]);
+
 /** The engine's view of a set of variables, made once per set (every string of every task reads it). */
 const environments = new WeakMap<Vars, Environment>();
 
@@ -636,16 +657,7 @@ function environmentOf(vars: Vars): Environment {
   let base = environments.get(vars);
   if (!base) {
     base = new engine.Environment();
-    // Jinja's spellings of the constants, and Python's, which Ansible users also type.
-    for (const [name, value] of [
-      ['true', true],
-      ['True', true],
-      ['false', false],
-      ['False', false],
-      ['none', null],
-      ['None', null],
-    ] as const)
-      base.set(name, value);
+    for (const [name, value] of CONSTANTS) base.set(name, value);
     for (const [name, value] of Object.entries(vars)) if (!base.variables.has(name)) base.set(name, value);
     environments.set(vars, base);
   }
@@ -664,7 +676,10 @@ function run(
     entry.kind === 'text',
   );
   try {
-    if (entry.kind === 'text') return interpreter.run(entry.program).value;
+    if (entry.kind === 'text') {
+      const text = String(interpreter.run(entry.program).value);
+      return entry.trailingNewline === true ? `${text}\n` : text;
+    }
     const expression = entry.program.body[0];
     return fromRuntime(interpreter.evaluate(expression, interpreter.global));
   } catch (error) {

@@ -12,7 +12,12 @@ import type { Inventory } from '../config/inventory.js';
 import { DEFAULTS } from '../config/settings.js';
 import { selectPlaybookHosts, type PlaybookSelection } from '../config/selection.js';
 import type { Playbook, TaskSpec } from '../config/playbook.js';
-import { argumentProblemDiagnostics, renderTaskArgs, tasksWithBecome } from '../config/playbook.js';
+import {
+  argumentProblemDiagnostics,
+  renderTaskArgs,
+  tasksWithBecome,
+  taskVariableNames,
+} from '../config/playbook.js';
 import { ConfigError, diagnosticIdentity, type Diagnostic } from '../config/diagnostics.js';
 import type { ResourceKind } from '../resources/types.js';
 import type { Connection, ConnectionSpec } from '../transport/types.js';
@@ -31,7 +36,7 @@ import {
 } from './host_run.js';
 import type { HostPlan } from '../plan/types.js';
 import { reviewPlay, type PlanPlay } from '../plan/plan_file.js';
-import { hostFailure, type HostResult, type TaskResult } from './results.js';
+import { hostFailure, isFailure, type HostResult, type TaskResult } from './results.js';
 import { errorMessage } from '../errors.js';
 import { DEFAULT_CONFIRM_TIMEOUT_S, UndecidedTransactionError, type SafetyOptions } from './transaction.js';
 import { notRunResult, runInBatches, type Serial } from './rollout.js';
@@ -100,9 +105,22 @@ interface HostJob {
 export { defaultKnownHostsFile };
 
 /**
+ * Whether a task can only be rendered on its host, during the host's run:
+ * its `when` or `loop` may read facts and registered results, and so may
+ * its arguments when they name a fact (`ansible_*`) or a variable a task
+ * of the play registers.
+ */
+function rendersOnHost(task: TaskSpec, registered: ReadonlySet<string>): boolean {
+  if (task.when.length > 0 || task.loop !== undefined) return true;
+  return taskVariableNames(task).some((name) => registered.has(name) || name.startsWith('ansible_'));
+}
+
+/**
  * Renders every task for every host its play selects (`selection`, whose
  * warnings are the caller's to show); throws ConfigError with all problems,
- * "no hosts matched" included.
+ * "no hosts matched" included. A task that reads what only the host's run
+ * knows (rendersOnHost) is rendered there, before it is planned; its
+ * strings' syntax, filters and tests were checked when the playbook was read.
  */
 export function bindPlaybook(
   playbook: Playbook,
@@ -120,22 +138,28 @@ export function bindPlaybook(
     for (const hostName of selection.playHosts[index] ?? []) {
       const host = inventory.hosts.get(hostName)!;
       const vars = { ...host.vars, ...play.vars, ...options.extraVars, inventory_hostname: hostName };
+      const registered = new Set(
+        [...play.tasks, ...play.handlers].flatMap((t) => (t.register === undefined ? [] : [t.register])),
+      );
       const bind = (t: TaskSpec): BoundTask | undefined => {
         const resource = resources.get(t.resource)!;
+        const common = {
+          play: play.name,
+          name: t.name,
+          resource,
+          notify: t.notify,
+          noLog: t.noLog,
+          diff: t.diff,
+          ...(t.register !== undefined ? { register: t.register } : {}),
+          ...(t.ignoreErrors ? { ignoreErrors: true } : {}),
+          ...(t.checkMode ? { checkMode: true } : {}),
+        };
+        if (rendersOnHost(t, registered)) return { ...common, args: undefined, source: t };
         try {
           const args = renderTaskArgs(t, vars, schemas);
           const problems = argumentProblemDiagnostics(t, resource.checkArgs?.(args) ?? []);
           if (problems.length > 0) throw new ConfigError(problems);
-          return {
-            play: play.name,
-            name: t.name,
-            resource,
-            args,
-            notify: t.notify,
-            noLog: t.noLog,
-            diff: t.diff,
-            ...(t.checkMode ? { checkMode: true } : {}),
-          };
+          return { ...common, args };
         } catch (error) {
           if (!(error instanceof ConfigError)) throw error;
           // The same mistake shows once, not once per host.
@@ -162,6 +186,7 @@ export function bindPlaybook(
         // An imported play's files are found next to the playbook that holds it.
         playbookDir: path.dirname(path.resolve(play.position.file)),
         vars,
+        ...(options.extraVars ? { extraVars: options.extraVars } : {}),
         tasks,
         handlers,
       });
@@ -263,7 +288,7 @@ async function runHost(job: HostJob, options: RunOptions & { runToken: string })
         });
         result.tasks.push(...tasks);
       }
-      if (result.tasks.some((t) => t.status === 'failed')) break;
+      if (result.tasks.some(isFailure)) break;
     }
   } catch (error) {
     if (error instanceof UndecidedTransactionError) {

@@ -140,6 +140,8 @@ export interface TaskPlan {
   diff?: boolean;
   /** `check_mode: true`: planned and shown, never applied. */
   checkMode?: boolean;
+  /** `ignore_errors: true`: its planning `error` does not stop the host. */
+  ignoreErrors?: boolean;
 }
 
 /**

@@ -56,6 +56,12 @@ describe('renderString', () => {
     expect(renderString('via {{ net.gateways.v4 }}', vars)).toBe('via 192.168.1.1');
   });
 
+  it('keeps a trailing newline, as Ansible does', () => {
+    expect(renderString('token={{ port }}\n', vars)).toBe('token=2222\n');
+    expect(renderString('{{ port }}\n', vars)).toBe('2222\n');
+    expect(renderString('{% if port %}a{% endif %}\n', vars)).toBe('a\n');
+  });
+
   it('does not HTML-escape', () => {
     const text = `<a href="x">&'</a>`;
     expect(renderString('[{{ text }}]', { text })).toBe(`[${text}]`);
