@@ -84,8 +84,6 @@ type Compiled =
       kind: 'value' | 'text' | 'expression';
       program: Program;
       analysis: Analysis;
-      /** The engine drops a template's last newline (Jinja's default); Ansible keeps it. */
-      trailingNewline?: boolean;
     }
   | { kind: 'invalid'; summary: string; detail?: string };
 
@@ -119,6 +117,45 @@ export function renderString(template: string, vars: Vars, position?: SourcePosi
 }
 
 /**
+ * A whole file (the template resource's `.j2` sources): always text, even
+ * when it is one expression. Errors name `file`, at the line and column of
+ * the expression they are about when it can be found in the text.
+ */
+export function renderFile(file: string, text: string, vars: Vars): string {
+  const entry = compile(text, 'file');
+  if (entry.kind === 'literal') return text;
+  if (entry.kind === 'invalid')
+    throw configError(
+      `invalid template ${file}: ${entry.summary.replace(/^invalid template: /, '')}`,
+      undefined,
+      entry.detail,
+    );
+  try {
+    return String(run(entry, vars, undefined));
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    throw new ConfigError(
+      error.diagnostics.map((d) => {
+        const expression = /'([^']+)'/.exec(d.summary)?.[1];
+        const position = expression === undefined ? undefined : positionOf(text, expression, file);
+        return position ? { ...d, position } : { ...d, summary: `${d.summary} in template ${file}` };
+      }),
+    );
+  }
+}
+
+/** Where `expression` first appears inside a `{{ }}` or `{% %}` of `text`: 1-based line and column. */
+function positionOf(text: string, expression: string, file: string): SourcePosition | undefined {
+  const escaped = expression.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const pattern = new RegExp(`\\{[{%][^}]*?(?<![\\w.])(${escaped})(?![\\w])`, 'g');
+  const match = pattern.exec(text);
+  if (!match) return undefined;
+  const offset = match.index + match[0].length - expression.length;
+  const before = text.slice(0, offset).split('\n');
+  return { file, line: before.length, column: (before.at(-1)?.length ?? 0) + 1 };
+}
+
+/**
  * A `when:` condition: a bare Jinja expression (no braces), true or false by
  * Python's rules (an empty list or string is false), as in Ansible.
  */
@@ -133,7 +170,7 @@ export function evaluateCondition(expression: string, vars: Vars, position?: Sou
  * What is wrong with a string before any variable is known: syntax, unknown
  * filters and tests. `undefined` when it is fine.
  */
-export function templateProblem(text: string, kind: 'template' | 'expression'): string | undefined {
+export function templateProblem(text: string, kind: 'template' | 'expression' | 'file'): string | undefined {
   const entry = compile(text, kind);
   if (entry.kind !== 'invalid') return undefined;
   return entry.detail === undefined ? entry.summary : `${entry.summary}\n${entry.detail}`;
@@ -156,24 +193,27 @@ export function referencedNames(text: string, kind: 'template' | 'expression'): 
 // ---------------------------------------------------------------------------
 // Compiling
 
-function compile(text: string, kind: 'template' | 'expression'): Compiled {
+function compile(text: string, kind: 'template' | 'expression' | 'file'): Compiled {
   const key = `${kind}\0${text}`;
   let entry = compiled.get(key);
   if (!entry) {
-    entry = kind === 'expression' ? compileExpression(text) : compileTemplate(text);
+    entry = kind === 'expression' ? compileExpression(text) : compileTemplate(text, kind === 'file');
     if (compiled.size >= MAX_CACHED_TEMPLATES) compiled.clear();
     compiled.set(key, entry);
   }
   return entry;
 }
 
-function compileTemplate(template: string): Compiled {
+function compileTemplate(template: string, wholeFile = false): Compiled {
   if (!isTemplate(template)) return { kind: 'literal' };
   let tokens: Token[];
   let program: Program;
   try {
-    // trim_blocks as Ansible sets it: the newline after a block tag is dropped.
-    tokens = withTestCalls(engine.tokenize(template, { trim_blocks: true }));
+    // trim_blocks as Ansible sets it: the newline after a block tag is dropped. The engine
+    // also drops a template's last newline (Jinja's default); Ansible keeps it: one more
+    // newline for the engine to drop keeps it (and trim_blocks still sees the original).
+    const source = template.endsWith('\n') ? `${template}\n` : template;
+    tokens = withTestCalls(engine.tokenize(source, { trim_blocks: true }));
     program = engine.parse(tokens);
   } catch (error) {
     return { kind: 'invalid', summary: `invalid template: ${errorMessage(error)}` };
@@ -181,14 +221,13 @@ function compileTemplate(template: string): Compiled {
   const problem = unknownNames(program);
   if (problem !== undefined) return { kind: 'invalid', summary: problem };
   // Exactly `{{ expression }}`, nothing around it: the value itself, as in Ansible.
-  const trailingNewline = template.endsWith('\n');
   const single =
-    !trailingNewline &&
+    !wholeFile &&
     program.body.length === 1 &&
     tokens[0]?.type === 'OpenExpression' &&
     tokens.at(-1)?.type === 'CloseExpression' &&
     tokens.filter((t) => t.type === 'OpenExpression').length === 1;
-  return { kind: single ? 'value' : 'text', program, analysis: analyse(program), trailingNewline };
+  return { kind: single ? 'value' : 'text', program, analysis: analyse(program) };
 }
 
 function compileExpression(expression: string): Compiled {
@@ -676,10 +715,7 @@ function run(
     entry.kind === 'text',
   );
   try {
-    if (entry.kind === 'text') {
-      const text = String(interpreter.run(entry.program).value);
-      return entry.trailingNewline === true ? `${text}\n` : text;
-    }
+    if (entry.kind === 'text') return interpreter.run(entry.program).value;
     const expression = entry.program.body[0];
     return fromRuntime(interpreter.evaluate(expression, interpreter.global));
   } catch (error) {

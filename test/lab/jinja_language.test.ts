@@ -37,6 +37,13 @@ interface SavedPlan {
   }[];
 }
 
+/** A Jinja template reading the registered results of the loop. */
+const MARKER_TEMPLATE = `{{ allowed.results | length }} networks allowed on {{ inventory_hostname }}:
+{% for result in allowed.results %}
+{{ result.item }}{{ ' (new)' if result.changed else '' }}
+{% endfor %}
+`;
+
 const PLAYBOOK = `- name: admin access
   hosts: all
   vars:
@@ -55,9 +62,7 @@ const PLAYBOOK = `- name: admin access
       loop_control: { loop_var: net }
       register: allowed
     - name: record what changed
-      file:
-        dest: ${MARKER}
-        content: "{{ allowed.results | length }} networks allowed on {{ inventory_hostname }}\\n"
+      template: { src: marker.j2, dest: ${MARKER} }
       when:
         - banner is failed
         - allowed is changed
@@ -78,6 +83,7 @@ describeLabKinds('when, loop, register and ignore_errors on real hosts', [PLAIN,
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-jinja-'));
     playbook = path.join(work, 'admin.yml');
     fs.writeFileSync(playbook, PLAYBOOK);
+    fs.writeFileSync(path.join(work, 'marker.j2'), MARKER_TEMPLATE);
     const inventory = path.join(work, 'inventory.yml');
     fs.writeFileSync(
       inventory,
@@ -134,7 +140,9 @@ describeLabKinds('when, loop, register and ignore_errors on real hosts', [PLAIN,
         NETWORKS.map((net) => `sshd: ${net.replace('/24', '/255.255.255.0')}`),
       );
       expect(lines.filter((l) => !added.includes(l)).join('\n')).toBe(allowBefore[lab.hosts.indexOf(host)]);
-      expect(await host.readFile(MARKER)).toBe(`3 networks allowed on ${host.name}\n`);
+      expect(await host.readFile(MARKER)).toBe(
+        `3 networks allowed on ${host.name}:\n${NETWORKS.map((net) => `${net} (new)\n`).join('')}`,
+      );
       // sshd still lets the controller in through the edited hosts.allow.
       expect((await lab.ssh(host, 'true')).code).toBe(0);
     }
@@ -156,7 +164,7 @@ describeLabKinds('when, loop, register and ignore_errors on real hosts', [PLAIN,
 
     const text = await runCli(['plan', playbook, ...common, '--out', path.join(work, 'plan.json')]);
     expect(text.code).toBe(0);
-    expect(text.stdout).toMatch(/skipped\s+record what changed \[file\]/);
+    expect(text.stdout).toMatch(/skipped\s+record what changed \[template\]/);
     const saved = JSON.parse(fs.readFileSync(path.join(work, 'plan.json'), 'utf8')) as SavedPlan;
     for (const host of saved.hosts) {
       expect(host.status).toBe('unchanged');

@@ -59,7 +59,9 @@ describe('renderString', () => {
   it('keeps a trailing newline, as Ansible does', () => {
     expect(renderString('token={{ port }}\n', vars)).toBe('token=2222\n');
     expect(renderString('{{ port }}\n', vars)).toBe('2222\n');
-    expect(renderString('{% if port %}a{% endif %}\n', vars)).toBe('a\n');
+    // trim_blocks, as Ansible: the newline after a block tag goes.
+    expect(renderString('{% if port %}a{% endif %}\n', vars)).toBe('a');
+    expect(renderString('{% if port %}\na\n{% endif %}\nb\n', vars)).toBe('a\nb\n');
   });
 
   it('does not HTML-escape', () => {
