@@ -106,6 +106,11 @@ export interface HostPlanOptions {
   safety?: SafetyOptions;
   /** SIGINT/SIGTERM: start no change after the first, cut settling short after the second. */
   interruption?: Interruption;
+  /**
+   * The host's registered results, kept from play to play (as Ansible keeps
+   * them for the host); a play planned without it starts with none.
+   */
+  registered?: Record<string, unknown>;
 }
 
 export interface HostRunOptions extends HostPlanOptions {
@@ -389,9 +394,10 @@ export async function planHost(
       throw new UndecidedTransactionError(undecidedRunsMessage(found.runs, found.hostNowS, backupRoot));
   }
   const facts = await hostFacts;
-  const registered: Record<string, unknown> = {};
+  const registered = options.registered ?? {};
   const rendering: HostRendering = {
     // Ansible's precedence: inventory and play variables, then registered results, then -e.
+    // The host's facts join here, below the play's variables.
     variables: () => ({ ...play.vars, ...registered, ...play.extraVars }),
     register: (name, value) => {
       registered[name] = value;

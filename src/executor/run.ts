@@ -134,13 +134,16 @@ export function bindPlaybook(
   const jobs = new Map<string, HostJob>();
   const diagnostics: Diagnostic[] = [];
   const reported = new Set<string>();
+  // Registered results live on from play to play, as in Ansible.
+  const registered = new Set(
+    playbook.plays.flatMap((play) =>
+      [...play.tasks, ...play.handlers].flatMap((t) => (t.register === undefined ? [] : [t.register])),
+    ),
+  );
   for (const [index, play] of playbook.plays.entries()) {
     for (const hostName of selection.playHosts[index] ?? []) {
       const host = inventory.hosts.get(hostName)!;
       const vars = { ...host.vars, ...play.vars, ...options.extraVars, inventory_hostname: hostName };
-      const registered = new Set(
-        [...play.tasks, ...play.handlers].flatMap((t) => (t.register === undefined ? [] : [t.register])),
-      );
       const bind = (t: TaskSpec): BoundTask | undefined => {
         const resource = resources.get(t.resource)!;
         const common = {
@@ -258,12 +261,14 @@ async function runHost(job: HostJob, options: RunOptions & { runToken: string })
     options.onProgress?.(job.host, 'connecting');
     const opened = await (options.connect ?? openConnection)(job.spec);
     conn = opened;
+    const registered: Record<string, unknown> = {};
     for (const [index, play] of job.plays.entries()) {
       if (index > 0 && options.interruption?.stopRequested) {
         result.tasks.push(interruptedBeforePlays(job.plays.slice(index), options.interruption));
         break;
       }
       const hostOptions: HostPlanOptions = {
+        registered,
         onStep: (step) => options.onProgress?.(job.host, step),
         ...(options.check ? {} : { safety: safetyOptions(job, options) }),
         ...(options.interruption ? { interruption: options.interruption } : {}),

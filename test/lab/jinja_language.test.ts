@@ -66,6 +66,12 @@ const PLAYBOOK = `- name: admin access
       when:
         - banner is failed
         - allowed is changed
+- name: later play
+  hosts: all
+  tasks:
+    - name: registered results outlive their play
+      sshd_config: { settings: { MaxAuthTries: 6 } }
+      when: allowed is skipped
 `;
 
 describeLabKinds('when, loop, register and ignore_errors on real hosts', [PLAIN, SYSTEMD_SERVICE], (kind) => {
@@ -125,11 +131,13 @@ describeLabKinds('when, loop, register and ignore_errors on real hosts', [PLAIN,
     const report = JSON.parse(apply.stdout) as Report;
     for (const host of lab.hosts) {
       const result = report.hosts[host.name]!;
-      expect(result).toMatchObject({ failed: 0, ignored: 1, changed: 4 });
+      expect(result).toMatchObject({ failed: 0, ignored: 1, changed: 4, skipped: 1 });
       expect(result.tasks.map((t) => [t.task, t.status])).toEqual([
         ['the banner is already there', 'failed'],
         ...NETWORKS.map((net) => [`admin network allowed (item=${net})`, 'changed']),
         ['record what changed', 'changed'],
+        // The later play reads the first play's registered result.
+        ['registered results outlive their play', 'skipped'],
       ]);
       expect(result.tasks[0]).toMatchObject({ ignored: true });
       const allow = await host.readFile('/etc/hosts.allow');
@@ -153,8 +161,8 @@ describeLabKinds('when, loop, register and ignore_errors on real hosts', [PLAIN,
     const again = JSON.parse(second.stdout) as Report;
     for (const host of lab.hosts) {
       const result = again.hosts[host.name]!;
-      expect(result).toMatchObject({ failed: 0, changed: 0, skipped: 1 });
-      expect(result.tasks.at(-1)).toMatchObject({
+      expect(result).toMatchObject({ failed: 0, changed: 0, skipped: 2 });
+      expect(result.tasks.at(-2)).toMatchObject({
         task: 'record what changed',
         status: 'skipped',
         error: "skipped: the condition 'allowed is changed' is false",
