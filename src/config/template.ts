@@ -184,7 +184,8 @@ export function referencedNames(text: string, kind: 'template' | 'expression'): 
   const bound = new Set<string>();
   walk(entry.program as unknown as AstNode, (node) => {
     if (node.type !== 'Identifier') return;
-    (isEvaluatedIdentifier(node) ? names : bound).add(node.value as string);
+    if (assignedIdentifiers.has(node)) bound.add(node.value as string);
+    else if (isEvaluatedIdentifier(node)) names.add(node.value as string);
   });
   // Names a `{% for %}` or `{% set %}` binds are the template's own (a close enough reading).
   return [...names].filter((name) => !bound.has(name) && !CONSTANTS.has(name));
@@ -312,6 +313,8 @@ function isNode(value: unknown): value is AstNode {
 
 /** Filter and test names, member names and keyword names are identifiers that are never looked up. */
 const nonVariableIdentifiers = new WeakSet<object>();
+/** Names `{% for %}`, `{% set %}` and `{% macro %}` assign. */
+const assignedIdentifiers = new WeakSet<object>();
 
 function isEvaluatedIdentifier(node: AstNode): boolean {
   return !nonVariableIdentifiers.has(node);
@@ -365,7 +368,12 @@ function analyse(program: Program): Analysis {
     } else if (node.type === 'For' || node.type === 'Set' || node.type === 'Macro') {
       // Assigned, not read: `{% for n in nets %}`, `{% set x = 1 %}`.
       const target = (node.loopvar ?? node.assignee ?? node.name) as AstNode | undefined;
-      if (target) walk(target, (n) => void (n.type === 'Identifier' && nonVariableIdentifiers.add(n)));
+      if (target)
+        walk(target, (n) => {
+          if (n.type !== 'Identifier') return;
+          nonVariableIdentifiers.add(n);
+          assignedIdentifiers.add(n);
+        });
     }
   });
   return { guarded, outputs };

@@ -225,6 +225,11 @@ describe('Jinja as Ansible users type it', () => {
       referencedNames('{{ a.b | default(c) }} {% for n in nets %}{{ n }}{% endfor %}', 'template').sort(),
     ).toEqual(['a', 'c', 'nets']);
     expect(referencedNames('result is failed and x.y', 'expression').sort()).toEqual(['result', 'x']);
+    // A name that is also a member or a filter elsewhere is still read.
+    expect(referencedNames('x.allowed and allowed is changed', 'expression').sort()).toEqual([
+      'allowed',
+      'x',
+    ]);
   });
 
   it('gives a template no way to JavaScript objects', () => {
