@@ -296,18 +296,11 @@ async function planTasks(
         } catch (error) {
           if (error instanceof UnreachableError) throw error;
           entries.push({ task: named, handler, error: errorMessage(error), ...item });
-          break;
+          break; // A failed item ends the loop, as a failed task ends the host's tasks.
         }
       }
     }
-    planned.push(
-      ...entries.map(({ task: t, handler: h, plan, error }) => ({
-        task: t,
-        handler: h,
-        ...(plan ? { plan } : {}),
-        ...(error !== undefined ? { error } : {}),
-      })),
-    );
+    planned.push(...entries);
     if (task.register !== undefined)
       rendering.register(
         task.register,
