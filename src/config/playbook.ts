@@ -359,6 +359,49 @@ export function taskVariableNames(task: TaskSpec): string[] {
 }
 
 /**
+ * Variables a task rendered on its host reads without `default` or `is
+ * defined` and that `known` does not know, each at the string that reads
+ * it, with the nearest known name: found before any host is contacted.
+ */
+export function unknownVariableDiagnostics(
+  task: TaskSpec,
+  known: (name: string) => boolean,
+  suggestions: readonly string[],
+): Diagnostic[] {
+  const diagnostics: Diagnostic[] = [];
+  const check = (value: unknown, kind: 'template' | 'expression', position: SourcePosition): void => {
+    if (typeof value !== 'string') return;
+    for (const name of referencedNames(value, kind, { required: true })) {
+      if (name === task.loopVar && task.loop !== undefined) continue;
+      if (known(name)) continue;
+      diagnostics.push({
+        severity: 'error',
+        summary: `undefined variable '${name}'${didYouMean(name, [...suggestions])}`,
+        position,
+      });
+    }
+  };
+  const args = (value: unknown, pointer: string): void => {
+    if (Array.isArray(value)) value.forEach((item, i) => args(item, childPointer(pointer, i)));
+    else if (isRecord(value)) for (const [k, v] of Object.entries(value)) args(v, childPointer(pointer, k));
+    else check(value, 'template', positionAt(task.argPositions, pointer) ?? task.position);
+  };
+  for (const { expression, position } of task.when) check(expression, 'expression', position);
+  if (task.loop) {
+    const loop = task.loop;
+    const items = (value: unknown): void => {
+      if (Array.isArray(value)) value.forEach(items);
+      else if (isRecord(value)) Object.values(value).forEach(items);
+      else check(value, 'template', loop.position);
+    };
+    items(loop.items);
+  }
+  if (task.loopLabel) check(task.loopLabel.template, 'template', task.loopLabel.position);
+  args(task.args, '');
+  return diagnostics;
+}
+
+/**
  * A resource's own findings about a task's rendered arguments (each at a
  * JSON pointer into them), as diagnostics at the offending key.
  */

@@ -176,8 +176,16 @@ export function templateProblem(text: string, kind: 'template' | 'expression' | 
   return entry.detail === undefined ? entry.summary : `${entry.summary}\n${entry.detail}`;
 }
 
-/** The top-level variable names a string reads (to tell which strings wait for facts or registered results). */
-export function referencedNames(text: string, kind: 'template' | 'expression'): string[] {
+/**
+ * The top-level variable names a string reads (to tell which strings wait
+ * for facts or registered results); with `required`, only those it reads
+ * without `default` or `is defined` around them, which must exist.
+ */
+export function referencedNames(
+  text: string,
+  kind: 'template' | 'expression',
+  options: { required?: boolean } = {},
+): string[] {
   const entry = compile(text, kind);
   if (entry.kind === 'literal' || entry.kind === 'invalid') return [];
   const names = new Set<string>();
@@ -185,11 +193,15 @@ export function referencedNames(text: string, kind: 'template' | 'expression'): 
   walk(entry.program as unknown as AstNode, (node) => {
     if (node.type !== 'Identifier') return;
     if (assignedIdentifiers.has(node)) bound.add(node.value as string);
+    else if (options.required === true && entry.analysis.guarded.has(node)) return;
     else if (isEvaluatedIdentifier(node)) names.add(node.value as string);
   });
   // Names a `{% for %}` or `{% set %}` binds are the template's own (a close enough reading).
-  return [...names].filter((name) => !bound.has(name) && !CONSTANTS.has(name));
+  return [...names].filter((name) => !bound.has(name) && !CONSTANTS.has(name) && !ENGINE_GLOBALS.has(name));
 }
+
+/** What the engine itself defines: a `{% for %}` loop's `loop`, and its functions. */
+const ENGINE_GLOBALS = new Set(['loop', 'range', 'namespace', 'raise_exception', 'strftime_now']);
 
 // ---------------------------------------------------------------------------
 // Compiling

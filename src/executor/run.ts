@@ -17,6 +17,7 @@ import {
   renderTaskArgs,
   tasksWithBecome,
   taskVariableNames,
+  unknownVariableDiagnostics,
 } from '../config/playbook.js';
 import { ConfigError, diagnosticIdentity, type Diagnostic } from '../config/diagnostics.js';
 import type { ResourceKind } from '../resources/types.js';
@@ -144,6 +145,15 @@ export function bindPlaybook(
     for (const hostName of selection.playHosts[index] ?? []) {
       const host = inventory.hosts.get(hostName)!;
       const vars = { ...host.vars, ...play.vars, ...options.extraVars, inventory_hostname: hostName };
+      const report = (found: readonly Diagnostic[]): void => {
+        // The same mistake shows once, not once per host.
+        for (const d of found) {
+          const identity = diagnosticIdentity(d);
+          if (reported.has(identity)) continue;
+          reported.add(identity);
+          diagnostics.push({ ...d, detail: d.detail ?? `for host ${hostName}` });
+        }
+      };
       const bind = (t: TaskSpec): BoundTask | undefined => {
         const resource = resources.get(t.resource)!;
         const common = {
@@ -157,7 +167,13 @@ export function bindPlaybook(
           ...(t.ignoreErrors ? { ignoreErrors: true } : {}),
           ...(t.checkMode ? { checkMode: true } : {}),
         };
-        if (rendersOnHost(t, registered)) return { ...common, args: undefined, source: t };
+        if (rendersOnHost(t, registered)) {
+          // What it reads must still exist somewhere: a typo is found before any host is contacted.
+          const known = (name: string) =>
+            Object.hasOwn(vars, name) || registered.has(name) || name.startsWith('ansible_');
+          report(unknownVariableDiagnostics(t, known, [...Object.keys(vars), ...registered]));
+          return { ...common, args: undefined, source: t };
+        }
         try {
           const args = renderTaskArgs(t, vars, schemas);
           const problems = argumentProblemDiagnostics(t, resource.checkArgs?.(args) ?? []);
@@ -165,13 +181,7 @@ export function bindPlaybook(
           return { ...common, args };
         } catch (error) {
           if (!(error instanceof ConfigError)) throw error;
-          // The same mistake shows once, not once per host.
-          for (const d of error.diagnostics) {
-            const identity = diagnosticIdentity(d);
-            if (reported.has(identity)) continue;
-            reported.add(identity);
-            diagnostics.push({ ...d, detail: d.detail ?? `for host ${hostName}` });
-          }
+          report(error.diagnostics);
           return undefined;
         }
       };

@@ -237,6 +237,26 @@ describe('conditions and loops', () => {
     expect(run.stderr).toContain(`${pb}:9:13: error: unknown filter 'unqiue' (did you mean 'unique'?)`);
   });
 
+  test('a task rendered on the host still names an undefined variable before any host is contacted', async () => {
+    const pb = write(
+      'p.yml',
+      `- hosts: all
+  tasks:
+    - name: limits
+      sshd_config: { settings: { MaxAuthTries: "{{ max_tries }}" } }
+      register: limits
+    - name: reload
+      service: { name: sshd, state: reloaded }
+      when: limts is changed and (extra | default(1)) and optional is not defined
+`,
+    );
+    const run = await runCli(['validate', pb, '-i', write('hosts.yml', INVENTORY)]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`${pb}:8:13: error: undefined variable 'limts' (did you mean 'limits'?)`);
+    expect(run.stderr).not.toContain("'extra'");
+    expect(run.stderr).not.toContain("'optional'");
+  });
+
   test('a task that reads a registered result is checked on the host, not refused up front', async () => {
     const pb = write(
       'p.yml',
