@@ -388,10 +388,12 @@ export async function planHost(
   }
   const facts = await hostFacts;
   const registered = options.registered ?? {};
+  const factVariables = hostFactVariables(facts);
   const rendering: HostRendering = {
-    // Ansible's precedence: inventory and play variables, then registered results, then -e.
-    // The host's facts join here, below the play's variables.
-    variables: () => ({ ...play.vars, ...registered, ...play.extraVars }),
+    // Ansible's precedence: the host's facts, inventory and play variables, registered results, -e.
+    // (Ansible ranks facts above inventory variables; here an inventory variable named like a fact
+    // wins, so that a fact never silently replaces what the inventory says.)
+    variables: () => ({ ...factVariables, ...play.vars, ...registered, ...play.extraVars }),
     register: (name, value) => {
       registered[name] = value;
     },

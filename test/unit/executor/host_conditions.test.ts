@@ -109,3 +109,40 @@ describe('a host run with when, loop, register and ignore_errors', () => {
     expect(plan.tasks[0]?.error).toBe("site.yml:5:13: error: undefined variable 'proeb'");
   });
 });
+
+describe("the host's facts in when and templates", () => {
+  test('ansible_facts and ansible_* name what this machine runs, read in the same run', async () => {
+    const osRelease = Object.fromEntries(
+      fs
+        .readFileSync('/etc/os-release', 'utf8')
+        .split('\n')
+        .filter((line) => line.includes('='))
+        .map((line) => [
+          line.slice(0, line.indexOf('=')),
+          line.slice(line.indexOf('=') + 1).replace(/^"|"$/g, ''),
+        ]),
+    );
+    const play = playOf(`- hosts: all
+  tasks:
+    - name: distribution
+      file: { dest: ${dir}/os, content: "{{ ansible_facts.distribution }} {{ ansible_distribution_major_version }}\\n" }
+    - name: only where the release is this one
+      file: { dest: ${dir}/same, content: "x\\n" }
+      when: ansible_facts.distribution_major_version == '${osRelease.VERSION_ID?.split('.')[0] ?? ''}'
+    - name: only on another release
+      file: { dest: ${dir}/other, content: "x\\n" }
+      when: ansible_facts.distribution_major_version != '${osRelease.VERSION_ID?.split('.')[0] ?? ''}'
+`);
+    const plan = await planHost(localShell(), play, {});
+    expect(plan.tasks.map((t) => [t.task, t.plan?.action ?? t.error])).toEqual([
+      ['distribution', 'change'],
+      ['only where the release is this one', 'change'],
+      ['only on another release', 'skip'],
+    ]);
+    await applyHostPlan(plan, localShell(), {});
+    const distribution = osRelease.ID === 'debian' ? 'Debian' : String(osRelease.ID);
+    expect(fs.readFileSync(`${dir}/os`, 'utf8')).toBe(
+      `${distribution} ${osRelease.VERSION_ID?.split('.')[0] ?? ''}\n`,
+    );
+  });
+});
