@@ -6,7 +6,7 @@
  * (CI logs, pipes) nothing is redrawn: output is the plain lines the
  * renderers print as each host finishes.
  */
-import type { HostResult } from '../executor/results.js';
+import { isFailure, type HostResult } from '../executor/results.js';
 import type { CliIO } from './io.js';
 
 /** Counts and the latest step of each running host; no I/O. */
@@ -28,7 +28,7 @@ export class ProgressState {
     this.running.delete(result.host);
     this.finished++;
     if (result.unreachable) this.unreachableHosts++;
-    else if (result.tasks.some((t) => t.status === 'failed')) this.failedHosts++;
+    else if (result.tasks.some(isFailure)) this.failedHosts++;
   }
 
   /** The status line, cut to `columns` so the terminal never wraps it (a wrapped line cannot be redrawn). */

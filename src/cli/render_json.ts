@@ -21,6 +21,7 @@ export function renderJson(
           changed: c.changed,
           failed: c.failed,
           skipped: c.skipped,
+          ...(c.ignored > 0 ? { ignored: c.ignored } : {}),
           unreachable: r.unreachable,
           ...(r.error ? { error: r.error } : {}),
           ...(r.stale ? { stale: r.stale, error: `${STALE_MESSAGE}: ${r.stale.join('; ')}` } : {}),
@@ -37,6 +38,7 @@ export function renderJson(
             warnings: t.warnings,
             commands: t.commands,
             ...(t.error ? { error: t.error } : {}),
+            ...(t.ignored ? { ignored: true } : {}),
           })),
         },
       ];

@@ -104,7 +104,8 @@ function taskOutput(task: TaskResult, options: JunitOptions): string {
 function taskCase(host: string, task: TaskResult, options: JunitOptions, indent: string): string {
   const inner = `${indent}  `;
   const children: string[] = [];
-  if (task.status === 'failed') {
+  // As Ansible's junit callback by default (JUNIT_FAIL_ON_IGNORE=False): an ignored failure passes.
+  if (task.status === 'failed' && !task.ignored) {
     const error = task.error ?? 'failed';
     children.push(textElement('failure', { message: firstLine(error), type: 'failed' }, error, inner));
   } else if (task.status === 'skipped') {
@@ -113,7 +114,8 @@ function taskCase(host: string, task: TaskResult, options: JunitOptions, indent:
     const error = task.error ?? 'unreachable';
     children.push(textElement('error', { message: firstLine(error), type: 'unreachable' }, error, inner));
   }
-  const output = taskOutput(task, options);
+  const ignoring = task.ignored ? [`...ignoring: ${task.error ?? 'failed'}`] : [];
+  const output = [...ignoring, taskOutput(task, options)].filter((part) => part !== '').join('\n');
   if (output !== '') children.push(textElement('system-out', {}, output, inner));
   return element('testcase', { classname: host, name: caseName(task) }, children, indent);
 }

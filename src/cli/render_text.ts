@@ -68,6 +68,7 @@ export function renderHost(result: HostResult, style: TextStyle): string {
     if (skipReason !== undefined)
       out.push(`           ${paint(style, 'cyan', `skipped: ${result.host}: ${skipReason}`)}`);
     else if (t.error) out.push(`           ${paint(style, 'red', t.error)}`);
+    if (t.ignored) out.push(`           ${paint(style, 'cyan', '...ignoring (ignore_errors)')}`);
     if (style.diff && t.diff && t.status !== 'ok') {
       out.push(
         colorDiff(style, t.diff)
@@ -105,7 +106,7 @@ export function renderRecap(
   for (const r of results) {
     const c = countTasks(r);
     const changedWord = style.check ? 'to_change' : 'changed';
-    const stale = r.stale !== undefined ? '  stale=1' : '';
+    const stale = `${c.ignored > 0 ? `  ignored=${c.ignored}` : ''}${r.stale !== undefined ? '  stale=1' : ''}`;
     const counts = `${r.host.padEnd(width)}  ok=${c.ok}  ${changedWord}=${c.changed}  failed=${c.failed}  skipped=${c.skipped}  unreachable=${c.unreachable ? 1 : 0}${stale}`;
     if (!interruption) {
       lines.push(counts);

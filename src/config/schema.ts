@@ -101,8 +101,50 @@ export function sortByPosition(diagnostics: Diagnostic[]): Diagnostic[] {
 // Schemas
 
 const TASK_DEFINITION = 'task';
+const PLAY_DEFINITION = 'play';
+const IMPORT_DEFINITION = 'import_playbook';
 /** ajv's schemaPath of the "exactly one resource key" rule, reported in our own words. */
 const TASK_RESOURCE_RULE = `#/definitions/${TASK_DEFINITION}/oneOf`;
+
+/**
+ * Ansible's fully qualified names of the modules whose arguments a resource
+ * accepts as Ansible's module does (a subset of them, with the same meaning),
+ * so that `ansible.builtin.service: {name: ssh, state: reloaded}` means what it
+ * means there. Modules that only look alike are left out: `copy` (the file
+ * resource also takes `state: absent`, which copy does not know) and
+ * `lineinfile` (sshd_config edits settings, not lines).
+ */
+export const FQCN_ALIASES: Readonly<Record<string, string>> = {
+  'ansible.builtin.service': 'service',
+  'ansible.builtin.template': 'template',
+};
+
+/** The task keys that name a resource: its own name, and each FQCN alias of it. */
+export function resourceTaskKeys(resources: ResourceSchemas): string[] {
+  const aliases = Object.entries(FQCN_ALIASES)
+    .filter(([, target]) => Object.hasOwn(resources, target))
+    .map(([alias]) => alias);
+  return [...Object.keys(resources), ...aliases];
+}
+
+/** The resource a task key names (an FQCN alias names its resource), or undefined. */
+export function resourceOfTaskKey(key: string, resources: ResourceSchemas): string | undefined {
+  if (Object.hasOwn(resources, key)) return key;
+  const target = Object.hasOwn(FQCN_ALIASES, key) ? FQCN_ALIASES[key] : undefined;
+  return target !== undefined && Object.hasOwn(resources, target) ? target : undefined;
+}
+
+/** `namespace.collection.module`, e.g. ansible.builtin.copy. */
+const FQCN_SHAPE = /^[a-z0-9_]+\.[a-z0-9_]+\.[a-z0-9_]+$/;
+
+const TAGS_SCHEMA = {
+  // One type list rather than anyOf: ajv then reports one error, not one per branch.
+  type: ['string', 'array'],
+  minLength: 1,
+  items: { type: 'string', minLength: 1 },
+  description:
+    'Tags for --tags/--skip-tags: a list, or one string (commas separate tags). "always" runs unless skipped by name; "never" runs only when asked for.',
+};
 
 export interface PlaybookSchemaOptions {
   /**
@@ -122,20 +164,41 @@ export function playbookJsonSchema(
   resources: ResourceSchemas,
   options: PlaybookSchemaOptions = {},
 ): Record<string, unknown> {
-  const resourceNames = Object.keys(resources);
-  const argsSchemaOf = (name: string): Record<string, unknown> =>
-    options.resourceArgs === 'any' ? {} : (resources[name] ?? {});
+  const taskKeys = resourceTaskKeys(resources);
+  const argsSchemaOf = (key: string): Record<string, unknown> =>
+    options.resourceArgs === 'any' ? {} : (resources[resourceOfTaskKey(key, resources) ?? key] ?? {});
   const task: Record<string, unknown> = {
     type: 'object',
-    required: ['name'],
     additionalProperties: false,
     properties: {
-      name: { type: 'string', minLength: 1, description: 'Shown in plans and reports.' },
-      ...Object.fromEntries(resourceNames.map((name) => [name, argsSchemaOf(name)])),
+      name: {
+        type: 'string',
+        minLength: 1,
+        description:
+          'Shown in plans and reports; without it, the resource and a summary of its arguments are shown.',
+      },
+      ...Object.fromEntries(taskKeys.map((key) => [key, argsSchemaOf(key)])),
       notify: {
         type: ['string', 'array'],
         items: { type: 'string' },
-        description: 'Handlers of this play to run once, at the end, if this task changed something.',
+        description:
+          'Handlers of this play (by name or by a topic they listen to) to run once, at the end, if this task changed something.',
+      },
+      listen: {
+        type: ['string', 'array'],
+        items: { type: 'string', minLength: 1 },
+        description: 'Handlers only: topics that notify this handler, besides its name.',
+      },
+      tags: TAGS_SCHEMA,
+      check_mode: {
+        type: 'boolean',
+        description:
+          'true: this task is always only planned: its changes are shown, never applied, and notify no handler.',
+      },
+      become: {
+        type: 'boolean',
+        description:
+          "Run this task's reads, writes and commands as root through sudo (true) or as the login user (false); beats the play's and the host's.",
       },
       no_log: {
         type: 'boolean',
@@ -147,18 +210,57 @@ export function playbookJsonSchema(
         description:
           "false: never show this task's diff (file contents may hold secrets), even with --diff or plan.",
       },
+      when: {
+        type: ['string', 'boolean', 'array'],
+        items: { type: ['string', 'boolean'] },
+        description:
+          'Jinja expression(s) without {{ }}, over variables, facts and registered results; a list must all hold. False: the task is skipped.',
+      },
+      loop: {
+        type: ['array', 'string'],
+        description:
+          'Run the task once per item (a list, or "{{ variable }}" naming one); the item is `item`.',
+      },
+      loop_control: {
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          loop_var: {
+            type: 'string',
+            pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+            description: 'The name of the item variable instead of `item`.',
+          },
+          label: { type: 'string', description: 'How an item is named in the output (a template).' },
+        },
+      },
+      register: {
+        type: 'string',
+        pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+        description:
+          "A variable that receives the task's planned result (changed, failed, skipped, msg; results for a loop).",
+      },
+      ignore_errors: {
+        type: 'boolean',
+        description:
+          'A failure while planning this task does not stop the host; it shows as failed, ignored.',
+      },
     },
   };
-  if (resourceNames.length > 0) {
-    task.oneOf = resourceNames.map((name) => ({ required: [name] }));
+  if (taskKeys.length > 0) {
+    task.oneOf = taskKeys.map((key) => ({ required: [key] }));
   }
   return {
     $schema: 'http://json-schema.org/draft-07/schema#',
     title: 'sshfix playbook',
     type: 'array',
-    items: { $ref: '#/definitions/play' },
+    items: {
+      // A mapping with import_playbook is an import; anything else must be a play.
+      if: { type: 'object', required: [IMPORT_DEFINITION] },
+      then: { $ref: `#/definitions/${IMPORT_DEFINITION}` },
+      else: { $ref: `#/definitions/${PLAY_DEFINITION}` },
+    },
     definitions: {
-      play: {
+      [PLAY_DEFINITION]: {
         type: 'object',
         required: ['hosts'],
         additionalProperties: false,
@@ -174,8 +276,23 @@ export function playbookJsonSchema(
               "ansible-vault); they beat the play's vars, -e beats them.",
           },
           become: { type: 'boolean' },
+          tags: TAGS_SCHEMA,
           tasks: { type: 'array', items: { $ref: `#/definitions/${TASK_DEFINITION}` } },
           handlers: { type: 'array', items: { $ref: `#/definitions/${TASK_DEFINITION}` } },
+        },
+      },
+      [IMPORT_DEFINITION]: {
+        type: 'object',
+        required: [IMPORT_DEFINITION],
+        additionalProperties: false,
+        properties: {
+          [IMPORT_DEFINITION]: {
+            type: 'string',
+            minLength: 1,
+            description: "Another playbook whose plays run here, its path relative to this file's directory.",
+          },
+          name: { type: 'string' },
+          tags: TAGS_SCHEMA,
         },
       },
       [TASK_DEFINITION]: task,
@@ -242,13 +359,18 @@ export function playbookStructureDiagnostics(
   if (validate(data)) return [];
   const errors = validate.errors ?? [];
   const resourceNames = Object.keys(resources);
+  const taskKeys = resourceTaskKeys(resources);
   const taskErrors = errors.filter((e) => e.schemaPath === TASK_RESOURCE_RULE);
   const otherErrors = errors.filter(
-    (e) => e.schemaPath !== TASK_RESOURCE_RULE && !e.schemaPath.startsWith(`${TASK_RESOURCE_RULE}/`),
+    (e) =>
+      e.schemaPath !== TASK_RESOURCE_RULE &&
+      !e.schemaPath.startsWith(`${TASK_RESOURCE_RULE}/`) &&
+      // "must match then/else schema" only repeats the errors of the branch taken.
+      e.keyword !== 'if',
   );
   const general = diagnosticsFromAjvErrors(otherErrors, positions, playbookLabel);
   const resourceKeyProblems = taskErrors.flatMap((error) =>
-    resourceKeyDiagnostic(error, otherErrors, positions, resourceNames),
+    resourceKeyDiagnostic(error, otherErrors, positions, taskKeys, resourceNames),
   );
   return [...general, ...resourceKeyProblems];
 }
@@ -367,6 +489,9 @@ function summaryOf(error: ErrorObject, label: string): string {
       return `missing required key '${String(params.missingProperty)}'`;
     case 'additionalProperties': {
       const key = String(params.additionalProperty);
+      // A module's FQCN: a near alias would be a different module, not a typo.
+      if (FQCN_SHAPE.test(key) && !Object.hasOwn(FQCN_ALIASES, key))
+        return `unknown key '${key}': no resource of sshfix does what this Ansible module does (FQCN aliases: ${quotedList(Object.keys(FQCN_ALIASES))})`;
       return `unknown key '${key}'${didYouMean(key, propertyNamesOf(error.parentSchema))}`;
     }
     case 'enum': {
@@ -427,13 +552,14 @@ function resourceKeyDiagnostic(
   error: ErrorObject,
   otherErrors: ErrorObject[],
   positions: SourcePositionMap,
+  taskKeys: string[],
   resourceNames: string[],
 ): Diagnostic[] {
   // `required` ignores non-objects, so a task that is a string "matches" every
   // branch; its type error already says what is wrong.
   if (typeof error.data !== 'object' || error.data === null || Array.isArray(error.data)) return [];
   const task = error.data as Record<string, unknown>;
-  const present = Object.keys(task).filter((key) => resourceNames.includes(key));
+  const present = Object.keys(task).filter((key) => taskKeys.includes(key));
   const taskPosition = positionAt(positions, error.instancePath);
   const at = (position: SourcePosition | undefined): Pick<Diagnostic, 'position'> =>
     position ? { position } : {};
@@ -442,8 +568,7 @@ function resourceKeyDiagnostic(
       (other) =>
         other.instancePath === error.instancePath &&
         other.keyword === 'additionalProperties' &&
-        didYouMean(String((other.params as Record<string, unknown>).additionalProperty), resourceNames) !==
-          '',
+        didYouMean(String((other.params as Record<string, unknown>).additionalProperty), taskKeys) !== '',
     );
     if (misspeltResource) return [];
     return [

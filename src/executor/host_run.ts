@@ -12,7 +12,10 @@ import { UnreachableError } from '../transport/types.js';
 import type { HostPlan, ResourcePlan, TaskPlan, TaskStatus } from '../plan/types.js';
 import type { HostCheck, PlanContext, ResourceKind } from '../resources/types.js';
 import { RemoteHostView } from './host_view.js';
-import { gatherHostFacts, hostFactList } from './host_facts.js';
+import { gatherHostFacts, hostFactList, hostFactVariables } from './host_facts.js';
+import { ConfigError, formatDiagnostic } from '../config/diagnostics.js';
+import { expandTask, type TaskRun, type TaskSpec } from '../config/playbook.js';
+import { registeredResult } from './registered.js';
 import { RESOURCES } from '../resources/registry.js';
 import { buildWriteScript, EXIT_CHANGED_SINCE_PLAN } from './file_writer.js';
 import { censorTaskResult, NO_LOG_MESSAGE, type TaskResult } from './results.js';
@@ -65,12 +68,28 @@ export interface BoundTask {
   noLog?: boolean;
   /** `diff: false`: the result shows no diff. */
   diff?: boolean;
+  /** `check_mode: true`: planned and reported, never applied; its changes notify no handler. */
+  checkMode?: boolean;
+  /**
+   * The task as written, when it can only be rendered on the host, after
+   * its facts are read and earlier tasks registered their results: it has
+   * `when` or `loop`, or reads a fact or a registered result. `args` is
+   * then unused: each run renders it with the host's variables.
+   */
+  source?: TaskSpec;
+  /** `register:`: the variable that receives this task's planned result. */
+  register?: string;
+  /** `ignore_errors: true`: a failure while planning it does not stop the host. */
+  ignoreErrors?: boolean;
 }
 
 export interface BoundPlay {
   name: string;
   playbookDir: string;
+  /** Inventory, play and extra variables of this host, merged. */
   vars: Record<string, unknown>;
+  /** `-e` variables, which beat registered results too (Ansible's precedence). */
+  extraVars?: Record<string, unknown>;
   tasks: BoundTask[];
   /** Handlers by name, in definition order. */
   handlers: BoundTask[];
@@ -87,6 +106,11 @@ export interface HostPlanOptions {
   safety?: SafetyOptions;
   /** SIGINT/SIGTERM: start no change after the first, cut settling short after the second. */
   interruption?: Interruption;
+  /**
+   * The host's registered results, kept from play to play (as Ansible keeps
+   * them for the host); a play planned without it starts with none.
+   */
+  registered?: Record<string, unknown>;
 }
 
 export interface HostRunOptions extends HostPlanOptions {
@@ -97,7 +121,10 @@ export interface HostRunOptions extends HostPlanOptions {
 
 /** A task of the plan with the resource kind that planned it (whose hooks apply it). */
 interface PlannedTask {
-  task: Pick<BoundTask, 'play' | 'name' | 'resource' | 'notify' | 'noLog' | 'diff'>;
+  task: Pick<
+    BoundTask,
+    'play' | 'name' | 'resource' | 'notify' | 'noLog' | 'diff' | 'checkMode' | 'ignoreErrors'
+  >;
   handler: boolean;
   plan?: ResourcePlan;
   error?: string;
@@ -114,6 +141,8 @@ function toTaskPlan(p: PlannedTask): TaskPlan {
     ...(p.error !== undefined ? { error: p.error } : {}),
     ...(p.task.noLog ? { noLog: true } : {}),
     ...(p.task.diff === false ? { diff: false } : {}),
+    ...(p.task.checkMode ? { checkMode: true } : {}),
+    ...(p.task.ignoreErrors ? { ignoreErrors: true } : {}),
   };
 }
 
@@ -131,6 +160,8 @@ function fromTaskPlan(entry: TaskPlan, host: string, kinds: ReadonlyMap<string, 
       notify: entry.notify,
       ...(entry.noLog ? { noLog: true } : {}),
       ...(entry.diff === false ? { diff: false } : {}),
+      ...(entry.checkMode ? { checkMode: true } : {}),
+      ...(entry.ignoreErrors ? { ignoreErrors: true } : {}),
     },
     handler: entry.handler,
     ...(entry.plan !== undefined ? { plan: entry.plan } : {}),
@@ -172,11 +203,50 @@ function toResult(p: PlannedTask, status: TaskStatus, error?: string): TaskResul
     ...(error !== undefined ? { error } : {}),
     ...(p.task.noLog ? { noLog: true } : {}),
     ...(p.task.diff === false ? { diffHidden: true } : {}),
+    // Only a failure found while planning is ignored: one while applying is rolled back.
+    ...(status === 'failed' && p.error !== undefined && p.task.ignoreErrors ? { ignored: true } : {}),
   };
+}
+
+/** What check_mode adds to the messages of a task that would change something. */
+export const CHECK_MODE_MESSAGE = 'check_mode: planned only, never applied';
+
+/** A change that applying makes: planned as a change, and not by a check_mode task. */
+function appliesChange(p: PlannedTask): boolean {
+  return p.plan?.action === 'change' && !p.task.checkMode;
+}
+
+/** A task or a loop item that its `when` skips. */
+function skippedPlan(reason: string): ResourcePlan {
+  return { action: 'skip', messages: [reason], warnings: [], fileChanges: [], commands: [] };
+}
+
+/** A task that applying does not change: as planned, or failed (an ignored planning error). */
+function unchangedResult(p: PlannedTask): TaskResult {
+  return p.error !== undefined ? toResult(p, 'failed', p.error) : toResult(p, plannedStatus(p.plan!));
 }
 
 function plannedStatus(plan: ResourcePlan): TaskStatus {
   return plan.action === 'change' ? 'changed' : plan.action === 'skip' ? 'skipped' : 'ok';
+}
+
+/** Where a play's tasks are rendered on this host, and where they register their results. */
+interface HostRendering {
+  /** The variables a task is rendered with now (registered results change them). */
+  variables(): Record<string, unknown>;
+  register(name: string, value: unknown): void;
+}
+
+/** A task's runs on this host (one, or one per loop item), or why it could not be rendered. */
+function taskRuns(task: BoundTask, rendering: HostRendering): TaskRun[] | { error: string } {
+  if (!task.source) return [{ skipped: false, args: task.args }];
+  try {
+    const schemas = { [task.resource.name]: task.resource.argsSchema };
+    return expandTask(task.source, rendering.variables(), schemas, task.resource.checkArgs);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return { error: error.diagnostics.map(formatDiagnostic).join('\n') };
+  }
 }
 
 async function planTasks(
@@ -184,21 +254,60 @@ async function planTasks(
   view: RemoteHostView,
   ctx: PlanContext,
   handler: boolean,
+  rendering: HostRendering,
   warmPlans: ReadonlyMap<BoundTask, ResourcePlan> = new Map(),
 ) {
   const planned: PlannedTask[] = [];
   for (const task of tasks) {
-    try {
-      // Until some task plans a write, the warm-up saw exactly what this view sees: its plan is this plan.
-      const warm = view.hasPlannedWrites() ? undefined : warmPlans.get(task);
-      const plan = warm ?? (await task.resource.plan(task.args, view, ctx));
-      view.recordPlannedWrites(plan.fileChanges);
-      planned.push({ task, handler, plan });
-    } catch (error) {
-      if (error instanceof UnreachableError) throw error;
-      planned.push({ task, handler, error: errorMessage(error) });
-      break; // As in Ansible, a host stops at its first failed task.
+    const runs = taskRuns(task, rendering);
+    const entries: (PlannedTask & { item?: unknown })[] = [];
+    if ('error' in runs) entries.push({ task, handler, error: runs.error });
+    else {
+      for (const run of runs) {
+        const named = run.label === undefined ? task : { ...task, name: `${task.name} (item=${run.label})` };
+        const item = 'item' in run ? { item: run.item } : {};
+        if (run.skipped) {
+          entries.push({ task: named, handler, plan: skippedPlan(run.reason), ...item });
+          continue;
+        }
+        try {
+          // Until some task plans a write, the warm-up saw exactly what this view sees: its plan is this plan.
+          const warm = view.hasPlannedWrites() ? undefined : warmPlans.get(task);
+          // A task rendered on the host hands its template files the same variables, loop item included.
+          const runCtx = task.source
+            ? {
+                ...ctx,
+                vars: {
+                  ...rendering.variables(),
+                  ...('item' in run ? { [task.source.loopVar]: run.item } : {}),
+                },
+              }
+            : ctx;
+          const plan = warm ?? (await task.resource.plan(run.args, view, runCtx));
+          if (task.checkMode) {
+            // Never written: later tasks plan against the files as they are.
+            const shown =
+              plan.action === 'change' ? { ...plan, messages: [...plan.messages, CHECK_MODE_MESSAGE] } : plan;
+            entries.push({ task: named, handler, plan: shown, ...item });
+            continue;
+          }
+          view.recordPlannedWrites(plan.fileChanges);
+          entries.push({ task: named, handler, plan, ...item });
+        } catch (error) {
+          if (error instanceof UnreachableError) throw error;
+          entries.push({ task: named, handler, error: errorMessage(error), ...item });
+          break; // A failed item ends the loop, as a failed task ends the host's tasks.
+        }
+      }
     }
+    planned.push(...entries);
+    if (task.register !== undefined)
+      rendering.register(
+        task.register,
+        registeredResult(entries, task.source?.loop !== undefined, renderDiff),
+      );
+    // As in Ansible, a host stops at its first failed task, unless the task ignores errors.
+    if (entries.some((e) => e.error !== undefined) && !task.ignoreErrors) break;
   }
   return planned;
 }
@@ -228,7 +337,8 @@ async function warmUp(
 }
 
 function notifiedHandlers(play: BoundPlay, planned: PlannedTask[]): BoundTask[] {
-  const names = new Set(planned.filter((p) => p.plan?.action === 'change').flatMap((p) => p.task.notify));
+  // A check_mode task changes nothing, so there is nothing for a handler to act on.
+  const names = new Set(planned.filter(appliesChange).flatMap((p) => p.task.notify));
   return play.handlers.filter((h) => names.has(h.name));
 }
 
@@ -257,8 +367,9 @@ export async function planHost(
   // In the warm-up's round trip; the firewall part shares the firewall resource's cached probe.
   const hostFacts = gatherHostFacts(view);
   hostFacts.catch(() => undefined); // awaited below, unless planning fails first
+  // Tasks rendered only now (their `source`) are planned from the cache, or with reads of their own.
   const warmPlans = await warmUp(
-    [...play.tasks, ...play.handlers.filter((h) => notifiable.has(h.name))],
+    [...play.tasks, ...play.handlers.filter((h) => notifiable.has(h.name))].filter((t) => !t.source),
     view,
     ctx,
   );
@@ -275,15 +386,27 @@ export async function planHost(
     if (found.runs.length > 0)
       throw new UndecidedTransactionError(undecidedRunsMessage(found.runs, found.hostNowS, backupRoot));
   }
-  const planned = await planTasks(play.tasks, view, ctx, false, warmPlans);
-  const failedInPlanning = planned.some((p) => p.error !== undefined);
+  const facts = await hostFacts;
+  const registered = options.registered ?? {};
+  const factVariables = hostFactVariables(facts);
+  const rendering: HostRendering = {
+    // Ansible's precedence: the host's facts, inventory and play variables, registered results, -e.
+    // (Ansible ranks facts above inventory variables; here an inventory variable named like a fact
+    // wins, so that a fact never silently replaces what the inventory says.)
+    variables: () => ({ ...factVariables, ...play.vars, ...registered, ...play.extraVars }),
+    register: (name, value) => {
+      registered[name] = value;
+    },
+  };
+  const planned = await planTasks(play.tasks, view, ctx, false, rendering, warmPlans);
+  const failedInPlanning = planned.some((p) => p.error !== undefined && !p.task.ignoreErrors);
   const handlers = failedInPlanning
     ? []
-    : await planTasks(notifiedHandlers(play, planned), view, ctx, true, warmPlans);
+    : await planTasks(notifiedHandlers(play, planned), view, ctx, true, rendering, warmPlans);
   return {
     host: conn.hostName,
     play: play.name,
-    facts: [...hostFactList(await hostFacts), ...(await view.facts())],
+    facts: [...hostFactList(facts), ...(await view.facts())],
     tasks: planned.map(toTaskPlan),
     handlers: handlers.map(toTaskPlan),
   };
@@ -291,11 +414,7 @@ export async function planHost(
 
 /** A plan's results without applying it: what each task would do (check mode), or why planning failed. */
 function plannedResults(all: readonly PlannedTask[]): TaskResult[] {
-  return all
-    .map((p) =>
-      p.error !== undefined ? toResult(p, 'failed', p.error) : toResult(p, plannedStatus(p.plan!)),
-    )
-    .map(censorTaskResult);
+  return all.map((p) => unchangedResult(p)).map(censorTaskResult);
 }
 
 /**
@@ -310,7 +429,7 @@ export async function applyHostPlan(
 ): Promise<TaskResult[]> {
   const kinds = options.resources ?? RESOURCES;
   const all = [...plan.tasks, ...plan.handlers].map((entry) => fromTaskPlan(entry, plan.host, kinds));
-  if (all.some((p) => p.error !== undefined)) return plannedResults(all);
+  if (all.some((p) => p.error !== undefined && !p.task.ignoreErrors)) return plannedResults(all);
   const onStep = options.onStep ?? (() => undefined);
   // Censored last: applying adds errors (rollback, verification) to results already made.
   return (await applyPlan(all, conn, onStep, options.safety, options.interruption)).map(censorTaskResult);
@@ -452,18 +571,18 @@ async function applyPlan(
   safety: SafetyOptions | undefined,
   interruption: Interruption | undefined,
 ): Promise<TaskResult[]> {
-  const changing = all.filter((p) => p.plan?.action === 'change');
-  if (changing.length === 0) return all.map((p) => toResult(p, plannedStatus(p.plan!)));
+  const changing = all.filter(appliesChange);
+  if (changing.length === 0) return all.map((p) => unchangedResult(p));
   const kinds: ChangingTask[] = changing.map((p) => ({ kind: p.task.resource, plan: p.plan! }));
   const stopped = (): TaskResult[] =>
     all.map((p) =>
-      p.plan!.action === 'change'
+      appliesChange(p)
         ? toResult(
             p,
             'skipped',
             `not applied: ${INTERRUPTED_MARK} (${interruption!.signal}) before this host was changed`,
           )
-        : toResult(p, plannedStatus(p.plan!)),
+        : unchangedResult(p),
     );
   if (interruption?.stopRequested) return stopped();
 
@@ -485,9 +604,8 @@ async function applyPlan(
     all.map((p) => {
       if (p === culprit) return toResult(p, 'failed', message);
       const why = culprit.task.noLog ? NO_LOG_MESSAGE : message;
-      if (p.plan!.action === 'change')
-        return toResult(p, 'skipped', `not applied: ${culprit.task.name} ${why}`);
-      return toResult(p, plannedStatus(p.plan!));
+      if (appliesChange(p)) return toResult(p, 'skipped', `not applied: ${culprit.task.name} ${why}`);
+      return unchangedResult(p);
     });
   for (const { index, verdict } of guarded) {
     // Not a lockout guess but a change that cannot take effect: --force does not override it.
@@ -609,9 +727,14 @@ async function applyPlan(
     } else if (!resultOf.has(step.task)) resultOf.set(step.task, toResult(step.task, 'changed'));
   }
   const results: TaskResult[] = [];
+  // check_mode tasks report "changed" for what they would do: a rollback does not make them fail.
+  const unapplied = new Set<TaskResult>();
   for (const p of all) {
-    if (p.plan!.action !== 'change') results.push(toResult(p, plannedStatus(p.plan!)));
-    else {
+    if (!appliesChange(p)) {
+      const result = unchangedResult(p);
+      if (result.status === 'changed') unapplied.add(result);
+      results.push(result);
+    } else {
       const r = resultOf.get(p);
       if (r) results.push(r);
       else if (failure === undefined) results.push(toResult(p, 'changed'));
@@ -633,7 +756,7 @@ async function applyPlan(
     const restored = await restoreNow(conn, tx, reason, again);
     if (restored.complete) interruption?.record(host, { kind: 'restored', runDir: tx.runDir });
     for (const result of results) {
-      if (result.status === 'changed')
+      if (result.status === 'changed' && !unapplied.has(result))
         Object.assign(result, { status: 'failed', error: `rolled back: ${restored.reason}` });
       else if (result.status === 'failed') result.error = `${result.error ?? 'failed'}; rolled back`;
     }

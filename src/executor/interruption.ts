@@ -19,7 +19,7 @@
  * asks it what to do, the CLI turns signals into calls and renders the
  * states. No I/O.
  */
-import type { HostResult } from './results.js';
+import { isFailure, type HostResult } from './results.js';
 
 /** Where a host's change stands, as far as this run knows. */
 export type Settlement =
@@ -213,7 +213,7 @@ export function hostState(result: HostResult, settlements: readonly Settlement[]
     return { kind: 'stopped', message: 'stopped before changing anything: nothing changed', alarming: false };
   if (result.unreachable)
     return { kind: 'unreachable', message: 'unreachable: nothing changed', alarming: false };
-  if (result.tasks.some((t) => t.status === 'failed'))
+  if (result.tasks.some(isFailure))
     return { kind: 'failed', message: 'failed before changing anything: nothing changed', alarming: false };
   return { kind: 'unchanged', message: 'nothing needed changing', alarming: false };
 }

@@ -20,6 +20,13 @@ export interface TaskResult {
   noLog?: boolean;
   /** The task's `diff: false`: censorTaskResult has dropped the diff. */
   diffHidden?: boolean;
+  /** Failed while planning, with `ignore_errors: true`: the host went on (Ansible's "...ignoring"). */
+  ignored?: boolean;
+}
+
+/** Whether a task's failure stops its host and fails the run (an ignored one does neither). */
+export function isFailure(task: Pick<TaskResult, 'status' | 'ignored'>): boolean {
+  return task.status === 'failed' && task.ignored !== true;
 }
 
 /** Ansible's own words, so that people who know them recognise what happened. */
@@ -63,16 +70,19 @@ export interface HostCounts {
   ok: number;
   changed: number;
   failed: number;
+  /** Failures that `ignore_errors` let pass (Ansible's recap counts them apart too). */
+  ignored: number;
   skipped: number;
   unreachable: boolean;
 }
 
 export function countTasks(result: HostResult): HostCounts {
-  const count = (s: TaskStatus) => result.tasks.filter((t) => t.status === s).length;
+  const count = (s: TaskStatus) => result.tasks.filter((t) => t.status === s && !t.ignored).length;
   return {
     ok: count('ok'),
     changed: count('changed'),
     failed: count('failed'),
+    ignored: result.tasks.filter((t) => t.ignored).length,
     skipped: count('skipped'),
     unreachable: result.unreachable,
   };

@@ -6,7 +6,7 @@
  * from starting, and those hosts are reported as not run, with the reason.
  */
 import { ConfigError } from '../config/diagnostics.js';
-import { hostFailure, type HostResult } from './results.js';
+import { hostFailure, isFailure, type HostResult } from './results.js';
 
 const invalid = (summary: string): ConfigError => new ConfigError([{ severity: 'error', summary }]);
 
@@ -50,7 +50,7 @@ export function splitIntoBatches<T>(items: readonly T[], size: number): T[][] {
 
 /** A host failed when it was unreachable or any of its tasks failed. */
 export function hostFailed(result: HostResult): boolean {
-  return result.unreachable || result.tasks.some((t) => t.status === 'failed');
+  return result.unreachable || result.tasks.some(isFailure);
 }
 
 /** Failed hosts of a batch as a percentage, and whether that exceeds `maxFailPercentage`. */

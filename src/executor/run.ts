@@ -12,7 +12,14 @@ import type { Inventory } from '../config/inventory.js';
 import { DEFAULTS } from '../config/settings.js';
 import { selectPlaybookHosts, type PlaybookSelection } from '../config/selection.js';
 import type { Playbook, TaskSpec } from '../config/playbook.js';
-import { argumentProblemDiagnostics, playVariables, renderTaskArgs } from '../config/playbook.js';
+import {
+  argumentProblemDiagnostics,
+  playVariables,
+  renderTaskArgs,
+  tasksWithBecome,
+  taskVariableNames,
+  unknownVariableDiagnostics,
+} from '../config/playbook.js';
 import { ConfigError, diagnosticIdentity, type Diagnostic } from '../config/diagnostics.js';
 import type { ResourceKind } from '../resources/types.js';
 import type { Connection, ConnectionSpec } from '../transport/types.js';
@@ -31,7 +38,7 @@ import {
 } from './host_run.js';
 import type { HostPlan } from '../plan/types.js';
 import { reviewPlay, type PlanPlay } from '../plan/plan_file.js';
-import { hostFailure, type HostResult, type TaskResult } from './results.js';
+import { hostFailure, isFailure, type HostResult, type TaskResult } from './results.js';
 import { errorMessage } from '../errors.js';
 import { DEFAULT_CONFIRM_TIMEOUT_S, UndecidedTransactionError, type SafetyOptions } from './transaction.js';
 import { notRunResult, runInBatches, type Serial } from './rollout.js';
@@ -100,9 +107,22 @@ interface HostJob {
 export { defaultKnownHostsFile };
 
 /**
+ * Whether a task can only be rendered on its host, during the host's run:
+ * its `when` or `loop` may read facts and registered results, and so may
+ * its arguments when they name a fact (`ansible_*`) or a variable a task
+ * of the play registers.
+ */
+function rendersOnHost(task: TaskSpec, registered: ReadonlySet<string>): boolean {
+  if (task.when.length > 0 || task.loop !== undefined) return true;
+  return taskVariableNames(task).some((name) => registered.has(name) || name.startsWith('ansible_'));
+}
+
+/**
  * Renders every task for every host its play selects (`selection`, whose
  * warnings are the caller's to show); throws ConfigError with all problems,
- * "no hosts matched" included.
+ * "no hosts matched" included. A task that reads what only the host's run
+ * knows (rendersOnHost) is rendered there, before it is planned; its
+ * strings' syntax, filters and tests were checked when the playbook was read.
  */
 export function bindPlaybook(
   playbook: Playbook,
@@ -116,6 +136,12 @@ export function bindPlaybook(
   const jobs = new Map<string, HostJob>();
   const diagnostics: Diagnostic[] = [];
   const reported = new Set<string>();
+  // Registered results live on from play to play, as in Ansible.
+  const registered = new Set(
+    playbook.plays.flatMap((play) =>
+      [...play.tasks, ...play.handlers].flatMap((t) => (t.register === undefined ? [] : [t.register])),
+    ),
+  );
   for (const [index, play] of playbook.plays.entries()) {
     for (const hostName of selection.playHosts[index] ?? []) {
       const host = inventory.hosts.get(hostName)!;
@@ -125,30 +151,43 @@ export function bindPlaybook(
         ...options.extraVars,
         inventory_hostname: hostName,
       };
+      const report = (found: readonly Diagnostic[]): void => {
+        // The same mistake shows once, not once per host.
+        for (const d of found) {
+          const identity = diagnosticIdentity(d);
+          if (reported.has(identity)) continue;
+          reported.add(identity);
+          diagnostics.push({ ...d, detail: d.detail ?? `for host ${hostName}` });
+        }
+      };
       const bind = (t: TaskSpec): BoundTask | undefined => {
         const resource = resources.get(t.resource)!;
+        const common = {
+          play: play.name,
+          name: t.name,
+          resource,
+          notify: t.notify,
+          noLog: t.noLog,
+          diff: t.diff,
+          ...(t.register !== undefined ? { register: t.register } : {}),
+          ...(t.ignoreErrors ? { ignoreErrors: true } : {}),
+          ...(t.checkMode ? { checkMode: true } : {}),
+        };
+        if (rendersOnHost(t, registered)) {
+          // What it reads must still exist somewhere: a typo is found before any host is contacted.
+          const known = (name: string) =>
+            Object.hasOwn(vars, name) || registered.has(name) || name.startsWith('ansible_');
+          report(unknownVariableDiagnostics(t, known, [...Object.keys(vars), ...registered]));
+          return { ...common, args: undefined, source: t };
+        }
         try {
           const args = renderTaskArgs(t, vars, schemas);
           const problems = argumentProblemDiagnostics(t, resource.checkArgs?.(args) ?? []);
           if (problems.length > 0) throw new ConfigError(problems);
-          return {
-            play: play.name,
-            name: t.name,
-            resource,
-            args,
-            notify: t.notify,
-            noLog: t.noLog,
-            diff: t.diff,
-          };
+          return { ...common, args };
         } catch (error) {
           if (!(error instanceof ConfigError)) throw error;
-          // The same mistake shows once, not once per host.
-          for (const d of error.diagnostics) {
-            const identity = diagnosticIdentity(d);
-            if (reported.has(identity)) continue;
-            reported.add(identity);
-            diagnostics.push({ ...d, detail: d.detail ?? `for host ${hostName}` });
-          }
+          report(error.diagnostics);
           return undefined;
         }
       };
@@ -161,18 +200,55 @@ export function bindPlaybook(
         job = { host: hostName, spec: connectionSpec(hostName, vars, play.become, options), plays: [] };
         jobs.set(hostName, job);
       } else if (play.become) job.spec.become = true;
+      // One connection serves all of a host's tasks: a task's `become: true` makes it root for all of them.
+      if (tasksWithBecome(play, true).length > 0) job.spec.become = true;
       job.plays.push({
         name: play.name,
-        playbookDir: path.dirname(path.resolve(playbook.path)),
+        // An imported play's files are found next to the playbook that holds it.
+        playbookDir: path.dirname(path.resolve(play.position.file)),
         vars,
+        ...(options.extraVars ? { extraVars: options.extraVars } : {}),
         tasks,
         handlers,
       });
     }
   }
+  diagnostics.push(...unbecomingTaskDiagnostics(playbook, selection, jobs));
   if (diagnostics.length > 0) throw new ConfigError(diagnostics);
   // Inventory order, not the order plays first name the hosts in: results and reports follow it.
   return selection.hosts.flatMap((host) => jobs.get(host) ?? []);
+}
+
+/**
+ * `become: false` on a task of a host whose connection becomes root: the
+ * task would run as root all the same, which is not what it says.
+ */
+function unbecomingTaskDiagnostics(
+  playbook: Playbook,
+  selection: PlaybookSelection,
+  jobs: ReadonlyMap<string, HostJob>,
+): Diagnostic[] {
+  const diagnostics: Diagnostic[] = [];
+  for (const [index, play] of playbook.plays.entries()) {
+    const unbecoming = tasksWithBecome(play, false);
+    if (unbecoming.length === 0) continue;
+    const rootHosts = (selection.playHosts[index] ?? []).filter((host) => {
+      const spec = jobs.get(host)?.spec;
+      return spec !== undefined && spec.become && spec.user !== 'root';
+    });
+    if (rootHosts.length === 0) continue;
+    for (const task of unbecoming) {
+      diagnostics.push({
+        severity: 'error',
+        summary:
+          `task '${task.name}' says become: false, but ${rootHosts.join(', ')} run as root through sudo ` +
+          '(become of a play, of another task, or ansible_become): sshfix runs all the tasks of a host over ' +
+          'one connection, as root or not; run this task from a playbook of its own',
+        position: task.position,
+      });
+    }
+  }
+  return diagnostics;
 }
 
 function connectionSpec(
@@ -203,12 +279,14 @@ async function runHost(job: HostJob, options: RunOptions & { runToken: string })
     options.onProgress?.(job.host, 'connecting');
     const opened = await (options.connect ?? openConnection)(job.spec);
     conn = opened;
+    const registered: Record<string, unknown> = {};
     for (const [index, play] of job.plays.entries()) {
       if (index > 0 && options.interruption?.stopRequested) {
         result.tasks.push(interruptedBeforePlays(job.plays.slice(index), options.interruption));
         break;
       }
       const hostOptions: HostPlanOptions = {
+        registered,
         onStep: (step) => options.onProgress?.(job.host, step),
         ...(options.check ? {} : { safety: safetyOptions(job, options) }),
         ...(options.interruption ? { interruption: options.interruption } : {}),
@@ -233,7 +311,7 @@ async function runHost(job: HostJob, options: RunOptions & { runToken: string })
         });
         result.tasks.push(...tasks);
       }
-      if (result.tasks.some((t) => t.status === 'failed')) break;
+      if (result.tasks.some(isFailure)) break;
     }
   } catch (error) {
     if (error instanceof UndecidedTransactionError) {

@@ -71,6 +71,8 @@ export interface PlanTask {
   error?: string;
   /** `no_log: true`: messages, warnings and changes are left out, only the action shows. */
   noLog: boolean;
+  /** `ignore_errors: true`: its `error` did not stop the host. */
+  ignoreErrors?: boolean;
   /** Handlers notified when this task changes something. */
   notify: string[];
   messages: string[];
@@ -283,6 +285,7 @@ function planTask(input: TaskPlan, mask: (t: string) => string): PlanTask {
     resource: input.resource,
     action: input.plan?.action ?? 'none',
     ...(input.error !== undefined ? { error: mask(input.error) } : {}),
+    ...(input.ignoreErrors ? { ignoreErrors: true } : {}),
     notify: input.notify.map(mask),
     changeSha256: taskChangeDigest(input),
   };
@@ -315,7 +318,7 @@ function hostStatus(input: PlanHostInput): PlanHostStatus {
   if (input.unreachable) return 'unreachable';
   if (input.skipped) return 'skipped';
   const all = input.plays.flatMap((p) => [...p.tasks, ...p.handlers]);
-  if (input.error !== undefined || all.some((t) => t.error !== undefined)) return 'failed';
+  if (input.error !== undefined || all.some((t) => t.error !== undefined && !t.ignoreErrors)) return 'failed';
   if (all.some((t) => t.plan?.action === 'change')) return 'changed';
   const tasks = input.plays.flatMap((p) => p.tasks);
   if (tasks.length > 0 && tasks.every((t) => t.plan?.action === 'skip')) return 'skipped';
@@ -425,6 +428,7 @@ const TASK_SCHEMA = {
     error: { type: 'string' },
     changeSha256: { type: 'string', pattern: SHA256_TAGGED },
     noLog: { type: 'boolean' },
+    ignoreErrors: { type: 'boolean' },
     notify: stringList,
     messages: stringList,
     warnings: stringList,

@@ -138,6 +138,10 @@ export interface TaskPlan {
   noLog?: boolean;
   /** `diff: false`: results show no diff. */
   diff?: boolean;
+  /** `check_mode: true`: planned and shown, never applied. */
+  checkMode?: boolean;
+  /** `ignore_errors: true`: its planning `error` does not stop the host. */
+  ignoreErrors?: boolean;
 }
 
 /**

@@ -1,8 +1,10 @@
 /**
- * `template: {src, dest, mode?, owner?, group?, validate?}` — a handlebars
- * file from the controller, rendered with the task's variables at plan time,
- * placed at dest like `file` places its content (atomic write, attributes,
- * optional validate on a staged copy).
+ * `template: {src, dest, mode?, owner?, group?, validate?}` — a file from
+ * the controller, rendered with the task's variables at plan time, placed at
+ * dest like `file` places its content (atomic write, attributes, optional
+ * validate on a staged copy). A `.j2` source is Jinja, rendered by the same
+ * engine as playbook strings (config/template.ts), as Ansible's templates
+ * are; any other source (`.hbs`) is handlebars, as before Jinja came.
  *
  * Rendering is strict: a variable the template uses but the host does not
  * have is an error at `template:line:column`, never an empty string in a
@@ -14,6 +16,7 @@ import path from 'node:path';
 import Handlebars from 'handlebars';
 import { ConfigError, type Diagnostic } from '../config/diagnostics.js';
 import { didYouMean } from '../config/suggest.js';
+import { renderFile } from '../config/template.js';
 import { errorMessage } from '../errors.js';
 import type { ResourcePlan } from '../plan/types.js';
 import {
@@ -176,6 +179,7 @@ function locate(
  * or a variable the template uses that `vars` lacks.
  */
 export function renderTemplate(file: string, text: string, vars: Vars): string {
+  if (file.endsWith('.j2')) return renderFile(file, text, vars);
   const compiled = compile(file, text);
   if (!compiled.ok) throw new ConfigError([compiled.diagnostic]);
   try {

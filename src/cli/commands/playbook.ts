@@ -7,6 +7,8 @@ import { isPlanFile, loadReviewedRun, parseMaxAge, savedPlanDocument } from '../
 import { loadInventory, type Inventory } from '../../config/inventory.js';
 import { selectPlaybookHosts } from '../../config/selection.js';
 import { loadPlaybook, playVariables, type Playbook } from '../../config/playbook.js';
+import { parseTagOption, selectTasks } from '../../config/task_selection.js';
+import { renderTaskList } from '../render_task_list.js';
 import { RESOURCES, resourceSchemas } from '../../resources/registry.js';
 import { loadSshConfig } from '../../transport/ssh_config.js';
 import { bindPlaybook, runJobs, type RunOptions } from '../../executor/run.js';
@@ -142,6 +144,28 @@ export function runOptions(y: Argv): Argv {
       default: 120,
       describe: 'Seconds a remote command may take (more than 0)',
     })
+    .option('tags', {
+      alias: 't',
+      type: 'string',
+      array: true,
+      describe:
+        'Run only tasks with one of these tags (commas separate tags; play tags count; "always" tasks run too, "never" ones only when named)',
+    })
+    .option('skip-tags', {
+      type: 'string',
+      array: true,
+      describe: 'Run no task with one of these tags (commas separate tags)',
+    })
+    .option('start-at-task', {
+      type: 'string',
+      describe: 'Skip every task before the first task of this name (handlers still run when notified)',
+    })
+    .option('list-tasks', {
+      type: 'boolean',
+      default: false,
+      describe:
+        'List the tasks that would run (after --tags, --skip-tags, --start-at-task) and exit; contacts no host',
+    })
     .option('detailed-exitcode', {
       type: 'boolean',
       default: false,
@@ -207,11 +231,18 @@ async function runPlaybookWith(
       { severity: 'error', summary: '--max-age applies to apply PLAN (a plan file) only' },
     ]);
   const playbookPath = reviewed?.playbookPath ?? String(args.playbook);
+  const playbook = selectedTasks(loadPlaybook(playbookPath, resourceSchemas(), vault), args, io, {
+    reviewed: reviewed !== undefined,
+    saving: mode === 'plan' && args.out !== undefined,
+  });
+  if (args['list-tasks']) {
+    io.stdout(renderTaskList(playbook));
+    return 0;
+  }
   // A plan file records its inventory: only -i replaces it, never a config file's.
   const inventoryPath = reviewed?.inventoryPath ?? settings.values.inventory;
   if (inventoryPath === undefined)
     throw new ConfigError([{ severity: 'error', summary: 'Missing required argument: inventory' }]);
-  const playbook = loadPlaybook(playbookPath, resourceSchemas(), vault);
   const inventory = loadInventory(inventoryPath, vault);
   if (args['list-hosts']) return listHosts(playbook, inventory, args.limit as string | undefined, io);
   const options: RunOptions = {
@@ -350,6 +381,42 @@ function syntaxCheck(args: ParsedArgs, settings: Settings, io: CliIO, vault: Vau
     },
     io,
   );
+}
+
+/**
+ * The playbook with the tasks --tags, --skip-tags and --start-at-task select
+ * (warnings, such as a tag no task has, on stderr). A saved plan holds every
+ * task and apply PLAN applies what was reviewed: neither takes a selection.
+ */
+function selectedTasks(
+  playbook: Playbook,
+  args: ParsedArgs,
+  io: CliIO,
+  context: { reviewed: boolean; saving: boolean },
+): Playbook {
+  const tags = parseTagOption((args.tags as string[] | undefined) ?? []);
+  const skipTags = parseTagOption((args['skip-tags'] as string[] | undefined) ?? []);
+  const startAtTask = args['start-at-task'] === undefined ? undefined : String(args['start-at-task']);
+  const given = [
+    ...(tags.length > 0 ? ['--tags'] : []),
+    ...(skipTags.length > 0 ? ['--skip-tags'] : []),
+    ...(startAtTask !== undefined ? ['--start-at-task'] : []),
+  ];
+  const refuse = (why: string): never => {
+    throw new ConfigError([{ severity: 'error', summary: `${given.join(', ')}: ${why}` }]);
+  };
+  // Without these options the selection still leaves out tasks tagged `never`, as Ansible does.
+  if (given.length > 0 && context.reviewed)
+    refuse('apply PLAN applies the tasks the plan was made with; select them when planning');
+  if (given.length > 0 && context.saving)
+    refuse('a saved plan (--out) holds every task of the playbook; drop the selection to save it');
+  const selection = selectTasks(playbook, {
+    tags,
+    skipTags,
+    ...(startAtTask !== undefined ? { startAtTask } : {}),
+  });
+  if (selection.warnings.length > 0) io.stderr(selection.warnings.map(formatDiagnostic).join('\n') + '\n');
+  return selection.playbook;
 }
 
 /** --no-rollback, --confirm-timeout, --force, --serial, --max-fail-percentage (apply only). */

@@ -80,6 +80,20 @@ describe('renderJunit', () => {
     expect(childrenNamed(childrenNamed(web02, 'testcase')[0]!, 'failure')).toEqual([]);
   });
 
+  test('a failure ignore_errors let pass is no <failure>: it passes, and says why in <system-out>', () => {
+    const ignored = task('failed', { error: '/etc/ssh/banner does not exist', ignored: true });
+    const root = parseXml(
+      renderJunit([host('web04', [ignored])], { mode: 'apply', check: false, diff: false }),
+    );
+    const [suite] = childrenNamed(root, 'testsuite');
+    expect(suite?.attributes).toMatchObject({ tests: '1', failures: '0' });
+    const [testcase] = childrenNamed(suite!, 'testcase');
+    expect(childrenNamed(testcase!, 'failure')).toEqual([]);
+    expect(childrenNamed(testcase!, 'system-out')[0]?.text).toBe(
+      '...ignoring: /etc/ssh/banner does not exist',
+    );
+  });
+
   test('skipped tasks have <skipped>, unreachable hosts a "connection" case in <error>', () => {
     const root = parseXml(renderJunit(results, { mode: 'apply', check: false, diff: false }));
     const [, , web03, db01] = childrenNamed(root, 'testsuite');

@@ -215,3 +215,63 @@ describe('exit 1 with file:line:column', () => {
     expect(run.stderr).toContain("cannot read playbook '");
   });
 });
+
+describe('conditions and loops', () => {
+  test('a bad expression in when or loop fails validation with file:line:column', async () => {
+    const pb = write(
+      'p.yml',
+      `- hosts: all
+  tasks:
+    - name: limits
+      sshd_config: { settings: { MaxAuthTries: 3 } }
+      register: limits
+      when: limits is changed and
+    - name: reload
+      service: { name: sshd, state: reloaded }
+      loop: "{{ units | unqiue }}"
+`,
+    );
+    const run = await runCli(['validate', pb, '-i', write('hosts.yml', INVENTORY)]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`${pb}:6:13: error: invalid condition:`);
+    expect(run.stderr).toContain(`${pb}:9:13: error: unknown filter 'unqiue' (did you mean 'unique'?)`);
+  });
+
+  test('a task rendered on the host still names an undefined variable before any host is contacted', async () => {
+    const pb = write(
+      'p.yml',
+      `- hosts: all
+  tasks:
+    - name: limits
+      sshd_config: { settings: { MaxAuthTries: "{{ max_tries }}" } }
+      register: limits
+    - name: reload
+      service: { name: sshd, state: reloaded }
+      when: limts is changed and (extra | default(1)) and optional is not defined
+`,
+    );
+    const run = await runCli(['validate', pb, '-i', write('hosts.yml', INVENTORY)]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`${pb}:8:13: error: undefined variable 'limts' (did you mean 'limits'?)`);
+    expect(run.stderr).not.toContain("'extra'");
+    expect(run.stderr).not.toContain("'optional'");
+  });
+
+  test('a task that reads a registered result is checked on the host, not refused up front', async () => {
+    const pb = write(
+      'p.yml',
+      `- hosts: all
+  tasks:
+    - name: limits
+      sshd_config: { settings: { MaxAuthTries: 3 } }
+      register: limits
+    - name: reload
+      service: { name: sshd, state: reloaded }
+      when: limits is changed
+`,
+    );
+    const run = await runCli(['validate', pb, '-i', write('hosts.yml', INVENTORY)]);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+  });
+});

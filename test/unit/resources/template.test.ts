@@ -241,3 +241,35 @@ describe('templates/sshd-drop-in.conf.hbs', () => {
     expect(check.status).toBe(0);
   });
 });
+
+describe('.j2 sources are Jinja, as in Ansible', () => {
+  test('renders loops, conditions and filters, keeping the last newline', () => {
+    const text =
+      '{% for net in nets %}\nsshd: {{ net }}\n{% endfor %}\nMaxAuthTries {{ tries | default(3) }}\n{% if banner is defined %}Banner {{ banner }}\n{% endif %}';
+    expect(renderTemplate('/t/allow.j2', text, { nets: ['10.0.0.0/8', '192.0.2.0/24'] })).toBe(
+      'sshd: 10.0.0.0/8\nsshd: 192.0.2.0/24\nMaxAuthTries 3\n',
+    );
+  });
+
+  test('a file that is one expression renders as text', () => {
+    expect(renderTemplate('/t/port.j2', '{{ port }}\n', { port: 2222 })).toBe('2222\n');
+  });
+
+  test('an undefined variable is an error at template:line:column, with a suggestion', () => {
+    const text = '# header\nMaxAuthTries {{ max_auth_tries }}\n';
+    expect(renderError('/srv/t/a.j2', text, { max_auth_trie: 4 })).toBe(
+      "/srv/t/a.j2:2:17: error: undefined variable 'max_auth_tries' (did you mean 'max_auth_trie'?)",
+    );
+  });
+
+  test('a syntax error or an unknown filter names the file', () => {
+    expect(renderError('/t/a.j2', 'x {{ y }\n', { y: 1 })).toMatch(/^error: invalid template \/t\/a\.j2: \w/);
+    expect(renderError('/t/a.j2', 'x {{ y | nope }}\n', { y: 1 })).toBe(
+      "error: invalid template /t/a.j2: unknown filter 'nope'",
+    );
+  });
+
+  test('handlebars syntax in a .hbs source still renders as handlebars', () => {
+    expect(renderTemplate('/t/a.hbs', '{{#each nets}}{{this}} {{/each}}', { nets: ['a', 'b'] })).toBe('a b ');
+  });
+});
