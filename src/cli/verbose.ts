@@ -11,7 +11,7 @@
  * where masking cannot see them, so they are not shown at all.
  */
 import type { Connection, ConnectionSpec, ExecResult, RunOptions } from '../transport/types.js';
-import { redact } from './redact.js';
+import { redact } from '../config/secrets.js';
 
 /**
  * Replaces the bodies of `base64 -d <<'EOF'` here-documents (file contents on

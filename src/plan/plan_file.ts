@@ -19,7 +19,7 @@ import { createTwoFilesPatch } from 'diff';
 import { ConfigError, type Diagnostic, type SourcePosition } from '../config/diagnostics.js';
 import { parseYaml } from '../config/playbook.js';
 import { diagnosticsFromAjvErrors, schemaErrors, type SourcePositionMap } from '../config/schema.js';
-import { redact, secretValues } from '../cli/redact.js';
+import { redact, secretValues } from '../config/secrets.js';
 import { changedFacts, describeChangedFacts } from './facts.js';
 import type { CommandStep, Fact, FileChange, HostPlan, StateDiff, TaskPlan } from './types.js';
 

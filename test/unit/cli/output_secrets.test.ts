@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { REDACTED } from '../../../src/cli/redact.js';
+import { REDACTED } from '../../../src/config/secrets.js';
 import { runCli } from '../../support/cli.js';
 import { childrenNamed, parseXml } from '../../support/xml.js';
 

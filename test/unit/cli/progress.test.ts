@@ -6,7 +6,7 @@ import { createLiveOutput, ProgressState } from '../../../src/cli/progress.js';
 import { main, type CliIO } from '../../../src/cli/main.js';
 import type { HostResult, TaskResult } from '../../../src/executor/results.js';
 import { elideBase64Bodies, tracingConnect } from '../../../src/cli/verbose.js';
-import { redact, REDACTED, secretValues } from '../../../src/cli/redact.js';
+import { redact, REDACTED, secretValues } from '../../../src/config/secrets.js';
 import type { Connection, ConnectionSpec } from '../../../src/transport/types.js';
 
 const task = (status: TaskResult['status']): TaskResult => ({

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { diagnoseTargets } from '../../../src/cli/commands/diagnose.js';
-import { REDACTED } from '../../../src/cli/redact.js';
+import { REDACTED } from '../../../src/config/secrets.js';
 import { Vault } from '../../../src/config/vault.js';
 import { runCli } from '../../support/cli.js';
 
