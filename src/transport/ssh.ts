@@ -31,13 +31,14 @@ import {
 import type { KnownHostEntry } from './known_hosts.js';
 import { scriptShell, splitScriptPid } from './shell.js';
 import type { ScriptShell } from './shell.js';
-import { CommandTimeoutError, HostKeyError, UnreachableError } from './types.js';
+import { CommandTimeoutError, HandshakeTimeoutError, HostKeyError, UnreachableError } from './types.js';
 import type { Connection, ConnectionSpec, ExecResult, RunOptions } from './types.js';
 import { errorMessage } from '../errors.js';
 import { cachedFileParse } from './file_cache.js';
 import { defaultIdentityFiles } from './identities.js';
 import { skipHostKeyProof } from './host_keys_notice.js';
-import { Slots, SlotWaitTimeout } from './slots.js';
+import { Slots, SlotWaitAborted, SlotWaitTimeout } from './slots.js';
+import { handshakeWindow, type HandshakeTicket } from './handshakes.js';
 
 const { Client, utils } = ssh2;
 export type SshClient = InstanceType<typeof Client>;
@@ -357,20 +358,80 @@ function authHandler(
   return handler as unknown as AuthHandlerMiddleware;
 }
 
+/**
+ * Waits for a handshake slot (handshakes.ts): the connect time limit counts
+ * from when the handshake starts, not from when the host was queued. An
+ * urgent handshake waits at most until its deadline.
+ */
+async function handshakeSlot(
+  spec: ConnectionSpec,
+): Promise<{ ticket: HandshakeTicket; timeLimitMs: number }> {
+  const notAfterMs = spec.urgent?.notAfterMs;
+  const timeLimit = (): number =>
+    notAfterMs === undefined
+      ? spec.connectTimeoutMs
+      : Math.min(spec.connectTimeoutMs, notAfterMs - Date.now());
+  try {
+    const ticket = await handshakeWindow.acquire({
+      timeLimitMs: timeLimit(),
+      ...(spec.urgent ? { urgent: true } : {}),
+      ...(notAfterMs !== undefined ? { waitMs: notAfterMs - Date.now() } : {}),
+      ...(spec.abort !== undefined ? { abort: spec.abort } : {}),
+    });
+    const timeLimitMs = timeLimit();
+    if (timeLimitMs > 0) return { ticket, timeLimitMs };
+    ticket.finish({ kind: 'failed' });
+    throw new SlotWaitTimeout(0);
+  } catch (error) {
+    if (error instanceof SlotWaitAborted)
+      throw new UnreachableError(
+        spec.hostName,
+        `gave up connecting to ${where(spec)}: the run was interrupted`,
+      );
+    if (error instanceof SlotWaitTimeout)
+      throw new HandshakeTimeoutError(
+        spec.hostName,
+        `cannot reach ${where(spec)}: no SSH handshake could start before its deadline ` +
+          `(${handshakeWindow.inFlight} handshake(s) in flight on a busy controller)`,
+      );
+    throw error;
+  }
+}
+
 /** Connects and authenticates; every failure becomes an UnreachableError with a one-line reason. */
-function handshake(
+async function handshake(
   client: SshClient,
   spec: ConnectionSpec,
   verifier: HostKeyVerifier,
   candidates: readonly AuthCandidate[],
   sock: Duplex | undefined,
 ): Promise<AuthMethodUsed> {
+  const { ticket, timeLimitMs } = await handshakeSlot(spec);
+  const startedAt = Date.now();
+  try {
+    const method = await handshakeWithin(client, spec, verifier, candidates, sock, timeLimitMs);
+    ticket.finish({ kind: 'completed', tookMs: Date.now() - startedAt });
+    return method;
+  } catch (error) {
+    ticket.finish(error instanceof HandshakeTimeoutError ? { kind: 'timed-out' } : { kind: 'failed' });
+    throw error;
+  }
+}
+
+function handshakeWithin(
+  client: SshClient,
+  spec: ConnectionSpec,
+  verifier: HostKeyVerifier,
+  candidates: readonly AuthCandidate[],
+  sock: Duplex | undefined,
+  timeLimitMs: number,
+): Promise<AuthMethodUsed> {
   const offered: { method?: AuthenticationType } = {};
   const config: ConnectConfig = {
     host: spec.address,
     port: spec.port,
     username: spec.user,
-    readyTimeout: spec.connectTimeoutMs,
+    readyTimeout: timeLimitMs,
     keepaliveInterval: spec.keepaliveIntervalMs,
     keepaliveCountMax: KEEPALIVE_COUNT_MAX,
     algorithms: { serverHostKey: verifier.algorithms },
@@ -397,9 +458,12 @@ function handshake(
     // Checked before building an error: every connection closes, and an Error captures a stack.
     client.on('error', (error: SshError) => {
       if (settled) return;
+      if (verifier.failure) return fail(verifier.failure);
+      const message = connectFailure({ ...spec, connectTimeoutMs: timeLimitMs }, error, tried);
       fail(
-        verifier.failure ??
-          new UnreachableError(spec.hostName, connectFailure(spec, error, tried), error.code ?? undefined),
+        error.level === 'client-timeout'
+          ? new HandshakeTimeoutError(spec.hostName, message)
+          : new UnreachableError(spec.hostName, message, error.code ?? undefined),
       );
     });
     client.on('close', () => {

@@ -60,6 +60,13 @@ export interface ConnectionSpec {
   jump?: ConnectionSpec[];
   /** Gives up a connection attempt still in progress when this fires (an interrupted run). */
   abort?: AbortSignal;
+  /**
+   * A handshake racing a deadline (the confirmation of a change, against the
+   * host's rollback timer): it goes before first connections waiting for a
+   * handshake slot (handshakes.ts), and its wait and handshake together end
+   * by `notAfterMs` (controller clock, ms since the epoch).
+   */
+  urgent?: { notAfterMs: number };
 }
 
 /** The host could not be reached or authenticated: nothing was done on it. */
@@ -72,6 +79,18 @@ export class UnreachableError extends Error {
   ) {
     super(message);
     this.name = 'UnreachableError';
+  }
+}
+
+/**
+ * No handshake within its time limit (or no handshake slot before an urgent
+ * handshake's deadline): the host, or the controller, was too slow this time.
+ * Another attempt may succeed where a refusal or a bad key would not.
+ */
+export class HandshakeTimeoutError extends UnreachableError {
+  constructor(hostName: string, message: string) {
+    super(hostName, message);
+    this.name = 'HandshakeTimeoutError';
   }
 }
 
