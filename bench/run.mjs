@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // @ts-check
 /**
- * `npm run bench [-- --hosts N] [--skip-ansible] [--repeat R] [--trace]`
+ * `npm run bench [-- --hosts N] [--skip-ansible] [--repeat R] [--trace] [--load]`
  *
  * Measures sshfix against the floor (a bare ssh2 connect + `true` per host)
  * and against tuned Ansible on a lab of N real sshd hosts (see
@@ -12,7 +12,7 @@
  *
  * Needs `npm run build` first (it runs dist/), root, and the lab's tools.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -43,6 +43,7 @@ const WORKSTATION_SAMPLE = 5;
  * floor bounds the first-run ratio from below.
  */
 const CONFIRMED_RELOAD_RUN = 'floor + confirmed reload';
+const FLOOR_RUN = 'floor (connect + true)';
 const CONFIRMED_RELOAD_COMMAND = '/usr/sbin/sshd -t && service ssh reload';
 
 /** The issue's targets (#6), checked at any N but stated for 100 and 1,000 hosts. */
@@ -56,19 +57,26 @@ const TARGETS = {
 
 /**
  * @typedef {import('./lib/measure.mjs').Measurement} Measurement
+ * @typedef {{ rollbacks: number, retries: number | null, unreachable: number }} SshfixCounts
  * @typedef {Measurement & { run: string, loginsPerHost: { mean: number, min: number, max: number },
- *   hostCpuS: number, repeats: number, wallRunsS: number[], outcome: string, trace?: ReturnType<typeof summariseTrace> }} RunResult
+ *   hostCpuS: number, repeats: number, wallRunsS: number[], outcome: string, counts?: SshfixCounts,
+ *   trace?: ReturnType<typeof summariseTrace> }} RunResult
  */
+
+/** Suffix of the names of runs made with the CPUs kept busy (--load). */
+const UNDER_LOAD = ' under load';
 
 function usage() {
   return [
-    'usage: npm run bench -- [--hosts N] [--forks F] [--skip-ansible] [--repeat R] [--trace] [--tools floor,sshfix,ansible]',
+    'usage: npm run bench -- [--hosts N] [--forks F] [--skip-ansible] [--repeat R] [--trace] [--load] [--tools floor,sshfix,ansible]',
     '  --hosts N       lab hosts (default 100)',
     '  --forks F       concurrency of every tool (default: N, as the issue asks)',
     '  --repeat R      runs of the floor, the sshfix no-op and plan; the median is reported (default 3)',
     '  --skip-ansible  do not run Ansible even when ansible-playbook is installed',
     '  --trace         run sshfix through bench/sshfix_traced.mjs and show where its time goes',
     '  --tools LIST    subset of floor,sshfix,ansible (floor and sshfix share a lab)',
+    '  --load          also run the floor and sshfix again, on a fresh lab, with `stress-ng --cpu <CPUs>`',
+    '                  keeping every CPU busy (needs stress-ng: apt-get install -y stress-ng)',
     '  --playbook FILE the sshfix playbook (default playbooks/fix-connection-reset.yml; the end-state',
     '                  comparison with bench/ansible/ assumes that one)',
   ].join('\n');
@@ -82,6 +90,7 @@ function parseOptions() {
       repeat: { type: 'string', default: '3' },
       'skip-ansible': { type: 'boolean', default: false },
       trace: { type: 'boolean', default: false },
+      load: { type: 'boolean', default: false },
       tools: { type: 'string', default: 'floor,sshfix,ansible' },
       playbook: { type: 'string', default: path.join(ROOT, 'playbooks', 'fix-connection-reset.yml') },
       help: { type: 'boolean', default: false },
@@ -108,6 +117,7 @@ function parseOptions() {
     forks,
     repeat,
     trace: values.trace,
+    load: values.load,
     tools,
     playbook: path.resolve(values.playbook),
   };
@@ -202,18 +212,53 @@ function outcomeOf(tool, stdout) {
     }
     return `tasks ok=${totals.ok} changed=${totals.changed} unreachable=${totals.unreachable} failed=${totals.failed}`;
   }
+  const report = sshfixReport(stdout);
+  if (report === null) return `no JSON report: ${stdout.slice(0, 200)}`;
+  const hosts = Object.entries(report.hosts);
+  const changedHosts = hosts.filter(([, h]) => (h.changed ?? 0) > 0).length;
+  const failedHosts = hosts.filter(([, h]) => (h.failed ?? 0) > 0 || h.unreachable === true);
+  const [firstName, firstFailed] = failedHosts[0] ?? [];
+  const firstError = firstFailed?.error ?? firstFailed?.tasks?.find((t) => t.error)?.error;
+  return `hosts changed=${changedHosts} failed=${failedHosts.length}${firstError ? ` (${firstName}: ${firstError.split('\n')[0]})` : ''}`;
+}
+
+/**
+ * @typedef {{ hosts: Record<string, { changed?: number, failed?: number, unreachable?: boolean,
+ *   error?: string, retries?: number, tasks?: { task: string, error?: string }[] }> }} SshfixReport
+ */
+
+/**
+ * sshfix's `--format json` document, or null.
+ * @param {string} stdout
+ * @returns {SshfixReport | null}
+ */
+function sshfixReport(stdout) {
   try {
-    const report =
-      /** @type {{ hosts: Record<string, { changed?: number, failed?: number, unreachable?: boolean,
-       *   tasks?: { task: string, error?: string }[] }> }} */ (JSON.parse(stdout));
-    const hosts = Object.entries(report.hosts);
-    const changedHosts = hosts.filter(([, h]) => (h.changed ?? 0) > 0).length;
-    const failedHosts = hosts.filter(([, h]) => (h.failed ?? 0) > 0 || h.unreachable === true);
-    const firstError = failedHosts[0]?.[1].tasks?.find((t) => t.error)?.error;
-    return `hosts changed=${changedHosts} failed=${failedHosts.length}${firstError ? ` (${failedHosts[0]?.[0]}: ${firstError.split('\n')[0]})` : ''}`;
+    const report = /** @type {SshfixReport} */ (JSON.parse(stdout));
+    return typeof report.hosts === 'object' && report.hosts !== null ? report : null;
   } catch {
-    return `no JSON report: ${stdout.slice(0, 200)}`;
+    return null;
   }
+}
+
+/**
+ * What went wrong on the way, from sshfix's JSON: hosts rolled back (a task
+ * whose error says so), hosts unreachable, and the connection attempts it
+ * retried (each host's `retries`; null when this sshfix does not report them).
+ * @param {string} stdout
+ * @returns {SshfixCounts | undefined}
+ */
+function sshfixCounts(stdout) {
+  const report = sshfixReport(stdout);
+  if (report === null) return undefined;
+  const hosts = Object.values(report.hosts);
+  const reported = hosts.filter((h) => typeof h.retries === 'number');
+  return {
+    rollbacks: hosts.filter((h) => (h.tasks ?? []).some((t) => /rolled back/.test(t.error ?? ''))).length,
+    retries:
+      reported.length === 0 && hosts.length > 0 ? null : reported.reduce((n, h) => n + (h.retries ?? 0), 0),
+    unreachable: hosts.filter((h) => h.unreachable === true).length,
+  };
 }
 
 /**
@@ -248,9 +293,20 @@ async function timedRun(context, run, tool, command, args, options = {}) {
     await new Promise((resolve) => setTimeout(resolve, 500));
     const logins = loginsPerHost(before, acceptedLogins(context.lab));
     const hostCpuS = hostCpuSeconds(context.lab).reduce((sum, s, i) => sum + s - (hostCpuBefore[i] ?? 0), 0);
-    const outcome = outcomeOf(tool, fs.readFileSync(measured.stdoutFile, 'utf8'));
+    const stdout = fs.readFileSync(measured.stdoutFile, 'utf8');
+    const outcome = outcomeOf(tool, stdout);
+    const counts = tool === 'sshfix' ? sshfixCounts(stdout) : undefined;
     /** @type {RunResult} */
-    const result = { ...measured, run, loginsPerHost: logins, hostCpuS, repeats, wallRunsS: [], outcome };
+    const result = {
+      ...measured,
+      run,
+      loginsPerHost: logins,
+      hostCpuS,
+      repeats,
+      wallRunsS: [],
+      outcome,
+      ...(counts ? { counts } : {}),
+    };
     if (traceFile !== undefined && fs.existsSync(traceFile)) {
       result.trace = summariseTrace(JSON.parse(fs.readFileSync(traceFile, 'utf8')));
     }
@@ -328,6 +384,7 @@ const fmt = (v, digits = 2) => (v === null || v === undefined ? '-' : v.toFixed(
  * @param {RunResult | undefined} floor
  */
 function renderTable(runs, floor) {
+  const floorUnderLoad = runs.find((r) => r.run === `${FLOOR_RUN}${UNDER_LOAD}`);
   const header = [
     'run',
     'wall s',
@@ -337,12 +394,14 @@ function renderTable(runs, floor) {
     'peak RSS MB',
     'tree RSS MB',
     'logins/host',
+    'rollbacks',
+    'retries',
     'outcome',
   ];
   const rows = runs.map((r) => [
     r.run,
     `${fmt(r.wallS)}${r.repeats > 1 ? ` (${r.wallRunsS.map((w) => w.toFixed(2)).join('/')})` : ''}`,
-    fmt(ratio(r, floor)),
+    fmt(ratio(r, r.run.endsWith(UNDER_LOAD) ? floorUnderLoad : floor)),
     r.cpuUserS === null || r.cpuSystemS === null ? '-' : fmt(r.cpuUserS + r.cpuSystemS),
     fmt(r.hostCpuS),
     fmt(r.peakRssMb, 0),
@@ -350,12 +409,138 @@ function renderTable(runs, floor) {
     r.loginsPerHost.min === r.loginsPerHost.max
       ? String(r.loginsPerHost.min)
       : `${fmt(r.loginsPerHost.mean)} (${r.loginsPerHost.min}-${r.loginsPerHost.max})`,
+    r.counts ? String(r.counts.rollbacks) : '-',
+    r.counts?.retries === null || r.counts === undefined ? '-' : String(r.counts.retries),
     r.outcome,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
   const line = (/** @type {string[]} */ cells) =>
     cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ');
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+/**
+ * The floor and sshfix on a fresh broken lab; run names end in `label`.
+ * @param {ReturnType<typeof parseOptions>} options
+ * @param {{ logDir: string, runs: RunResult[], states: Record<string, Awaited<ReturnType<typeof endState>>>, label: string }} where
+ */
+async function floorAndSshfix(options, where) {
+  const { logDir, runs, states, label } = where;
+  const forks = String(options.forks);
+  const playbook = options.playbook;
+  const lab = await startBrokenLab(options.hosts);
+  // Started once the lab is up: bringing hosts up is not what is measured.
+  const stopLoad = label === UNDER_LOAD ? await startLoad(os.cpus().length) : () => undefined;
+  try {
+    const context = { lab, logDir };
+    const inventory = path.join(logDir, `inventory-sshfix${label.replace(/\W+/g, '-')}.yml`);
+    await writeSshfixInventory(lab, inventory);
+    if (options.tools.has('floor')) {
+      const floorArgs = [
+        path.join(ROOT, 'bench', 'floor.mjs'),
+        '--known-hosts',
+        lab.knownHostsFile,
+        '--key',
+        lab.privateKeyFile,
+        '--forks',
+        forks,
+      ];
+      runs.push(
+        await timedRun(context, `${FLOOR_RUN}${label}`, 'floor', process.execPath, floorArgs, {
+          repeats: options.repeat,
+        }),
+      );
+      runs.push(
+        await timedRun(
+          context,
+          `${CONFIRMED_RELOAD_RUN}${label}`,
+          'floor',
+          process.execPath,
+          [...floorArgs, '--command', CONFIRMED_RELOAD_COMMAND, '--confirm'],
+          { repeats: options.repeat },
+        ),
+      );
+    }
+    if (options.tools.has('sshfix')) {
+      const entry = options.trace
+        ? path.join(ROOT, 'bench', 'sshfix_traced.mjs')
+        : path.join(ROOT, 'dist', 'cli', 'bin.js');
+      const common = ['-i', inventory, '--known-hosts', lab.knownHostsFile, '--forks', forks];
+      const sshfix = (/** @type {string} */ command) => [
+        entry,
+        command,
+        playbook,
+        ...common,
+        '--format',
+        'json',
+      ];
+      const traceFile = (/** @type {string} */ name) =>
+        options.trace
+          ? {
+              traceFile: (/** @type {number} */ i) =>
+                path.join(logDir, `${name}${label.replace(/\W+/g, '-')}-${i + 1}.trace.json`),
+            }
+          : {};
+      runs.push(
+        await timedRun(
+          context,
+          `sshfix apply (first run)${label}`,
+          'sshfix',
+          process.execPath,
+          sshfix('apply'),
+          traceFile('first'),
+        ),
+      );
+      runs.push(
+        await timedRun(context, `sshfix apply (no-op)${label}`, 'sshfix', process.execPath, sshfix('apply'), {
+          repeats: options.repeat,
+          ...traceFile('noop'),
+        }),
+      );
+      runs.push(
+        await timedRun(context, `sshfix plan${label}`, 'sshfix', process.execPath, sshfix('plan'), {
+          repeats: options.repeat,
+          ...traceFile('plan'),
+        }),
+      );
+      const state = await endState(lab);
+      states[`sshfix${label}`] = state;
+      process.stdout.write(`  end state after sshfix${label}:\n${describeState(state)}`);
+    }
+  } finally {
+    stopLoad();
+    await lab.destroy();
+  }
+}
+
+/**
+ * Keeps `workers` CPUs busy with stress-ng until the returned function is
+ * called (or this process exits): the controller and the lab's hosts then
+ * compete with it for every CPU, as on a shared CI runner.
+ * @param {number} workers
+ */
+async function startLoad(workers) {
+  const found = spawnSync('stress-ng', ['--version'], { stdio: 'ignore' });
+  if (found.status !== 0) throw new Error('--load needs stress-ng (apt-get install -y stress-ng)');
+  // Its own process group: one signal stops stress-ng and its workers.
+  const hog = spawn('stress-ng', ['--cpu', String(workers), '--timeout', '3600s', '--quiet'], {
+    stdio: 'ignore',
+    detached: true,
+  });
+  hog.on('error', () => undefined);
+  const stop = () => {
+    process.off('exit', stop);
+    if (hog.pid === undefined || hog.exitCode !== null || hog.signalCode !== null) return;
+    try {
+      process.kill(-hog.pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  };
+  process.on('exit', stop);
+  // Lets the workers take the CPUs before the first measured run starts.
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  return stop;
 }
 
 async function main() {
@@ -384,7 +569,6 @@ async function main() {
   const resultsDir = path.join(ROOT, 'bench', 'results');
   const logDir = path.join(resultsDir, `${stamp}-logs`);
   fs.mkdirSync(logDir, { recursive: true });
-  const playbook = options.playbook;
   const restoreNeighbourTable = roomInNeighbourTable(options.hosts);
   process.on('exit', restoreNeighbourTable);
   const loadBefore = os.loadavg();
@@ -407,81 +591,10 @@ async function main() {
 
   if (options.tools.has('floor') || options.tools.has('sshfix')) {
     process.stdout.write('\n[floor and sshfix]\n');
-    const lab = await startBrokenLab(options.hosts);
-    try {
-      const context = { lab, logDir };
-      const inventory = path.join(logDir, 'inventory-sshfix.yml');
-      await writeSshfixInventory(lab, inventory);
-      if (options.tools.has('floor')) {
-        const floorArgs = [
-          path.join(ROOT, 'bench', 'floor.mjs'),
-          '--known-hosts',
-          lab.knownHostsFile,
-          '--key',
-          lab.privateKeyFile,
-          '--forks',
-          forks,
-        ];
-        runs.push(
-          await timedRun(context, 'floor (connect + true)', 'floor', process.execPath, floorArgs, {
-            repeats: options.repeat,
-          }),
-        );
-        runs.push(
-          await timedRun(
-            context,
-            CONFIRMED_RELOAD_RUN,
-            'floor',
-            process.execPath,
-            [...floorArgs, '--command', CONFIRMED_RELOAD_COMMAND, '--confirm'],
-            { repeats: options.repeat },
-          ),
-        );
-      }
-      if (options.tools.has('sshfix')) {
-        const entry = options.trace
-          ? path.join(ROOT, 'bench', 'sshfix_traced.mjs')
-          : path.join(ROOT, 'dist', 'cli', 'bin.js');
-        const common = ['-i', inventory, '--known-hosts', lab.knownHostsFile, '--forks', forks];
-        const sshfix = (/** @type {string} */ command) => [
-          entry,
-          command,
-          playbook,
-          ...common,
-          '--format',
-          'json',
-        ];
-        const traceFile = (/** @type {string} */ name) =>
-          options.trace
-            ? { traceFile: (/** @type {number} */ i) => path.join(logDir, `${name}-${i + 1}.trace.json`) }
-            : {};
-        runs.push(
-          await timedRun(
-            context,
-            'sshfix apply (first run)',
-            'sshfix',
-            process.execPath,
-            sshfix('apply'),
-            traceFile('first'),
-          ),
-        );
-        runs.push(
-          await timedRun(context, 'sshfix apply (no-op)', 'sshfix', process.execPath, sshfix('apply'), {
-            repeats: options.repeat,
-            ...traceFile('noop'),
-          }),
-        );
-        runs.push(
-          await timedRun(context, 'sshfix plan', 'sshfix', process.execPath, sshfix('plan'), {
-            repeats: options.repeat,
-            ...traceFile('plan'),
-          }),
-        );
-        states.sshfix = await endState(lab);
-        process.stdout.write(`  end state after sshfix:\n${describeState(states.sshfix)}`);
-      }
-    } finally {
-      await lab.destroy();
+    await floorAndSshfix(options, { logDir, runs, states, label: '' });
+    if (options.load) {
+      process.stdout.write(`\n[floor and sshfix${UNDER_LOAD}: stress-ng --cpu ${os.cpus().length}]\n`);
+      await floorAndSshfix(options, { logDir, runs, states, label: UNDER_LOAD });
     }
   }
 
@@ -542,7 +655,7 @@ async function main() {
     problems.push(`the tools left different end states: ${Object.keys(states).join(' vs ')}`);
   for (const r of runs) if (r.exitCode !== 0) problems.push(`${r.run} exited ${r.exitCode}`);
 
-  const floor = byName('floor (connect + true)');
+  const floor = byName(FLOOR_RUN);
   const sshfixFirst = byName('sshfix apply (first run)');
   const sshfixNoop = byName('sshfix apply (no-op)');
   const ratios = {
@@ -553,6 +666,18 @@ async function main() {
     sshfixFirstOverConfirmedReload: ratio(sshfixFirst, byName(CONFIRMED_RELOAD_RUN)),
     ansibleFirstOverSshfix: ratio(byName('ansible (first run)'), sshfixFirst),
     ansibleNoopOverSshfix: ratio(byName('ansible (no-op)'), sshfixNoop),
+    ...(options.load
+      ? {
+          sshfixFirstOverFloorUnderLoad: ratio(
+            byName(`sshfix apply (first run)${UNDER_LOAD}`),
+            byName(`${FLOOR_RUN}${UNDER_LOAD}`),
+          ),
+          sshfixNoopOverFloorUnderLoad: ratio(
+            byName(`sshfix apply (no-op)${UNDER_LOAD}`),
+            byName(`${FLOOR_RUN}${UNDER_LOAD}`),
+          ),
+        }
+      : {}),
   };
   const target = (
     /** @type {number | null} */ value,
@@ -624,6 +749,7 @@ async function main() {
       forks: options.forks,
       repeat: options.repeat,
       trace: options.trace,
+      load: options.load,
       tools: [...options.tools],
       playbook: path.relative(ROOT, options.playbook),
     },
