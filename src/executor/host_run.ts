@@ -18,9 +18,10 @@ import { expandTask, type TaskRun, type TaskSpec } from '../config/playbook.js';
 import { registeredResult } from './registered.js';
 import { RESOURCES } from '../resources/registry.js';
 import { buildWriteScript, EXIT_CHANGED_SINCE_PLAN } from './file_writer.js';
-import { censorTaskResult, NO_LOG_MESSAGE, type TaskResult } from './results.js';
+import { censorTaskResult, NO_LOG_MESSAGE, type TaskResult, type TransactionReport } from './results.js';
 import {
   buildBeginScript,
+  buildRearmScript,
   BACKUP_ROOT,
   parseUndecidedRuns,
   runDirOf,
@@ -37,6 +38,8 @@ import {
   lostWhileApplying,
   newRunId,
   readBeginResult,
+  rearmedTransaction,
+  restoreDeadline,
   restoreNow,
   transactionSpecFor,
   type ChangingTask,
@@ -111,6 +114,8 @@ export interface HostPlanOptions {
    * them for the host); a play planned without it starts with none.
    */
   registered?: Record<string, unknown>;
+  /** Told how a host's transaction ended: for the report's rollback and retry counts. */
+  onTransaction?: (report: TransactionReport) => void;
 }
 
 export interface HostRunOptions extends HostPlanOptions {
@@ -432,7 +437,9 @@ export async function applyHostPlan(
   if (all.some((p) => p.error !== undefined && !p.task.ignoreErrors)) return plannedResults(all);
   const onStep = options.onStep ?? (() => undefined);
   // Censored last: applying adds errors (rollback, verification) to results already made.
-  return (await applyPlan(all, conn, onStep, options.safety, options.interruption)).map(censorTaskResult);
+  return (
+    await applyPlan(all, conn, onStep, options.safety, options.interruption, options.onTransaction)
+  ).map(censorTaskResult);
 }
 
 /** The results of planning `plan` without applying it (check mode). */
@@ -474,6 +481,7 @@ export async function runPlayOnHost(
 /** A step of the change batch: what it is, and the task it belongs to. */
 type ChangeStep = BatchStep & { description: string } & (
     | { kind: 'begin' }
+    | { kind: 'rearm' }
     | { kind: 'confirm-target' }
     | { kind: 'write'; task: PlannedTask }
     | { kind: 'command'; task: PlannedTask }
@@ -570,6 +578,7 @@ async function applyPlan(
   onStep: (step: string) => void,
   safety: SafetyOptions | undefined,
   interruption: Interruption | undefined,
+  onTransaction: ((report: TransactionReport) => void) | undefined,
 ): Promise<TaskResult[]> {
   const changing = all.filter(appliesChange);
   if (changing.length === 0) return all.map((p) => unchangedResult(p));
@@ -660,6 +669,18 @@ async function applyPlan(
         ]
       : []),
     ...changing.flatMap(changeSteps),
+    // Right after the reload: the confirmation gets the whole window from here, however long the
+    // batch took to get this far on a busy host.
+    ...(transaction
+      ? [
+          {
+            kind: 'rearm' as const,
+            description: 'the rollback window restarted',
+            script: buildRearmScript(transaction),
+            stopOnFailure: false,
+          },
+        ]
+      : []),
     ...verifications.map(({ p, check }) => ({
       kind: 'verify' as const,
       task: p,
@@ -683,7 +704,9 @@ async function applyPlan(
   if (interruption?.stopRequested) return stopped();
   onStep(`applying ${changing.length} change(s)`);
   const host = conn.hostName;
-  const { outcomes, sentAtMs, deadline } = await sendChanges(conn, steps, transaction, interruption);
+  const sent = await sendChanges(conn, steps, transaction, interruption);
+  const { outcomes, sentAtMs } = sent;
+  let deadline = sent.deadline;
 
   let tx: Transaction | undefined;
   if (transaction) {
@@ -698,6 +721,9 @@ async function applyPlan(
       if (error instanceof UndecidedTransactionError) throw error;
       return refusal(changing[0]!, `nothing was changed: ${errorMessage(error)}`);
     }
+    const rearmStep = steps.findIndex((st) => st.kind === 'rearm');
+    tx = rearmedTransaction(tx, rearmStep === -1 ? undefined : outcomes[rearmStep]);
+    deadline = restoreDeadline(tx);
     interruption?.record(host, { kind: 'armed', runDir: tx.runDir, deadline });
   }
 
@@ -707,7 +733,7 @@ async function applyPlan(
   let changeStarted = false;
   for (const [i, step] of steps.entries()) {
     const result = outcomes[i];
-    if (step.kind === 'begin' || step.kind === 'confirm-target') continue;
+    if (step.kind === 'begin' || step.kind === 'rearm' || step.kind === 'confirm-target') continue;
     if (step.kind === 'verify') {
       const why = result ? step.check.failure(result) : 'the verification did not run';
       const own = resultOf.get(step.task);
@@ -751,7 +777,9 @@ async function applyPlan(
   if (!tx) return results;
 
   // 3. Confirm, or restore.
+  let confirmAttempts = 0;
   const rolledBack = async (reason: string, again: boolean): Promise<TaskResult[]> => {
+    onTransaction?.({ confirmAttempts, rolledBack: true });
     onStep('rolling back');
     const restored = await restoreNow(conn, tx, reason, again);
     if (restored.complete) interruption?.record(host, { kind: 'restored', runDir: tx.runDir });
@@ -785,7 +813,9 @@ async function applyPlan(
   );
   try {
     const confirmed = await confirmWithNewConnection(conn, tx, safety!, target, interruption?.abortSignal);
+    confirmAttempts = confirmed.attempts;
     if (confirmed.ok && confirmed.decision === 'confirmed') {
+      onTransaction?.({ confirmAttempts, rolledBack: false });
       interruption?.record(host, { kind: 'confirmed', runDir: tx.runDir });
       return results;
     }

@@ -21,7 +21,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { base64Heredoc, shellQuote } from '../transport/shell.js';
 import { formatKnownHostsLine } from '../transport/known_hosts.js';
-import { CommandTimeoutError, HostKeyError, UnreachableError } from '../transport/types.js';
+import {
+  CommandTimeoutError,
+  HandshakeTimeoutError,
+  HostKeyError,
+  UnreachableError,
+} from '../transport/types.js';
 import type { Connection, ConnectionSpec, ExecResult } from '../transport/types.js';
 import type { ResourcePlan } from '../plan/types.js';
 import type { GuardVerdict, ListenerMove, LockoutGuard, ResourceKind } from '../resources/types.js';
@@ -65,8 +70,15 @@ export interface Transaction {
   spec: TransactionSpec;
   runDir: string;
   timer: RollbackTimer;
-  /** Controller clock when the timer was armed; the host restores at about armedAtMs + timeout. */
+  /** Controller clock when the begin script was sent: no later than the host armed its timer. */
   armedAtMs: number;
+  /**
+   * Seconds from arming until the host restores, no fewer: the timeout, or
+   * more once the change batch restarted the window at the reload (rearm).
+   */
+  restoresAfterS: number;
+  /** The host's uptime (seconds) when the timer was armed, where the host has /proc/uptime. */
+  hostArmedAtS?: number;
 }
 
 /** A fresh run id: `20250101T120000Z-1a2b3c`. */
@@ -137,6 +149,21 @@ function restoreFirewallSection(): string[] {
 }
 
 /**
+ * Shell that waits while the run's `deadline` file (the host's uptime, in
+ * whole seconds, at which to restore) lies ahead: the change batch moves it
+ * to the reload plus the timeout (buildRearmScript). A file that is missing
+ * or unreadable ends the wait: the timer then restores, as it did before
+ * the window could move.
+ */
+function untilDueLoop(dirExpression: string): string {
+  const file = `"${dirExpression}/deadline"`;
+  return (
+    `while [ -f ${file} ] && read -r due < ${file} && read -r up _ < /proc/uptime && ` +
+    `[ "\${up%.*}" -lt "$due" ] 2>/dev/null; do sleep $((due - \${up%.*})); done`
+  );
+}
+
+/**
  * The host-side rollback. Argument `--again` restores even when the run was
  * already decided (the controller uses it when the timer fired while the run
  * was still writing). Prints `sshfix-restore-ran` when it did restore.
@@ -149,6 +176,8 @@ export function buildRestoreScript(spec: TransactionSpec): string {
     `# sshfix: restores what run ${spec.runId} changed; run by its dead-man timer or by sshfix.`,
     'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; export PATH',
     `dir=${shellQuote(dir)}`,
+    // Run by the systemd timer: the window may have been restarted since it was armed.
+    `if [ "\${1:-}" = --when-due ]; then ${untilDueLoop('$dir')}; fi`,
     'if ! mkdir "$dir/decided" 2>/dev/null; then [ "${1:-}" = --again ] || exit 0; fi',
     'echo restoring > "$dir/outcome"',
     // Run by hand (or by sshfix) rather than by the timer: the timer has nothing left to do.
@@ -223,7 +252,8 @@ function undecidedRunsLines(): string[] {
     '  if [ -f "$d/timer.pid" ]; then',
     '    read -r p < "$d/timer.pid" && tr "\\0" " " < "/proc/$p/cmdline" 2>/dev/null | grep -qF -- "sshfix-rollback $d " && armed=$d/timer.pid',
     '  elif grep -q "^timer systemd " "$d/manifest" 2>/dev/null; then',
-    '    systemctl is-active --quiet "sshfix-rollback-$id.timer" 2>/dev/null && armed=$d/manifest',
+    // Once the timer elapsed, its service may still be waiting for a deadline the run moved.
+    '    { systemctl is-active --quiet "sshfix-rollback-$id.timer" || systemctl is-active --quiet "sshfix-rollback-$id.service"; } 2>/dev/null && armed=$d/manifest',
     '  fi',
     '  [ -n "$armed" ] || continue',
     '  undecided="$undecided $id"',
@@ -346,18 +376,21 @@ function pruneSection(root: string): string[] {
 }
 
 function armSection(spec: TransactionSpec): string[] {
-  const seconds = Math.max(1, Math.round(spec.confirmTimeoutS));
+  const seconds = timeoutSeconds(spec);
   const unit = shellQuote(timerUnitName(spec.runId));
   return [
+    // The deadline in the host's uptime (no clock step moves it), rounded up: never before the timeout.
+    'armed=; { read -r armed _ < /proc/uptime; } 2>/dev/null',
+    `[ -n "$armed" ] && { echo $((\${armed%.*} + 1 + ${seconds})) > "$dir/deadline" && echo "sshfix-armed-uptime $armed"; }`,
     'if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1 &&',
     // AccuracySec defaults to 1 min (systemd.timer(5)): the restore could fire a minute past the deadline.
-    `  systemd-run --quiet --collect --unit=${unit} --on-active=${seconds}s --timer-property=AccuracySec=1s /bin/sh "$dir/restore.sh" >/dev/null 2>"$dir/arm.err"; then`,
+    `  systemd-run --quiet --collect --unit=${unit} --on-active=${seconds}s --timer-property=AccuracySec=1s /bin/sh "$dir/restore.sh" --when-due >/dev/null 2>"$dir/arm.err"; then`,
     `  echo "timer systemd ${timerUnitName(spec.runId)}" >> "$dir/manifest"`,
     `  echo "sshfix-timer systemd ${timerUnitName(spec.runId)}"`,
     'elif command -v setsid >/dev/null 2>&1; then',
     // Its own session and process group: no SIGHUP when our session ends; one kill stops sleep and shell.
     // fd 9 (the lock) stays with this script: the timer must not hold it for its whole life.
-    `  setsid sh -c 'echo $$ > "$1/timer.pid"; sleep "$2"; exec sh "$1/restore.sh"' sshfix-rollback "$dir" ${seconds} </dev/null >/dev/null 2>&1 9>&- &`,
+    `  setsid sh -c 'echo $$ > "$1/timer.pid"; sleep "$2"; ${untilDueLoop('$1')}; exec sh "$1/restore.sh"' sshfix-rollback "$dir" ${seconds} </dev/null >/dev/null 2>&1 9>&- &`,
     '  i=0; while [ ! -s "$dir/timer.pid" ]; do i=$((i+1)); [ $i -gt 200 ] && { echo "the rollback timer did not start" >&2; exit 1; }; sleep 0.05; done',
     '  read -r tp < "$dir/timer.pid"',
     '  echo "timer process $tp" >> "$dir/manifest"',
@@ -367,6 +400,56 @@ function armSection(spec: TransactionSpec): string[] {
     '  exit 1',
     'fi',
   ];
+}
+
+function timeoutSeconds(spec: Pick<TransactionSpec, 'confirmTimeoutS'>): number {
+  return Math.max(1, Math.round(spec.confirmTimeoutS));
+}
+
+/**
+ * A step of the change batch, right after the reload: restarts the window
+ * so that the host restores the timeout after now (its uptime, rounded up)
+ * rather than after arming. Prints `sshfix-rearmed DUE`, or
+ * `sshfix-rearm-too-late` when the run was already decided (the timer fired
+ * while the batch ran); prints nothing where the host has no uptime deadline
+ * (the timer keeps its first one).
+ */
+export function buildRearmScript(
+  tx: Pick<TransactionSpec, 'runId' | 'backupRoot' | 'confirmTimeoutS'>,
+): string {
+  const seconds = timeoutSeconds(tx);
+  return [
+    `dir=${shellQuote(runDirOf(tx))}`,
+    'now=; { read -r now _ < /proc/uptime; } 2>/dev/null',
+    '[ -n "$now" ] && [ -f "$dir/deadline" ] || exit 0',
+    '[ -d "$dir/decided" ] && { echo sshfix-rearm-too-late; exit 0; }',
+    `echo $((\${now%.*} + 1 + ${seconds})) > "$dir/deadline.new" && mv -f "$dir/deadline.new" "$dir/deadline" || exit 1`,
+    // The timer may have read the old deadline and fired meanwhile: then this run is decided.
+    '[ -d "$dir/decided" ] && { echo sshfix-rearm-too-late; exit 0; }',
+    'echo "sshfix-rearmed $(cat "$dir/deadline")"',
+    '',
+  ].join('\n');
+}
+
+/**
+ * The transaction once the rearm step answered: the host restores at its
+ * uptime DUE, i.e. DUE minus its uptime at arming after the begin script
+ * was sent. Unchanged when the step did not run or said nothing usable.
+ */
+export function rearmedTransaction(tx: Transaction, rearm: ExecResult | undefined): Transaction {
+  const due = rearm?.exitCode === 0 ? /^sshfix-rearmed (\d+)$/m.exec(rearm.stdout)?.[1] : undefined;
+  if (due === undefined || tx.hostArmedAtS === undefined) return tx;
+  const restoresAfterS = Number(due) - tx.hostArmedAtS;
+  return restoresAfterS > tx.restoresAfterS ? { ...tx, restoresAfterS } : tx;
+}
+
+/**
+ * The last moment (controller clock, ms) a confirmation may still count on:
+ * the host's restore, measured from the earliest it can have armed, less a
+ * margin for the disarm to reach it.
+ */
+export function confirmDeadlineMs(tx: Pick<Transaction, 'armedAtMs' | 'restoresAfterS'>): number {
+  return tx.armedAtMs + tx.restoresAfterS * 1000 - CONFIRM_MARGIN_MS;
 }
 
 /** One script: run directory + manifest, backups, firewall snapshot, restore.sh, pruning, the armed timer. */
@@ -419,10 +502,11 @@ export function parseBeginOutput(stdout: string): RollbackTimer {
 // Disarm and roll back
 
 /** Stops a timer that has not fired; the pid is re-checked on the host so a recycled pid is never killed. */
-function stopTimerLines(timer: RollbackTimer): string[] {
+function stopTimerLines(timer: RollbackTimer, waitingService = false): string[] {
   if (timer.kind === 'systemd') {
-    const unit = shellQuote(`${timer.unit}.timer`);
-    return [`systemctl stop ${unit} >/dev/null 2>&1 || true`];
+    // Its service, when it already waits for a moved deadline: stopped only once this run decided.
+    const units = [`${timer.unit}.timer`, ...(waitingService ? [`${timer.unit}.service`] : [])];
+    return [`systemctl stop ${units.map(shellQuote).join(' ')} >/dev/null 2>&1 || true`];
   }
   return [
     'pgid=$(cat "$dir/timer.pid" 2>/dev/null)',
@@ -442,8 +526,11 @@ export function buildDisarmScript(tx: Pick<Transaction, 'runDir' | 'timer'>): st
   return [
     `dir=${shellQuote(tx.runDir)}`,
     'if mkdir "$dir/decided" 2>/dev/null; then',
-    ...stopTimerLines(tx.timer).map((l) => `  ${l}`),
+    ...stopTimerLines(tx.timer, true).map((l) => `  ${l}`),
     '  echo confirmed > "$dir/outcome"',
+    '  echo sshfix-confirmed',
+    // A retried confirmation whose first attempt got through (its answer was lost) is still ours.
+    'elif [ "$(cat "$dir/outcome" 2>/dev/null)" = confirmed ]; then',
     '  echo sshfix-confirmed',
     'else',
     '  echo sshfix-too-late',
@@ -505,7 +592,15 @@ export function readBeginResult(spec: TransactionSpec, result: ExecResult, sentA
       `cannot prepare the rollback (backup and dead-man timer): ${result.stderr.trim() || `exit ${result.exitCode}`}`,
     );
   }
-  return { spec, runDir: runDirOf(spec), timer: parseBeginOutput(result.stdout), armedAtMs: sentAtMs };
+  const hostArmedAtS = Number(/^sshfix-armed-uptime (\d+(?:\.\d+)?)$/m.exec(result.stdout)?.[1] ?? NaN);
+  return {
+    spec,
+    runDir: runDirOf(spec),
+    timer: parseBeginOutput(result.stdout),
+    armedAtMs: sentAtMs,
+    restoresAfterS: spec.confirmTimeoutS,
+    ...(Number.isFinite(hostArmedAtS) ? { hostArmedAtS } : {}),
+  };
 }
 
 /** What the disarm script answered: 'confirmed', 'too-late' when the timer fired first, or undefined. */
@@ -539,7 +634,7 @@ export async function rollbackTransaction(conn: Connection, tx: Transaction, aga
 
 /** When the host will restore on its own, for messages. */
 export function restoreDeadline(tx: Transaction): string {
-  return new Date(tx.armedAtMs + tx.spec.confirmTimeoutS * 1000).toISOString();
+  return new Date(tx.armedAtMs + tx.restoresAfterS * 1000).toISOString();
 }
 
 // ---------------------------------------------------------------------------
@@ -647,12 +742,23 @@ const CONFIRM_ATTEMPTS = 3;
  */
 export const REFUSED_RETRY_DELAYS_MS: readonly number[] = [50, 100, 200, 400, 800, 1000, 1000, 1000];
 
-/** What to wait before the next confirmation attempt, or null to give up. */
+/**
+ * After a late handshake: at once, but not in a tight loop. A late attempt
+ * (the controller or the host busy) is retried for as long as the host's
+ * timer leaves time: giving up early rolls back a change that works.
+ */
+const LATE_RETRY_DELAY_MS = 100;
+
+/** Why a confirmation attempt failed, as far as retrying goes. */
+export type ConfirmFailure = 'refused' | 'late' | 'other';
+
+/** What to wait before the next confirmation attempt, or null to give up (the caller also stops at its deadline). */
 export function confirmRetryDelay(
   failures: { refused: number; other: number },
-  lastWasRefused: boolean,
+  last: ConfirmFailure,
 ): number | null {
-  if (lastWasRefused) return REFUSED_RETRY_DELAYS_MS[failures.refused - 1] ?? null;
+  if (last === 'late') return LATE_RETRY_DELAY_MS;
+  if (last === 'refused') return REFUSED_RETRY_DELAYS_MS[failures.refused - 1] ?? null;
   return failures.other < CONFIRM_ATTEMPTS ? CONFIRM_RETRY_DELAY_MS : null;
 }
 
@@ -722,6 +828,11 @@ function worthRetrying(error: unknown): boolean {
 
 const CONFIRM_MARK = 'sshfix-confirm';
 
+/** A confirmation's result, and how many new connections it took (retries are attempts - 1). */
+export type ConfirmOutcome =
+  | { ok: true; decision: 'confirmed' | 'too-late'; attempts: number }
+  | { ok: false; reason: string; interrupted?: true; attempts: number };
+
 /**
  * Proves that a NEW connection (fresh TCP, handshake, authentication) works
  * and, through it, disarms the timer — in one script, since running it at
@@ -733,26 +844,32 @@ export async function confirmWithNewConnection(
   safety: SafetyOptions,
   target: ConfirmTarget,
   abort?: AbortSignal,
-): Promise<
-  { ok: true; decision: 'confirmed' | 'too-late' } | { ok: false; reason: string; interrupted?: true }
-> {
-  const deadline = tx.armedAtMs + tx.spec.confirmTimeoutS * 1000 - CONFIRM_MARGIN_MS;
+): Promise<ConfirmOutcome> {
+  const deadline = confirmDeadlineMs(tx);
   const tookS = Math.round((Date.now() - tx.armedAtMs) / 1000);
   let lastError =
-    `no time was left to confirm before the host's rollback deadline: applying the changes took ${tookS} s ` +
-    `of --confirm-timeout ${tx.spec.confirmTimeoutS} s`;
+    `no time was left to confirm before the host's rollback deadline: ${tookS} s had passed since the timer ` +
+    `was armed, of ${Math.round(tx.restoresAfterS)} s (--confirm-timeout ${tx.spec.confirmTimeoutS} s from the reload)`;
   const failures = { refused: 0, other: 0 };
+  let attempts = 0;
   let delayMs: number | null = 0;
-  const interrupted = { ok: false as const, reason: 'the run was interrupted', interrupted: true as const };
+  const interrupted = () => ({
+    ok: false as const,
+    reason: 'the run was interrupted',
+    interrupted: true as const,
+    attempts,
+  });
   while (delayMs !== null && Date.now() < deadline) {
-    if (abort?.aborted) return interrupted;
-    if (delayMs > 0 && !(await sleepUnlessAborted(delayMs, abort))) return interrupted;
+    if (abort?.aborted) return interrupted();
+    if (delayMs > 0 && !(await sleepUnlessAborted(delayMs, abort))) return interrupted();
     const remaining = deadline - Date.now();
     if (remaining <= 0) break;
+    attempts++;
     let probe: Connection | undefined;
     try {
       // Only the wait for the connection is cut short: a disarm already sent is let finish, so
       // that an interrupted confirmation never leaves the controller unsure what the host decided.
+      // Urgent: its handshake goes before other hosts' first ones, and ends by the deadline.
       const connecting = safety.connect({
         ...safety.spec,
         port: target.port,
@@ -760,13 +877,14 @@ export async function confirmWithNewConnection(
           ? { knownHostsFile: target.knownHostsFile, acceptNewHostKeys: false }
           : {}),
         ...(abort !== undefined ? { abort } : {}),
+        urgent: { notAfterMs: deadline },
         connectTimeoutMs: Math.min(safety.spec.connectTimeoutMs, remaining),
         commandTimeoutMs: Math.min(safety.spec.commandTimeoutMs, Math.max(remaining, 1000)),
       });
       probe = await unlessAborted(connecting, abort);
       if (probe === undefined) {
         void connecting.then((late) => late.close()).catch(() => undefined);
-        return interrupted;
+        return interrupted();
       }
       const answer = await probe.runScript(`echo ${CONFIRM_MARK}\n${buildDisarmScript(tx)}`);
       if (!answer.stdout.includes(CONFIRM_MARK)) {
@@ -776,18 +894,23 @@ export async function confirmWithNewConnection(
       }
       const decision = disarmDecision(answer);
       // The new connection ran the script but the disarm did not answer: disarm through the old one.
-      return { ok: true, decision: decision ?? (await disarmTransaction(conn, tx)) };
+      return { ok: true, decision: decision ?? (await disarmTransaction(conn, tx)), attempts };
     } catch (error) {
       lastError = errorMessage(error);
       if (!worthRetrying(error)) break;
-      const refused = error instanceof UnreachableError && error.code === 'ECONNREFUSED';
-      failures[refused ? 'refused' : 'other']++;
-      delayMs = confirmRetryDelay(failures, refused);
+      const kind: ConfirmFailure =
+        error instanceof HandshakeTimeoutError
+          ? 'late'
+          : error instanceof UnreachableError && error.code === 'ECONNREFUSED'
+            ? 'refused'
+            : 'other';
+      if (kind !== 'late') failures[kind]++;
+      delayMs = confirmRetryDelay(failures, kind);
     } finally {
       await probe?.close().catch(() => undefined);
     }
   }
-  return { ok: false, reason: lastError };
+  return { ok: false, reason: lastError, attempts };
 }
 
 /** The host cannot be told anything any more: its timer will restore. */

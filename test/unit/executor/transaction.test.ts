@@ -10,8 +10,11 @@ import path from 'node:path';
 import {
   beginTransaction,
   buildBeginScript,
+  buildRearmScript,
   buildRestoreScript,
+  confirmDeadlineMs,
   confirmRetryDelay,
+  rearmedTransaction,
   disarmTransaction,
   isRunId,
   newRunId,
@@ -89,7 +92,7 @@ describe('confirmation retries', () => {
     const failures = { refused: 0, other: 0 };
     for (;;) {
       failures.refused++;
-      const delay = confirmRetryDelay(failures, true);
+      const delay = confirmRetryDelay(failures, 'refused');
       if (delay === null) break;
       delays.push(delay);
     }
@@ -101,9 +104,87 @@ describe('confirmation retries', () => {
   });
 
   test('other failures get three attempts a second apart, refusals before them notwithstanding', () => {
-    expect(confirmRetryDelay({ refused: 0, other: 1 }, false)).toBe(1000);
-    expect(confirmRetryDelay({ refused: 3, other: 2 }, false)).toBe(1000);
-    expect(confirmRetryDelay({ refused: 0, other: 3 }, false)).toBeNull();
+    expect(confirmRetryDelay({ refused: 0, other: 1 }, 'other')).toBe(1000);
+    expect(confirmRetryDelay({ refused: 3, other: 2 }, 'other')).toBe(1000);
+    expect(confirmRetryDelay({ refused: 0, other: 3 }, 'other')).toBeNull();
+  });
+
+  test('a late handshake is retried for as long as the host leaves time, with no count of its own', () => {
+    expect(confirmRetryDelay({ refused: 0, other: 0 }, 'late')).not.toBeNull();
+    expect(confirmRetryDelay({ refused: 8, other: 3 }, 'late')).not.toBeNull();
+  });
+});
+
+describe('the confirmation window runs from the reload', () => {
+  const armedTx = (overrides: Partial<Transaction> = {}): Transaction => ({
+    spec: spec([], { confirmTimeoutS: 60 }),
+    runDir: '/var/backups/sshfix/x',
+    timer: { kind: 'process', pgid: 1234 },
+    armedAtMs: 1_000_000,
+    restoresAfterS: 60,
+    hostArmedAtS: 500.25,
+    ...overrides,
+  });
+  const rearm = (stdout: string, exitCode = 0) => ({ stdout, stderr: '', exitCode });
+
+  test('without a rearm, the confirmation counts on the timeout from the batch being sent, less the margin', () => {
+    expect(confirmDeadlineMs(armedTx())).toBe(1_000_000 + 60_000 - 2000);
+  });
+
+  test("a rearm moves the deadline to the host's due time, measured from its uptime at arming", () => {
+    // Armed at uptime 500.25; the batch reloaded sshd at uptime 530.x: due at 530 + 1 + 60 = 591.
+    const tx = rearmedTransaction(armedTx(), rearm('sshfix-rearmed 591\n'));
+    expect(tx.restoresAfterS).toBeCloseTo(90.75);
+    expect(confirmDeadlineMs(tx)).toBe(1_000_000 + 90_750 - 2000);
+  });
+
+  test('a rearm that did not run, came too late or cannot be related to the arming changes nothing', () => {
+    const tx = armedTx();
+    expect(rearmedTransaction(tx, undefined)).toBe(tx);
+    expect(rearmedTransaction(tx, rearm('sshfix-rearm-too-late\n'))).toBe(tx);
+    expect(rearmedTransaction(tx, rearm('sshfix-rearmed 591\n', 1))).toBe(tx);
+    expect(rearmedTransaction(tx, rearm(''))).toBe(tx);
+    const noUptime = armedTx({ hostArmedAtS: undefined });
+    expect(rearmedTransaction(noUptime, rearm('sshfix-rearmed 591\n'))).toBe(noUptime);
+    // Never earlier than the timeout from arming.
+    expect(rearmedTransaction(tx, rearm('sshfix-rearmed 520\n'))).toBe(tx);
+  });
+
+  test('the begin script reports the uptime it armed at, and the timer waits for a deadline the rearm moved', async () => {
+    const file = path.join(dir, 'f');
+    fs.writeFileSync(file, 'old\n');
+    const tx = await begin(spec([file], { confirmTimeoutS: 1 }));
+    expect(tx.hostArmedAtS).toBeGreaterThan(0);
+    // The batch restarts the window as if its timeout were 30 s.
+    const moved = await localShell().runScript(buildRearmScript({ ...tx.spec, confirmTimeoutS: 30 }));
+    const later = rearmedTransaction(tx, moved);
+    expect(later.restoresAfterS).toBeGreaterThan(30);
+    fs.writeFileSync(file, 'new\n');
+    // Past the first deadline (1 s), the timer is still waiting: the run is not decided.
+    await sleep(3000);
+    expect(fs.existsSync(path.join(tx.runDir, 'decided'))).toBe(false);
+    expect(await disarmTransaction(localShell(), tx)).toBe('confirmed');
+    armed.pop();
+    expect(fs.readFileSync(file, 'utf8')).toBe('new\n');
+  });
+
+  test('a rearm after the timer fired says it is too late and moves nothing', async () => {
+    const file = path.join(dir, 'f');
+    fs.writeFileSync(file, 'old\n');
+    const tx = await begin(spec([file], { confirmTimeoutS: 1 }));
+    await waitFor(() => fs.existsSync(path.join(tx.runDir, 'decided')), 10_000);
+    const moved = await localShell().runScript(buildRearmScript({ ...tx.spec, confirmTimeoutS: 30 }));
+    expect(moved.stdout.trim()).toBe('sshfix-rearm-too-late');
+    expect(rearmedTransaction(tx, moved)).toBe(tx);
+    await waitFor(() => fs.readFileSync(path.join(tx.runDir, 'outcome'), 'utf8').trim() === 'restored', 5000);
+    armed.pop();
+  });
+
+  test('a confirmation retried after its answer was lost still confirms', async () => {
+    const tx = await begin(spec([]));
+    expect(await disarmTransaction(localShell(), tx)).toBe('confirmed');
+    expect(await disarmTransaction(localShell(), tx)).toBe('confirmed');
+    armed.pop();
   });
 });
 
