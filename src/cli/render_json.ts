@@ -23,6 +23,8 @@ export function renderJson(
           skipped: c.skipped,
           ...(c.ignored > 0 ? { ignored: c.ignored } : {}),
           unreachable: r.unreachable,
+          rolledBack: r.transaction?.rolledBack ?? false,
+          retries: Math.max(0, (r.transaction?.confirmAttempts ?? 0) - 1),
           ...(r.error ? { error: r.error } : {}),
           ...(r.stale ? { stale: r.stale, error: `${STALE_MESSAGE}: ${r.stale.join('; ')}` } : {}),
           ...(interruption ? { state: stateJson(interruption, r) } : {}),

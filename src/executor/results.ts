@@ -52,6 +52,14 @@ export function censorTaskResult(task: TaskResult): TaskResult {
   return task.diffHidden ? { ...task, diff: '' } : task;
 }
 
+/** How a host's transaction (backup, timer, confirmation) ended. */
+export interface TransactionReport {
+  /** New connections the confirmation opened (0 when it never got that far); retries are the rest. */
+  confirmAttempts: number;
+  /** The change was restored (by sshfix, or by the host's timer before the confirmation). */
+  rolledBack: boolean;
+}
+
 export interface HostResult {
   host: string;
   address: string;
@@ -64,6 +72,8 @@ export interface HostResult {
    */
   stale?: string[];
   tasks: TaskResult[];
+  /** Set when the host had a transaction that sshfix saw to its end. */
+  transaction?: TransactionReport;
 }
 
 export interface HostCounts {
@@ -96,16 +106,30 @@ export interface RunSummary {
   /** Hosts `apply PLAN` refused as stale; only counted (and shown) when there are some. */
   stale?: number;
   hosts: number;
+  /** Hosts whose change was rolled back. */
+  rolledBack: number;
+  /** Confirmations that needed more than one new connection: the extra connections, over all hosts. */
+  retries: number;
 }
 
 export function summarize(results: HostResult[]): RunSummary {
-  const summary: RunSummary = { ok: 0, changed: 0, failed: 0, unreachable: 0, hosts: results.length };
+  const summary: RunSummary = {
+    ok: 0,
+    changed: 0,
+    failed: 0,
+    unreachable: 0,
+    hosts: results.length,
+    rolledBack: 0,
+    retries: 0,
+  };
   for (const r of results) {
     const c = countTasks(r);
     summary.ok += c.ok;
     summary.changed += c.changed;
     summary.failed += c.failed;
     if (c.unreachable) summary.unreachable++;
+    if (r.transaction?.rolledBack) summary.rolledBack++;
+    summary.retries += Math.max(0, (r.transaction?.confirmAttempts ?? 0) - 1);
   }
   const stale = results.filter((r) => r.stale !== undefined).length;
   return stale > 0 ? { ...summary, stale } : summary;

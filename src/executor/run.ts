@@ -289,6 +289,9 @@ async function runHost(job: HostJob, options: RunOptions & { runToken: string })
         registered,
         onStep: (step) => options.onProgress?.(job.host, step),
         ...(options.check ? {} : { safety: safetyOptions(job, options) }),
+        onTransaction: (report) => {
+          result.transaction = report;
+        },
         ...(options.interruption ? { interruption: options.interruption } : {}),
       };
       if (options.reviewed) {

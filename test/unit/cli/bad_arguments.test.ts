@@ -119,7 +119,7 @@ describe('with --format json or junit, stdout gets a document describing the err
     expect(doc).toEqual({
       mode: 'plan',
       hosts: {},
-      summary: { ok: 0, changed: 0, failed: 0, unreachable: 0, hosts: 0 },
+      summary: { ok: 0, changed: 0, failed: 0, unreachable: 0, hosts: 0, rolledBack: 0, retries: 0 },
       errors: [
         {
           severity: 'error',

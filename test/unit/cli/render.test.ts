@@ -81,7 +81,34 @@ describe('JSON output', () => {
       tasks: [{ task: 't-changed', resource: 'sshd_config', status: 'changed', diff, message: '' }],
     });
     expect(doc.hosts.b).toMatchObject({ unreachable: true, error: 'connection refused' });
-    expect(doc.summary).toEqual({ ok: 0, changed: 1, failed: 0, unreachable: 1, hosts: 2 });
+    expect(doc.summary).toEqual({
+      ok: 0,
+      changed: 1,
+      failed: 0,
+      unreachable: 1,
+      hosts: 2,
+      rolledBack: 0,
+      retries: 0,
+    });
+  });
+
+  test('says per host whether its change was rolled back and how often its confirmation was retried', () => {
+    const confirmedLate = {
+      ...host('a', [task('changed')]),
+      transaction: { confirmAttempts: 3, rolledBack: false },
+    };
+    const restored = {
+      ...host('b', [task('failed')]),
+      transaction: { confirmAttempts: 1, rolledBack: true },
+    };
+    const doc = JSON.parse(renderJson([confirmedLate, restored, host('c', [task('ok')])], 'apply')) as {
+      hosts: Record<string, Record<string, unknown>>;
+      summary: Record<string, number>;
+    };
+    expect(doc.hosts.a).toMatchObject({ rolledBack: false, retries: 2 });
+    expect(doc.hosts.b).toMatchObject({ rolledBack: true, retries: 0 });
+    expect(doc.hosts.c).toMatchObject({ rolledBack: false, retries: 0 });
+    expect(doc.summary).toMatchObject({ rolledBack: 1, retries: 2 });
   });
 });
 
