@@ -19,6 +19,7 @@
  * asks it what to do, the CLI turns signals into calls and renders the
  * states. No I/O.
  */
+import { setMaxListeners } from 'node:events';
 import { isFailure, type HostResult } from './results.js';
 
 /** Where a host's change stands, as far as this run knows. */
@@ -44,6 +45,12 @@ export class Interruption {
   private readonly stopController = new AbortController();
   private readonly abortController = new AbortController();
   private readonly settlements = new Map<string, Settlement[]>();
+
+  constructor() {
+    // Every host at work listens (its sessions, its confirmation's handshake): past Node's
+    // default of 10 listeners it would print a leak warning for what is no leak.
+    setMaxListeners(0, this.stopController.signal, this.abortController.signal);
+  }
 
   /** Counts a signal; returns how many have arrived, this one included. */
   raise(signal: InterruptSignal): number {
