@@ -103,3 +103,23 @@ describe('host states for the recap', () => {
     });
   });
 });
+
+/**
+ * The listener limit Node keeps on an EventTarget (what events.getMaxListeners
+ * reads; that function refuses a signal made in another realm, as jest's are).
+ */
+function maxListeners(target: EventTarget): unknown {
+  const symbol = Object.getOwnPropertySymbols(target).find(
+    (s) => s.description === 'events.maxEventTargetListeners',
+  );
+  return symbol === undefined ? undefined : (target as unknown as Record<symbol, unknown>)[symbol];
+}
+
+describe('listeners', () => {
+  test('every host may listen for the signals: no leak warning past 10 listeners', () => {
+    const interruption = new Interruption();
+    // 0 lifts the limit; Node's default of 10 draws MaxListenersExceededWarning on stderr.
+    expect(maxListeners(interruption.abortSignal)).toBe(0);
+    expect(maxListeners(interruption.stopSignal)).toBe(0);
+  });
+});
