@@ -669,18 +669,6 @@ async function applyPlan(
         ]
       : []),
     ...changing.flatMap(changeSteps),
-    // Right after the reload: the confirmation gets the whole window from here, however long the
-    // batch took to get this far on a busy host.
-    ...(transaction
-      ? [
-          {
-            kind: 'rearm' as const,
-            description: 'the rollback window restarted',
-            script: buildRearmScript(transaction),
-            stopOnFailure: false,
-          },
-        ]
-      : []),
     ...verifications.map(({ p, check }) => ({
       kind: 'verify' as const,
       task: p,
@@ -695,6 +683,18 @@ async function applyPlan(
             kind: 'confirm-target' as const,
             description: 'where the server listens now',
             script: listener.script,
+            stopOnFailure: false,
+          },
+        ]
+      : []),
+    // Last, after the reload and its verification: the confirmation that follows gets the whole
+    // window from here, however long the batch took to get this far on a busy host.
+    ...(transaction
+      ? [
+          {
+            kind: 'rearm' as const,
+            description: 'the rollback window restarted',
+            script: buildRearmScript(transaction),
             stopOnFailure: false,
           },
         ]
