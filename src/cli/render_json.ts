@@ -1,7 +1,7 @@
 /** `--format json`: one document on stdout; its shape is part of the interface (README). */
 import { formatDiagnostic, type Diagnostic } from '../config/diagnostics.js';
 import type { HostResult } from '../executor/results.js';
-import { countTasks, summarize } from '../executor/results.js';
+import { countTasks, hostRetries, summarize } from '../executor/results.js';
 import { STALE_MESSAGE, type RecapInterruption } from './render_text.js';
 
 /** With `interruption`, the document says which signal stopped the run and each host's `state`. */
@@ -24,7 +24,7 @@ export function renderJson(
           ...(c.ignored > 0 ? { ignored: c.ignored } : {}),
           unreachable: r.unreachable,
           rolledBack: r.transaction?.rolledBack ?? false,
-          retries: Math.max(0, (r.transaction?.confirmAttempts ?? 0) - 1),
+          retries: hostRetries(r),
           ...(r.error ? { error: r.error } : {}),
           ...(r.stale ? { stale: r.stale, error: `${STALE_MESSAGE}: ${r.stale.join('; ')}` } : {}),
           ...(interruption ? { state: stateJson(interruption, r) } : {}),

@@ -74,6 +74,13 @@ export interface HostResult {
   tasks: TaskResult[];
   /** Set when the host had a transaction that sshfix saw to its end. */
   transaction?: TransactionReport;
+  /** First connections retried because their handshake timed out. */
+  connectRetries?: number;
+}
+
+/** Connections retried for a host: its first connection's, and its confirmation's beyond the first. */
+export function hostRetries(result: HostResult): number {
+  return (result.connectRetries ?? 0) + Math.max(0, (result.transaction?.confirmAttempts ?? 0) - 1);
 }
 
 export interface HostCounts {
@@ -108,7 +115,7 @@ export interface RunSummary {
   hosts: number;
   /** Hosts whose change was rolled back. */
   rolledBack: number;
-  /** Confirmations that needed more than one new connection: the extra connections, over all hosts. */
+  /** Connections retried (late first handshakes, confirmations beyond the first), over all hosts. */
   retries: number;
 }
 
@@ -129,7 +136,7 @@ export function summarize(results: HostResult[]): RunSummary {
     summary.failed += c.failed;
     if (c.unreachable) summary.unreachable++;
     if (r.transaction?.rolledBack) summary.rolledBack++;
-    summary.retries += Math.max(0, (r.transaction?.confirmAttempts ?? 0) - 1);
+    summary.retries += hostRetries(r);
   }
   const stale = results.filter((r) => r.stale !== undefined).length;
   return stale > 0 ? { ...summary, stale } : summary;

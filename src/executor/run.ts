@@ -23,7 +23,7 @@ import {
 import { ConfigError, diagnosticIdentity, type Diagnostic } from '../config/diagnostics.js';
 import type { ResourceKind } from '../resources/types.js';
 import type { Connection, ConnectionSpec } from '../transport/types.js';
-import { UnreachableError } from '../transport/types.js';
+import { HandshakeTimeoutError, UnreachableError } from '../transport/types.js';
 import { openConnection } from '../transport/connect.js';
 import type { SshConfigFile } from '../transport/ssh_config.js';
 import { buildConnectionSpec, defaultKnownHostsFile } from '../transport/spec.js';
@@ -97,6 +97,29 @@ export interface RunOptions {
 
 /** Ansible's is 5; sshfix's hosts wait on the network, not the controller's CPU. */
 export const DEFAULT_FORKS = DEFAULTS.forks;
+
+/**
+ * Attempts at a host's first connection when its handshake times out: nothing
+ * has been done on the host yet, and on a busy controller the next attempt
+ * (the handshake window having halved meanwhile) usually gets through. Other
+ * failures (refused, a bad key) are not retried: they would fail again.
+ */
+export const FIRST_CONNECT_ATTEMPTS = 3;
+
+/** The host's first connection, retried while its handshake is late; with how many retries it took. */
+export async function connectRetryingLate(
+  connect: (spec: ConnectionSpec) => Promise<Connection>,
+  spec: ConnectionSpec,
+  attempts: number = FIRST_CONNECT_ATTEMPTS,
+): Promise<{ conn: Connection; retries: number }> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return { conn: await connect(spec), retries: attempt - 1 };
+    } catch (error) {
+      if (!(error instanceof HandshakeTimeoutError) || attempt >= attempts) throw error;
+    }
+  }
+}
 
 interface HostJob {
   host: string;
@@ -277,7 +300,8 @@ async function runHost(job: HostJob, options: RunOptions & { runToken: string })
   let conn: Connection | undefined;
   try {
     options.onProgress?.(job.host, 'connecting');
-    const opened = await (options.connect ?? openConnection)(job.spec);
+    const { conn: opened, retries } = await connectRetryingLate(options.connect ?? openConnection, job.spec);
+    if (retries > 0) result.connectRetries = retries;
     conn = opened;
     const registered: Record<string, unknown> = {};
     for (const [index, play] of job.plays.entries()) {

@@ -109,6 +109,11 @@ describe('JSON output', () => {
     expect(doc.hosts.b).toMatchObject({ rolledBack: true, retries: 0 });
     expect(doc.hosts.c).toMatchObject({ rolledBack: false, retries: 0 });
     expect(doc.summary).toMatchObject({ rolledBack: 1, retries: 2 });
+    // A first connection retried after a late handshake counts too.
+    const lateFirst = { ...host('d', [task('ok')]), connectRetries: 1 };
+    const withLate = JSON.parse(renderJson([confirmedLate, lateFirst], 'apply')) as typeof doc;
+    expect(withLate.hosts.d).toMatchObject({ retries: 1 });
+    expect(withLate.summary).toMatchObject({ retries: 3 });
   });
 });
 
