@@ -811,8 +811,21 @@ async function applyPlan(
     listener && listened ? listener.read(listened, safety!.spec.port) : undefined,
     safety!,
   );
+  /** The window as the confirmation moved it (transaction.ts: a new connection that reached sshd). */
+  let window: Transaction = tx;
   try {
-    const confirmed = await confirmWithNewConnection(conn, tx, safety!, target, interruption?.abortSignal);
+    const confirmed = await confirmWithNewConnection(
+      conn,
+      tx,
+      safety!,
+      target,
+      interruption?.abortSignal,
+      (moved) => {
+        window = moved;
+        deadline = restoreDeadline(moved);
+        interruption?.record(host, { kind: 'armed', runDir: moved.runDir, deadline });
+      },
+    );
     confirmAttempts = confirmed.attempts;
     if (confirmed.ok && confirmed.decision === 'confirmed') {
       onTransaction?.({ confirmAttempts, rolledBack: false });
@@ -828,7 +841,7 @@ async function applyPlan(
   } catch (error) {
     if (lostConnection(error)) {
       interruption?.record(host, { kind: 'left-to-timer', runDir: tx.runDir, deadline });
-      throw leftToTheTimer(conn, tx, 'lost the connection before confirming', error);
+      throw leftToTheTimer(conn, window, 'lost the connection before confirming', error);
     }
     throw error;
   } finally {

@@ -417,13 +417,41 @@ function timeoutSeconds(spec: Pick<TransactionSpec, 'confirmTimeoutS'>): number 
 export function buildRearmScript(
   tx: Pick<TransactionSpec, 'runId' | 'backupRoot' | 'confirmTimeoutS'>,
 ): string {
-  const seconds = timeoutSeconds(tx);
+  return moveDeadlineScript(tx, timeoutSeconds(tx));
+}
+
+/**
+ * Gives a confirmation whose new connection already reached the host's sshd
+ * more time: the host restores `seconds` after now rather than sooner, but
+ * never after its uptime `latestDue`, and never sooner than it would have.
+ * Answers as the rearm step does (`sshfix-rearmed DUE`).
+ */
+export function buildExtendScript(
+  tx: Pick<TransactionSpec, 'runId' | 'backupRoot'>,
+  seconds: number,
+  latestDue: number,
+): string {
+  return moveDeadlineScript(tx, seconds, Math.floor(latestDue));
+}
+
+function moveDeadlineScript(
+  tx: Pick<TransactionSpec, 'runId' | 'backupRoot'>,
+  seconds: number,
+  latestDue?: number,
+): string {
   return [
     `dir=${shellQuote(runDirOf(tx))}`,
     'now=; { read -r now _ < /proc/uptime; } 2>/dev/null',
     '[ -n "$now" ] && [ -f "$dir/deadline" ] || exit 0',
     '[ -d "$dir/decided" ] && { echo sshfix-rearm-too-late; exit 0; }',
-    `echo $((\${now%.*} + 1 + ${seconds})) > "$dir/deadline.new" && mv -f "$dir/deadline.new" "$dir/deadline" || exit 1`,
+    `due=$((\${now%.*} + 1 + ${Math.max(1, Math.round(seconds))}))`,
+    ...(latestDue === undefined
+      ? []
+      : [
+          `[ "$due" -gt ${latestDue} ] && due=${latestDue}`,
+          'read -r was < "$dir/deadline" && [ "$was" -ge "$due" ] 2>/dev/null && due=$was',
+        ]),
+    'echo "$due" > "$dir/deadline.new" && mv -f "$dir/deadline.new" "$dir/deadline" || exit 1',
     // The timer may have read the old deadline and fired meanwhile: then this run is decided.
     '[ -d "$dir/decided" ] && { echo sshfix-rearm-too-late; exit 0; }',
     'echo "sshfix-rearmed $(cat "$dir/deadline")"',
@@ -834,9 +862,36 @@ export type ConfirmOutcome =
   | { ok: false; reason: string; interrupted?: true; attempts: number };
 
 /**
+ * The host uptime (seconds) past which no confirmation moves its rollback
+ * deadline: the deadline the change batch set, plus one more timeout. Undefined
+ * where the host has no uptime deadline (its timer cannot be moved).
+ */
+export function latestExtendedDue(tx: Transaction): number | undefined {
+  if (tx.hostArmedAtS === undefined) return undefined;
+  return Math.round(tx.hostArmedAtS + tx.restoresAfterS) + timeoutSeconds(tx.spec);
+}
+
+/** When (controller clock, ms) the host restores unless the run confirms first. */
+function restoresAtMs(tx: Pick<Transaction, 'armedAtMs' | 'restoresAfterS'>): number {
+  return tx.armedAtMs + tx.restoresAfterS * 1000;
+}
+
+/**
  * Proves that a NEW connection (fresh TCP, handshake, authentication) works
  * and, through it, disarms the timer — in one script, since running it at
  * all is the proof. Returns the failure reason, or 'confirmed' / 'too-late'.
+ *
+ * On a busy controller the confirmation can be slow rather than refused: the
+ * host's sshd answered, but the controller had no CPU to finish its side of
+ * the login before the host's timer. So once an attempt's new connection
+ * has finished the key exchange with the host's sshd (the firewall, TCP
+ * wrappers and MaxStartups let it through, and sshd runs with the new
+ * config), the host's deadline is moved on through the open session when
+ * it draws near (half a window, at least twice the margin, before it): to a
+ * window after now, never past latestExtendedDue. Without that evidence
+ * nothing moves, so a host whose new connections fail restores on time; one
+ * whose new connections get that far but never log in restores at most one
+ * timeout later. `onMoved` hears of each move (messages, interruption).
  */
 export async function confirmWithNewConnection(
   conn: Connection,
@@ -844,8 +899,17 @@ export async function confirmWithNewConnection(
   safety: SafetyOptions,
   target: ConfirmTarget,
   abort?: AbortSignal,
+  onMoved?: (moved: Transaction) => void,
 ): Promise<ConfirmOutcome> {
-  const deadline = confirmDeadlineMs(tx);
+  /** The host's window as moved so far. */
+  let window = tx;
+  const latestDue = latestExtendedDue(tx);
+  /** No attempt's handshake goes on past this (controller clock, ms). */
+  const latestCutMs =
+    latestDue === undefined
+      ? confirmDeadlineMs(tx)
+      : restoresAtMs({ armedAtMs: tx.armedAtMs, restoresAfterS: latestDue - tx.hostArmedAtS! });
+  const windowMs = timeoutSeconds(tx.spec) * 1000;
   const tookS = Math.round((Date.now() - tx.armedAtMs) / 1000);
   let lastError =
     `no time was left to confirm before the host's rollback deadline: ${tookS} s had passed since the timer ` +
@@ -859,26 +923,90 @@ export async function confirmWithNewConnection(
     interrupted: true as const,
     attempts,
   });
-  while (delayMs !== null && Date.now() < deadline) {
+  while (delayMs !== null && Date.now() < confirmDeadlineMs(window)) {
     if (abort?.aborted) return interrupted();
     if (delayMs > 0 && !(await sleepUnlessAborted(delayMs, abort))) return interrupted();
-    const remaining = deadline - Date.now();
-    if (remaining <= 0) break;
+    const startedAt = Date.now();
+    if (confirmDeadlineMs(window) - startedAt <= 0) break;
     attempts++;
+    // The attempt's handshake is cut at the deadline as it stands (extensions move it), or by an
+    // interruption. Where the deadline can move, a handshake may go on until the host restores:
+    // its key exchange may still come in time to move it, and the disarm decides the race.
+    const cutAtMs = (): number =>
+      latestDue === undefined ? confirmDeadlineMs(window) : restoresAtMs(window);
+    const cut = new AbortController();
+    const onInterrupt = (): void => cut.abort();
+    abort?.addEventListener('abort', onInterrupt, { once: true });
+    let pastDeadline = false;
+    let deadlineTimer: NodeJS.Timeout | undefined;
+    let extending: Promise<void> | undefined;
+    let connected = false;
+    const watchDeadline = (): void => {
+      clearTimeout(deadlineTimer);
+      if (connected) return;
+      deadlineTimer = setTimeout(
+        () => {
+          // An extension under way decides: its answer watches again.
+          if (extending !== undefined) return;
+          pastDeadline = true;
+          cut.abort();
+        },
+        Math.max(0, cutAtMs() - Date.now()),
+      );
+    };
+    /** The new connection finished the key exchange: the host's sshd answers it. */
+    let reachedSshd = false;
+    let extendTimer: NodeJS.Timeout | undefined;
+    const extend = (): void => {
+      if (connected || extending !== undefined || latestDue === undefined) return;
+      extending = conn
+        .runScript(buildExtendScript(tx.spec, timeoutSeconds(tx.spec), latestDue), {
+          timeoutMs: Math.max(1000, restoresAtMs(window) - Date.now()),
+        })
+        .then(
+          (moved) => {
+            const before = window;
+            window = rearmedTransaction(window, moved);
+            if (window === before) return;
+            onMoved?.(window);
+            // The attempt may need another push later, up to latestDue.
+            scheduleExtension();
+          },
+          () => undefined, // the open session is slow or gone: the deadline stays where it was
+        )
+        .finally(() => {
+          extending = undefined;
+          watchDeadline();
+        });
+    };
+    // Pushed only once the window runs short: a confirmation that finishes in time costs nothing more.
+    const scheduleExtension = (): void => {
+      clearTimeout(extendTimer);
+      if (connected || latestDue === undefined) return;
+      const pushAtMs = restoresAtMs(window) - Math.max(windowMs / 2, 2 * CONFIRM_MARGIN_MS);
+      extendTimer = setTimeout(extend, Math.max(0, pushAtMs - Date.now()));
+    };
+    const onKeyExchange = (): void => {
+      reachedSshd = true;
+      scheduleExtension();
+    };
+    watchDeadline();
     let probe: Connection | undefined;
     try {
       // Only the wait for the connection is cut short: a disarm already sent is let finish, so
       // that an interrupted confirmation never leaves the controller unsure what the host decided.
-      // Urgent: its handshake goes before other hosts' first ones, and ends by the deadline.
+      // Urgent: its handshake goes before other hosts' first ones.
+      const remaining = latestCutMs - startedAt;
       const connecting = safety.connect({
         ...safety.spec,
         port: target.port,
         ...(target.knownHostsFile !== undefined
           ? { knownHostsFile: target.knownHostsFile, acceptNewHostKeys: false }
           : {}),
-        ...(abort !== undefined ? { abort } : {}),
-        urgent: { notAfterMs: deadline },
-        connectTimeoutMs: Math.min(safety.spec.connectTimeoutMs, remaining),
+        abort: cut.signal,
+        urgent: { notAfterMs: latestCutMs },
+        onKeyExchange,
+        connectTimeoutMs: Math.min(safety.spec.connectTimeoutMs, Math.max(remaining, 1)),
         commandTimeoutMs: Math.min(safety.spec.commandTimeoutMs, Math.max(remaining, 1000)),
       });
       probe = await unlessAborted(connecting, abort);
@@ -886,6 +1014,9 @@ export async function confirmWithNewConnection(
         void connecting.then((late) => late.close()).catch(() => undefined);
         return interrupted();
       }
+      connected = true;
+      clearTimeout(deadlineTimer);
+      clearTimeout(extendTimer);
       const answer = await probe.runScript(`echo ${CONFIRM_MARK}\n${buildDisarmScript(tx)}`);
       if (!answer.stdout.includes(CONFIRM_MARK)) {
         throw new Error(
@@ -896,17 +1027,30 @@ export async function confirmWithNewConnection(
       // The new connection ran the script but the disarm did not answer: disarm through the old one.
       return { ok: true, decision: decision ?? (await disarmTransaction(conn, tx)), attempts };
     } catch (error) {
-      lastError = errorMessage(error);
-      if (!worthRetrying(error)) break;
-      const kind: ConfirmFailure =
-        error instanceof HandshakeTimeoutError
-          ? 'late'
-          : error instanceof UnreachableError && error.code === 'ECONNREFUSED'
-            ? 'refused'
-            : 'other';
+      if (abort?.aborted) return interrupted();
+      const late = pastDeadline || error instanceof HandshakeTimeoutError;
+      const tookMs = Date.now() - startedAt;
+      lastError =
+        late && reachedSshd
+          ? `cannot reach ${conn.hostName}: its sshd finished the key exchange, but the login did not ` +
+            `finish within ${tookMs} ms`
+          : pastDeadline
+            ? `cannot reach ${conn.hostName}: no SSH handshake within ${tookMs} ms, before the host's rollback deadline`
+            : errorMessage(error);
+      if (!late && !worthRetrying(error)) break;
+      const kind: ConfirmFailure = late
+        ? 'late'
+        : error instanceof UnreachableError && error.code === 'ECONNREFUSED'
+          ? 'refused'
+          : 'other';
       if (kind !== 'late') failures[kind]++;
       delayMs = confirmRetryDelay(failures, kind);
     } finally {
+      connected = true;
+      clearTimeout(deadlineTimer);
+      clearTimeout(extendTimer);
+      abort?.removeEventListener('abort', onInterrupt);
+      await extending;
       await probe?.close().catch(() => undefined);
     }
   }

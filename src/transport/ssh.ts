@@ -478,6 +478,9 @@ function handshakeWithin(
     });
     // Nagle's algorithm delays small packets by up to 40 ms; scripts are many small round trips.
     client.on('connect', () => client.setNoDelay(true));
+    // After the host key was accepted (hostVerifier runs before the key exchange completes).
+    const onKeyExchange = spec.onKeyExchange;
+    if (onKeyExchange !== undefined) client.once('handshake', () => onKeyExchange());
     client.on('ready', () => {
       spec.abort?.removeEventListener('abort', abandon);
       settled = true;

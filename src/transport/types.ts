@@ -67,6 +67,12 @@ export interface ConnectionSpec {
    * by `notAfterMs` (controller clock, ms since the epoch).
    */
   urgent?: { notAfterMs: number };
+  /**
+   * Called once the server has finished the key exchange with a host key we
+   * accept: the connection got through the firewall, TCP wrappers and
+   * MaxStartups to the host's own sshd, and only authentication is left.
+   */
+  onKeyExchange?: () => void;
 }
 
 /** The host could not be reached or authenticated: nothing was done on it. */

@@ -474,8 +474,9 @@ export const applyCommand: Command = {
         type: 'number',
         default: DEFAULT_CONFIRM_TIMEOUT_S,
         describe:
-          'Seconds each changed host waits for sshfix to confirm the change over a NEW SSH connection; ' +
-          'past that, the host restores its backup by itself (also if sshfix dies or loses the host)',
+          'Seconds each changed host waits, from its reload, for sshfix to confirm the change over a NEW SSH ' +
+          'connection; past that, the host restores its backup by itself (also if sshfix dies or loses the host). ' +
+          'A confirmation whose new connection got through the key exchange may extend it, to twice this at most',
       })
       .option('rollback', {
         type: 'boolean',

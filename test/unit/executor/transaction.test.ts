@@ -10,6 +10,7 @@ import path from 'node:path';
 import {
   beginTransaction,
   buildBeginScript,
+  buildExtendScript,
   buildRearmScript,
   buildRestoreScript,
   confirmDeadlineMs,
@@ -17,6 +18,7 @@ import {
   rearmedTransaction,
   disarmTransaction,
   isRunId,
+  latestExtendedDue,
   newRunId,
   parseUndecidedRuns,
   UndecidedTransactionError,
@@ -174,6 +176,42 @@ describe('the confirmation window runs from the reload', () => {
     const tx = await begin(spec([file], { confirmTimeoutS: 1 }));
     await waitFor(() => fs.existsSync(path.join(tx.runDir, 'decided')), 10_000);
     const moved = await localShell().runScript(buildRearmScript({ ...tx.spec, confirmTimeoutS: 30 }));
+    expect(moved.stdout.trim()).toBe('sshfix-rearm-too-late');
+    expect(rearmedTransaction(tx, moved)).toBe(tx);
+    await waitFor(() => fs.readFileSync(path.join(tx.runDir, 'outcome'), 'utf8').trim() === 'restored', 5000);
+    armed.pop();
+  });
+
+  test('a confirmation that reached sshd may move the deadline by one more timeout at most, never sooner', () => {
+    // Due at uptime 591 (armed at 500.25, restoring 90.75 s later): no move past 591 + 60.
+    expect(latestExtendedDue(armedTx({ restoresAfterS: 90.75 }))).toBe(651);
+    expect(latestExtendedDue(armedTx({ hostArmedAtS: undefined }))).toBeUndefined();
+  });
+
+  test("an extension moves the host's deadline to the window after now, capped, and never earlier", async () => {
+    const tx = await begin(spec([], { confirmTimeoutS: 30 }));
+    const due = (): number => Number(fs.readFileSync(path.join(tx.runDir, 'deadline'), 'utf8'));
+    const armedDue = due();
+    const uptime = (): number => Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+    // Capped: the host restores no later than latestDue, however long the extension asks for.
+    const capped = await localShell().runScript(buildExtendScript(tx.spec, 600, armedDue + 5));
+    expect(capped.stdout.trim()).toBe(`sshfix-rearmed ${armedDue + 5}`);
+    expect(rearmedTransaction(tx, capped).restoresAfterS).toBe(armedDue + 5 - tx.hostArmedAtS!);
+    // An extension shorter than the time the host already gives moves nothing back.
+    const shorter = await localShell().runScript(buildExtendScript(tx.spec, 1, armedDue + 100));
+    expect(shorter.stdout.trim()).toBe(`sshfix-rearmed ${armedDue + 5}`);
+    // Within the cap: the window after now.
+    const before = Math.floor(uptime());
+    const moved = await localShell().runScript(buildExtendScript(tx.spec, 60, armedDue + 100));
+    expect(due()).toBeGreaterThanOrEqual(before + 1 + 60);
+    expect(due()).toBeLessThanOrEqual(Math.floor(uptime()) + 1 + 60);
+    expect(moved.stdout.trim()).toBe(`sshfix-rearmed ${due()}`);
+  });
+
+  test('an extension after the timer fired says it is too late', async () => {
+    const tx = await begin(spec([], { confirmTimeoutS: 1 }));
+    await waitFor(() => fs.existsSync(path.join(tx.runDir, 'decided')), 10_000);
+    const moved = await localShell().runScript(buildExtendScript(tx.spec, 30, 1e9));
     expect(moved.stdout.trim()).toBe('sshfix-rearm-too-late');
     expect(rearmedTransaction(tx, moved)).toBe(tx);
     await waitFor(() => fs.readFileSync(path.join(tx.runDir, 'outcome'), 'utf8').trim() === 'restored', 5000);
