@@ -562,6 +562,37 @@ ${extraHandlers}`;
       }
     }, 120_000);
 
+    test('(11) new connections get through the key exchange but the login hangs: rolled back', async () => {
+      const host = h[3]!;
+      await expectNewConnectionWorks(host);
+      const units = await unitStates(host);
+      const before = await snapshot(host, [SSHD_CONFIG]);
+      const earlier = await outcomes(host);
+      // No authorized_keys file: sshd runs the command for the key offered, and waits for it: the key exchange
+      // completes, the login never does. The command ends by itself, so no login hangs for long.
+      const hang = '/usr/local/sbin/sshfix-fault11-keys';
+      expect((await host.exec(`printf '#!/bin/sh\\nsleep 40\\n' > ${hang} && chmod 0755 ${hang}`)).code).toBe(
+        0,
+      );
+      const pb = playbook(
+        sshdPlaybook(
+          `{ AuthorizedKeysFile: none, AuthorizedKeysCommand: ${hang}, AuthorizedKeysCommandUser: nobody }`,
+        ),
+      );
+
+      const forced = await apply(pb, [host], ['--force']);
+      expect(forced.code).toBe(1);
+      const task = forced.hosts[host.name]!.tasks.find((t) => t.task === 'sshd settings')!;
+      expect(task.status).toBe('failed');
+      expect(task.error).toMatch(
+        /^rolled back: a new SSH connection to port 22 failed after the change: .*its sshd finished the key exchange, but the login did not finish/,
+      );
+      await expectUnchanged(host, before);
+      expect(await outcomes(host)).toEqual([...earlier, 'restored']);
+      await expectNewConnectionWorks(host);
+      expect(await unitStates(host)).toBe(units);
+    }, 180_000);
+
     test('(7) an unreachable host among reachable ones: the others are changed and confirmed', async () => {
       const [a, b, down] = [h[0]!, h[1]!, h[5]!];
       await down.stopSshd();
