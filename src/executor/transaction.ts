@@ -923,17 +923,16 @@ export async function confirmWithNewConnection(
     interrupted: true as const,
     attempts,
   });
-  while (delayMs !== null && Date.now() < confirmDeadlineMs(window)) {
+  // Attempts start, and their handshakes are cut, by the deadline as it stands (extensions move
+  // it). Where the deadline can move, that is when the host restores rather than a margin before:
+  // a key exchange that comes in time moves it, and otherwise the disarm decides the race.
+  const cutAtMs = (): number => (latestDue === undefined ? confirmDeadlineMs(window) : restoresAtMs(window));
+  while (delayMs !== null && Date.now() < cutAtMs()) {
     if (abort?.aborted) return interrupted();
     if (delayMs > 0 && !(await sleepUnlessAborted(delayMs, abort))) return interrupted();
     const startedAt = Date.now();
-    if (confirmDeadlineMs(window) - startedAt <= 0) break;
+    if (cutAtMs() - startedAt <= 0) break;
     attempts++;
-    // The attempt's handshake is cut at the deadline as it stands (extensions move it), or by an
-    // interruption. Where the deadline can move, a handshake may go on until the host restores:
-    // its key exchange may still come in time to move it, and the disarm decides the race.
-    const cutAtMs = (): number =>
-      latestDue === undefined ? confirmDeadlineMs(window) : restoresAtMs(window);
     const cut = new AbortController();
     const onInterrupt = (): void => cut.abort();
     abort?.addEventListener('abort', onInterrupt, { once: true });
