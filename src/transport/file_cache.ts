@@ -5,7 +5,7 @@
  * file's inode, size and mtime, so an edit (or an accepted new host key) is
  * seen by the next connection.
  */
-import { stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 
 interface Entry {
   version: string;
@@ -14,9 +14,15 @@ interface Entry {
 
 const cache = new Map<string, Entry>();
 
-async function versionOf(file: string): Promise<string> {
+/**
+ * Synchronous: a stat takes microseconds, but through libuv's thread pool
+ * its answer waits for the event loop's next turn, and on a controller
+ * starved of CPU that wait reached 1.4 s at the start of each confirmation's
+ * new connection, time taken from the host's rollback window.
+ */
+function versionOf(file: string): string {
   try {
-    const s = await stat(file);
+    const s = statSync(file);
     return `${s.ino}:${s.size}:${s.mtimeMs}`;
   } catch {
     // Missing or unreadable: the loader reports it; a later, readable version is a new key.
@@ -31,7 +37,7 @@ export async function cachedFileParse<T>(
   load: (file: string) => Promise<T>,
 ): Promise<T> {
   const key = `${kind}\0${file}`;
-  const version = await versionOf(file);
+  const version = versionOf(file);
   const hit = cache.get(key);
   if (hit && hit.version === version) return hit.value as Promise<T>;
   const value = load(file);
