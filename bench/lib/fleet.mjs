@@ -30,14 +30,22 @@ export const SSHD_SETTINGS = [
  * cloud-init drop-in (read before the main file) throttles sshd. Then sshd
  * reloads and the script waits until it listens again.
  * @param {string} workstation
+ * @param {'plain' | 'systemd'} [kind]
  */
-export function breakScript(workstation) {
+export function breakScript(workstation, kind = 'plain') {
   return [
     'set -e',
     `printf '# local policy\\nvsftpd: ALL\\nsshd: %s\\n' '${workstation}' >> /etc/hosts.deny`,
     `iptables -A INPUT -s '${workstation}/32' -p tcp --dport 22 -j DROP`,
     "printf '# written by cloud-init\\nMaxStartups 2:50:5\\nMaxAuthTries 2\\nClientAliveInterval 5\\n' > /etc/ssh/sshd_config.d/50-cloud-init.conf",
-    'kill -HUP "$(cat /run/sshd.pid)"',
+    ...(kind === 'systemd'
+      ? [
+          // As on the plain kind, fail2ban is installed but not running: a server per host costs
+          // memory and steady CPU, and the playbook then only writes ignoreip.
+          'systemctl stop fail2ban.service',
+          'systemctl reload ssh.service',
+        ]
+      : ['kill -HUP "$(cat /run/sshd.pid)"']),
     // sshd re-executes on SIGHUP: wait for the new listener (and its new pid file).
     'sleep 0.2',
     "i=0; until ss -Hltn 'sport = :22' | grep -q .; do i=$((i+1)); [ $i -ge 100 ] && exit 1; sleep 0.05; done",
@@ -67,30 +75,48 @@ export async function mapLimited(items, limit, task) {
 
 /** @param {Lab} lab */
 export async function breakHosts(lab) {
-  const script = breakScript(lab.workstationAddress);
+  const script = breakScript(lab.workstationAddress, lab.kind);
   await mapLimited(lab.hosts, HOST_COMMAND_CONCURRENCY, async (host) => {
     const result = await host.exec(script);
     if (result.code !== 0) throw new Error(`breaking ${host.name}: ${result.stderr.trim()}`);
   });
 }
 
+/** @param {string} text */
+function countAccepted(text) {
+  let count = 0;
+  for (
+    let at = text.indexOf('Accepted publickey');
+    at !== -1;
+    at = text.indexOf('Accepted publickey', at + 1)
+  )
+    count++;
+  return count;
+}
+
 /**
- * Logins each host's sshd accepted so far (its auth.log, read from the controller side).
+ * Logins each host's sshd accepted so far: its auth.log, read from the
+ * controller side; on the systemd kind, sshd-session's journal entries (read
+ * by a journalctl started from outside the host's sshd, so that it is not
+ * counted as the host's CPU).
  * @param {Lab} lab
- * @returns {number[]}
+ * @returns {Promise<number[]>}
  */
-export function acceptedLogins(lab) {
+export async function acceptedLogins(lab) {
+  if (lab.kind === 'systemd') {
+    return mapLimited(lab.hosts, HOST_COMMAND_CONCURRENCY, async (host) =>
+      countAccepted(
+        (
+          await host.exec(
+            'journalctl --no-pager -q -o cat SYSLOG_IDENTIFIER=sshd-session SYSLOG_IDENTIFIER=sshd',
+          )
+        ).stdout,
+      ),
+    );
+  }
   return lab.hosts.map((host) => {
     const file = path.join(host.dir, 'log', 'auth.log');
-    const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
-    let count = 0;
-    for (
-      let at = text.indexOf('Accepted publickey');
-      at !== -1;
-      at = text.indexOf('Accepted publickey', at + 1)
-    )
-      count++;
-    return count;
+    return countAccepted(fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '');
   });
 }
 
@@ -125,24 +151,65 @@ export function roomInNeighbourTable(hosts) {
 
 const CLOCK_TICKS_PER_S = 100;
 
+/** user + system + reaped children's user + system of /proc/PID/stat, in seconds; 0 when gone. */
+function processCpuSeconds(/** @type {string | number} */ pid, withOwn = false) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime, stime, cutime and cstime are fields 14 to 17 of /proc/PID/stat.
+    const children = Number(fields[13]) + Number(fields[14]);
+    return (children + (withOwn ? Number(fields[11]) + Number(fields[12]) : 0)) / CLOCK_TICKS_PER_S;
+  } catch {
+    return 0;
+  }
+}
+
 /**
- * CPU seconds each host's sshd has reaped from its children so far: every
- * connection's sshd, its shell and every command the shell waited for (the
- * cutime + cstime of the listener, which keeps its pid across a SIGHUP
- * re-exec). In the lab the hosts share the controller's CPUs, so this is work
- * a real fleet would do in parallel elsewhere. A connection still open (an
- * Ansible ControlPersist master) is not counted until it ends.
+ * CPU seconds each host has used so far for its SSH work. Plain kind: what
+ * the host's sshd has reaped from its children (the cutime + cstime of the
+ * listener, which keeps its pid across a SIGHUP re-exec): every connection's
+ * sshd, its shell and every command the shell waited for. Systemd kind: every
+ * process of the host's PID namespace, its own CPU and its reaped children's
+ * (systemd, which runs `systemctl reload`'s ExecReload=, journald, which logs
+ * every connection, sshd and its per-connection sshd-session and sshd-auth).
+ * In the lab the hosts share the controller's CPUs, so this is work a real
+ * fleet would do in parallel elsewhere. A connection still open (an Ansible
+ * ControlPersist master) is not counted until it ends.
  * @param {Lab} lab
  * @returns {number[]}
  */
 export function hostCpuSeconds(lab) {
+  if (lab.kind === 'systemd') {
+    /** @type {Map<string, number>} */
+    const byNamespace = new Map();
+    for (const host of lab.hosts) {
+      try {
+        byNamespace.set(fs.readlinkSync(`/proc/${host.anchorPid}/ns/pid`), 0);
+      } catch {
+        // The host is gone.
+      }
+    }
+    for (const entry of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const ns = fs.readlinkSync(`/proc/${entry}/ns/pid`);
+        const sum = byNamespace.get(ns);
+        if (sum !== undefined) byNamespace.set(ns, sum + processCpuSeconds(entry, true));
+      } catch {
+        // exited meanwhile
+      }
+    }
+    return lab.hosts.map((host) => {
+      try {
+        return byNamespace.get(fs.readlinkSync(`/proc/${host.anchorPid}/ns/pid`)) ?? 0;
+      } catch {
+        return 0;
+      }
+    });
+  }
   return lab.hosts.map((host) => {
     try {
-      const pid = fs.readFileSync(path.join(host.dir, 'run', 'sshd.pid'), 'utf8').trim();
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // cutime and cstime are fields 16 and 17 of /proc/PID/stat.
-      return (Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS_PER_S;
+      return processCpuSeconds(fs.readFileSync(path.join(host.dir, 'run', 'sshd.pid'), 'utf8').trim());
     } catch {
       return 0;
     }
