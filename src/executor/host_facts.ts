@@ -18,6 +18,7 @@ import { INIT_SYSTEM_LINES, type InitSystem } from '../resources/service.js';
 import { FAIL2BAN_RUNNING_LINES } from '../resources/fail2ban.js';
 import { libwrapLinkedTest } from '../resources/tcp_wrappers.js';
 import type { ExecResult } from '../transport/types.js';
+import type { SshdRelease } from '../resources/types.js';
 
 const VERSION_MARK = '@@sshfix-sshd-version';
 
@@ -30,12 +31,15 @@ const OS_RELEASE_FIELDS = ['ID', 'ID_LIKE', 'NAME', 'VERSION_ID', 'VERSION_CODEN
  * unit; `init=` (INIT_SYSTEM_LINES); `libwrap=yes|no` (empty without sshd);
  * `fail2ban=yes|no`; `debian_version=` (/etc/debian_version, the point
  * release); `os:FIELD=VALUE` for os-release's fields as the file writes them;
- * `root=yes|no` (the effective user, from /proc/self/status).
- * Then `sshd -V`'s output (releases without -V print their version above
- * the usage text).
+ * `root=yes|no` (the effective user, from /proc/self/status); `sshd=` its
+ * absolute path (empty without sshd). Then `sshd -V`'s output (releases
+ * without -V print their version above the usage text): the only sshd -V a
+ * host runs, since the sshd_config tasks read the release from this same
+ * answer (RemoteHostView.sshdRelease).
  */
 export const HOST_FACTS_PROBE = [
-  'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  // The host's own PATH last: an sshd elsewhere is still found (below), after the usual places.
+  'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH',
   ...INIT_SYSTEM_LINES,
   'echo "init=$init"',
   'u=none',
@@ -58,11 +62,14 @@ export const HOST_FACTS_PROBE = [
   'for s in /usr/sbin/sshd /usr/local/sbin/sshd /sbin/sshd /usr/bin/sshd; do',
   '  [ -x "$s" ] && { sshd=$s; break; }',
   'done',
+  // PATH is searched last, and only then: `$(...)` costs a fork on every host.
+  '[ -n "$sshd" ] || { s=$(command -v sshd 2>/dev/null) && [ -x "$s" ] && sshd=$s; }',
   'w=; [ -n "$sshd" ] && { w=no; ' + libwrapLinkedTest('"$sshd"') + ' && w=yes; }',
   'echo "libwrap=$w"',
   // The firewall's tables are readable by root only: read by anyone else they look empty.
   'e=; while read -r k _ e _; do [ "$k" = Uid: ] && break; done < /proc/self/status 2>/dev/null',
   'if [ "$e" = 0 ]; then echo root=yes; elif [ -n "$e" ]; then echo root=no; fi',
+  'echo "sshd=$sshd"',
   `echo '${VERSION_MARK}'`,
   '[ -n "$sshd" ] && "$sshd" -V 2>&1 </dev/null',
   'exit 0',
@@ -133,12 +140,7 @@ const INIT_SYSTEMS: readonly InitSystem[] = ['systemd', 'openrc', 'sysvinit'];
  * output is empty.
  */
 export function parseHostFacts(stdout: string, firewallProbeStdout: string): HostFacts {
-  const [fieldPart = '', versionPart = ''] = stdout.split(`${VERSION_MARK}\n`);
-  const fields = new Map<string, string>();
-  for (const line of fieldPart.split('\n')) {
-    const eq = line.indexOf('=');
-    if (eq > 0 && !fields.has(line.slice(0, eq))) fields.set(line.slice(0, eq), line.slice(eq + 1));
-  }
+  const { fields, versionPart } = probeFields(stdout);
   const [mode, unit] = (fields.get('unit') ?? '').trim().split(/\s+/);
   const version = parseOpenSshVersion(versionPart);
   const release = parseOpenSshRelease(versionPart);
@@ -158,6 +160,24 @@ export function parseHostFacts(stdout: string, firewallProbeStdout: string): Hos
         ? null
         : backendInUse(parseFirewallProbe(firewallProbeStdout, { error: 'not read' })),
   };
+}
+
+/** HOST_FACTS_PROBE's `KEY=VALUE` lines (the first of each key), and what sshd -V printed after them. */
+function probeFields(stdout: string): { fields: Map<string, string>; versionPart: string } {
+  const [fieldPart = '', versionPart = ''] = stdout.split(`${VERSION_MARK}\n`);
+  const fields = new Map<string, string>();
+  for (const line of fieldPart.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0 && !fields.has(line.slice(0, eq))) fields.set(line.slice(0, eq), line.slice(eq + 1));
+  }
+  return { fields, versionPart };
+}
+
+/** sshd's path and what its -V printed, from HOST_FACTS_PROBE's output; undefined without sshd. */
+export function parseSshdRelease(stdout: string): SshdRelease | undefined {
+  const { fields, versionPart } = probeFields(stdout);
+  const sshd = fields.get('sshd') ?? '';
+  return sshd === '' ? undefined : { sshd, versionOutput: versionPart };
 }
 
 /** What gatherHostFacts reads through: a HostView's probeApart (batched and cached, no plan fact). */

@@ -6,7 +6,8 @@
  */
 import type { Connection, ExecResult } from '../transport/types.js';
 import type { Fact, FileChange, FileState } from '../plan/types.js';
-import type { HostView, ProbeFact } from '../resources/types.js';
+import type { HostView, ProbeFact, SshdRelease } from '../resources/types.js';
+import { HOST_FACTS_PROBE, parseSshdRelease } from './host_facts.js';
 import {
   buildReadScript,
   byPath,
@@ -179,6 +180,11 @@ export class RemoteHostView implements HostView {
     if (answer.kind !== 'probe')
       throw new HostReadError(`${this.hostName}: probe failed: ${describe(answer)}`);
     return answer.result;
+  }
+
+  /** From the host facts' probe, cached by its text: the facts and every sshd_config task share one sshd -V. */
+  async sshdRelease(): Promise<SshdRelease | undefined> {
+    return parseSshdRelease((await this.probeApart(HOST_FACTS_PROBE)).stdout);
   }
 
   async probe(script: string, fact?: ProbeFact): Promise<ExecResult> {

@@ -50,20 +50,6 @@ export interface SshdPlanData extends StagedSshdTree {
   desired: Record<string, SettingValue>;
 }
 
-const SSHD_LOCATIONS = ['/usr/sbin/sshd', '/usr/local/sbin/sshd', '/sbin/sshd', '/usr/bin/sshd'];
-
-/**
- * Absolute path of sshd: the remote PATH of a non-login shell often lacks
- * /usr/sbin. With `withRelease`, what `sshd -V` prints follows on the next
- * lines (sshd -V exits 1 on releases without it, after the same line).
- */
-// PATH is searched last, and only then: `$(...)` costs a fork on every host. So does sshd -V:
-// it runs only for settings that some release does not know.
-function findSshdScript(withRelease: boolean): string {
-  const found = `{ echo "$p"; ${withRelease ? '"$p" -V 2>&1; ' : ''}exit 0; }`;
-  return `for p in ${SSHD_LOCATIONS.join(' ')}; do [ -x "$p" ] && ${found}; done; p=$(command -v sshd 2>/dev/null) && [ -x "$p" ] && ${found}; exit 1`;
-}
-
 /**
  * Why this host's sshd must not get the settings: each one its release does
  * not know ("sshd 9.2 does not know PerSourcePenaltyExemptList (OpenSSH ≥
@@ -111,13 +97,11 @@ async function planSshdConfig(args: SshdConfigArgs, host: HostView): Promise<Res
   const settings = settingsAsWritten(args.settings ?? {});
   const needs = Object.entries(settings).flatMap(([keyword, value]) => settingNeeds(keyword, value) ?? []);
   const loaded = probeSshdLoad(host, mainPath);
-  const [found, tree] = await Promise.all([
-    host.probe(findSshdScript(needs.length > 0)),
-    readSshdTree(host, mainPath),
-  ]);
-  const [sshdPath = '', ...versionLines] = found.stdout.split('\n');
+  // The host facts' own sshd -V answers: no sshd starts again for this task.
+  const [release, tree] = await Promise.all([host.sshdRelease(), readSshdTree(host, mainPath)]);
+  const sshdPath = release?.sshd ?? '';
   // A keyword the release does not know would fail sshd -t: the whole task is skipped, and says why.
-  const unknown = found.exitCode === 0 ? settingsUnknownToSshd(needs, sshdPath, versionLines.join('\n')) : [];
+  const unknown = release ? settingsUnknownToSshd(needs, release.sshd, release.versionOutput) : [];
   if (unknown.length > 0)
     return { action: 'skip', messages: unknown, warnings: [], fileChanges: [], commands: [] };
   const { files, decisions } = planSshdSettings(tree, settings, args.remove ?? []);
@@ -140,7 +124,7 @@ async function planSshdConfig(args: SshdConfigArgs, host: HostView): Promise<Res
   }
   const changed = decisions.filter((d) => d.action !== 'keep');
   const warnings = decisions.flatMap((d) => d.warnings);
-  if (found.exitCode !== 0) {
+  if (release === undefined) {
     return {
       action: 'skip',
       messages: ['sshd is not installed on this host'],
@@ -157,7 +141,7 @@ async function planSshdConfig(args: SshdConfigArgs, host: HostView): Promise<Res
   const stageRoot = `/run/sshfix/stage-${digest}`;
   const staged = stageTreeForValidation(tree, files, stageRoot);
   const data: SshdPlanData = {
-    sshd: sshdPath.trim(),
+    sshd: sshdPath,
     mainPath,
     stageRoot,
     stagedMain: staged.mainPath,

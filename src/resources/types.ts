@@ -20,6 +20,19 @@ export interface HostView {
    * keeps only the part a decision reads.
    */
   probe(script: string, fact?: ProbeFact): Promise<ExecResult>;
+  /**
+   * sshd's absolute path and what `sshd -V` prints, read by the host's facts
+   * probe (one sshd -V per host, whoever asks); undefined when there is no sshd.
+   */
+  sshdRelease(): Promise<SshdRelease | undefined>;
+}
+
+/** Where sshd is and which release it says it is. */
+export interface SshdRelease {
+  /** Absolute path: the remote PATH of a non-login shell often lacks /usr/sbin. */
+  sshd: string;
+  /** What `sshd -V` printed (releases without -V print their version above the usage text). */
+  versionOutput: string;
 }
 
 /** How a probe's answer is recorded as a fact of the plan. */

@@ -8,6 +8,7 @@ import {
   hostFactVariables,
   osReleaseValue,
   parseHostFacts,
+  parseSshdRelease,
   type HostFacts,
 } from '../../../src/executor/host_facts.js';
 import { firewallProbeScript } from '../../../src/formats/firewall_probe.js';
@@ -308,6 +309,16 @@ describe('host facts from the probe', () => {
     ]);
   });
 
+  test("sshd's path and what -V printed, for the sshd_config tasks: the same answer, no sshd -V of their own", () => {
+    expect(
+      parseSshdRelease(`libwrap=yes\nsshd=/usr/sbin/sshd\n${MARK}OpenSSH_9.2, OpenSSL 3.0.19\n`),
+    ).toEqual({
+      sshd: '/usr/sbin/sshd',
+      versionOutput: 'OpenSSH_9.2, OpenSSL 3.0.19\n',
+    });
+    expect(parseSshdRelease(`libwrap=\nsshd=\n${MARK}`)).toBeUndefined();
+  });
+
   test('a host without sshd, os-release or fail2ban says so, and guesses nothing', () => {
     expect(
       parseHostFacts('init=sysvinit\nunit=none\nfail2ban=no\ndebian_version=\nlibwrap=\n' + MARK, ''),
@@ -455,6 +466,9 @@ describe('the probe on this machine', () => {
     const result = await localShell().runScript(HOST_FACTS_PROBE);
     expect(result.exitCode).toBe(0);
     const facts = parseHostFacts(result.stdout, '');
+    expect(parseSshdRelease(result.stdout)?.sshd).toBe(
+      ['/usr/sbin/sshd', '/usr/local/sbin/sshd', '/sbin/sshd', '/usr/bin/sshd'].find((p) => fs.existsSync(p)),
+    );
     expect(['none', 'service', 'socket']).toContain(facts.sshdUnit.mode);
     const versionId = /^VERSION_ID="?([^"\n]*)"?$/m.exec(fs.readFileSync('/etc/os-release', 'utf8'))?.[1];
     expect(facts.os.versionId).toBe(versionId);

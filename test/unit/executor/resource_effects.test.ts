@@ -66,6 +66,7 @@ const emptyHost: HostView = {
   glob: async () => [],
   globFiles: async () => [],
   probe: async () => ({ exitCode: 0, stdout: '', stderr: '' }),
+  sshdRelease: async () => undefined,
 };
 
 async function planKnock(port: number): Promise<ChangingTask> {

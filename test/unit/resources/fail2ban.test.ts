@@ -67,6 +67,9 @@ class FakeView implements HostView {
     const paths = await this.glob(pattern);
     return [...(await this.readFiles(paths)).values()];
   }
+  sshdRelease(): Promise<undefined> {
+    return Promise.resolve(undefined);
+  }
   probe(script: string): Promise<ExecResult> {
     this.probes.push(script);
     if (script.includes('@@fail2ban-status')) {

@@ -45,6 +45,9 @@ class FakeHost implements HostView {
   glob(_pattern?: string): Promise<string[]> {
     return Promise.resolve([]);
   }
+  sshdRelease(): Promise<undefined> {
+    return Promise.resolve(undefined);
+  }
   probe(script: string): Promise<ExecResult> {
     this.touch();
     expect(script).toBe(firewallProbeScript());

@@ -139,6 +139,7 @@ describe('reloading sshd under systemd, per how the host runs it', () => {
     readFiles: () => Promise.reject(new Error('not read')),
     glob: () => Promise.reject(new Error('not read')),
     globFiles: () => Promise.reject(new Error('not read')),
+    sshdRelease: () => Promise.reject(new Error('not read')),
     probe: () => Promise.resolve({ stdout: `${answer}\n`, stderr: '', exitCode: 0 }),
   });
   const plan = (answer: string, state: 'reloaded' | 'restarted' = 'reloaded') =>
@@ -211,6 +212,7 @@ describe('starting a service declares what the start touches', () => {
     readFiles: () => Promise.reject(new Error('not read')),
     glob: () => Promise.reject(new Error('not read')),
     globFiles: () => Promise.reject(new Error('not read')),
+    sshdRelease: () => Promise.reject(new Error('not read')),
     probe: (script) =>
       Promise.resolve(
         script.startsWith('systemctl is-active')

@@ -5,16 +5,17 @@
  */
 import type { FileState } from '../../../src/plan/types.js';
 import type { ExecResult } from '../../../src/transport/types.js';
-import type { HostView } from '../../../src/resources/types.js';
+import type { HostView, SshdRelease } from '../../../src/resources/types.js';
 import { sshdConfigResource, type SshdConfigArgs } from '../../../src/resources/sshd_config.js';
 
 const DEBIAN_12 = 'OpenSSH_9.2, OpenSSL 3.0.19 27 Jan 2026\n';
 const DEBIAN_13 = 'OpenSSH_10.0p2 Debian-7+deb13u4, OpenSSL 3.5.9 29 Sep 2026\n';
 
-/** A host with one sshd_config whose sshd -V prints `release`; records the probes it is sent. */
+/** A host with one sshd_config whose sshd -V prints `release`; records the probes it is sent and the release asks. */
 class FakeHost implements HostView {
   readonly hostName = 'h1';
   readonly probes: string[] = [];
+  releaseAsks = 0;
   constructor(
     private readonly release: string,
     private readonly config = 'Include /etc/ssh/sshd_config.d/*.conf\nPort 22\n',
@@ -39,9 +40,11 @@ class FakeHost implements HostView {
   }
   probe(script: string): Promise<ExecResult> {
     this.probes.push(script);
-    // The script prints sshd's path, then (only when it runs sshd -V) what sshd -V prints.
-    const stdout = `/usr/sbin/sshd\n${script.includes(' -V ') ? this.release : ''}`;
-    return Promise.resolve({ stdout, stderr: '', exitCode: 0 });
+    return Promise.resolve({ stdout: '', stderr: '', exitCode: 0 });
+  }
+  sshdRelease(): Promise<SshdRelease | undefined> {
+    this.releaseAsks += 1;
+    return Promise.resolve({ sshd: '/usr/sbin/sshd', versionOutput: this.release });
   }
 }
 
@@ -88,11 +91,11 @@ describe('settings newer than the host sshd', () => {
     ]);
   });
 
-  test('sshd -V runs only for settings that some release lacks', async () => {
+  test('the task finds sshd with the probe the host facts use: one sshd -V per host, not one per asker', async () => {
     const host = new FakeHost(DEBIAN_12);
     expect((await plan(host, { MaxAuthTries: 6 })).action).toBe('change');
-    // Two probes: the one that finds sshd, and whether the running sshd has loaded the files on disk.
-    expect(host.probes.filter((p) => p.startsWith('for p in /usr/sbin/sshd '))).toHaveLength(1);
-    expect(host.probes.filter((p) => p.includes(' -V '))).toEqual([]);
+    // sshd's path and release come from the host view (the facts' probe); no probe of its own runs sshd -V.
+    expect(host.releaseAsks).toBe(1);
+    expect(host.probes.filter((p) => / -V\b/.test(p))).toEqual([]);
   });
 });
