@@ -106,7 +106,8 @@ export function firewallProbeScript(options: { ufwRules?: boolean } = {}): strin
     'fwd=; command -v firewall-cmd >/dev/null 2>&1 && {',
     '  pid=; { read -r pid < /run/firewalld.pid; } 2>/dev/null',
     '  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then fwd=yes',
-    '  elif command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet firewalld.service 2>/dev/null; then fwd=yes; fi',
+    // systemctl only where systemd runs: elsewhere it can only fail, at a process per host.
+    '  elif [ -d /run/systemd/system ] && systemctl is-active --quiet firewalld.service 2>/dev/null; then fwd=yes; fi',
     '}',
     '[ -n "$fwd" ] && {',
     `  ${section('firewalld-default')}; firewall-cmd --get-default-zone 2>&1`,

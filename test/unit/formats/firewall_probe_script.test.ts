@@ -18,6 +18,8 @@ interface Host {
   programs: Record<string, string | null>;
   /** PATH name -> program it is a symbolic link to (alternatives). */
   links?: Record<string, string>;
+  /** systemd is PID 1 (/run/systemd/system exists); not unless given, whatever this machine runs. */
+  systemd?: boolean;
 }
 
 let dirs: string[] = [];
@@ -42,7 +44,9 @@ function probe(host: Host): { stdout: string; started: string[] } {
     fs.symlinkSync(path.join(dir, target), path.join(dir, name));
   }
   // The script adds the system's sbin directories to PATH; here only the stand-ins may answer.
-  const script = firewallProbeScript().replace('PATH="$PATH:/usr/sbin:/sbin:/usr/local/sbin"', ':');
+  const script = firewallProbeScript()
+    .replace('PATH="$PATH:/usr/sbin:/sbin:/usr/local/sbin"', ':')
+    .replaceAll('[ -d /run/systemd/system ]', host.systemd === true ? 'true' : 'false');
   expect(script).not.toContain('PATH=');
   const result = spawnSync('/bin/sh', ['-c', script], {
     encoding: 'utf8',
@@ -138,8 +142,9 @@ describe('firewall probe script, run by sh', () => {
 
 describe('firewall probe script: is firewalld running?', () => {
   const zones = 'public (default)\n  target: default\n  rich rules: \n';
-  const firewalldHost = (systemctl: string | null): Host => ({
+  const firewalldHost = (systemctl: string | null, systemd = true): Host => ({
     programs: { 'firewall-cmd': zones, systemctl },
+    systemd,
   });
 
   test('under systemd (firewalld.service runs it with --nopid: no pid file) the unit says so, then firewall-cmd is asked', () => {
@@ -161,5 +166,11 @@ describe('firewall probe script: is firewalld running?', () => {
     const facts = parseFirewallProbe(stdout, { ports: [22] });
     expect(facts.firewalldInstalled).toBe(true);
     expect(facts.firewalld).toBeNull();
+  });
+
+  test('without systemd, systemctl (which could only fail) never starts', () => {
+    const { stdout, started } = probe(firewalldHost('', false));
+    expect(started).toEqual([]);
+    expect(parseFirewallProbe(stdout, { ports: [22] }).firewalld).toBeNull();
   });
 });
