@@ -598,17 +598,37 @@ async function applyPlan(
   // 1. Checks.
   onStep('validating the changes');
   const guards = safety ? lockoutGuards(kinds, safety.spec.user, conn.authMethod) : [];
-  const validations = changing.flatMap((p) =>
-    (p.task.resource.validate?.(p.plan!) ?? []).map((check) => ({ owner: p, check })),
+  // A task whose guard validates its plan has its own validations only when the guard's verdict
+  // could not (a second round trip, on hosts where something is wrong).
+  const validatedByGuard = new Set(
+    guards.filter((g) => g.guard.validatesPlan).map((g) => changing[g.index]!),
   );
-  const checked = await runBatch(conn, [
+  const validationsOf = (p: PlannedTask) =>
+    (p.task.resource.validate?.(p.plan!) ?? []).map((check) => ({ owner: p, check }));
+  const firstValidations = changing.filter((p) => !validatedByGuard.has(p)).flatMap(validationsOf);
+  const firstChecked = await runBatch(conn, [
     ...guards.map((g) => ({ script: g.guard.script, stopOnFailure: false })),
-    ...validations.map((v) => ({ script: v.check.script, stopOnFailure: false })),
+    ...firstValidations.map((v) => ({ script: v.check.script, stopOnFailure: false })),
   ]);
   const guarded: GuardResult[] = guards.map((g, i) => ({
     index: g.index,
-    verdict: g.guard.judge(checked[i] ?? { exitCode: 1, stdout: '', stderr: '' }),
+    verdict: g.guard.judge(firstChecked[i] ?? { exitCode: 1, stdout: '', stderr: '' }),
   }));
+  const unjudged = guarded
+    .filter((g) => validatedByGuard.has(changing[g.index]!) && g.verdict.validated !== true)
+    .flatMap((g) => validationsOf(changing[g.index]!));
+  const laterChecked = await runBatch(
+    conn,
+    unjudged.map((v) => ({ script: v.check.script, stopOnFailure: false })),
+  );
+  // In plan order, as if all had run in the first batch.
+  const validationResults = new Map<{ owner: PlannedTask; check: HostCheck }, StepOutcome>([
+    ...firstValidations.map((v, i) => [v, firstChecked[guards.length + i]] as const),
+    ...unjudged.map((v, i) => [v, laterChecked[i]] as const),
+  ]);
+  const validations = [...validationResults.keys()].sort(
+    (x, y) => changing.indexOf(x.owner) - changing.indexOf(y.owner),
+  );
   const refusal = (culprit: PlannedTask, message: string): TaskResult[] =>
     all.map((p) => {
       if (p === culprit) return toResult(p, 'failed', message);
@@ -629,8 +649,8 @@ async function applyPlan(
         'Nothing was changed on this host (--force applies it anyway; a new connection then confirms it or it is rolled back)',
     );
   }
-  for (const [i, v] of validations.entries()) {
-    const result = checked[i + guards.length];
+  for (const v of validations) {
+    const result = validationResults.get(v);
     const failure = result ? v.check.failure(result) : 'the validation did not run';
     if (failure !== undefined) return refusal(v.owner, failure);
   }

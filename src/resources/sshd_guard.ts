@@ -488,6 +488,8 @@ export function buildLockoutFactsScript(tree: StagedSshdTree, loginUser: string,
 
 export interface GatheredFacts extends LockoutFacts {
   activation: SshdActivationFacts;
+  /** `sshd -T -C` accepted the planned (staged) tree. */
+  plannedAccepted: boolean;
   /** What `sshd -T -C` said when it refused the planned (staged) configuration, but not the live one. */
   plannedError?: string;
 }
@@ -536,6 +538,7 @@ export function parseLockoutFacts(
     hostAddresses: addressesOf(ok('addresses')),
     iptables,
     activation: parseSshdActivation(ok('activation')),
+    plannedAccepted: planned?.rc === 0,
     ...(plannedRefused
       ? { plannedError: (texts.get('planned-error') ?? '').trim() || `exit code ${planned.rc}` }
       : {}),
@@ -638,6 +641,10 @@ export function sshdLockoutGuard(tree: StagedSshdTree, login: GuardLogin): Locko
   const marker = newMarker();
   return {
     script: buildLockoutFactsScript(tree, login.user, marker),
+    // `sshd -T` loads and checks everything `sshd -t` does before it prints (sshd.c: the
+    // extended test only adds the dump), here on the same staged tree the sshd_config task's
+    // validation would stage again: one sshd start and a staging per changed host fewer.
+    validatesPlan: true,
     judge(result) {
       const facts = parseLockoutFacts(result.stdout, login, marker);
       const changed = listeningChanged(facts);
@@ -646,6 +653,7 @@ export function sshdLockoutGuard(tree: StagedSshdTree, login: GuardLogin): Locko
       const rejected = plannedRejection(facts, tree.stageRoot);
       return {
         findings: findLockouts(facts).map((f) => f.message),
+        ...(facts.plannedAccepted ? { validated: true } : {}),
         ...(refusal !== undefined ? { refusal } : {}),
         ...(rejected !== undefined
           ? {

@@ -87,6 +87,8 @@ export interface GuardVerdict {
    * --force does not override it.
    */
   rejection?: string;
+  /** The host accepted the staged change (see LockoutGuard.validatesPlan). */
+  validated?: boolean;
   /**
    * When the change moves where the server listens: a step run after the
    * handlers, and what it says about where the confirmation must connect
@@ -102,6 +104,12 @@ export interface GuardVerdict {
 export interface LockoutGuard {
   script: string;
   judge(result: ExecResult): GuardVerdict;
+  /**
+   * The guard's script also validates everything its task's validate() checks
+   * would (the same staged tree, by a stricter test): a verdict with
+   * `validated` stands for them, and they run only when it is missing.
+   */
+  validatesPlan?: boolean;
 }
 
 /** One kind of thing sshfix can converge (sshd_config, service, tcp_wrappers...). */

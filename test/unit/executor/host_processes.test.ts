@@ -6,7 +6,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { planHost, type BoundTask } from '../../../src/executor/host_run.js';
+import { planHost, runPlayOnHost, type BoundTask } from '../../../src/executor/host_run.js';
+import type { SafetyOptions } from '../../../src/executor/transaction.js';
+import type { ConnectionSpec } from '../../../src/transport/types.js';
 import { sshdConfigResource } from '../../../src/resources/sshd_config.js';
 import type { ResourceKind } from '../../../src/resources/types.js';
 import { canTraceExecs, tracedShell } from '../../support/local_sh.js';
@@ -52,5 +54,61 @@ const sshdRuns = (execs: readonly string[]): number => execs.filter((e) => e ===
       );
       expect(plan.facts.find((f) => f.key === 'host:sshd-version')?.value).toMatch(/^\d+\.\d+$/);
       expect(sshdRuns(conn.execs)).toBe(1);
+    }));
+
+  /** Apply with the lockout guard, without the rollback (which needs a second connection). */
+  const guarded = (user: string): SafetyOptions => {
+    const spec = { hostName: 'local', address: '127.0.0.1', port: 22, user } as ConnectionSpec;
+    return {
+      spec,
+      connect: () => Promise.reject(new Error('no second connection here')),
+      rollback: false,
+      confirmTimeoutS: 60,
+      force: false,
+    };
+  };
+
+  test("the lockout guard's sshd -T -C of the staged tree is its validation: no sshd -t beside it", () =>
+    inTempDir(async (dir) => {
+      const file = path.join(dir, 'sshd_config');
+      fs.writeFileSync(file, 'Port 22\nMaxAuthTries 2\n');
+      const conn = tracedShell();
+      const results = await runPlayOnHost(
+        conn,
+        {
+          name: 'p',
+          playbookDir: dir,
+          vars: {},
+          tasks: [sshdTask(file, 'limits', { MaxAuthTries: 4 })],
+          handlers: [],
+        },
+        { check: false, safety: guarded('root') },
+      );
+      expect(results.map((r) => [r.task, r.status, r.error])).toEqual([['limits', 'changed', undefined]]);
+      expect(fs.readFileSync(file, 'utf8')).toBe('Port 22\nMaxAuthTries 4\n');
+      // -V (release), the guard's -T of the live and of the staged tree, and the verification's -T.
+      expect(sshdRuns(conn.execs)).toBe(4);
+    }));
+
+  test('a staged tree the guard could not judge is still validated with sshd -t, and refused', () =>
+    inTempDir(async (dir) => {
+      const file = path.join(dir, 'sshd_config');
+      // The live tree is broken too: the guard's sshd -T -C fails on both, so it cannot tell.
+      fs.writeFileSync(file, 'Port 22\nMaxAuthTries 2\nNoSuchKeyword yes\n');
+      const conn = tracedShell();
+      const results = await runPlayOnHost(
+        conn,
+        {
+          name: 'p',
+          playbookDir: dir,
+          vars: {},
+          tasks: [sshdTask(file, 'limits', { MaxAuthTries: 4 })],
+          handlers: [],
+        },
+        { check: false, safety: guarded('root') },
+      );
+      expect(results[0]?.status).toBe('failed');
+      expect(results[0]?.error).toMatch(/^sshd -t rejected the new configuration: .*NoSuchKeyword/);
+      expect(fs.readFileSync(file, 'utf8')).toBe('Port 22\nMaxAuthTries 2\nNoSuchKeyword yes\n');
     }));
 });
