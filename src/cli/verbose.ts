@@ -12,21 +12,32 @@
  */
 import type { Connection, ConnectionSpec, ExecResult, RunOptions } from '../transport/types.js';
 import { redact } from '../config/secrets.js';
+import { FILE_CONTENT_MARK } from '../transport/shell.js';
 
 /**
- * Replaces the bodies of `base64 -d <<'EOF'` here-documents (file contents on
- * their way to the host) with their size: unreadable as base64, and masking
- * cannot find a secret inside them. `--diff` shows what the content is.
+ * Replaces file contents on their way to the host (the bodies of `base64 -d
+ * <<'EOF'` here-documents, and the words of fileContent's printf) with their
+ * size: base64 is unreadable, masking cannot find a secret inside it, and
+ * `--diff` shows what the content is.
  */
 export function elideBase64Bodies(script: string): string {
-  return script.replace(
-    /(base64 -d <<'([A-Za-z0-9_]+)'\n)([A-Za-z0-9+/=\n]*?)(\2\n)/g,
-    (_match, opener: string, _marker: string, body: string, closer: string) => {
-      const bytes = Buffer.from(body.replace(/\n/g, ''), 'base64').length;
-      return `${opener}[${bytes} bytes of file content, not shown]\n${closer}`;
-    },
-  );
+  return script
+    .replace(
+      /(base64 -d <<'([A-Za-z0-9_]+)'\n)([A-Za-z0-9+/=\n]*?)(\2\n)/g,
+      (_match, opener: string, _marker: string, body: string, closer: string) => {
+        const bytes = Buffer.from(body.replace(/\n/g, ''), 'base64').length;
+        return `${opener}[${bytes} bytes of file content, not shown]\n${closer}`;
+      },
+    )
+    .replace(FILE_CONTENT_PRINTF, (_match, quoted: string) => {
+      // shellQuote's form: '...' pieces joined by \' (an escaped quote).
+      const bytes = Buffer.byteLength(quoted.slice(1, -1).replaceAll("'\\''", "'"), 'utf8');
+      return `printf '%s' [${bytes} bytes of file content, not shown] ${FILE_CONTENT_MARK}`;
+    });
 }
+
+/** fileContent's printf of a shellQuote'd content, up to its mark. */
+const FILE_CONTENT_PRINTF = new RegExp(`printf '%s' ('[^']*'(?:\\\\''[^']*')*) ${FILE_CONTENT_MARK}`, 'g');
 
 function indent(text: string): string {
   return text

@@ -10,7 +10,7 @@
  * write through links plan the link's target instead).
  */
 import { posix } from 'node:path';
-import { base64Heredoc, shellQuote } from '../transport/shell.js';
+import { fileContent, shellQuote } from '../transport/shell.js';
 import type { FileChange } from '../plan/types.js';
 
 /** The write was refused and nothing was written: the target changed since the plan, or is a symbolic link. */
@@ -45,7 +45,7 @@ export function buildWriteScript(changes: FileChange[]): string {
       );
       const mode = change.mode ?? '0644';
       const owner = `${change.owner ?? 'root'}:${change.group ?? 'root'}`;
-      lines.push(`{ ${base64Heredoc(change.after, `SSHFIX_EOF_${i}`)}} > ${temp} || { cleanup; exit 1; }`);
+      lines.push(`{ ${fileContent(change.after, `SSHFIX_EOF_${i}`)}} > ${temp} || { cleanup; exit 1; }`);
       lines.push(
         `chmod ${shellQuote(mode)} ${temp} && chown ${shellQuote(owner)} ${temp} || { cleanup; exit 1; }`,
       );
@@ -55,7 +55,7 @@ export function buildWriteScript(changes: FileChange[]): string {
       );
       // A copy of the old file carries its owner and mode; then the new content replaces the copy's.
       lines.push(`cp -p -- ${target} ${temp} || { cleanup; exit 1; }`);
-      lines.push(`{ ${base64Heredoc(change.after, `SSHFIX_EOF_${i}`)}} > ${temp} || { cleanup; exit 1; }`);
+      lines.push(`{ ${fileContent(change.after, `SSHFIX_EOF_${i}`)}} > ${temp} || { cleanup; exit 1; }`);
     }
   });
   lines.push(`sync ${temps.join(' ')} 2>/dev/null || sync`);

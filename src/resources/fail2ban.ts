@@ -16,7 +16,7 @@
  * whose bans the firewall does not show is `fail2ban-client banned` run (it
  * starts a Python interpreter).
  */
-import { base64Heredoc, shellCommand, shellQuote } from '../transport/shell.js';
+import { fileContent, shellCommand, shellQuote } from '../transport/shell.js';
 import type { CommandStep, FileChange, FileState, ResourcePlan, StateDiff } from '../plan/types.js';
 import {
   DEFAULT_SECTION,
@@ -704,7 +704,7 @@ function validateStaged(plan: ResourcePlan<Fail2banPlanData>): HostCheck[] {
     'trap \'rm -rf "$stage"\' EXIT',
     `cp -a ${shellQuote(`${data.baseDir}/.`)} "$stage/" || exit 1`,
     `mkdir -p "$(dirname -- "$stage"/${shellQuote(relative)})" || exit 1`,
-    `{ ${base64Heredoc(data.staged, 'SSHFIX_FAIL2BAN_STAGE')}} > "$stage"/${shellQuote(relative)} || exit 1`,
+    `{ ${fileContent(data.staged, 'SSHFIX_FAIL2BAN_STAGE')}} > "$stage"/${shellQuote(relative)} || exit 1`,
     `out=$(${shellQuote(data.client)} -c "$stage" -t 2>&1); rc=$?`,
     // Name the real directory in fail2ban's messages, not the temporary copy.
     `base=${shellQuote(data.baseDir.replace(/[#\\&]/g, '\\$&'))}`,

@@ -12,7 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { base64Heredoc, shellCommand, shellQuote } from '../transport/shell.js';
+import { fileContent, shellCommand, shellQuote } from '../transport/shell.js';
 import { assertNoControlChars } from '../formats/control_chars.js';
 import type { CommandStep, FileChange, FileState, PlanEffects, ResourcePlan } from '../plan/types.js';
 import type { ArgumentProblem, HostCheck, HostView } from './types.js';
@@ -389,7 +389,7 @@ export function buildValidateScript(validation: StagedValidation, stagedPath: st
     `trap 'exit 129' HUP INT TERM`,
     // noclobber: never write through a file or link someone else put at the staged name.
     'set -C',
-    `{ ${base64Heredoc(validation.content, 'SSHFIX_VALIDATE_EOF')}} > ${staged} || ${cannotStage}`,
+    `{ ${fileContent(validation.content, 'SSHFIX_VALIDATE_EOF')}} > ${staged} || ${cannotStage}`,
     'set +C',
     `chown -- ${shellQuote(`${validation.owner}:${validation.group}`)} ${staged} && chmod -- ${shellQuote(validation.mode)} ${staged} || ${cannotStage}`,
     // The user's command reads nothing of this script: its stdin is /dev/null.

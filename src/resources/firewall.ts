@@ -10,7 +10,7 @@
  * round trip); the decisions are pure code in src/formats/firewall_*.ts.
  */
 import { createHash } from 'node:crypto';
-import { base64Heredoc, shellCommand, shellQuote } from '../transport/shell.js';
+import { fileContent, shellCommand, shellQuote } from '../transport/shell.js';
 import type { CommandStep, FileChange, FileState, ResourcePlan } from '../plan/types.js';
 import { parseCidr, type Cidr } from '../formats/firewall_cidr.js';
 import {
@@ -159,7 +159,7 @@ function validateFiles(plan: ResourcePlan<FirewallPlanData>): HostCheck[] {
     const check = [...file.check.map(shellQuote), shellQuote(staged)].join(' ');
     const script = [
       'umask 077',
-      `mkdir -p /run/sshfix && { ${base64Heredoc(file.after, 'SSHFIX_FIREWALL_FILE')}} > ${shellQuote(staged)}`,
+      `mkdir -p /run/sshfix && { ${fileContent(file.after, 'SSHFIX_FIREWALL_FILE')}} > ${shellQuote(staged)}`,
       // iptables-restore reads stdin; nft -f takes the path.
       file.check[0] === 'nft'
         ? `${check} 2>&1; rc=$?`

@@ -6,6 +6,7 @@ import { createLiveOutput, ProgressState } from '../../../src/cli/progress.js';
 import { main, type CliIO } from '../../../src/cli/main.js';
 import type { HostResult, TaskResult } from '../../../src/executor/results.js';
 import { elideBase64Bodies, tracingConnect } from '../../../src/cli/verbose.js';
+import { FILE_CONTENT_MARK, fileContent } from '../../../src/transport/shell.js';
 import { redact, REDACTED, secretValues } from '../../../src/config/secrets.js';
 import type { Connection, ConnectionSpec } from '../../../src/transport/types.js';
 
@@ -151,6 +152,14 @@ describe('--verbose', () => {
     const script = `{ base64 -d <<'SSHFIX_EOF_0'\n${body}\nSSHFIX_EOF_0\n} > "$t0"\n`;
     expect(elideBase64Bodies(script)).toBe(
       `{ base64 -d <<'SSHFIX_EOF_0'\n[13 bytes of file content, not shown]\nSSHFIX_EOF_0\n} > "$t0"\n`,
+    );
+  });
+
+  test("file contents written by the shell's printf are not shown either", () => {
+    const script = `{ ${fileContent("token=s3cret\nit's\n", 'SSHFIX_EOF_0')}} > "$t0"\n`;
+    expect(script).toContain('s3cret');
+    expect(elideBase64Bodies(script)).toBe(
+      `{ printf '%s' [18 bytes of file content, not shown] ${FILE_CONTENT_MARK}\n} > "$t0"\n`,
     );
   });
 

@@ -88,6 +88,9 @@ const sshdRuns = (execs: readonly string[]): number => execs.filter((e) => e ===
       expect(fs.readFileSync(file, 'utf8')).toBe('Port 22\nMaxAuthTries 4\n');
       // -V (release), the guard's -T of the live and of the staged tree, and the verification's -T.
       expect(sshdRuns(conn.execs)).toBe(4);
+      // The staged copy and the new file reach the host through the shell's printf, not base64 -d:
+      // the one base64 left encodes the planning read's answer.
+      expect(conn.execs.filter((e) => e === 'base64')).toHaveLength(1);
     }));
 
   test('a staged tree the guard could not judge is still validated with sshd -t, and refused', () =>
