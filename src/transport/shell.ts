@@ -88,7 +88,8 @@ export function stagedFileWrite(path: string, content: string, marker: string): 
 /**
  * How to start the shell that reads a script from stdin, and what to write to
  * stdin before the script. `stdinPrefix` may carry the sudo password: a
- * secret, to be written to the process and never logged or put in argv.
+ * secret, to be written to the process and never logged or put in argv; or,
+ * without one, the line that reports the shell's pid.
  */
 export interface ScriptShell {
   command: string;
@@ -134,9 +135,11 @@ export function scriptShell(options: {
   const prelude = options.reportPid ? [REPORT_PID] : [];
   const shellFor = (steps: string[]): string =>
     steps.length === 0 ? 'sh -s' : `sh -c ${shellQuote([...steps, 'exec sh -s'].join('; '))}`;
-  if (!options.become || options.loginIsRoot) return { command: shellFor(prelude), stdinPrefix: '' };
-  if (options.becomePassword === undefined)
-    return { command: `sudo -n -- ${shellFor(prelude)}`, stdinPrefix: '' };
+  // Without a password to discard, the script's own shell reports its pid as the first line it
+  // reads: one shell per script instead of `sh -c '...; exec sh -s'` (a process per script and host).
+  const reportFirst = prelude.map((line) => `${line}\n`).join('');
+  if (!options.become || options.loginIsRoot) return { command: 'sh -s', stdinPrefix: reportFirst };
+  if (options.becomePassword === undefined) return { command: 'sudo -n -- sh -s', stdinPrefix: reportFirst };
   if (/[\r\n\0]/.test(options.becomePassword)) {
     throw new TypeError('the sudo password contains a line break or NUL, which sudo -S cannot read');
   }

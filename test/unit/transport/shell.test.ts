@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import {
   assertNoControlChars,
+  SCRIPT_PID_MARKER,
   scriptShell,
   shellCommand,
   shellQuote,
@@ -121,6 +122,25 @@ describe('scriptShell', () => {
     });
   });
 
+  it("reports the pid from the script's own shell: one shell per script, no sh -c before it", () => {
+    for (const options of [
+      { become: false, loginIsRoot: false },
+      { become: true, loginIsRoot: false },
+    ]) {
+      const shell = scriptShell({ ...options, reportPid: true });
+      expect(shell.command).toMatch(/^(sudo -n -- )?sh -s$/);
+      expect(shell.stdinPrefix).toBe(`echo ${SCRIPT_PID_MARKER} $$ >&2\n`);
+    }
+    const shell = scriptShell({ become: false, loginIsRoot: false, reportPid: true });
+    const result = spawnSync('/bin/sh', ['-c', `${shell.command}; echo "outer $$"`], {
+      input: `${shell.stdinPrefix}echo "script $$"\n`,
+      encoding: 'utf8',
+    });
+    const { pid, stderr } = splitScriptPid(result.stderr);
+    expect(stderr).toBe('');
+    expect(result.stdout).toBe(`script ${pid}\nouter ${result.pid}\n`);
+  });
+
   it('uses sudo -n when no sudo password is configured, so sudo fails instead of prompting', () => {
     expect(scriptShell({ become: true, loginIsRoot: false }).command).toBe('sudo -n -- sh -s');
   });
@@ -212,9 +232,8 @@ describe('scriptShell', () => {
 describe('reporting the script pid', () => {
   it('runs the script in the shell whose pid it reported, without become', () => {
     const shell = scriptShell({ become: false, loginIsRoot: true, reportPid: true });
-    expect(shell.stdinPrefix).toBe('');
     const result = spawnSync('/bin/sh', ['-c', shell.command], {
-      input: 'echo "pid $$"\n',
+      input: `${shell.stdinPrefix}echo "pid $$"\n`,
       encoding: 'utf8',
     });
     const { pid, stderr } = splitScriptPid(result.stderr);
