@@ -111,11 +111,13 @@ export function detectionScript(name: string): string {
   const candidates = (ALIASES[name] ?? [name]).map(shellQuote).join(' ');
   return [
     ...INIT_SYSTEM_LINES,
-    'unit=""; installed=""',
+    'unit=""; installed=""; svc=""; sock=""',
     `for n in ${candidates}; do`,
     '  case $init in',
     '    systemd)',
-    '      systemctl is-active --quiet "$n.service" "$n.socket" 2>/dev/null && { unit=$n; break; }',
+    // One systemctl for both units' states (a line each), kept for below: each start costs ~4 ms.
+    '      set -- $(systemctl is-active "$n.service" "$n.socket" 2>/dev/null)',
+    '      { [ "${1:-}" = active ] || [ "${2:-}" = active ]; } && { unit=$n; svc=$1; sock=${2:-}; break; }',
     '      [ -z "$installed" ] && [ "$(systemctl show -p LoadState --value "$n.service" 2>/dev/null)" = loaded ] && installed=$n ;;',
     '    *) [ -x "/etc/init.d/$n" ] && { unit=$n; break; } ;;',
     '  esac',
@@ -123,9 +125,9 @@ export function detectionScript(name: string): string {
     'unit=${unit:-$installed}',
     's=-',
     'if [ $init = systemd ] && [ -n "$unit" ]; then',
-    '  if systemctl is-active --quiet "$unit.socket" 2>/dev/null; then',
+    '  if [ "$sock" = active ]; then',
     '    s=socket; [ "$(systemctl show -p Accept --value "$unit.socket" 2>/dev/null)" = yes ] && s=accept',
-    '  elif systemctl is-active --quiet "$unit.service" 2>/dev/null; then',
+    '  elif [ "$svc" = active ]; then',
     '    s=reload; [ "$(systemctl show -p CanReload --value "$unit.service" 2>/dev/null)" = yes ] || s=hup',
     '  else s=inactive; fi',
     'fi',

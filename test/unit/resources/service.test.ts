@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,6 +43,87 @@ describe('init system and unit detection (real sh)', () => {
       socketActivated: false,
       socketEnabled: false,
     });
+  });
+});
+
+describe('detection under systemd, against a stand-in systemctl that logs each start', () => {
+  /** Unit -> state; every other unit is inactive and not found. */
+  const detectWith = (states: Record<string, string>, props: Record<string, string> = {}) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-systemctl-'));
+    try {
+      const log = path.join(dir, 'started.log');
+      const table = (pairs: Record<string, string>) =>
+        Object.entries(pairs)
+          .map(([k, v]) => `    ${JSON.stringify(k)}) echo ${JSON.stringify(v)} ;;`)
+          .join('\n');
+      fs.writeFileSync(
+        path.join(dir, 'systemctl'),
+        [
+          '#!/bin/sh',
+          `echo "systemctl $*" >> '${log}'`,
+          'verb=$1; shift',
+          'state() { case $1 in',
+          table(states),
+          '    *) echo inactive ;; esac; }',
+          'prop() { case $1 in',
+          table(props),
+          '    *) echo ;; esac; }',
+          'case $verb in',
+          // Exit 0 when at least one of the units is active (systemctl(1)).
+          '  is-active) rc=3; for u in "$@"; do case $u in --quiet) continue ;; esac; s=$(state "$u")',
+          '    case " $* " in *" --quiet "*) ;; *) echo "$s" ;; esac; [ "$s" = active ] && rc=0; done; exit $rc ;;',
+          '  is-enabled) for u in "$@"; do :; done; [ "$(prop "enabled:$u")" = yes ] ;;',
+          '  show) for u in "$@"; do :; done; p=$2; prop "$p:$u" ;;',
+          'esac',
+          '',
+        ].join('\n'),
+        { mode: 0o755 },
+      );
+      const script = detectionScript('sshd').replace('[ -d /run/systemd/system ]', 'true');
+      const result = spawnSync('/bin/sh', ['-c', script], {
+        encoding: 'utf8',
+        env: { PATH: `${dir}:/usr/bin:/bin` },
+      });
+      const started = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n') : [];
+      return { detected: parseDetection(result.stdout), started };
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  test("ssh.service active and reloadable: three systemctl starts (each ~4 ms of the host's CPU)", () => {
+    const { detected, started } = detectWith({ 'ssh.service': 'active' }, { 'CanReload:ssh.service': 'yes' });
+    expect(detected).toMatchObject({
+      init: 'systemd',
+      unit: 'ssh',
+      unitState: 'active',
+      socketActivated: false,
+    });
+    expect(started).toHaveLength(3);
+  });
+
+  test('ssh.socket active, Accept=no: socket activation', () => {
+    const { detected, started } = detectWith(
+      { 'ssh.socket': 'active' },
+      { 'Accept:ssh.socket': 'no', 'enabled:ssh.socket': 'yes' },
+    );
+    expect(detected).toMatchObject({
+      unit: 'ssh',
+      unitState: 'socket',
+      socketActivated: true,
+      socketEnabled: true,
+    });
+    expect(started).toHaveLength(3);
+  });
+
+  test('sshd.service (Red Hat) active, ssh not installed', () => {
+    const { detected } = detectWith({ 'sshd.service': 'active' }, { 'CanReload:sshd.service': 'no' });
+    expect(detected).toMatchObject({ unit: 'sshd', unitState: 'no-reload' });
+  });
+
+  test('installed but inactive', () => {
+    const { detected } = detectWith({}, { 'LoadState:ssh.service': 'loaded' });
+    expect(detected).toMatchObject({ unit: 'ssh', unitState: 'inactive' });
   });
 });
 
