@@ -19,11 +19,13 @@ export default {
       displayName: 'unit',
       testMatch: ['<rootDir>/test/unit/**/*.test.ts'],
       setupFiles: ['<rootDir>/test/support/isolated_backups.ts'],
+      globalSetup: '<rootDir>/test/support/fresh_build.mjs',
     },
     {
       ...common,
       displayName: 'lab',
       testMatch: ['<rootDir>/test/lab/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/support/fresh_build.mjs',
     },
   ],
 };
