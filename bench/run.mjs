@@ -484,12 +484,13 @@ async function floorAndSshfix(options, where) {
       );
     }
     if (options.tools.has('sshfix')) {
-      const entry = options.trace
-        ? path.join(ROOT, 'bench', 'sshfix_traced.mjs')
-        : path.join(ROOT, 'dist', 'cli', 'bin.js');
+      // Run as the installed `sshfix` command is: the file as a program, whose
+      // first lines start node with the flags it needs (scripts/bundle-cli.mjs).
+      // The traced run goes through a wrapper that node starts without them.
+      const program = options.trace ? process.execPath : path.join(ROOT, 'dist', 'cli', 'bin.js');
       const common = ['-i', inventory, '--known-hosts', lab.knownHostsFile, '--forks', forks];
       const sshfix = (/** @type {string} */ command) => [
-        entry,
+        ...(options.trace ? [path.join(ROOT, 'bench', 'sshfix_traced.mjs')] : []),
         command,
         playbook,
         ...common,
@@ -508,19 +509,19 @@ async function floorAndSshfix(options, where) {
           context,
           `sshfix apply (first run)${label}`,
           'sshfix',
-          process.execPath,
+          program,
           sshfix('apply'),
           traceFile('first'),
         ),
       );
       runs.push(
-        await timedRun(context, `sshfix apply (no-op)${label}`, 'sshfix', process.execPath, sshfix('apply'), {
+        await timedRun(context, `sshfix apply (no-op)${label}`, 'sshfix', program, sshfix('apply'), {
           repeats: options.repeat,
           ...traceFile('noop'),
         }),
       );
       runs.push(
-        await timedRun(context, `sshfix plan${label}`, 'sshfix', process.execPath, sshfix('plan'), {
+        await timedRun(context, `sshfix plan${label}`, 'sshfix', program, sshfix('plan'), {
           repeats: options.repeat,
           ...traceFile('plan'),
         }),

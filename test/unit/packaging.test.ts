@@ -88,6 +88,16 @@ test('installs from the tarball into an empty project, and `npx sshfix` runs the
       expect(help.stdout).toContain(`sshfix ${command}`);
     expect((await sshfix(['--version'])).stdout.trim()).toBe(PACKAGE.version);
 
+    // Run as a program, the command starts node with the young generation capped
+    // (scripts/bundle-cli.mjs); a preload shows the flags node was started with.
+    const preload = path.join(work, 'exec-argv.cjs');
+    fs.writeFileSync(preload, 'process.stderr.write("execArgv " + JSON.stringify(process.execArgv) + "\\n");\n');
+    const flagged = await run('npx', ['--no-install', 'sshfix', '--version'], {
+      cwd: project,
+      env: { ...childEnv(), NODE_OPTIONS: `--require ${preload}` },
+    });
+    expect(flagged.stderr).toContain('execArgv ["--max-semi-space-size=2"]');
+
     // The shipped examples validate with the installed package alone.
     const installed = path.join(project, 'node_modules', PACKAGE.name);
     const validate = await sshfix([
