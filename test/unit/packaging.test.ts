@@ -91,7 +91,10 @@ test('installs from the tarball into an empty project, and `npx sshfix` runs the
     // Run as a program, the command starts node with the young generation capped
     // (scripts/bundle-cli.mjs); a preload shows the flags node was started with.
     const preload = path.join(work, 'exec-argv.cjs');
-    fs.writeFileSync(preload, 'process.stderr.write("execArgv " + JSON.stringify(process.execArgv) + "\\n");\n');
+    fs.writeFileSync(
+      preload,
+      'process.stderr.write("execArgv " + JSON.stringify(process.execArgv) + "\\n");\n',
+    );
     const flagged = await run('npx', ['--no-install', 'sshfix', '--version'], {
       cwd: project,
       env: { ...childEnv(), NODE_OPTIONS: `--require ${preload}` },
