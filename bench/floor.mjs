@@ -7,11 +7,15 @@
  * hosts at once. Nothing else: no inventory, no playbook, no planning. Run as
  * its own process so that its start-up and exit count, as sshfix's do.
  *
- *   node bench/floor.mjs --known-hosts FILE --key FILE [--forks N] [--user root] [--command true] [--confirm]
+ *   node bench/floor.mjs --known-hosts FILE --key FILE [--forks N] [--user root] [--command true]
+ *     [--confirm [--after-confirm COMMAND]]
  *
  * With `--confirm`, each host whose command succeeded gets a second, new
  * connection that runs `true`: the least any tool must do to prove that a
- * change it just made still lets a new login in.
+ * change it just made still lets a new login in. With `--after-confirm`, the
+ * first connection stays open meanwhile, and once the new one got in,
+ * COMMAND runs over the first (a confirm-or-revert change cancels its
+ * dead-man timer there: bench/lib/bounds.mjs).
  *
  * Prints one JSON line ({"hosts":N,"ok":N,"failed":[...]}); exits 1 when any host failed.
  */
@@ -46,12 +50,48 @@ function parseKnownHosts(text) {
 }
 
 /**
- * Connects, runs `command`, closes. Resolves with an error message or null.
- * @param {Target} target
- * @param {{ user: string, privateKey: Buffer, command: string, timeoutMs: number }} options
+ * Runs `command` over an open connection. Resolves with an error message or null.
+ * @param {import('ssh2').Client} client
+ * @param {string} command
  * @returns {Promise<string | null>}
  */
-function touchHost(target, options) {
+function execOn(client, command) {
+  return new Promise((resolve) => {
+    client.exec(command, (error, channel) => {
+      if (error) return resolve(`exec: ${error.message}`);
+      /** @type {number | null} */
+      let exitCode = null;
+      channel.on('exit', (/** @type {number | null} */ code) => (exitCode = code));
+      // Read and dropped: what a command prints crosses the network, as a real read's would.
+      channel.on('data', () => undefined);
+      // The last of it says why a command failed.
+      let stderr = '';
+      channel.stderr.on('data', (/** @type {Buffer} */ chunk) => (stderr = (stderr + chunk).slice(-500)));
+      channel.on('close', () => {
+        const why = stderr.trim().split('\n').pop() ?? '';
+        resolve(exitCode === 0 ? null : `${firstLine(command)} exited ${exitCode}${why ? `: ${why}` : ''}`);
+      });
+    });
+  });
+}
+
+/** @param {string} command */
+function firstLine(command) {
+  const lines = command.split('\n');
+  return lines.length > 1 ? `${lines[0]} ...` : command;
+}
+
+/**
+ * Connects, runs `command`, closes. With `whileOpen`, once the command
+ * succeeded: `whileOpen.first()` (the confirmation), then, when that
+ * succeeded too, `whileOpen.command` over this same connection, still open.
+ * Resolves with an error message or null.
+ * @param {Target} target
+ * @param {{ user: string, privateKey: Buffer, command: string, timeoutMs: number }} options
+ * @param {{ first: () => Promise<string | null>, command: string } | null} [whileOpen]
+ * @returns {Promise<string | null>}
+ */
+function touchHost(target, options, whileOpen = null) {
   return new Promise((resolve) => {
     const client = new Client();
     let settled = false;
@@ -64,20 +104,28 @@ function touchHost(target, options) {
       else client.destroy();
       resolve(outcome === null ? null : `${target.address}: ${outcome}`);
     };
-    const timer = setTimeout(() => finish(`no answer within ${options.timeoutMs} ms`), options.timeoutMs);
+    /** @param {string} message */
+    const finishWith = (message) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      client.destroy();
+      resolve(message);
+    };
+    // The whole exchange, the time while open included: the confirmation has its own limits.
+    const timeoutMs = whileOpen === null ? options.timeoutMs : options.timeoutMs * 3;
+    const timer = setTimeout(() => finish(`no answer within ${timeoutMs} ms`), timeoutMs);
     client.on('error', (error) => finish(error.message));
     client.on('close', () => finish('connection closed early'));
     client.on('connect', () => client.setNoDelay(true));
-    client.on('ready', () => {
-      client.exec(options.command, (error, channel) => {
-        if (error) return finish(`exec: ${error.message}`);
-        /** @type {number | null} */
-        let exitCode = null;
-        channel.on('exit', (/** @type {number | null} */ code) => (exitCode = code));
-        channel.on('data', () => undefined);
-        channel.stderr.on('data', () => undefined);
-        channel.on('close', () => finish(exitCode === 0 ? null : `${options.command} exited ${exitCode}`));
-      });
+    client.on('ready', async () => {
+      const failure = await execOn(client, options.command);
+      if (failure !== null || whileOpen === null) return finish(failure);
+      const failed = await whileOpen.first();
+      // Already a host's message: passed on as it is.
+      if (failed !== null) return finishWith(failed);
+      const after = await execOn(client, whileOpen.command);
+      finish(after === null ? null : `after the confirmation: ${after}`);
     });
     client.connect({
       host: target.address,
@@ -144,11 +192,16 @@ async function main() {
       command: { type: 'string', default: 'true' },
       timeout: { type: 'string', default: '30' },
       confirm: { type: 'boolean', default: false },
+      'after-confirm': { type: 'string' },
     },
   });
-  if (values['known-hosts'] === undefined || values.key === undefined) {
+  if (
+    values['known-hosts'] === undefined ||
+    values.key === undefined ||
+    (values['after-confirm'] !== undefined && !values.confirm)
+  ) {
     process.stderr.write(
-      'usage: floor.mjs --known-hosts FILE --key FILE [--forks N] [--user U] [--command C] [--confirm]\n',
+      'usage: floor.mjs --known-hosts FILE --key FILE [--forks N] [--user U] [--command C] [--confirm [--after-confirm C]]\n',
     );
     return 2;
   }
@@ -159,7 +212,10 @@ async function main() {
     command: values.command,
     timeoutMs: Number(values.timeout) * 1000,
   };
+  const afterConfirm = values['after-confirm'];
   const failed = await forEachLimited(targets, Math.max(1, Number(values.forks)), async (t) => {
+    if (afterConfirm !== undefined)
+      return touchHost(t, options, { first: () => confirm(t, options), command: afterConfirm });
     const failure = await touchHost(t, options);
     return failure !== null || !values.confirm ? failure : confirm(t, options);
   });

@@ -30,6 +30,7 @@ import {
   workstationFailures,
 } from './lib/fleet.mjs';
 import { median, renderTraceSummary, summariseTrace } from './lib/trace_summary.mjs';
+import { disarmCommand, guardedChangeCommand, readCommand } from './lib/bounds.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The lab's id unless --lab-id gives another (two benches on one machine need two). */
@@ -45,6 +46,20 @@ const WORKSTATION_SAMPLE = 5;
  */
 const CONFIRMED_RELOAD_RUN = 'floor + confirmed reload';
 const FLOOR_RUN = 'floor (connect + true)';
+/**
+ * The no-op's measured lower bound: one connection whose one command reads
+ * what the shipped playbook converges (its files and the firewall's
+ * ruleset, sent to the controller), with nothing planned (bench/lib/bounds.mjs).
+ */
+const READ_RUN = 'floor + read';
+/**
+ * The first run's measured lower bound for a confirm-or-revert design: the
+ * read, a backup, a dead-man timer, every managed file rewritten with its own
+ * bytes, a firewall rule added and deleted, `sshd -t` and the reload, a new
+ * connection, and the timer cancelled over the first: the fleet's state is
+ * left as it was (bench/lib/bounds.mjs).
+ */
+const GUARDED_CHANGE_RUN = 'floor + guarded change';
 /** The confirmed reload's command per lab kind: the reload sshfix's handler uses there. */
 const CONFIRMED_RELOAD_COMMAND = {
   plain: '/usr/sbin/sshd -t && service ssh reload',
@@ -76,7 +91,7 @@ function usage() {
     'usage: npm run bench -- [--hosts N] [--forks F] [--skip-ansible] [--repeat R] [--trace] [--load] [--tools floor,sshfix,ansible]',
     '  --hosts N       lab hosts (default 100)',
     '  --forks F       concurrency of every tool (default: N, as the issue asks)',
-    '  --repeat R      runs of the floor, the sshfix no-op and plan; the median is reported (default 3)',
+    '  --repeat R      runs of the floor runs, the sshfix no-op and plan; the median is reported (default 3)',
     '  --skip-ansible  do not run Ansible even when ansible-playbook is installed',
     '  --trace         run sshfix through bench/sshfix_traced.mjs and show where its time goes',
     '  --tools LIST    subset of floor,sshfix,ansible (floor and sshfix share a lab)',
@@ -403,6 +418,9 @@ function renderTable(runs, floor, hostCount) {
   const floorUnderLoad = runs.find((r) => r.run === `${FLOOR_RUN}${UNDER_LOAD}`);
   const reloadOf = (/** @type {RunResult} */ r) =>
     runs.find((c) => c.run === `${CONFIRMED_RELOAD_RUN}${r.run.endsWith(UNDER_LOAD) ? UNDER_LOAD : ''}`);
+  /** Runs that change the fleet, compared with the confirmed reload. */
+  const changes = (/** @type {RunResult} */ r) =>
+    r.run.startsWith('sshfix apply (first run)') || r.run.startsWith(GUARDED_CHANGE_RUN);
   const header = [
     'run',
     'wall s',
@@ -422,7 +440,7 @@ function renderTable(runs, floor, hostCount) {
     r.run,
     `${fmt(r.wallS)}${r.repeats > 1 ? ` (${r.wallRunsS.map((w) => w.toFixed(2)).join('/')})` : ''}`,
     fmt(ratio(r, r.run.endsWith(UNDER_LOAD) ? floorUnderLoad : floor)),
-    r.run.startsWith('sshfix apply (first run)') ? fmt(ratio(r, reloadOf(r))) : '-',
+    changes(r) ? fmt(ratio(r, reloadOf(r))) : '-',
     r.cpuUserS === null || r.cpuSystemS === null ? '-' : fmt(r.cpuUserS + r.cpuSystemS),
     fmt(r.hostCpuS),
     fmt((r.hostCpuS * 1000) / Math.max(1, hostCount), 0),
@@ -479,6 +497,33 @@ async function floorAndSshfix(options, where) {
           'floor',
           process.execPath,
           [...floorArgs, '--command', CONFIRMED_RELOAD_COMMAND[options.kind], '--confirm'],
+          { repeats: options.repeat },
+        ),
+      );
+      runs.push(
+        await timedRun(
+          context,
+          `${READ_RUN}${label}`,
+          'floor',
+          process.execPath,
+          [...floorArgs, '--command', readCommand()],
+          { repeats: options.repeat },
+        ),
+      );
+      runs.push(
+        await timedRun(
+          context,
+          `${GUARDED_CHANGE_RUN}${label}`,
+          'floor',
+          process.execPath,
+          [
+            ...floorArgs,
+            '--command',
+            guardedChangeCommand({ reload: CONFIRMED_RELOAD_COMMAND[options.kind] }),
+            '--confirm',
+            '--after-confirm',
+            disarmCommand(),
+          ],
           { repeats: options.repeat },
         ),
       );
@@ -681,29 +726,36 @@ async function main() {
   const floor = byName(FLOOR_RUN);
   const sshfixFirst = byName('sshfix apply (first run)');
   const sshfixNoop = byName('sshfix apply (no-op)');
+  /** The ratios of one section: runs named with `label` (quiet: '', or UNDER_LOAD). */
+  const sectionRatios = (/** @type {string} */ label) => {
+    const inSection = (/** @type {string} */ name) => byName(`${name}${label}`);
+    const floorRun = inSection(FLOOR_RUN);
+    const reload = inSection(CONFIRMED_RELOAD_RUN);
+    const read = inSection(READ_RUN);
+    const guarded = inSection(GUARDED_CHANGE_RUN);
+    const first = inSection('sshfix apply (first run)');
+    const noop = inSection('sshfix apply (no-op)');
+    return {
+      sshfixFirstOverFloor: ratio(first, floorRun),
+      sshfixNoopOverFloor: ratio(noop, floorRun),
+      sshfixPlanOverFloor: ratio(inSection('sshfix plan'), floorRun),
+      confirmedReloadOverFloor: ratio(reload, floorRun),
+      sshfixFirstOverConfirmedReload: ratio(first, reload),
+      // The measured lower bounds, and how far sshfix is above them.
+      readOverFloor: ratio(read, floorRun),
+      guardedChangeOverFloor: ratio(guarded, floorRun),
+      guardedChangeOverConfirmedReload: ratio(guarded, reload),
+      sshfixNoopOverRead: ratio(noop, read),
+      sshfixFirstOverGuardedChange: ratio(first, guarded),
+    };
+  };
+  const underLoad = sectionRatios(UNDER_LOAD);
   const ratios = {
-    sshfixFirstOverFloor: ratio(sshfixFirst, floor),
-    sshfixNoopOverFloor: ratio(sshfixNoop, floor),
-    sshfixPlanOverFloor: ratio(byName('sshfix plan'), floor),
-    confirmedReloadOverFloor: ratio(byName(CONFIRMED_RELOAD_RUN), floor),
-    sshfixFirstOverConfirmedReload: ratio(sshfixFirst, byName(CONFIRMED_RELOAD_RUN)),
+    ...sectionRatios(''),
     ansibleFirstOverSshfix: ratio(byName('ansible (first run)'), sshfixFirst),
     ansibleNoopOverSshfix: ratio(byName('ansible (no-op)'), sshfixNoop),
     ...(options.load
-      ? {
-          sshfixFirstOverFloorUnderLoad: ratio(
-            byName(`sshfix apply (first run)${UNDER_LOAD}`),
-            byName(`${FLOOR_RUN}${UNDER_LOAD}`),
-          ),
-          sshfixFirstOverConfirmedReloadUnderLoad: ratio(
-            byName(`sshfix apply (first run)${UNDER_LOAD}`),
-            byName(`${CONFIRMED_RELOAD_RUN}${UNDER_LOAD}`),
-          ),
-          sshfixNoopOverFloorUnderLoad: ratio(
-            byName(`sshfix apply (no-op)${UNDER_LOAD}`),
-            byName(`${FLOOR_RUN}${UNDER_LOAD}`),
-          ),
-        }
+      ? Object.fromEntries(Object.entries(underLoad).map(([name, value]) => [`${name}UnderLoad`, value]))
       : {}),
   };
   const target = (
