@@ -19,7 +19,6 @@ export default {
       displayName: 'unit',
       testMatch: ['<rootDir>/test/unit/**/*.test.ts'],
       setupFiles: ['<rootDir>/test/support/isolated_backups.ts'],
-      globalSetup: '<rootDir>/test/support/fresh_build.mjs',
     },
     {
       ...common,

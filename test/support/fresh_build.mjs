@@ -1,8 +1,10 @@
 /**
- * Jest global setup: tests that run the CLI as users do run dist/, not src/.
- * `npm test` builds first (pretest); `npx jest <file>` and `npm run test:lab`
- * do not, and a dist/ older than src/ then tests code that is no longer
- * there. Refuse to start instead, naming the newest source file.
+ * Tests that run the CLI as users do run dist/, not src/. `npm test` builds
+ * first (pretest); `npx jest <file>` and `npm run test:lab` do not, and a
+ * dist/ older than src/ then tests code that is no longer there. Refuse to
+ * start instead, naming the newest source file. The lab project's global
+ * setup (every lab test runs dist/), and called by the unit tests that run it;
+ * other unit tests run src/ and need no build.
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -10,8 +10,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import requireFreshBuild from '../support/fresh_build.mjs';
 
 const run = promisify(execFile);
+
+beforeAll(requireFreshBuild);
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const PACKAGE = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
   name: string;

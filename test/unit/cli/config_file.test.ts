@@ -13,6 +13,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import requireFreshBuild from '../../support/fresh_build.mjs';
 
 const BIN = path.resolve('dist/cli/bin.js');
 
@@ -48,9 +49,7 @@ function inventory(file: string, name: string): string {
   return write(file, `${name} ansible_connection=local\n`);
 }
 
-beforeAll(() => {
-  if (!fs.existsSync(BIN)) throw new Error(`${BIN} is missing: run npm run build first`);
-});
+beforeAll(requireFreshBuild);
 
 beforeEach(() => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-cfg-'));
