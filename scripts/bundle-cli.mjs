@@ -23,8 +23,10 @@ const OUTFILE = 'dist/cli/bin.js';
  * is ignored), and by default lets it reach 3 x 16 MB: most of what a
  * 1,000-host run keeps resident beyond the ~30 MB it uses (bench/README.md).
  * `#!/usr/bin/env -S node ...` would say the same, but env -S is missing
- * from busybox and coreutils before 8.30. `node dist/cli/bin.js` skips both
- * lines and runs with V8's defaults.
+ * from busybox (Alpine images) and coreutils before 8.30. The price: npm's
+ * Windows shim would look for /bin/sh; the command needs a POSIX shell, as
+ * on Linux, macOS and WSL. `node dist/cli/bin.js` skips both lines and runs
+ * with V8's defaults.
  */
 const PROGRAM_START = ['#!/bin/sh', '":" //; exec node --max-semi-space-size=2 "$0" "$@"'];
 
