@@ -122,8 +122,10 @@ function promptHidden(prompt: string, input: NodeJS.ReadStream, output: NodeJS.W
         else typed += char;
       }
     };
-    output.write(prompt);
+    // Echo off before the prompt shows: a password typed (or sent by a
+    // script) the moment the prompt appears must not reach the screen.
     input.setRawMode(true);
+    output.write(prompt);
     input.resume();
     input.on('data', onData);
   });

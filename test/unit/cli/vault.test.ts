@@ -8,6 +8,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import type { ParsedArgs } from '../../../src/cli/io.js';
+import { vaultFromArgs } from '../../../src/cli/vault_password.js';
 import { diagnoseTargets } from '../../../src/cli/commands/diagnose.js';
 import { REDACTED } from '../../../src/config/secrets.js';
 import { Vault } from '../../../src/config/vault.js';
@@ -316,5 +319,32 @@ describe('sshfix diagnose -i', () => {
     expect(none.stderr).toContain(
       `${inventory}:5:39: error: this !vault value is encrypted with Ansible Vault`,
     );
+  });
+});
+
+describe('the --ask-vault-pass prompt', () => {
+  test('turns echo off before the prompt shows: a password typed as soon as it appears is never echoed', async () => {
+    // A terminal whose line discipline echoes until raw mode is set: record
+    // what the user had been shown when echo went off.
+    const shown: string[] = [];
+    const output = new PassThrough();
+    output.on('data', (chunk: Buffer) => shown.push(chunk.toString('utf8')));
+    const input = Object.assign(new PassThrough(), {
+      isTTY: true,
+      promptShownWhenEchoWentOff: undefined as boolean | undefined,
+      setRawMode(raw: boolean) {
+        if (raw) this.promptShownWhenEchoWentOff = shown.join('').includes('Vault password: ');
+        return this;
+      },
+    });
+    const asked = vaultFromArgs({ 'ask-vault-pass': true } as unknown as ParsedArgs, {
+      input: input as unknown as NodeJS.ReadStream,
+      output: output as unknown as NodeJS.WriteStream,
+    });
+    input.write('typed secret\r');
+    const vault = await asked;
+    expect(shown.join('')).toContain('Vault password: ');
+    expect(input.promptShownWhenEchoWentOff).toBe(false);
+    expect(vault.hasPasswords).toBe(true);
   });
 });
