@@ -6,7 +6,7 @@
  * be waiting, and a confirmation then still wins.
  */
 import { openConnection } from '../../src/transport/connect.js';
-import type { Connection, ConnectionSpec } from '../../src/transport/types.js';
+import type { Connection } from '../../src/transport/types.js';
 import {
   beginTransaction,
   buildRearmScript,
@@ -15,7 +15,15 @@ import {
   rearmedTransaction,
   type TransactionSpec,
 } from '../../src/executor/transaction.js';
-import { describeLabKinds, LAB_START_TIMEOUT_MS, PLAIN, startLab, SYSTEMD_SERVICE, type Lab } from './lab.js';
+import {
+  describeLabKinds,
+  LAB_START_TIMEOUT_MS,
+  labConnectionSpec,
+  PLAIN,
+  startLab,
+  SYSTEMD_SERVICE,
+  type Lab,
+} from './lab.js';
 
 const FIRST_TIMEOUT_S = 2;
 
@@ -26,21 +34,7 @@ describeLabKinds('the confirm window restarts at the reload', [PLAIN, SYSTEMD_SE
   beforeAll(async () => {
     lab = await startLab({ id: kind.kind === 'plain' ? 'cwin' : 'cwinsd', hosts: 1, ...kind });
     const host = lab.hosts[0]!;
-    const spec: ConnectionSpec = {
-      hostName: host.name,
-      connection: 'ssh',
-      address: host.address,
-      port: 22,
-      user: 'root',
-      privateKeyFile: lab.privateKeyFile,
-      become: false,
-      knownHostsFile: lab.knownHostsFile,
-      acceptNewHostKeys: false,
-      connectTimeoutMs: 30_000,
-      commandTimeoutMs: 120_000,
-      keepaliveIntervalMs: 15_000,
-    };
-    conn = await openConnection(spec);
+    conn = await openConnection(labConnectionSpec(lab, host));
   }, LAB_START_TIMEOUT_MS);
 
   afterAll(async () => {

@@ -5,13 +5,14 @@
  * hand, or a file edited, is named exactly.
  */
 import { openConnection } from '../../src/transport/connect.js';
-import type { Connection, ConnectionSpec } from '../../src/transport/types.js';
+import type { Connection } from '../../src/transport/types.js';
 import { planHost, type BoundPlay, type BoundTask } from '../../src/executor/host_run.js';
 import { changedFacts } from '../../src/plan/facts.js';
 import { RESOURCES } from '../../src/resources/registry.js';
 import {
   describeLabKinds,
   LAB_START_TIMEOUT_MS,
+  labConnectionSpec,
   PLAIN,
   startLab,
   SYSTEMD_SERVICE,
@@ -32,21 +33,7 @@ describeLabKinds('a host plan rests on facts a later reading can check', [PLAIN,
       ...kind,
     });
     host = lab.hosts[0]!;
-    const spec: ConnectionSpec = {
-      hostName: host.name,
-      connection: 'ssh',
-      address: host.address,
-      port: 22,
-      user: 'root',
-      privateKeyFile: lab.privateKeyFile,
-      become: false,
-      knownHostsFile: lab.knownHostsFile,
-      acceptNewHostKeys: false,
-      connectTimeoutMs: 30_000,
-      commandTimeoutMs: 120_000,
-      keepaliveIntervalMs: 15_000,
-    };
-    conn = await openConnection(spec);
+    conn = await openConnection(labConnectionSpec(lab, host));
   }, LAB_START_TIMEOUT_MS);
 
   afterAll(async () => {

@@ -1,6 +1,7 @@
 /** The lab for tests: src/lab plus `describeLab`, which knows about jest. */
 import { labAvailability, systemdLabAvailability } from '../../src/lab/lab.js';
-import type { LabHostKind, SshdUnitMode } from '../../src/lab/lab.js';
+import type { Lab, LabHost, LabHostKind, SshdUnitMode } from '../../src/lab/lab.js';
+import type { ConnectionSpec } from '../../src/transport/types.js';
 
 export * from '../../src/lab/lab.js';
 
@@ -54,4 +55,22 @@ export function describeLabKinds(
   body: (kind: LabKind) => void,
 ): void {
   for (const kind of kinds) describeLab(`${name} [${kindLabel(kind)}]`, () => body(kind), kind);
+}
+
+/** How a test connects to `host` as root with the lab's key, its host key checked. */
+export function labConnectionSpec(lab: Lab, host: LabHost): ConnectionSpec {
+  return {
+    hostName: host.name,
+    connection: 'ssh',
+    address: host.address,
+    port: 22,
+    user: 'root',
+    privateKeyFile: lab.privateKeyFile,
+    become: false,
+    knownHostsFile: lab.knownHostsFile,
+    acceptNewHostKeys: false,
+    connectTimeoutMs: 30_000,
+    commandTimeoutMs: 120_000,
+    keepaliveIntervalMs: 15_000,
+  };
 }

@@ -4,35 +4,14 @@
  * count them, on this machine's real sh and sshd, under strace.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { planHost, runPlayOnHost, type BoundTask } from '../../../src/executor/host_run.js';
+import { planHost, runPlayOnHost } from '../../../src/executor/host_run.js';
 import type { SafetyOptions } from '../../../src/executor/transaction.js';
 import type { ConnectionSpec } from '../../../src/transport/types.js';
-import { sshdConfigResource } from '../../../src/resources/sshd_config.js';
-import type { ResourceKind } from '../../../src/resources/types.js';
 import { canTraceExecs, tracedShell } from '../../support/local_sh.js';
+import { inTempDir, sshdTask } from '../../support/plan_tasks.js';
 
 const haveSshd = fs.existsSync('/usr/sbin/sshd');
-
-function sshdTask(file: string, name: string, settings: Record<string, string | number>): BoundTask {
-  return {
-    play: 'p',
-    name,
-    resource: sshdConfigResource as ResourceKind,
-    args: { path: file, settings },
-    notify: [],
-  };
-}
-
-async function inTempDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-procs-'));
-  try {
-    await body(dir);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 const sshdRuns = (execs: readonly string[]): number => execs.filter((e) => e === 'sshd').length;
 

@@ -1,12 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { runPlayOnHost, type BoundTask } from '../../../src/executor/host_run.js';
 import { serviceResource } from '../../../src/resources/service.js';
-import { sshdConfigResource } from '../../../src/resources/sshd_config.js';
 import type { ResourceKind } from '../../../src/resources/types.js';
 import { localShell } from '../../support/local_sh.js';
+import { inTempDir, sshdTask } from '../../support/plan_tasks.js';
 import {
   formatVersion,
   openssh,
@@ -21,26 +20,6 @@ const haveSshd = fs.existsSync('/usr/sbin/sshd');
 const localRelease = haveSshd
   ? parseOpenSshVersion(spawnSync('/usr/sbin/sshd', ['-V'], { encoding: 'utf8' }).stderr)
   : undefined;
-
-function sshdTask(file: string, name: string, settings: Record<string, string | number>): BoundTask {
-  return {
-    play: 'p',
-    name,
-    resource: sshdConfigResource as ResourceKind,
-    args: { path: file, settings },
-    notify: [],
-  };
-}
-
-/** Runs `body` with a fresh temporary directory, removed afterwards. */
-async function inTempDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-rt-'));
-  try {
-    await body(dir);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 (haveSshd ? describe : describe.skip)('reads are batched across tasks', () => {
   /** One play of sshd_config tasks on the local machine. */
