@@ -460,6 +460,7 @@ async function removeLabResources(id: string): Promise<void> {
     if (pids.length === 0) break;
     pids.forEach(killPid);
   }
+  for (const cgroup of labCgroups(id)) await removeCgroupTree(cgroup);
   // Fails harmlessly when the group is empty.
   await run('ip', ['link', 'del', 'group', String(linkGroup(id))]);
   const interfaces = labInterfaces(id);
@@ -619,7 +620,7 @@ async function createHosts(
   if (kind.kind === 'systemd') {
     const root = kind.root!;
     return forEachLimited(specs, SYSTEMD_BOOT_CONCURRENCY, (spec) =>
-      bootSystemdHost(spec, root, kind.sshdUnit, authorizedKey, kind.sharedPaths),
+      bootSystemdHost(spec, root, kind.sshdUnit, authorizedKey, kind.sharedPaths, labCgroups(layout.id)),
     );
   }
   return forEachLimited(specs, BRING_UP_CONCURRENCY, async (spec) => {
@@ -643,6 +644,72 @@ const SYSTEMD_BOOT_CONCURRENCY = 2;
 const SYSTEMD_BOOT_TIMEOUT_S = 180;
 const NSPAWN_PID_FILE = 'nspawn.pid';
 const NSPAWN_STOP_TIMEOUT_MS = 30_000;
+
+/**
+ * The cgroups systemd keeps its units in on the controller, as directories:
+ * the cgroup2 hierarchy and, on hybrid or legacy set-ups, the v1 `name=systemd`
+ * one, each at this process's own place in it.
+ */
+function controllerSystemdCgroups(): string[] {
+  const ownPaths = new Map<string, string>();
+  for (const line of fs.readFileSync('/proc/self/cgroup', 'utf8').trim().split('\n')) {
+    const [, controllers, ownPath] = /^\d+:([^:]*):(.*)$/.exec(line) ?? [];
+    if (controllers !== undefined && ownPath !== undefined) ownPaths.set(controllers, ownPath);
+  }
+  const dirs: string[] = [];
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').trim().split('\n')) {
+    // id parent major:minor root mount-point options [optional fields] - type source super-options
+    const [before, after] = line.split(' - ');
+    const [, , , mountRoot, mountPoint] = (before ?? '').split(' ');
+    const [type, , superOptions] = (after ?? '').split(' ');
+    const hierarchy =
+      type === 'cgroup2'
+        ? ''
+        : type === 'cgroup' && superOptions?.split(',').includes('name=systemd')
+          ? 'name=systemd'
+          : null;
+    const ownPath = hierarchy === null ? undefined : ownPaths.get(hierarchy);
+    if (ownPath === undefined || mountRoot === undefined || mountPoint === undefined) continue;
+    const relative = path.posix.relative(mountRoot, ownPath);
+    if (relative.startsWith('..')) continue;
+    dirs.push(path.posix.join(mountPoint, relative));
+  }
+  return dirs;
+}
+
+/**
+ * Every systemd host gets cgroups of its own under `sshfix-lab-<id>`. Without
+ * them, systemd-nspawn --keep-unit puts every container in the controller's
+ * cgroup, and their systemds share one `payload/system.slice/…` tree: one
+ * host removing a unit's cgroup as another starts the same unit made that
+ * start fail ("Failed to spawn executor: No such file or directory"), e.g.
+ * systemd-user-sessions.service, leaving /run/nologin behind.
+ */
+function labCgroups(id: string): string[] {
+  return controllerSystemdCgroups().map((parent) => path.join(parent, `sshfix-lab-${id}`));
+}
+
+/** Removes a cgroup and its children, deepest first; a cgroup still holding processes stays. */
+async function removeCgroupTree(dir: string): Promise<void> {
+  let children: fs.Dirent[];
+  try {
+    children = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const child of children) if (child.isDirectory()) await removeCgroupTree(path.join(dir, child.name));
+  // Killed processes leave their cgroup a moment after SIGKILL.
+  for (let attempt = 0; attempt < 50; attempt++) {
+    try {
+      fs.rmdirSync(dir);
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if ((error as NodeJS.ErrnoException).code !== 'EBUSY') throw error;
+      await sleep(100);
+    }
+  }
+}
 
 /** `nsenter` into every namespace of the host's PID 1 (mount, pid, cgroup, ipc, net, uts). */
 const systemdNsenter = (pid1: number): string[] => ['-t', String(pid1), '-a'];
@@ -706,16 +773,25 @@ async function bootSystemdHost(
   mode: SshdUnitMode,
   authorizedKey: string,
   sharedPaths: readonly string[],
+  labCgroupDirs: readonly string[],
 ): Promise<LabHost> {
   const netns = netnsName(spec.name);
   fs.mkdirSync(spec.dir, { recursive: true, mode: 0o700 });
+  const cgroups = labCgroupDirs.map((dir) => path.join(dir, spec.name));
+  for (const cgroup of cgroups) fs.mkdirSync(cgroup, { recursive: true });
+  // The shell moves itself into the host's cgroups, then becomes systemd-nspawn (same pid).
+  const intoCgroups = cgroups.map((cgroup) => `echo $$ > '${cgroup}/cgroup.procs'`).join(' && ');
   await runChecked('ip', ['-n', netns, '-batch', '-'], {
     stdin: `link set lo up\naddr add ${spec.address}/${SUBNET_PREFIX} dev eth0\nlink set eth0 up\n`,
   });
   const consoleLog = fs.openSync(path.join(spec.dir, 'console.log'), 'w');
   const nspawn = spawn(
-    'systemd-nspawn',
+    'sh',
     [
+      '-c',
+      `${intoCgroups || ':'} && exec "$@"`,
+      'sh',
+      'systemd-nspawn',
       // No system bus on the controller; many hosts share one root.
       '--register=no',
       '--keep-unit',
@@ -751,9 +827,12 @@ async function bootSystemdHost(
     run('nsenter', [...systemdNsenter(pid1), '--', 'sh', '-c', script], { ...options, env: HOST_ENV });
 
   // Until systemd listens on its socket, systemctl fails ("offline"): asked again until it answers.
+  // A boot with a failed unit is no host to test on: "degraded" names the failed units and fails.
   const booted = await inHost(
     `i=0; until s=$(systemctl is-system-running --wait 2>/dev/null); [ "$s" = running ] || [ "$s" = degraded ]; do
-       i=$((i+1)); [ $i -ge ${SYSTEMD_BOOT_TIMEOUT_S * 5} ] && { echo "$s"; exit 1; }; sleep 0.2; done; echo "$s"`,
+       i=$((i+1)); [ $i -ge ${SYSTEMD_BOOT_TIMEOUT_S * 5} ] && { echo "$s"; exit 1; }; sleep 0.2; done
+     [ "$s" = running ] || { echo "$s:" $(systemctl list-units --failed --plain --no-legend | cut -d' ' -f1); exit 1; }
+     echo "$s"`,
     { timeoutMs: SYSTEMD_BOOT_TIMEOUT_S * 1000 },
   );
   if (booted.code !== 0) {
@@ -762,7 +841,7 @@ async function bootSystemdHost(
       .split('\n')
       .slice(-15)
       .join('\n');
-    throw new Error(`host ${spec.name}: systemd did not finish booting (${booted.stdout.trim()})\n${tail}`);
+    throw new Error(`host ${spec.name}: systemd did not boot cleanly (${booted.stdout.trim()})\n${tail}`);
   }
   const setUp = await inHost(systemdSetupScript(mode), { stdin: authorizedKey });
   if (setUp.code !== 0) {

@@ -52,13 +52,16 @@ describeLab(
         expect(host.kind).toBe('systemd');
         const result = await lab.ssh(
           host,
-          'hostname; cat /proc/1/comm; systemctl is-system-running; sshd -V 2>&1',
+          'hostname; cat /proc/1/comm; systemctl is-system-running; sshd -V 2>&1; test -e /run/nologin && echo nologin || echo login',
         );
         expect(result.code).toBe(0);
-        const [name, init, state, version] = result.stdout.split('\n');
+        // No pam_nologin message: systemd-user-sessions.service ran.
+        expect(result.stderr).toBe('');
+        const [name, init, state, version, nologin] = result.stdout.split('\n');
         expect(name).toBe(host.name);
         expect(init).toBe('systemd');
-        expect(['running', 'degraded']).toContain(state);
+        expect(state).toBe('running');
+        expect(nologin).toBe('login');
         expect(version).toMatch(/^OpenSSH_10\./);
         expect(host.hostKeyLine).toMatch(/^ssh-ed25519 AAAA\S+$/);
         expect((await lab.ssh(host, 'true', { from: lab.workstationAddress })).code).toBe(0);
@@ -86,6 +89,24 @@ describeLab(
       expect(await until(async () => (await host.sshdLog()).includes('Cannot bind any address'))).toBe(true);
       // The socket still listens and starts a new sshd for the next connection.
       expect(await until(async () => (await lab.ssh(host, 'true')).code === 0)).toBe(true);
+    });
+
+    it("runs each host's systemd in cgroups of its own, not in one tree shared by every host", async () => {
+      // Shared, one host's systemd removed a unit's cgroup while another's was starting the same
+      // unit there, and that start failed: systemd-user-sessions.service left /run/nologin behind.
+      const hosts = [...services.hosts, ...socket.hosts];
+      const cgroupsOf = (pid: number): string[] =>
+        fs
+          .readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+          .trim()
+          .split('\n')
+          .filter((line) => /^\d+:(name=systemd)?:/.test(line));
+      const seen = hosts.flatMap((host) => cgroupsOf(host.anchorPid).map((line) => `${host.name} ${line}`));
+      expect(seen.length).toBeGreaterThanOrEqual(hosts.length);
+      for (const host of hosts)
+        for (const line of cgroupsOf(host.anchorPid)) expect(line).toContain(`/sshfix-lab-`);
+      const paths = seen.map((entry) => entry.replace(/^\S+ /, ''));
+      expect(new Set(paths).size).toBe(paths.length);
     });
 
     it('keeps iptables and nft rules inside one host', async () => {
@@ -141,15 +162,25 @@ describeLab(
       );
     });
 
-    it('powers the hosts off and leaves no namespace, process or state directory behind', async () => {
+    it('powers the hosts off and leaves no namespace, process, cgroup or state directory behind', async () => {
       const inits = services.hosts.map((h) => h.anchorPid);
       const dirs = services.hosts.map((h) => h.dir);
+      const labCgroups = (): string =>
+        spawnSync(
+          'find',
+          ['/sys/fs/cgroup', '-maxdepth', '6', '-type', 'd', '-name', `sshfix-lab-${services.id}`],
+          {
+            encoding: 'utf8',
+          },
+        ).stdout;
+      expect(labCgroups()).not.toBe('');
       await services.destroy();
       await services.destroy();
       const namespaces = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
       expect(namespaces).not.toContain(`sshfix-${services.id}-`);
       for (const pid of inits) expect(fs.existsSync(`/proc/${pid}`)).toBe(false);
       for (const dir of dirs) expect(fs.existsSync(dir)).toBe(false);
+      expect(labCgroups()).toBe('');
       const nspawns = spawnSync('pgrep', ['-af', 'systemd-nspawn'], { encoding: 'utf8' }).stdout;
       for (const host of services.hosts) expect(nspawns).not.toContain(` ${host.name} `);
     });
