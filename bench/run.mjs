@@ -485,48 +485,24 @@ async function floorAndSshfix(options, where) {
         '--forks',
         forks,
       ];
-      runs.push(
-        await timedRun(context, `${FLOOR_RUN}${label}`, 'floor', process.execPath, floorArgs, {
-          repeats: options.repeat,
-        }),
-      );
-      runs.push(
-        await timedRun(
-          context,
-          `${CONFIRMED_RELOAD_RUN}${label}`,
-          'floor',
-          process.execPath,
-          [...floorArgs, '--command', CONFIRMED_RELOAD_COMMAND[options.kind], '--confirm'],
-          { repeats: options.repeat },
-        ),
-      );
-      runs.push(
-        await timedRun(
-          context,
-          `${READ_RUN}${label}`,
-          'floor',
-          process.execPath,
-          [...floorArgs, '--command', readCommand()],
-          { repeats: options.repeat },
-        ),
-      );
-      runs.push(
-        await timedRun(
-          context,
-          `${GUARDED_CHANGE_RUN}${label}`,
-          'floor',
-          process.execPath,
-          [
-            ...floorArgs,
-            '--command',
-            guardedChangeCommand({ reload: CONFIRMED_RELOAD_COMMAND[options.kind] }),
-            '--confirm',
-            '--after-confirm',
-            disarmCommand(),
-          ],
-          { repeats: options.repeat },
-        ),
-      );
+      const reload = CONFIRMED_RELOAD_COMMAND[options.kind];
+      /** @type {[string, string[]][]} each floor run: its name, and what it adds to the bare connect */
+      const floorRuns = [
+        [FLOOR_RUN, []],
+        [CONFIRMED_RELOAD_RUN, ['--command', reload, '--confirm']],
+        [READ_RUN, ['--command', readCommand()]],
+        [
+          GUARDED_CHANGE_RUN,
+          ['--command', guardedChangeCommand({ reload }), '--confirm', '--after-confirm', disarmCommand()],
+        ],
+      ];
+      for (const [name, extra] of floorRuns) {
+        runs.push(
+          await timedRun(context, `${name}${label}`, 'floor', process.execPath, [...floorArgs, ...extra], {
+            repeats: options.repeat,
+          }),
+        );
+      }
     }
     if (options.tools.has('sshfix')) {
       // Run as the installed `sshfix` command is: the file as a program, whose
