@@ -16,11 +16,9 @@
  * connection has finished its key exchange (transaction.ts).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { describeLab, LAB_START_TIMEOUT_MS, labInventory, startLab, type Lab } from './lab.js';
-import { breakFleet, expectFleetFixed, startBusyLoops } from './busy_fleet.js';
+import { describeLab, LAB_START_TIMEOUT_MS } from './lab.js';
+import { expectFleetFixed, startBrokenFleet, startBusyLoops, type BrokenFleet } from './busy_fleet.js';
 
 /** Jest runs from the repository root (package.json); the run is a process of its own, as in CI. */
 const BIN = path.join(process.cwd(), 'dist/cli/bin.js');
@@ -67,47 +65,28 @@ function runSshfix(args: string[]): Promise<{ code: number | null; stdout: strin
 const runReproduction = process.env.SSHFIX_BUSY_CONTROLLER === '1' ? describeLab : describe.skip;
 
 runReproduction('apply on a controller pinned to one busy CPU', () => {
-  let lab: Lab;
-  let work: string;
-  let inventory: string;
+  let fleet: BrokenFleet | undefined;
   let stopHog: (() => void) | undefined;
   let cpusBefore: string | undefined;
 
   beforeAll(async () => {
     cpusBefore = currentCpus();
     pinTo('0');
-    lab = await startLab({ id: 'busy', hosts: HOSTS });
-    work = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-busy-'));
-    inventory = path.join(work, 'inventory.yml');
-    fs.writeFileSync(inventory, labInventory(lab));
-    await breakFleet(lab);
+    fleet = await startBrokenFleet('busy', HOSTS);
   }, LAB_START_TIMEOUT_MS);
 
   afterAll(async () => {
     stopHog?.();
     if (cpusBefore !== undefined) pinTo(cpusBefore);
-    await lab?.destroy();
-    if (work) fs.rmSync(work, { recursive: true, force: true });
+    await fleet?.destroy();
   });
 
   test(`${HOSTS} hosts at --forks ${HOSTS} converge on one busy CPU with --confirm-timeout ${CONFIRM_TIMEOUT_S}: no rollback, none unreachable`, async () => {
-    const args = [
-      path.resolve('playbooks', 'fix-connection-reset.yml'),
-      '-i',
-      inventory,
-      '--known-hosts',
-      lab.knownHostsFile,
-      '--forks',
-      String(HOSTS),
-      '--confirm-timeout',
-      String(CONFIRM_TIMEOUT_S),
-      '--format',
-      'json',
-    ];
+    const { lab, applyArgs } = fleet!;
     stopHog = startBusyLoops(BUSY_LOOPS);
     let apply;
     try {
-      apply = await runSshfix(['apply', ...args]);
+      apply = await runSshfix(['apply', ...applyArgs(['--confirm-timeout', String(CONFIRM_TIMEOUT_S)])]);
     } finally {
       stopHog();
     }

@@ -4,7 +4,10 @@
  * converged fleet looks like after the shipped fix-connection-reset playbook.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { Lab } from './lab.js';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { labInventory, startLab, type Lab } from './lab.js';
 
 /** The bench's breakage (bench/lib/fleet.mjs): TCP wrappers, the firewall and a throttling drop-in. */
 export function breakScript(workstation: string): string {
@@ -25,6 +28,50 @@ export async function breakFleet(lab: Lab): Promise<void> {
   for (const host of lab.hosts) {
     const broken = await host.exec(script);
     if (broken.code !== 0) throw new Error(`breaking ${host.name}: ${broken.stderr}`);
+  }
+}
+
+/** A started lab, broken by breakScript, with its inventory written: what both busy-controller tests fix. */
+export interface BrokenFleet {
+  lab: Lab;
+  /** `apply`'s arguments after the command: the shipped playbook, the inventory, known hosts, --forks. */
+  applyArgs(extra?: readonly string[]): string[];
+  /** Destroys the lab and removes the inventory's directory; safe after a failed start. */
+  destroy(): Promise<void>;
+}
+
+export async function startBrokenFleet(id: string, hosts: number): Promise<BrokenFleet> {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), `sshfix-${id}-`));
+  let lab: Lab | undefined;
+  const destroy = async (): Promise<void> => {
+    await lab?.destroy();
+    fs.rmSync(work, { recursive: true, force: true });
+  };
+  try {
+    lab = await startLab({ id, hosts });
+    const inventory = path.join(work, 'inventory.yml');
+    fs.writeFileSync(inventory, labInventory(lab));
+    await breakFleet(lab);
+    const started = lab;
+    return {
+      lab: started,
+      applyArgs: (extra = []) => [
+        path.resolve('playbooks', 'fix-connection-reset.yml'),
+        '-i',
+        inventory,
+        '--known-hosts',
+        started.knownHostsFile,
+        '--forks',
+        String(hosts),
+        ...extra,
+        '--format',
+        'json',
+      ],
+      destroy,
+    };
+  } catch (error) {
+    await destroy();
+    throw error;
   }
 }
 
