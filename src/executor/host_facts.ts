@@ -5,7 +5,7 @@
  * conditions may ask about (Ansible's `ansible_facts`): the distribution, the
  * init system, whether sshd consults libwrap, the firewall in use, whether
  * fail2ban runs. Read in the planning round trip: the probe starts two
- * programs (`sshd -V` and one grep), plus `systemctl` twice under systemd;
+ * programs (`sshd -V` and one grep), plus one `systemctl` under systemd;
  * the rest is shell built-ins. The firewall is read by the firewall
  * resource's own probe, cached by its text: a play that manages the
  * firewall or fail2ban reads it once for both.
@@ -14,6 +14,7 @@ import type { Fact } from '../plan/types.js';
 import { formatVersion, parseOpenSshRelease, parseOpenSshVersion } from '../formats/openssh_version.js';
 import { firewallProbeScript, parseFirewallProbe } from '../formats/firewall_probe.js';
 import { backendInUse, type BackendInUse } from '../formats/firewall_decide.js';
+import { catSucceedsTest, isActiveTest, systemctlShowLines } from '../formats/systemd_units.js';
 import { INIT_SYSTEM_LINES, type InitSystem } from '../resources/service.js';
 import { FAIL2BAN_RUNNING_LINES } from '../resources/fail2ban.js';
 import { libwrapLinkedTest } from '../resources/tcp_wrappers.js';
@@ -21,6 +22,9 @@ import type { ExecResult } from '../transport/types.js';
 import type { SshdRelease } from '../resources/types.js';
 
 const VERSION_MARK = '@@sshfix-sshd-version';
+
+/** The units that may run sshd, in the order the probe asks: Debian's name first, then Red Hat's. */
+const SSHD_UNITS = ['ssh.service', 'ssh.socket', 'sshd.service', 'sshd.socket'];
 
 /** The os-release(5) fields read: the rest of the file is not printed. */
 const OS_RELEASE_FIELDS = ['ID', 'ID_LIKE', 'NAME', 'VERSION_ID', 'VERSION_CODENAME'] as const;
@@ -44,11 +48,11 @@ export const HOST_FACTS_PROBE = [
   'echo "init=$init"',
   'u=none',
   'if [ "$init" = systemd ]; then',
-  '  for n in ssh sshd; do',
-  '    systemctl cat "$n.service" >/dev/null 2>&1 || continue',
-  '    m=service; systemctl is-active --quiet "$n.socket" 2>/dev/null && m=socket',
-  '    u="$m $n"; break',
-  '  done',
+  // The first of ssh.service and sshd.service that `systemctl cat` finds, run through its socket when
+  // that `systemctl is-active`: answered by one systemctl (systemd_units.ts).
+  ...systemctlShowLines(SSHD_UNITS, ['LoadState', 'FragmentPath', 'DropInPaths', 'ActiveState']),
+  `  if ${catSucceedsTest(0)}; then u=ssh; ${isActiveTest(1)} && u="socket $u" || u="service $u"`,
+  `  elif ${catSucceedsTest(2)}; then u=sshd; ${isActiveTest(3)} && u="socket $u" || u="service $u"; fi`,
   'fi',
   'echo "unit=$u"',
   ...FAIL2BAN_RUNNING_LINES,

@@ -13,6 +13,10 @@
  * ListenStream decides where sshd listens (Launchpad #2069041,
  * willshersystems/ansible-sshd#307).
  */
+import { isActiveTest, systemctlShowLines } from '../formats/systemd_units.js';
+
+/** Whichever is active first records how sshd runs: a unit's socket before its service. */
+const RECORDED_UNITS = ['ssh.socket', 'ssh.service', 'sshd.socket', 'sshd.service'];
 
 /**
  * Begin-script lines: records how sshd runs (`UNIT service|socket` in
@@ -27,12 +31,15 @@ export function sshdUnitRecordLines(): string[] {
     'if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then',
     // Only a unit that runs sshd: a masked or inactive ssh.service beside sshd.service (RHEL's name), or
     // beside an sshd started by hand, is not how sshd runs, and restarting it would not restore sshd.
-    '  for n in ssh sshd; do',
-    '    if systemctl is-active --quiet "$n.socket" 2>/dev/null; then m=socket',
-    '    elif systemctl is-active --quiet "$n.service" 2>/dev/null; then m=service',
-    '    else continue; fi',
-    '    echo "$n $m" > "$dir/sshd-unit"; echo "sshd $n.$m" >> "$dir/manifest"; break',
-    '  done',
+    // Asked in that order, of one systemctl (systemd_units.ts).
+    ...systemctlShowLines(RECORDED_UNITS, ['ActiveState']),
+    '  n=; m=',
+    ...RECORDED_UNITS.map(
+      (unit, i) =>
+        `  ${i === 0 ? 'if' : 'elif'} ${isActiveTest(i)}; then n=${unit.split('.')[0]!}; m=${unit.split('.')[1]!}`,
+    ),
+    '  fi',
+    '  [ -z "$m" ] || { echo "$n $m" > "$dir/sshd-unit"; echo "sshd $n.$m" >> "$dir/manifest"; }',
     'fi',
   ];
 }

@@ -19,6 +19,7 @@
  * "service-start-limit-hit".
  */
 import { shellQuote } from '../transport/shell.js';
+import { systemctlShowLines, unitVariable, type UnitProperty } from '../formats/systemd_units.js';
 import type { PlanEffects, ResourcePlan } from '../plan/types.js';
 import type { HostView, ResourceKind } from './types.js';
 
@@ -108,27 +109,36 @@ const UNIT_STATE_WORDS: Record<string, UnitState> = {
  * so these facts cost no extra one.
  */
 export function detectionScript(name: string): string {
-  const candidates = (ALIASES[name] ?? [name]).map(shellQuote).join(' ');
+  const names = ALIASES[name] ?? [name];
+  const candidates = names.map(shellQuote).join(' ');
+  // Unit 2k is candidate k's service, 2k+1 its socket: all their states from one systemctl (systemd_units.ts).
+  const units = names.flatMap((n) => [`${n}.service`, `${n}.socket`]);
+  const state = (k: number, socket: 0 | 1, property: UnitProperty): string =>
+    `$${unitVariable(2 * k + socket, property)}`;
   return [
     ...INIT_SYSTEM_LINES,
-    'unit=""; installed=""; svc=""; sock=""',
-    `for n in ${candidates}; do`,
-    '  case $init in',
-    '    systemd)',
-    // One systemctl for both units' states (a line each), kept for below: each start costs ~4 ms.
-    '      set -- $(systemctl is-active "$n.service" "$n.socket" 2>/dev/null)',
-    '      { [ "${1:-}" = active ] || [ "${2:-}" = active ]; } && { unit=$n; svc=$1; sock=${2:-}; break; }',
-    '      [ -z "$installed" ] && [ "$(systemctl show -p LoadState --value "$n.service" 2>/dev/null)" = loaded ] && installed=$n ;;',
-    '    *) [ -x "/etc/init.d/$n" ] && { unit=$n; break; } ;;',
-    '  esac',
-    'done',
+    'unit=""; installed=""; svc=""; sock=""; accept=""; reload=""; socket_load=""',
+    'if [ $init = systemd ]; then',
+    ...systemctlShowLines(units, ['LoadState', 'ActiveState', 'CanReload', 'Accept']),
+    // The first candidate whose service or socket is active; else the first whose service is loaded.
+    ...names.flatMap((n, k) => [
+      `  if [ -z "$unit" ] && { [ "${state(k, 0, 'ActiveState')}" = active ] || [ "${state(k, 1, 'ActiveState')}" = active ]; }; then`,
+      `    unit=${shellQuote(n)}; svc=${state(k, 0, 'ActiveState')}; sock=${state(k, 1, 'ActiveState')}`,
+      `    accept=${state(k, 1, 'Accept')}; reload=${state(k, 0, 'CanReload')}; socket_load=${state(k, 1, 'LoadState')}`,
+      `  elif [ -z "$unit$installed" ] && [ "${state(k, 0, 'LoadState')}" = loaded ]; then`,
+      `    installed=${shellQuote(n)}; socket_load=${state(k, 1, 'LoadState')}`,
+      '  fi',
+    ]),
+    'else',
+    `  for n in ${candidates}; do [ -x "/etc/init.d/$n" ] && { unit=$n; break; }; done`,
+    'fi',
     'unit=${unit:-$installed}',
     's=-',
     'if [ $init = systemd ] && [ -n "$unit" ]; then',
     '  if [ "$sock" = active ]; then',
-    '    s=socket; [ "$(systemctl show -p Accept --value "$unit.socket" 2>/dev/null)" = yes ] && s=accept',
+    '    s=socket; [ "$accept" = yes ] && s=accept',
     '  elif [ "$svc" = active ]; then',
-    '    s=reload; [ "$(systemctl show -p CanReload --value "$unit.service" 2>/dev/null)" = yes ] || s=hup',
+    '    s=reload; [ "$reload" = yes ] || s=hup',
     '  else s=inactive; fi',
     'fi',
     'p=-',
@@ -138,7 +148,8 @@ export function detectionScript(name: string): string {
         ]
       : []),
     'e=-',
-    '[ $init = systemd ] && [ -n "$unit" ] && systemctl is-enabled --quiet "$unit.socket" 2>/dev/null && e=enabled',
+    // A socket systemd did not find has no unit file to be enabled by: is-enabled is not asked.
+    '[ $init = systemd ] && [ -n "$unit" ] && [ "$socket_load" != not-found ] && systemctl is-enabled --quiet "$unit.socket" 2>/dev/null && e=enabled',
     'echo "$init ${unit:--} $s $p $e"',
   ].join('\n');
 }

@@ -21,6 +21,7 @@ import { cidrContains, parseHostCidr, type Cidr, type IpFamily } from '../format
 import { parseIptablesSave, type IptablesRuleset } from '../formats/firewall_iptables.js';
 import { traceIptablesInput } from '../formats/firewall_iptables_path.js';
 import { parseSshdT } from '../formats/sshd_effective.js';
+import { isActiveTest, isEnabledTest, systemctlShowLines } from '../formats/systemd_units.js';
 
 export type AuthMethodUsed = 'publickey' | 'password' | 'keyboard-interactive' | 'local';
 
@@ -372,12 +373,22 @@ export interface SshdActivationFacts {
   socketUnit?: string;
 }
 
+/** The sockets that may hand sshd its listener, in the order asked: Debian's and Ubuntu's, then Fedora's. */
+const ACTIVATION_SOCKETS = ['ssh.socket', 'sshd.socket'];
+
 /** Probe text for SshdActivationFacts; its output is parsed by parseSshdActivation. */
 export const SSHD_ACTIVATION_PROBE = [
   'if [ -d /run/systemd/system ]; then s=systemd; else s=none; fi',
-  'k=no; [ $s = systemd ] && for n in ssh sshd; do',
-  '  { systemctl is-active --quiet $n.socket 2>/dev/null || systemctl is-enabled --quiet $n.socket 2>/dev/null; } && { k=$n.socket; break; }',
-  'done',
+  'k=no',
+  'if [ $s = systemd ]; then',
+  // Both sockets' states from one systemctl; is-enabled only where the socket is not active (systemd_units.ts).
+  ...systemctlShowLines(ACTIVATION_SOCKETS, ['LoadState', 'ActiveState']),
+  ...ACTIVATION_SOCKETS.map(
+    (unit, i) =>
+      `  ${i === 0 ? 'if' : 'elif'} ${isActiveTest(i)} || ${isEnabledTest(i, unit)}; then k=${unit}`,
+  ),
+  '  fi',
+  'fi',
   'echo "$s $k"',
 ].join('\n');
 

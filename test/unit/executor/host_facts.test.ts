@@ -13,6 +13,7 @@ import {
 } from '../../../src/executor/host_facts.js';
 import { firewallProbeScript } from '../../../src/formats/firewall_probe.js';
 import { localShell } from '../../support/local_sh.js';
+import { runWithSystemctl, type StandinUnit } from '../../support/systemctl_standin.js';
 
 // Outputs of HOST_FACTS_PROBE and of firewallProbeScript() captured on the lab's hosts: Debian 12
 // (OpenSSH 9.2, no init system, fail2ban running) and Debian 13 booted with systemd (OpenSSH 10.0,
@@ -478,6 +479,56 @@ describe('the probe on this machine', () => {
       !['/usr/sbin/sshd', '/usr/local/sbin/sshd', '/sbin/sshd', '/usr/bin/sshd'].some((p) =>
         fs.existsSync(p),
       ),
+    );
+  });
+});
+
+describe('how sshd runs, against a stand-in systemctl that logs each start', () => {
+  /** The `unit=` line the probe prints on a systemd host with these units, and the systemctl starts. */
+  const unitLine = (units: Record<string, StandinUnit>): { unit: string; started: string[] } => {
+    const script = HOST_FACTS_PROBE.replace(/^PATH=.*$/m, ':').replace('[ -d /run/systemd/system ]', 'true');
+    const run = runWithSystemctl(script, units);
+    return { unit: /^unit=(.*)$/m.exec(run.stdout)?.[1] ?? '', started: run.started };
+  };
+  const SHOW =
+    'show -p LoadState,FragmentPath,DropInPaths,ActiveState ssh.service ssh.socket sshd.service sshd.socket';
+  const SERVICE = {
+    LoadState: 'loaded',
+    ActiveState: 'active',
+    FragmentPath: '/usr/lib/systemd/system/ssh.service',
+  };
+
+  test('one systemctl, was two: the first service `systemctl cat` finds, through its socket when active', () => {
+    expect(unitLine({ 'ssh.service': SERVICE, 'ssh.socket': { LoadState: 'loaded' } })).toEqual({
+      unit: 'service ssh',
+      started: [SHOW],
+    });
+    expect(
+      unitLine({
+        'ssh.service': { ...SERVICE, ActiveState: 'inactive' },
+        'ssh.socket': { LoadState: 'loaded', ActiveState: 'active' },
+      }).unit,
+    ).toBe('socket ssh');
+    // is-active succeeds while a socket reloads.
+    expect(
+      unitLine({ 'sshd.service': SERVICE, 'sshd.socket': { LoadState: 'loaded', ActiveState: 'reloading' } })
+        .unit,
+    ).toBe('socket sshd');
+    expect(unitLine({}).unit).toBe('none');
+  });
+
+  test('as `systemctl cat` had it: a masked ssh.service is found, a unit without files is not', () => {
+    expect(
+      unitLine({
+        'ssh.service': { LoadState: 'masked', FragmentPath: '/etc/systemd/system/ssh.service' },
+        'sshd.service': SERVICE,
+      }).unit,
+    ).toBe('service ssh');
+    expect(
+      unitLine({ 'ssh.service': { LoadState: 'loaded', FragmentPath: '' }, 'sshd.service': SERVICE }).unit,
+    ).toBe('service sshd');
+    expect(unitLine({ 'ssh.service': { LoadState: 'not-found' }, 'sshd.service': SERVICE }).unit).toBe(
+      'service sshd',
     );
   });
 });

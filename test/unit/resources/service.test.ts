@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +10,7 @@ import {
   startScript,
 } from '../../../src/resources/service.js';
 import type { HostView } from '../../../src/resources/types.js';
+import { runWithSystemctl, type StandinUnit } from '../../support/systemctl_standin.js';
 import { localShell } from '../../support/local_sh.js';
 
 describe('service commands per init system', () => {
@@ -47,83 +47,93 @@ describe('init system and unit detection (real sh)', () => {
 });
 
 describe('detection under systemd, against a stand-in systemctl that logs each start', () => {
-  /** Unit -> state; every other unit is inactive and not found. */
-  const detectWith = (states: Record<string, string>, props: Record<string, string> = {}) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshfix-systemctl-'));
-    try {
-      const log = path.join(dir, 'started.log');
-      const table = (pairs: Record<string, string>) =>
-        Object.entries(pairs)
-          .map(([k, v]) => `    ${JSON.stringify(k)}) echo ${JSON.stringify(v)} ;;`)
-          .join('\n');
-      fs.writeFileSync(
-        path.join(dir, 'systemctl'),
-        [
-          '#!/bin/sh',
-          `echo "systemctl $*" >> '${log}'`,
-          'verb=$1; shift',
-          'state() { case $1 in',
-          table(states),
-          '    *) echo inactive ;; esac; }',
-          'prop() { case $1 in',
-          table(props),
-          '    *) echo ;; esac; }',
-          'case $verb in',
-          // Exit 0 when at least one of the units is active (systemctl(1)).
-          '  is-active) rc=3; for u in "$@"; do case $u in --quiet) continue ;; esac; s=$(state "$u")',
-          '    case " $* " in *" --quiet "*) ;; *) echo "$s" ;; esac; [ "$s" = active ] && rc=0; done; exit $rc ;;',
-          '  is-enabled) for u in "$@"; do :; done; [ "$(prop "enabled:$u")" = yes ] ;;',
-          '  show) for u in "$@"; do :; done; p=$2; prop "$p:$u" ;;',
-          'esac',
-          '',
-        ].join('\n'),
-        { mode: 0o755 },
-      );
-      const script = detectionScript('sshd').replace('[ -d /run/systemd/system ]', 'true');
-      const result = spawnSync('/bin/sh', ['-c', script], {
-        encoding: 'utf8',
-        env: { PATH: `${dir}:/usr/bin:/bin` },
-      });
-      const started = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').trim().split('\n') : [];
-      return { detected: parseDetection(result.stdout), started };
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+  /** The units the stand-in knows; every other one systemd does not find. */
+  const detectWith = (units: Record<string, StandinUnit>, name = 'sshd') => {
+    const script = detectionScript(name).replace('[ -d /run/systemd/system ]', 'true');
+    const { stdout, started } = runWithSystemctl(script, units);
+    return { line: stdout.trim(), detected: parseDetection(stdout), started };
   };
+  const FOUR = 'ssh.service ssh.socket sshd.service sshd.socket';
+  const SHOW = `show -p LoadState,ActiveState,CanReload,Accept ${FOUR}`;
+  const DEBIAN_SOCKET: StandinUnit = { LoadState: 'loaded', ActiveState: 'inactive', enabled: 'disabled' };
 
-  test("ssh.service active and reloadable: three systemctl starts (each ~4 ms of the host's CPU)", () => {
-    const { detected, started } = detectWith({ 'ssh.service': 'active' }, { 'CanReload:ssh.service': 'yes' });
+  test("ssh.service active and reloadable (Debian): two systemctl starts, was three (each ~4 ms of the host's CPU)", () => {
+    const { detected, line, started } = detectWith({
+      'ssh.service': { LoadState: 'loaded', ActiveState: 'active', CanReload: 'yes', enabled: 'enabled' },
+      'ssh.socket': DEBIAN_SOCKET,
+    });
+    expect(line).toBe('systemd ssh reload - -');
     expect(detected).toMatchObject({
       init: 'systemd',
       unit: 'ssh',
       unitState: 'active',
       socketActivated: false,
     });
-    expect(started).toHaveLength(3);
+    expect(started).toEqual([SHOW, 'is-enabled --quiet ssh.socket']);
   });
 
   test('ssh.socket active, Accept=no: socket activation', () => {
-    const { detected, started } = detectWith(
-      { 'ssh.socket': 'active' },
-      { 'Accept:ssh.socket': 'no', 'enabled:ssh.socket': 'yes' },
-    );
+    const { detected, started } = detectWith({
+      'ssh.service': { LoadState: 'loaded', ActiveState: 'inactive' },
+      'ssh.socket': { LoadState: 'loaded', ActiveState: 'active', Accept: 'no', enabled: 'enabled' },
+    });
     expect(detected).toMatchObject({
       unit: 'ssh',
       unitState: 'socket',
       socketActivated: true,
       socketEnabled: true,
     });
-    expect(started).toHaveLength(3);
+    expect(started).toEqual([SHOW, 'is-enabled --quiet ssh.socket']);
   });
 
-  test('sshd.service (Red Hat) active, ssh not installed', () => {
-    const { detected } = detectWith({ 'sshd.service': 'active' }, { 'CanReload:sshd.service': 'no' });
-    expect(detected).toMatchObject({ unit: 'sshd', unitState: 'no-reload' });
+  test('Accept=yes; a socket enabled at runtime, or static, counts as enabled as is-enabled has it', () => {
+    for (const enabled of ['enabled-runtime', 'static', 'indirect', 'alias', 'generated'])
+      expect(
+        detectWith({ 'ssh.socket': { LoadState: 'loaded', ActiveState: 'active', Accept: 'yes', enabled } })
+          .line,
+      ).toBe('systemd ssh accept - enabled');
+    for (const enabled of ['disabled', 'masked', 'linked', 'transient'])
+      expect(
+        detectWith({ 'ssh.socket': { LoadState: 'loaded', ActiveState: 'active', Accept: 'no', enabled } })
+          .line,
+      ).toBe('systemd ssh socket - -');
   });
 
-  test('installed but inactive', () => {
-    const { detected } = detectWith({}, { 'LoadState:ssh.service': 'loaded' });
-    expect(detected).toMatchObject({ unit: 'ssh', unitState: 'inactive' });
+  test('a reloading service is not taken for an active one (is-active printed "reloading")', () => {
+    const { line } = detectWith({
+      'ssh.service': { LoadState: 'loaded', ActiveState: 'reloading', CanReload: 'yes' },
+      'sshd.service': { LoadState: 'loaded', ActiveState: 'active', CanReload: 'yes' },
+    });
+    expect(line).toBe('systemd sshd reload - -');
+  });
+
+  test('sshd.service (Red Hat) active, ssh not installed; no sshd.socket: no is-enabled', () => {
+    const { detected, started } = detectWith({
+      'sshd.service': { LoadState: 'loaded', ActiveState: 'active', CanReload: 'no' },
+    });
+    expect(detected).toMatchObject({ unit: 'sshd', unitState: 'no-reload', socketEnabled: false });
+    expect(started).toEqual([SHOW]);
+  });
+
+  test('installed but inactive; a masked ssh.service is not installed, and sshd.service is', () => {
+    expect(detectWith({ 'ssh.service': { LoadState: 'loaded' }, 'ssh.socket': DEBIAN_SOCKET }).line).toBe(
+      'systemd ssh inactive - -',
+    );
+    expect(
+      detectWith({ 'ssh.service': { LoadState: 'masked' }, 'sshd.service': { LoadState: 'loaded' } }).line,
+    ).toBe('systemd sshd inactive - -');
+    expect(detectWith({}).line).toBe('systemd - - - -');
+  });
+
+  test('another service: its own two units, quoted', () => {
+    const { line, started } = detectWith(
+      { 'fail2ban.service': { LoadState: 'loaded', ActiveState: 'active', CanReload: 'yes' } },
+      'fail2ban',
+    );
+    expect(line).toBe('systemd fail2ban reload - -');
+    expect(started).toEqual([
+      'show -p LoadState,ActiveState,CanReload,Accept fail2ban.service fail2ban.socket',
+    ]);
   });
 });
 
