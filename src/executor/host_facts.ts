@@ -14,7 +14,7 @@ import type { Fact } from '../plan/types.js';
 import { formatVersion, parseOpenSshRelease, parseOpenSshVersion } from '../formats/openssh_version.js';
 import { firewallProbeScript, parseFirewallProbe } from '../formats/firewall_probe.js';
 import { backendInUse, type BackendInUse } from '../formats/firewall_decide.js';
-import { catSucceedsTest, isActiveTest, systemctlShowLines } from '../formats/systemd_units.js';
+import { catSucceedsTest, isActiveTest, sharedShowLines } from '../formats/systemd_units.js';
 import { INIT_SYSTEM_LINES, type InitSystem } from '../resources/service.js';
 import { FAIL2BAN_RUNNING_LINES } from '../resources/fail2ban.js';
 import { libwrapLinkedTest } from '../resources/tcp_wrappers.js';
@@ -22,9 +22,6 @@ import type { ExecResult } from '../transport/types.js';
 import type { SshdRelease } from '../resources/types.js';
 
 const VERSION_MARK = '@@sshfix-sshd-version';
-
-/** The units that may run sshd, in the order the probe asks: Debian's name first, then Red Hat's. */
-const SSHD_UNITS = ['ssh.service', 'ssh.socket', 'sshd.service', 'sshd.socket'];
 
 /** The os-release(5) fields read: the rest of the file is not printed. */
 const OS_RELEASE_FIELDS = ['ID', 'ID_LIKE', 'NAME', 'VERSION_ID', 'VERSION_CODENAME'] as const;
@@ -48,9 +45,9 @@ export const HOST_FACTS_PROBE = [
   'echo "init=$init"',
   'u=none',
   'if [ "$init" = systemd ]; then',
-  // The first of ssh.service and sshd.service that `systemctl cat` finds, run through its socket when
-  // that `systemctl is-active`: answered by one systemctl (systemd_units.ts).
-  ...systemctlShowLines(SSHD_UNITS, ['LoadState', 'FragmentPath', 'DropInPaths', 'ActiveState']),
+  // The first of ssh.service and sshd.service (SHARED_UNITS 0 and 2) that `systemctl cat` finds, run
+  // through its socket when that `systemctl is-active`: answered by one systemctl (systemd_units.ts).
+  ...sharedShowLines(),
   `  if ${catSucceedsTest(0)}; then u=ssh; ${isActiveTest(1)} && u="socket $u" || u="service $u"`,
   `  elif ${catSucceedsTest(2)}; then u=sshd; ${isActiveTest(3)} && u="socket $u" || u="service $u"; fi`,
   'fi',

@@ -9,6 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
+import { sharedShowPrologue } from '../formats/systemd_units.js';
 import { batchPrologue, batchRecords, newMarker, parseRcBody, stepSection } from './host_batch.js';
 import { shellQuote } from '../transport/shell.js';
 import type { ExecResult } from '../transport/types.js';
@@ -82,6 +83,7 @@ export function buildReadScript(requests: ReadRequest[], marker = newMarker()): 
     // C locale: globs sort bytewise, as sshd's Include does.
     'LC_ALL=C; export LC_ALL',
     ...batchPrologue(marker),
+    ...sharedShowPrologue(requests.flatMap((r) => (r.kind === 'probe' ? [r.script] : []))),
     'set --',
     ...sections,
     // One stat line per file (size first: it splits the bytes), then all their bytes as one base64 text.

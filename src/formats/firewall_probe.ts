@@ -6,6 +6,7 @@
  * chains are loaded (exactly what `ufw status` checks), so no Python starts
  * on the no-op path. No I/O here: the resource sends the script.
  */
+import { isActiveTest, SHARED_UNITS, sharedShowLines } from './systemd_units.js';
 
 export type SshdPorts = { ports: number[] } | { error: string };
 
@@ -107,7 +108,11 @@ export function firewallProbeScript(options: { ufwRules?: boolean } = {}): strin
     '  pid=; { read -r pid < /run/firewalld.pid; } 2>/dev/null',
     '  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then fwd=yes',
     // systemctl only where systemd runs: elsewhere it can only fail, at a process per host.
-    '  elif [ -d /run/systemd/system ] && systemctl is-active --quiet firewalld.service 2>/dev/null; then fwd=yes; fi',
+    // firewalld.service's state from the show the round trip's other probes share (systemd_units.ts).
+    '  elif [ -d /run/systemd/system ]; then',
+    ...sharedShowLines(),
+    `    ${isActiveTest(SHARED_UNITS.indexOf('firewalld.service'))} && fwd=yes`,
+    '  fi',
     '}',
     '[ -n "$fwd" ] && {',
     `  ${section('firewalld-default')}; firewall-cmd --get-default-zone 2>&1`,

@@ -106,16 +106,27 @@ export function unitVariable(index: number, property: UnitProperty): string {
   return `sd${index}_${property}`;
 }
 
+/** The command that shows these units' properties. */
+function showCommand(units: readonly string[], properties: readonly UnitProperty[]): string {
+  return `systemctl show -p ${properties.join(',')} ${units.map(shellQuote).join(' ')} 2>/dev/null`;
+}
+
 /**
  * Shell lines that start one `systemctl show -p PROPERTIES UNITS` and set
  * unitVariable(i, P) for each unit and property (empty when not printed),
- * as parseSystemctlShow reads them.
+ * as parseSystemctlShow reads them. With `shared`, the output comes from
+ * the read round trip's sharedShowPrologue when it ran one.
  */
-export function systemctlShowLines(units: readonly string[], properties: readonly UnitProperty[]): string[] {
+export function systemctlShowLines(
+  units: readonly string[],
+  properties: readonly UnitProperty[],
+  shared?: string,
+): string[] {
   const clear = units.flatMap((_, i) => properties.map((p) => `${unitVariable(i, p)}=`)).join(' ');
   const arms = units.flatMap((_, i) =>
     properties.map((p) => `    ${i}:${p}=*) ${unitVariable(i, p)}=\${sd_l#*=} ;;`),
   );
+  const command = `$(${showCommand(units, properties)})`;
   return [
     `${clear}; sd_i=0`,
     // A here-document, not a pipe: the loop runs in this shell, so what it sets stays set.
@@ -125,8 +136,46 @@ export function systemctlShowLines(units: readonly string[], properties: readonl
     ...arms,
     '  esac',
     'done <<SSHFIX_SYSTEMCTL_SHOW',
-    `$(systemctl show -p ${properties.join(',')} ${units.map(shellQuote).join(' ')} 2>/dev/null)`,
+    shared === undefined ? command : `\${${shared}-${command}}`,
     'SSHFIX_SYSTEMCTL_SHOW',
+  ];
+}
+
+/**
+ * sshd's units under either name (unit 2k a name's service, 2k+1 its
+ * socket) and firewalld's, with every property the planning probes read:
+ * the host facts, the sshd service's detection and the firewall probe ask
+ * them with the same text (sharedShowLines), so a round trip that runs
+ * several of them asks systemd once (sharedShowPrologue).
+ */
+export const SHARED_UNITS = ['ssh.service', 'ssh.socket', 'sshd.service', 'sshd.socket', 'firewalld.service'];
+const SHARED_PROPERTIES: readonly UnitProperty[] = [
+  'LoadState',
+  'ActiveState',
+  'CanReload',
+  'Accept',
+  'FragmentPath',
+  'DropInPaths',
+];
+const SHARED_VARIABLE = 'sshfix_systemd_units';
+
+/** systemctlShowLines over SHARED_UNITS, answered by the round trip's sharedShowPrologue when there is one. */
+export function sharedShowLines(): string[] {
+  return systemctlShowLines(SHARED_UNITS, SHARED_PROPERTIES, SHARED_VARIABLE);
+}
+
+/**
+ * The line a read round trip starts with when more than one of its probes
+ * runs sharedShowLines: one systemctl for all of them, where systemd runs
+ * (sd_booted(3)). Its probes run in subshells, which see the variable.
+ */
+export function sharedShowPrologue(scripts: readonly string[]): string[] {
+  const sharing = scripts.filter((s) => s.includes(SHARED_VARIABLE)).length;
+  if (sharing < 2) return [];
+  return [
+    'if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then',
+    `  ${SHARED_VARIABLE}=$(${showCommand(SHARED_UNITS, SHARED_PROPERTIES)})`,
+    'fi',
   ];
 }
 

@@ -19,7 +19,12 @@
  * "service-start-limit-hit".
  */
 import { shellQuote } from '../transport/shell.js';
-import { systemctlShowLines, unitVariable, type UnitProperty } from '../formats/systemd_units.js';
+import {
+  sharedShowLines,
+  systemctlShowLines,
+  unitVariable,
+  type UnitProperty,
+} from '../formats/systemd_units.js';
 import type { PlanEffects, ResourcePlan } from '../plan/types.js';
 import type { HostView, ResourceKind } from './types.js';
 
@@ -119,7 +124,10 @@ export function detectionScript(name: string): string {
     ...INIT_SYSTEM_LINES,
     'unit=""; installed=""; svc=""; sock=""; accept=""; reload=""; socket_load=""',
     'if [ $init = systemd ]; then',
-    ...systemctlShowLines(units, ['LoadState', 'ActiveState', 'CanReload', 'Accept']),
+    // sshd's units are SHARED_UNITS' first four, in this order: the round trip's host facts share them.
+    ...(ALIASES[name] !== undefined
+      ? sharedShowLines()
+      : systemctlShowLines(units, ['LoadState', 'ActiveState', 'CanReload', 'Accept'])),
     // The first candidate whose service or socket is active; else the first whose service is loaded.
     ...names.flatMap((n, k) => [
       `  if [ -z "$unit" ] && { [ "${state(k, 0, 'ActiveState')}" = active ] || [ "${state(k, 1, 'ActiveState')}" = active ]; }; then`,

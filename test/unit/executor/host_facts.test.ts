@@ -491,7 +491,7 @@ describe('how sshd runs, against a stand-in systemctl that logs each start', () 
     return { unit: /^unit=(.*)$/m.exec(run.stdout)?.[1] ?? '', started: run.started };
   };
   const SHOW =
-    'show -p LoadState,FragmentPath,DropInPaths,ActiveState ssh.service ssh.socket sshd.service sshd.socket';
+    'show -p LoadState,ActiveState,CanReload,Accept,FragmentPath,DropInPaths ssh.service ssh.socket sshd.service sshd.socket firewalld.service';
   const SERVICE = {
     LoadState: 'loaded',
     ActiveState: 'active',

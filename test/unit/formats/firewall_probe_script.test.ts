@@ -9,6 +9,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { firewallProbeScript, parseFirewallProbe } from '../../../src/formats/firewall_probe.js';
+import { SHARED_UNITS } from '../../../src/formats/systemd_units.js';
+import { showLines } from '../../support/systemctl_standin.js';
 
 const DROP_WS = '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -s 10.200.0.2/32 -p tcp -j DROP\nCOMMIT\n';
 const V6_FILTER = '*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n';
@@ -142,15 +144,24 @@ describe('firewall probe script, run by sh', () => {
 
 describe('firewall probe script: is firewalld running?', () => {
   const zones = 'public (default)\n  target: default\n  rich rules: \n';
+  /** systemctl show's answer over SHARED_UNITS, with firewalld.service in `state`. */
+  const shown = (state: string): string =>
+    SHARED_UNITS.map((unit) =>
+      showLines(
+        unit,
+        unit === 'firewalld.service' ? { LoadState: 'loaded', ActiveState: state } : undefined,
+      ).join('\n'),
+    ).join('\n\n');
+  const SHOW = `systemctl show -p LoadState,ActiveState,CanReload,Accept,FragmentPath,DropInPaths ${SHARED_UNITS.join(' ')}`;
   const firewalldHost = (systemctl: string | null, systemd = true): Host => ({
     programs: { 'firewall-cmd': zones, systemctl },
     systemd,
   });
 
   test('under systemd (firewalld.service runs it with --nopid: no pid file) the unit says so, then firewall-cmd is asked', () => {
-    const { stdout, started } = probe(firewalldHost(''));
+    const { stdout, started } = probe(firewalldHost(shown('active')));
     expect(started).toEqual([
-      'systemctl is-active --quiet firewalld.service',
+      SHOW,
       'firewall-cmd --get-default-zone',
       'firewall-cmd --list-all-zones',
       'firewall-cmd --permanent --list-all-zones',
@@ -160,12 +171,18 @@ describe('firewall probe script: is firewalld running?', () => {
     expect(facts.firewalld).toEqual({ defaultZone: zones.trimEnd(), runtime: zones, permanent: zones });
   });
 
-  test('installed but its unit inactive: firewall-cmd (Python) never starts', () => {
-    const { stdout, started } = probe(firewalldHost(null));
-    expect(started).toEqual(['systemctl is-active --quiet firewalld.service']);
-    const facts = parseFirewallProbe(stdout, { ports: [22] });
-    expect(facts.firewalldInstalled).toBe(true);
-    expect(facts.firewalld).toBeNull();
+  test('installed but its unit inactive, or systemctl failing: firewall-cmd (Python) never starts', () => {
+    for (const systemctl of [shown('inactive'), shown('failed'), null]) {
+      const { stdout, started } = probe(firewalldHost(systemctl));
+      expect(started).toEqual([SHOW]);
+      const facts = parseFirewallProbe(stdout, { ports: [22] });
+      expect(facts.firewalldInstalled).toBe(true);
+      expect(facts.firewalld).toBeNull();
+    }
+  });
+
+  test('reloading counts as running, as for systemctl is-active', () => {
+    expect(probe(firewalldHost(shown('reloading'))).started).toContain('firewall-cmd --get-default-zone');
   });
 
   test('without systemd, systemctl (which could only fail) never starts', () => {

@@ -13,10 +13,15 @@ import {
   isEnabledTest,
   isEnabledWord,
   parseSystemctlShow,
+  SHARED_UNITS,
   systemctlShowLines,
   unitVariable,
   type UnitProperty,
 } from '../../../src/formats/systemd_units.js';
+import { HOST_FACTS_PROBE } from '../../../src/executor/host_facts.js';
+import { buildReadScript, parseReadOutput, type ReadRequest } from '../../../src/executor/remote_read.js';
+import { firewallProbeScript } from '../../../src/formats/firewall_probe.js';
+import { detectionScript } from '../../../src/resources/service.js';
 import { runWithSystemctl, showLines, type StandinUnit } from '../../support/systemctl_standin.js';
 
 // `systemctl show -p Id,LoadState,ActiveState,UnitFileState,CanReload,MainPID,Accept,FragmentPath,DropInPaths
@@ -279,5 +284,50 @@ describe('the shell parser the probes run', () => {
       `show -p LoadState,ActiveState,FragmentPath,DropInPaths ${names.join(' ')}`,
       ...asked.map((n) => `is-enabled --quiet ${n}`),
     ]);
+  });
+});
+
+describe('a read round trip whose probes share the units', () => {
+  const probes = [
+    HOST_FACTS_PROBE.replace(/^PATH=.*$/m, ':'),
+    detectionScript('sshd'),
+    firewallProbeScript().replace('PATH="$PATH:/usr/sbin:/sbin:/usr/local/sbin"', ':'),
+  ].map((script) => script.replaceAll('[ -d /run/systemd/system ]', 'true'));
+  const units: Record<string, StandinUnit> = {
+    'ssh.service': {
+      LoadState: 'loaded',
+      ActiveState: 'active',
+      CanReload: 'yes',
+      FragmentPath: '/usr/lib/x',
+    },
+    'ssh.socket': { LoadState: 'loaded', ActiveState: 'inactive', enabled: 'disabled' },
+  };
+  const answers = (requests: ReadRequest[]): { outputs: string[]; started: string[] } => {
+    const { text, marker } = buildReadScript(requests);
+    const run = runWithSystemctl(text.replaceAll('[ -d /run/systemd/system ]', 'true'), units);
+    const outputs = parseReadOutput(requests, run.stdout, marker).map((a) =>
+      a.kind === 'probe' ? a.result.stdout : a.kind,
+    );
+    return { outputs, started: run.started };
+  };
+
+  test('asks systemd once for all of them, and each answers as it does alone', () => {
+    const together = answers(probes.map((script) => ({ kind: 'probe', script })));
+    expect(together.started.filter((s) => s.startsWith('show '))).toEqual([
+      `show -p LoadState,ActiveState,CanReload,Accept,FragmentPath,DropInPaths ${SHARED_UNITS.join(' ')}`,
+    ]);
+    const alone = probes.map((script) => answers([{ kind: 'probe', script }]));
+    // The firewall probe asks only where firewall-cmd is installed (on this machine or not).
+    expect(alone.map((a) => a.started.filter((s) => s.startsWith('show ')).length).slice(0, 2)).toEqual([
+      1, 1,
+    ]);
+    expect(together.outputs).toEqual(alone.map((a) => a.outputs[0]));
+    expect(together.outputs[0]).toMatch(/^unit=service ssh$/m);
+    expect(together.outputs[1]).toBe('systemd ssh reload - -\n');
+  });
+
+  test('a probe alone starts its own systemctl: no line is added for it', () => {
+    const { text } = buildReadScript([{ kind: 'probe', script: probes[1]! }]);
+    expect(text.split('\n').filter((l) => l.includes('systemctl show'))).toHaveLength(1);
   });
 });
