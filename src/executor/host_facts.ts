@@ -5,8 +5,9 @@
  * conditions may ask about (Ansible's `ansible_facts`): the distribution, the
  * init system, whether sshd consults libwrap, the firewall in use, whether
  * fail2ban runs. Read in the planning round trip: the probe starts two
- * programs (`sshd -V` and one grep), plus one `systemctl` under systemd;
- * the rest is shell built-ins. The firewall is read by the firewall
+ * programs (`sshd -V` and one grep), plus one `systemctl show` under
+ * systemd, which the round trip's sshd service detection and firewall probe
+ * share (systemd_units.ts); the rest is shell built-ins. The firewall is read by the firewall
  * resource's own probe, cached by its text: a play that manages the
  * firewall or fail2ban reads it once for both.
  */
